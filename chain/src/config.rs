@@ -1,0 +1,199 @@
+//! Node configuration: defaults in code, then a TOML file, then environment variables
+//! (`MAINCHAIN_RPC_ADDR`-style), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::mempool::MempoolConfig;
+use crate::rules::ChainRules;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Errors loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layered sources do not form a valid configuration.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything a node reads at start. Every key is documented in `deploy/*-node.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the chain's redb files live (created by `init`).
+    pub data_dir: PathBuf,
+    /// JSON-RPC (HTTP and WebSocket), `/health` and `/metrics` listen here.
+    pub rpc_addr: SocketAddr,
+    /// Authority key file (hex secret, mode 0600). Without one the node only follows.
+    #[serde(default)]
+    pub authority_key_file: Option<PathBuf>,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `chain=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Most concurrent RPC connections.
+    #[serde(default = "default_rpc_max_connections")]
+    pub rpc_max_connections: u32,
+    /// Largest RPC request body in bytes.
+    #[serde(default = "default_rpc_max_request_bytes")]
+    pub rpc_max_request_bytes: u32,
+    /// Largest RPC response body in bytes.
+    #[serde(default = "default_rpc_max_response_bytes")]
+    pub rpc_max_response_bytes: u32,
+    /// Most entries in one JSON-RPC batch.
+    #[serde(default = "default_rpc_max_batch_len")]
+    pub rpc_max_batch_len: u32,
+    /// Most transactions in one `tp_sendTransactions` call.
+    #[serde(default = "default_rpc_max_txs_per_call")]
+    pub rpc_max_txs_per_call: usize,
+    /// Most transactions in the mempool.
+    #[serde(default = "default_mempool_max_txs")]
+    pub mempool_max_txs: usize,
+    /// Most transactions one sender may have queued.
+    #[serde(default = "default_mempool_max_per_sender")]
+    pub mempool_max_per_sender: usize,
+    /// How far ahead of the account nonce a transaction may be queued.
+    #[serde(default = "default_mempool_max_nonce_gap")]
+    pub mempool_max_nonce_gap: u64,
+    /// Percent by which a replacement must raise the fee priority.
+    #[serde(default = "default_mempool_replace_bump_percent")]
+    pub mempool_replace_bump_percent: u64,
+    /// Write an account checkpoint every this many blocks.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u64,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_rpc_max_connections() -> u32 {
+    256
+}
+fn default_rpc_max_request_bytes() -> u32 {
+    16 * 1024 * 1024
+}
+fn default_rpc_max_response_bytes() -> u32 {
+    16 * 1024 * 1024
+}
+fn default_rpc_max_batch_len() -> u32 {
+    1000
+}
+fn default_rpc_max_txs_per_call() -> usize {
+    5000
+}
+fn default_mempool_max_txs() -> usize {
+    MempoolConfig::default().max_txs
+}
+fn default_mempool_max_per_sender() -> usize {
+    MempoolConfig::default().max_per_sender
+}
+fn default_mempool_max_nonce_gap() -> u64 {
+    MempoolConfig::default().max_nonce_gap
+}
+fn default_mempool_replace_bump_percent() -> u64 {
+    MempoolConfig::default().replace_bump_percent
+}
+fn default_checkpoint_interval() -> u64 {
+    256
+}
+
+impl NodeConfig {
+    /// Layers defaults, the optional TOML file and `<PREFIX>_*` environment variables.
+    pub fn load(rules: &ChainRules, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder()
+            .set_default("data_dir", format!("./{}-data", rules.name))?
+            .set_default("rpc_addr", format!("127.0.0.1:{}", rules.default_rpc_port))?;
+        if let Some(f) = file {
+            b = b.add_source(
+                config::File::from(f)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        b = b.add_source(
+            config::Environment::with_prefix(rules.env_prefix)
+                .prefix_separator("_")
+                .try_parsing(true),
+        );
+        let cfg: NodeConfig = b.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.checkpoint_interval == 0 {
+            return Err(ConfigError::Invalid(
+                "checkpoint_interval must be at least 1".into(),
+            ));
+        }
+        if self.rpc_max_txs_per_call == 0 || self.mempool_max_txs == 0 {
+            return Err(ConfigError::Invalid(
+                "rpc_max_txs_per_call and mempool_max_txs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The mempool limits.
+    pub fn mempool(&self) -> MempoolConfig {
+        MempoolConfig {
+            max_txs: self.mempool_max_txs,
+            max_per_sender: self.mempool_max_per_sender,
+            max_nonce_gap: self.mempool_max_nonce_gap,
+            replace_bump_percent: self.mempool_replace_bump_percent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::FeeRuleKind;
+
+    fn rules() -> ChainRules {
+        ChainRules {
+            name: "testchain",
+            env_prefix: "TESTCHAIN_CFG",
+            default_block_time_ms: 1000,
+            default_rpc_port: 7777,
+            fee_rule: FeeRuleKind::FeeRate,
+        }
+    }
+
+    #[test]
+    fn defaults_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(&f, "data_dir = \"/tmp/x\"\nmempool_max_txs = 10\n").unwrap();
+        let c = NodeConfig::load(&rules(), Some(&f)).unwrap();
+        assert_eq!(c.rpc_addr.port(), 7777);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.mempool_max_txs, 10);
+        assert_eq!(c.checkpoint_interval, 256);
+        // SAFETY of the test: the prefix is unique to this test.
+        std::env::set_var("TESTCHAIN_CFG_RPC_ADDR", "127.0.0.1:9999");
+        let c = NodeConfig::load(&rules(), Some(&f)).unwrap();
+        std::env::remove_var("TESTCHAIN_CFG_RPC_ADDR");
+        assert_eq!(c.rpc_addr.port(), 9999);
+        std::fs::write(&f, "data_dirr = \"/tmp/x\"\n").unwrap();
+        assert!(NodeConfig::load(&rules(), Some(&f)).is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The genesis file: chain id, authorities, parameters and prefunded accounts.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{receipts_root, tx_root, Block, Header};
+use crate::crypto::{keccak256, Signature};
+use crate::state::{Account, State};
+use crate::types::{Address, Amount, ChainId, Weight};
+
+/// Errors loading or validating a genesis file.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("reading genesis file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse.
+    #[error("parsing genesis file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}
+
+/// Fee parameters; each chain accepts one rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[serde(tag = "rule", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FeeParams {
+    /// mainchain: fee >= min_fee_rate x encoded size, paid to the producer.
+    FeeRate {
+        /// Base units per byte.
+        min_fee_rate: Amount,
+    },
+    /// sidechain: base fee per unit of weight (burned) plus tip.
+    BaseFee {
+        /// Base fee of block 1.
+        initial_base_fee: Amount,
+        /// Lowest base fee.
+        min_base_fee: Amount,
+    },
+}
+
+/// A prefunded account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// The address.
+    pub address: Address,
+    /// Base units, as a decimal string.
+    pub balance: Amount,
+}
+
+/// The genesis specification; its SCALE encoding is committed to by the genesis block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Chain id every transaction must carry.
+    pub chain_id: ChainId,
+    /// Slot length in milliseconds; 0 or absent takes the chain's default at `init`.
+    #[serde(default)]
+    pub block_time_ms: u64,
+    /// Genesis timestamp, unix milliseconds; slots before it are never produced.
+    #[serde(default)]
+    pub timestamp_ms: u64,
+    /// Block producers, in leader order.
+    pub authorities: Vec<Address>,
+    /// Weight (bytes) one block may use.
+    pub max_block_weight: Weight,
+    /// Largest encoded transaction accepted, in bytes.
+    pub max_tx_size: u32,
+    /// The fee rule's parameters.
+    pub fee: FeeParams,
+    /// Prefunded accounts.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+}
+
+impl Genesis {
+    /// Reads a genesis TOML file, fills the chain's default block time, and validates it.
+    pub fn load(path: &Path, default_block_time_ms: u64) -> Result<Self, GenesisError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut g: Genesis = toml::from_str(&text)?;
+        if g.block_time_ms == 0 {
+            g.block_time_ms = default_block_time_ms;
+        }
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let bad = |m: String| Err(GenesisError::Invalid(m));
+        if self.chain_id == 0 {
+            return bad("chain_id must not be 0".into());
+        }
+        if self.block_time_ms < 50 {
+            return bad(format!("block_time_ms {} is below 50", self.block_time_ms));
+        }
+        if self.authorities.is_empty() {
+            return bad("at least one authority is required".into());
+        }
+        let mut seen = HashSet::new();
+        for a in &self.authorities {
+            if *a == Address::ZERO || !seen.insert(*a) {
+                return bad(format!("authority {a} is zero or listed twice"));
+            }
+        }
+        if self.max_tx_size < 128 || self.max_block_weight < self.max_tx_size as u64 {
+            return bad(format!(
+                "max_tx_size {} must be >= 128 and <= max_block_weight {}",
+                self.max_tx_size, self.max_block_weight
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut total = Amount::ZERO;
+        for acct in &self.accounts {
+            if !seen.insert(acct.address) {
+                return bad(format!("account {} listed twice", acct.address));
+            }
+            total = total
+                .checked_add(acct.balance)
+                .ok_or_else(|| GenesisError::Invalid("total supply overflows u128".into()))?;
+        }
+        Ok(())
+    }
+
+    /// The initial account state.
+    pub fn state(&self) -> State {
+        let mut s = State::default();
+        for a in &self.accounts {
+            s.insert(
+                a.address,
+                Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
+        }
+        s
+    }
+
+    /// The genesis block: commits to the whole specification through its state root.
+    pub fn block(&self) -> Block {
+        Block {
+            header: Header {
+                parent_hash: crate::types::Hash::ZERO,
+                number: 0,
+                slot: self.timestamp_ms / self.block_time_ms,
+                timestamp_ms: self.timestamp_ms,
+                author: Address::ZERO,
+                tx_root: tx_root([]),
+                receipts_root: receipts_root(&[]),
+                state_root: keccak256(&self.encode()),
+                base_fee: Amount::ZERO,
+                weight_used: 0,
+            },
+            seal: Signature([0u8; 65]),
+            transactions: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+chain_id = 1001
+block_time_ms = 6000
+authorities = ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]
+max_block_weight = 8000000
+max_tx_size = 16384
+
+[fee]
+rule = "fee-rate"
+min_fee_rate = "1000"
+
+[[accounts]]
+address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+balance = "1000000000000000000000"
+"#;
+
+    #[test]
+    fn parses_validates_and_commits() {
+        let g: Genesis = toml::from_str(SAMPLE).unwrap();
+        g.validate().unwrap();
+        assert_eq!(g.state().len(), 1);
+        let mut other = g.clone();
+        other.chain_id = 1002;
+        assert_ne!(g.block().hash(), other.block().hash());
+        let dup = SAMPLE.replace(
+            "max_tx_size = 16384",
+            "max_tx_size = 16384\nunknown_key = 1",
+        );
+        assert!(toml::from_str::<Genesis>(&dup).is_err());
+        let mut zero = g.clone();
+        zero.authorities.push(Address::ZERO);
+        assert!(zero.validate().is_err());
+    }
+}

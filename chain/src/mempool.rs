@@ -1,0 +1,613 @@
+//! The transaction pool: per-sender nonce order, fee priority, limits, replacement, and a
+//! precise reason for every refusal.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use serde::Deserialize;
+
+use crate::fee::{FeeError, FeeRule};
+use crate::state::Account;
+use crate::tx::{DecodeTxError, RecoveredTx, TxKind};
+use crate::types::{Address, Amount, ChainId, Hash, Nonce, Weight};
+
+/// Pool limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MempoolConfig {
+    /// Most transactions held in all.
+    pub max_txs: usize,
+    /// Most transactions held per sender.
+    pub max_per_sender: usize,
+    /// How far past the account nonce a transaction may be queued.
+    pub max_nonce_gap: u64,
+    /// A replacement must raise the priority by at least this many percent.
+    pub replace_bump_percent: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 200_000,
+            max_per_sender: 50_000,
+            max_nonce_gap: 50_000,
+            replace_bump_percent: 10,
+        }
+    }
+}
+
+/// Why a transaction was refused; `code()` is a stable machine-readable name.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a decodable signed transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Larger than the chain's limit.
+    #[error("oversized transaction: {size} bytes, limit {max}")]
+    Oversized {
+        /// Bytes given.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The signature does not recover to a sender.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// Signed for another chain.
+    #[error("wrong chain id: this chain is {expected}, transaction is for {got}")]
+    WrongChainId {
+        /// This chain.
+        expected: ChainId,
+        /// The transaction's.
+        got: ChainId,
+    },
+    /// Nonce already used.
+    #[error("nonce too low: account nonce is {account}, transaction has {got}")]
+    NonceTooLow {
+        /// The account's next nonce.
+        account: Nonce,
+        /// The transaction's.
+        got: Nonce,
+    },
+    /// Nonce too far beyond the account's.
+    #[error("nonce too far ahead: account nonce is {account}, transaction has {got}, at most {max_gap} ahead is queued")]
+    NonceTooFarAhead {
+        /// The account's next nonce.
+        account: Nonce,
+        /// The transaction's.
+        got: Nonce,
+        /// The limit.
+        max_gap: u64,
+    },
+    /// Balance below amount + maximum fee.
+    #[error("insufficient balance: have {balance}, need {needed} (amount + maximum fee)")]
+    InsufficientBalance {
+        /// The account balance.
+        balance: Amount,
+        /// Amount plus the most the fee can be.
+        needed: Amount,
+    },
+    /// Amount + fee does not fit in u128.
+    #[error("amount plus fee overflows")]
+    Overflow,
+    /// The fee does not meet the chain's rule.
+    #[error("fee too low: {0}")]
+    FeeTooLow(FeeError),
+    /// The fee is in the other chain's form.
+    #[error("wrong fee form: {0}")]
+    WrongFeeForm(FeeError),
+    /// Already in the pool.
+    #[error("already known: {0}")]
+    AlreadyKnown(Hash),
+    /// Same sender and nonce in the pool with a fee not sufficiently lower.
+    #[error(
+        "replacement underpriced: priority {offered} must exceed {existing} by {bump_percent}%"
+    )]
+    ReplacementUnderpriced {
+        /// Existing priority.
+        existing: Amount,
+        /// Offered priority.
+        offered: Amount,
+        /// Required bump.
+        bump_percent: u64,
+    },
+    /// The pool is full.
+    #[error("mempool full ({max} transactions)")]
+    PoolFull {
+        /// Limit.
+        max: usize,
+    },
+    /// This sender has too many queued.
+    #[error("sender has {max} transactions queued, the limit")]
+    SenderFull {
+        /// Limit.
+        max: usize,
+    },
+}
+
+impl Rejection {
+    /// A stable snake_case name for clients and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::Oversized { .. } => "oversized",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::WrongChainId { .. } => "wrong_chain_id",
+            Rejection::NonceTooLow { .. } => "nonce_too_low",
+            Rejection::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
+            Rejection::InsufficientBalance { .. } => "insufficient_balance",
+            Rejection::Overflow => "overflow",
+            Rejection::FeeTooLow(_) => "fee_too_low",
+            Rejection::WrongFeeForm(_) => "wrong_fee_form",
+            Rejection::AlreadyKnown(_) => "already_known",
+            Rejection::ReplacementUnderpriced { .. } => "replacement_underpriced",
+            Rejection::PoolFull { .. } => "pool_full",
+            Rejection::SenderFull { .. } => "sender_full",
+        }
+    }
+}
+
+impl From<DecodeTxError> for Rejection {
+    fn from(e: DecodeTxError) -> Self {
+        match e {
+            DecodeTxError::Oversized { size, max } => Rejection::Oversized { size, max },
+            DecodeTxError::Malformed(m) => Rejection::Malformed(m),
+            DecodeTxError::BadSignature(c) => Rejection::BadSignature(c.to_string()),
+        }
+    }
+}
+
+impl From<FeeError> for Rejection {
+    fn from(e: FeeError) -> Self {
+        match e {
+            FeeError::WrongForm { .. } => Rejection::WrongFeeForm(e),
+            FeeError::Overflow => Rejection::Overflow,
+            FeeError::TooLow { .. } | FeeError::TipAboveMax { .. } => Rejection::FeeTooLow(e),
+        }
+    }
+}
+
+/// What admission needs to know about the chain right now.
+#[derive(Clone, Copy)]
+pub struct Admission<'a> {
+    /// This chain's id.
+    pub chain_id: ChainId,
+    /// The fee rule.
+    pub fee_rule: &'a dyn FeeRule,
+    /// The base fee the next block will charge.
+    pub base_fee: Amount,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    tx: RecoveredTx,
+    priority: Amount,
+    seq: u64,
+}
+
+/// The pool. Not internally locked: the node wraps it in one mutex and inserts in batches.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    cfg: MempoolConfig,
+    by_sender: HashMap<Address, BTreeMap<Nonce, Entry>>,
+    by_hash: HashMap<Hash, (Address, Nonce)>,
+    seq: u64,
+}
+
+impl Mempool {
+    /// An empty pool with these limits.
+    pub fn new(cfg: MempoolConfig) -> Self {
+        Self {
+            cfg,
+            ..Default::default()
+        }
+    }
+
+    /// Transactions held.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// A pooled transaction by hash.
+    pub fn get(&self, hash: &Hash) -> Option<RecoveredTx> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.by_sender.get(sender)?.get(nonce).map(|e| e.tx.clone())
+    }
+
+    /// The nonce after the sender's last contiguous pooled transaction (`account_nonce` if none).
+    pub fn pending_nonce(&self, sender: &Address, account_nonce: Nonce) -> Nonce {
+        let mut next = account_nonce;
+        if let Some(q) = self.by_sender.get(sender) {
+            for n in q.range(account_nonce..).map(|(n, _)| *n) {
+                if n != next {
+                    break;
+                }
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// Admits a transaction against the sender's current account, or says precisely why not.
+    pub fn insert(
+        &mut self,
+        tx: RecoveredTx,
+        account: Account,
+        ctx: &Admission<'_>,
+    ) -> Result<Hash, Rejection> {
+        let t = tx.tx();
+        if t.chain_id != ctx.chain_id {
+            return Err(Rejection::WrongChainId {
+                expected: ctx.chain_id,
+                got: t.chain_id,
+            });
+        }
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(Rejection::AlreadyKnown(hash));
+        }
+        let weight = tx.size() as Weight;
+        let max_fee = ctx.fee_rule.max_charge(&t.fee, weight)?;
+        // Refuse what the next block could not include at today's base fee.
+        ctx.fee_rule.charge(&t.fee, weight, ctx.base_fee)?;
+        if t.nonce < account.nonce {
+            return Err(Rejection::NonceTooLow {
+                account: account.nonce,
+                got: t.nonce,
+            });
+        }
+        if t.nonce > account.nonce.saturating_add(self.cfg.max_nonce_gap) {
+            return Err(Rejection::NonceTooFarAhead {
+                account: account.nonce,
+                got: t.nonce,
+                max_gap: self.cfg.max_nonce_gap,
+            });
+        }
+        let amount = match &t.kind {
+            TxKind::Transfer { amount, .. } => *amount,
+        };
+        let needed = amount.checked_add(max_fee).ok_or(Rejection::Overflow)?;
+        if account.balance < needed {
+            return Err(Rejection::InsufficientBalance {
+                balance: account.balance,
+                needed,
+            });
+        }
+        let sender = tx.sender();
+        let priority = ctx.fee_rule.priority(&t.fee, weight, ctx.base_fee);
+        let queue_len = self.by_sender.get(&sender).map_or(0, |q| q.len());
+        if let Some(existing) = self.by_sender.get(&sender).and_then(|q| q.get(&t.nonce)) {
+            let required = existing
+                .priority
+                .0
+                .saturating_mul(100 + u128::from(self.cfg.replace_bump_percent))
+                / 100;
+            if priority.0 <= existing.priority.0 || priority.0 < required {
+                return Err(Rejection::ReplacementUnderpriced {
+                    existing: existing.priority,
+                    offered: priority,
+                    bump_percent: self.cfg.replace_bump_percent,
+                });
+            }
+            let old = existing.tx.hash();
+            self.by_hash.remove(&old);
+        } else {
+            if self.by_hash.len() >= self.cfg.max_txs {
+                return Err(Rejection::PoolFull {
+                    max: self.cfg.max_txs,
+                });
+            }
+            if queue_len >= self.cfg.max_per_sender {
+                return Err(Rejection::SenderFull {
+                    max: self.cfg.max_per_sender,
+                });
+            }
+        }
+        self.seq += 1;
+        let nonce = t.nonce;
+        self.by_hash.insert(hash, (sender, nonce));
+        self.by_sender.entry(sender).or_default().insert(
+            nonce,
+            Entry {
+                tx,
+                priority,
+                seq: self.seq,
+            },
+        );
+        Ok(hash)
+    }
+
+    /// Candidates for the next block, best first: each sender's transactions in nonce order
+    /// starting at its account nonce, senders interleaved by priority, up to `max_weight`.
+    pub fn select(
+        &self,
+        account_nonce: impl Fn(&Address) -> Nonce,
+        max_weight: Weight,
+    ) -> Vec<RecoveredTx> {
+        // (priority, earliest arrival first, sender, nonce)
+        let mut heap: BinaryHeap<(Amount, Reverse<u64>, Address, Nonce)> = BinaryHeap::new();
+        for (sender, q) in &self.by_sender {
+            let n = account_nonce(sender);
+            if let Some(e) = q.get(&n) {
+                heap.push((e.priority, Reverse(e.seq), *sender, n));
+            }
+        }
+        let mut out = Vec::new();
+        let mut weight: Weight = 0;
+        while let Some((_, _, sender, nonce)) = heap.pop() {
+            let Some(q) = self.by_sender.get(&sender) else {
+                continue;
+            };
+            let Some(e) = q.get(&nonce) else { continue };
+            let w = e.tx.size() as Weight;
+            if weight + w > max_weight {
+                // Smaller transactions of other senders may still fit.
+                continue;
+            }
+            weight += w;
+            out.push(e.tx.clone());
+            if let Some(next) = q.get(&(nonce + 1)) {
+                heap.push((next.priority, Reverse(next.seq), sender, nonce + 1));
+            }
+        }
+        out
+    }
+
+    /// Drops every transaction of `sender` below its new account nonce.
+    pub fn prune_sender(&mut self, sender: &Address, account_nonce: Nonce) {
+        let Some(q) = self.by_sender.get_mut(sender) else {
+            return;
+        };
+        let keep = q.split_off(&account_nonce);
+        for e in q.values() {
+            self.by_hash.remove(&e.tx.hash());
+        }
+        if keep.is_empty() {
+            self.by_sender.remove(sender);
+        } else {
+            *q = keep;
+        }
+    }
+
+    /// Removes one transaction (e.g. one that can no longer be included).
+    pub fn remove(&mut self, hash: &Hash) -> Option<RecoveredTx> {
+        let (sender, nonce) = self.by_hash.remove(hash)?;
+        let q = self.by_sender.get_mut(&sender)?;
+        let e = q.remove(&nonce);
+        if q.is_empty() {
+            self.by_sender.remove(&sender);
+        }
+        e.map(|e| e.tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::fee::{BaseFeeRule, FeeRateRule};
+    use crate::tx::{Fee, Transaction};
+
+    const CHAIN: ChainId = 5;
+
+    fn rule() -> FeeRateRule {
+        FeeRateRule {
+            min_fee_rate: Amount(10),
+        }
+    }
+
+    fn ctx(rule: &dyn FeeRule) -> Admission<'_> {
+        Admission {
+            chain_id: CHAIN,
+            fee_rule: rule,
+            base_fee: Amount::ZERO,
+        }
+    }
+
+    fn tx(
+        key: &SecretKey,
+        chain_id: ChainId,
+        nonce: Nonce,
+        amount: u128,
+        fee: u128,
+    ) -> RecoveredTx {
+        Transaction {
+            chain_id,
+            nonce,
+            fee: Fee::Flat { fee: Amount(fee) },
+            kind: TxKind::Transfer {
+                to: Address([7; 20]),
+                amount: Amount(amount),
+            },
+        }
+        .sign(key)
+        .recover()
+        .unwrap()
+    }
+
+    fn rich() -> Account {
+        Account {
+            balance: Amount(1_000_000_000),
+            nonce: 3,
+        }
+    }
+
+    #[test]
+    fn every_rejection_reason() {
+        let k = SecretKey::random();
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig {
+            max_txs: 3,
+            max_per_sender: 2,
+            max_nonce_gap: 5,
+            replace_bump_percent: 10,
+        });
+        let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
+
+        assert_eq!(
+            code(pool.insert(tx(&k, 99, 3, 1, 10_000), rich(), &c)),
+            Some("wrong_chain_id")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 2, 1, 10_000), rich(), &c)),
+            Some("nonce_too_low")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 9, 1, 10_000), rich(), &c)),
+            Some("nonce_too_far_ahead")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 3, 1, 10), rich(), &c)),
+            Some("fee_too_low")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 3, 1_000_000_000, 10_000), rich(), &c)),
+            Some("insufficient_balance")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 3, u128::MAX, 10_000), rich(), &c)),
+            Some("overflow")
+        );
+        let dynamic = Transaction {
+            chain_id: CHAIN,
+            nonce: 3,
+            fee: Fee::Dynamic {
+                max_fee: Amount(1),
+                max_tip: Amount(1),
+            },
+            kind: TxKind::Transfer {
+                to: Address([7; 20]),
+                amount: Amount(1),
+            },
+        }
+        .sign(&k)
+        .recover()
+        .unwrap();
+        assert_eq!(
+            code(pool.insert(dynamic, rich(), &c)),
+            Some("wrong_fee_form")
+        );
+
+        let first = tx(&k, CHAIN, 3, 1, 10_000);
+        assert!(pool.insert(first.clone(), rich(), &c).is_ok());
+        assert_eq!(code(pool.insert(first, rich(), &c)), Some("already_known"));
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 3, 2, 10_500), rich(), &c)),
+            Some("replacement_underpriced")
+        );
+        let replacement = tx(&k, CHAIN, 3, 2, 20_000);
+        assert!(pool.insert(replacement.clone(), rich(), &c).is_ok());
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.get(&replacement.hash()), Some(replacement));
+
+        assert!(pool.insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), &c).is_ok());
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 5, 1, 10_000), rich(), &c)),
+            Some("sender_full")
+        );
+        let k2 = SecretKey::random();
+        assert!(pool
+            .insert(tx(&k2, CHAIN, 3, 1, 10_000), rich(), &c)
+            .is_ok());
+        let k3 = SecretKey::random();
+        assert_eq!(
+            code(pool.insert(tx(&k3, CHAIN, 3, 1, 10_000), rich(), &c)),
+            Some("pool_full")
+        );
+
+        // Decode-level refusals map onto their own reasons.
+        assert_eq!(
+            Rejection::from(DecodeTxError::Malformed("x".into())).code(),
+            "malformed"
+        );
+        assert_eq!(
+            Rejection::from(DecodeTxError::Oversized { size: 2, max: 1 }).code(),
+            "oversized"
+        );
+        assert_eq!(
+            Rejection::from(DecodeTxError::BadSignature(
+                crate::crypto::CryptoError::HighS
+            ))
+            .code(),
+            "bad_signature"
+        );
+    }
+
+    #[test]
+    fn base_fee_below_current_is_refused() {
+        let k = SecretKey::random();
+        let r = BaseFeeRule {
+            initial_base_fee: Amount(100),
+            min_base_fee: Amount(1),
+        };
+        let c = Admission {
+            chain_id: CHAIN,
+            fee_rule: &r,
+            base_fee: Amount(100),
+        };
+        let t = Transaction {
+            chain_id: CHAIN,
+            nonce: 3,
+            fee: Fee::Dynamic {
+                max_fee: Amount(99),
+                max_tip: Amount(1),
+            },
+            kind: TxKind::Transfer {
+                to: Address([7; 20]),
+                amount: Amount(1),
+            },
+        }
+        .sign(&k)
+        .recover()
+        .unwrap();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        assert_eq!(
+            pool.insert(t, rich(), &c).err().map(|e| e.code()),
+            Some("fee_too_low")
+        );
+    }
+
+    #[test]
+    fn select_orders_by_priority_and_nonce_and_prune_drops_included() {
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let cheap = SecretKey::random();
+        let dear = SecretKey::random();
+        for n in 3..6 {
+            pool.insert(tx(&cheap, CHAIN, n, 1, 10_000), rich(), &c)
+                .unwrap();
+            pool.insert(tx(&dear, CHAIN, n, 1, 50_000), rich(), &c)
+                .unwrap();
+        }
+        // A gap: nonce 7 without 6 is held but not selected.
+        pool.insert(tx(&dear, CHAIN, 7, 1, 90_000), rich(), &c)
+            .unwrap();
+        let picked = pool.select(|_| 3, u64::MAX);
+        assert_eq!(picked.len(), 6);
+        assert!(picked[..3].iter().all(|t| t.sender() == dear.address()));
+        assert_eq!(
+            picked
+                .iter()
+                .filter(|t| t.sender() == cheap.address())
+                .map(|t| t.nonce())
+                .collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(pool.pending_nonce(&dear.address(), 3), 6);
+
+        // Weight limit.
+        let one = picked[0].size() as u64;
+        assert_eq!(pool.select(|_| 3, one * 2).len(), 2);
+
+        pool.prune_sender(&dear.address(), 6);
+        assert_eq!(pool.len(), 4);
+        pool.prune_sender(&cheap.address(), 6);
+        assert_eq!(pool.len(), 1);
+    }
+}

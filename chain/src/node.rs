@@ -1,0 +1,338 @@
+//! Node composition: the shared chain state and the long-lived tasks (block production, RPC).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::block::Header;
+use crate::config::NodeConfig;
+use crate::crypto::SecretKey;
+use crate::fee::FeeRule;
+use crate::genesis::{Genesis, GenesisError};
+use crate::mempool::{Admission, Mempool, Rejection};
+use crate::metrics::Metrics;
+use crate::rpc::types::BlockSummary;
+use crate::rules::ChainRules;
+use crate::state::State;
+use crate::store::{Store, StoreError};
+use crate::tx::RecoveredTx;
+use crate::types::{Address, Amount, Hash, Slot};
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Genesis is unusable for this chain.
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// The authority key could not be loaded.
+    #[error("authority key {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A socket could not be bound or a file written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The canonical head and the account state after it, always read together.
+#[derive(Debug)]
+pub struct Tip {
+    /// Accounts after the head.
+    pub state: State,
+    /// The head header.
+    pub head: Header,
+    /// Its hash.
+    pub head_hash: Hash,
+    /// Transactions in the head block.
+    pub head_tx_count: usize,
+}
+
+/// Everything the node's tasks share. Locks are held briefly and never across `.await`.
+pub struct Chain {
+    /// This chain's rules.
+    pub rules: ChainRules,
+    /// The genesis specification.
+    pub genesis: Genesis,
+    /// Hash of block 0.
+    pub genesis_hash: Hash,
+    /// The fee rule.
+    pub fee_rule: Box<dyn FeeRule>,
+    /// Durable storage.
+    pub store: Store,
+    tip: RwLock<Tip>,
+    mempool: Mutex<Mempool>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// New canonical heads.
+    pub heads: broadcast::Sender<BlockSummary>,
+    /// This node's authority address, if it produces.
+    pub authority: Option<Address>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("name", &self.rules.name)
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Opens the store and rebuilds the state from it.
+    pub fn open(
+        rules: ChainRules,
+        config: &NodeConfig,
+        authority: Option<Address>,
+    ) -> Result<Self, NodeError> {
+        let store = Store::open(&config.data_dir)?;
+        let genesis = store.genesis()?.ok_or(StoreError::NotInitialized)?;
+        let fee_rule = rules.fee_rule(&genesis)?;
+        let (state, head) = store.load_state()?;
+        let metrics = Metrics::new(rules.name);
+        metrics.head_height.set(head.block.header.number as i64);
+        let (heads, _) = broadcast::channel(256);
+        Ok(Self {
+            genesis_hash: genesis.block().hash(),
+            tip: RwLock::new(Tip {
+                state,
+                head_hash: head.block.hash(),
+                head_tx_count: head.block.transactions.len(),
+                head: head.block.header,
+            }),
+            mempool: Mutex::new(Mempool::new(config.mempool())),
+            rules,
+            genesis,
+            fee_rule,
+            store,
+            metrics,
+            heads,
+            authority,
+        })
+    }
+
+    /// Read access to the head and state.
+    pub fn tip(&self) -> RwLockReadGuard<'_, Tip> {
+        // A poisoned lock means a task panicked mid-update; the data is still the last consistent write.
+        self.tip.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the head and state (block production only).
+    pub fn tip_mut(&self) -> RwLockWriteGuard<'_, Tip> {
+        self.tip.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The base fee the child of `head` charges.
+    pub fn base_fee_after(&self, head: &Header) -> Amount {
+        if head.number == 0 {
+            self.fee_rule.initial_base_fee()
+        } else {
+            self.fee_rule.next_base_fee(
+                head.base_fee,
+                head.weight_used,
+                self.genesis.max_block_weight,
+            )
+        }
+    }
+
+    /// The leader of `slot`.
+    pub fn leader(&self, slot: Slot) -> Address {
+        let a = &self.genesis.authorities;
+        a[(slot % a.len() as u64) as usize]
+    }
+
+    /// Largest accepted encoded transaction.
+    pub fn max_tx_size(&self) -> usize {
+        self.genesis.max_tx_size as usize
+    }
+
+    /// Admits recovered transactions into the mempool, in order, under one lock.
+    pub fn admit(&self, txs: Vec<Result<RecoveredTx, Rejection>>) -> Vec<Result<Hash, Rejection>> {
+        // Read the accounts first, then take the mempool lock: never both at once here.
+        let (accounts, base_fee) = {
+            let tip = self.tip();
+            let accounts: Vec<_> = txs
+                .iter()
+                .map(|t| t.as_ref().ok().map(|t| tip.state.account(&t.sender())))
+                .collect();
+            (accounts, self.base_fee_after(&tip.head))
+        };
+        let ctx = Admission {
+            chain_id: self.genesis.chain_id,
+            fee_rule: self.fee_rule.as_ref(),
+            base_fee,
+        };
+        let mut pool = self.mempool();
+        let results: Vec<_> = txs
+            .into_iter()
+            .zip(accounts)
+            .map(|(t, acct)| match (t, acct) {
+                (Ok(tx), Some(acct)) => pool.insert(tx, acct, &ctx),
+                (Err(e), _) => Err(e),
+                (Ok(tx), None) => Err(Rejection::Malformed(format!(
+                    "no account for {}",
+                    tx.hash()
+                ))),
+            })
+            .collect();
+        self.metrics.mempool_txs.set(pool.len() as i64);
+        drop(pool);
+        for r in &results {
+            match r {
+                Ok(hash) => {
+                    self.metrics.txs_accepted_total.inc();
+                    tracing::debug!(%hash, "transaction accepted");
+                }
+                Err(e) => {
+                    self.metrics.rejected(e.code());
+                    tracing::debug!(reason = e.code(), error = %e, "transaction refused");
+                }
+            }
+        }
+        results
+    }
+}
+
+/// Reads an authority key file, refusing files other users can read.
+pub fn load_key_file(path: &Path) -> Result<SecretKey, NodeError> {
+    let err = |reason: String| NodeError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(err(format!(
+                "permissions {mode:o} let other users read it; run chmod 600"
+            )));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    SecretKey::from_hex(&text).map_err(|_| err("not a 32-byte hex secret key".into()))
+}
+
+/// Writes a secret key file with mode 0600.
+pub fn write_key_file(path: &Path, key: &SecretKey) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    writeln!(f, "{}", key.to_hex())?;
+    f.sync_all()
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// The bound RPC address.
+    pub rpc_addr: SocketAddr,
+    /// The shared chain.
+    pub chain: Arc<Chain>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    rpc: jsonrpsee::server::ServerHandle,
+}
+
+impl NodeHandle {
+    /// Stops every task and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.rpc.stop();
+        self.rpc.stopped().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a node from an initialized data dir: RPC server and, for an authority, block production.
+pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    let key = match &config.authority_key_file {
+        Some(p) => Some(load_key_file(p)?),
+        None => None,
+    };
+    let chain = Arc::new(Chain::open(
+        rules,
+        &config,
+        key.as_ref().map(|k| k.address()),
+    )?);
+    if let Some(k) = &key {
+        if !chain.genesis.authorities.contains(&k.address()) {
+            tracing::warn!(address = %k.address(), "authority key is not in the genesis authority set; following only");
+        }
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (rpc_addr, rpc) = crate::rpc::server::start(chain.clone(), &config).await?;
+    write_endpoints(&config.data_dir, rpc_addr)?;
+    let mut tasks = Vec::new();
+    if let Some(k) = key.filter(|k| chain.genesis.authorities.contains(&k.address())) {
+        tasks.push(tokio::spawn(crate::producer::run(
+            chain.clone(),
+            k,
+            config.checkpoint_interval,
+            shutdown_rx.clone(),
+        )));
+    }
+    {
+        let tip = chain.tip();
+        tracing::info!(
+            chain = chain.rules.name,
+            chain_id = chain.genesis.chain_id,
+            genesis = %chain.genesis_hash,
+            height = tip.head.number,
+            hash = %tip.head_hash,
+            rpc = %rpc_addr,
+            authority = ?chain.authority,
+            "node started"
+        );
+    }
+    Ok(NodeHandle {
+        rpc_addr,
+        chain,
+        shutdown,
+        tasks,
+        rpc,
+    })
+}
+
+/// Writes `<data_dir>/endpoints.json` so scripts and tests find a node that bound port 0.
+fn write_endpoints(dir: &Path, rpc: SocketAddr) -> Result<(), NodeError> {
+    let body = serde_json::json!({
+        "rpc_http": format!("http://{rpc}"),
+        "rpc_ws": format!("ws://{rpc}"),
+        "pid": std::process::id(),
+    });
+    let tmp = dir.join("endpoints.json.tmp");
+    let io = |source| NodeError::Io {
+        what: format!("writing {}", tmp.display()),
+        source,
+    };
+    std::fs::write(&tmp, body.to_string()).map_err(io)?;
+    std::fs::rename(&tmp, dir.join("endpoints.json")).map_err(io)
+}

@@ -1,0 +1,99 @@
+//! Every RPC method, declared once. The node implements these traits; the wallet, bridge and
+//! tests call the clients jsonrpsee generates from them.
+
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+
+use crate::fee::FeeInfo;
+use crate::rpc::types::{
+    AccountView, BlockSummary, BlockView, ChainInfo, Health, SubmitResult, TxLookup,
+};
+use crate::types::{Address, BlockNumber, Bytes, Hash};
+
+/// Result of an RPC method.
+pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
+
+/// The Twinpeg API, namespace `tp`.
+#[rpc(server, client, namespace = "tp")]
+pub trait TwinpegApi {
+    /// Chain id, genesis hash, block time, fee rule, limits, authorities.
+    #[method(name = "chainInfo")]
+    async fn chain_info(&self) -> RpcResult<ChainInfo>;
+
+    /// Node health (also served as `GET /health`).
+    #[method(name = "health")]
+    async fn health(&self) -> RpcResult<Health>;
+
+    /// Submits one SCALE-encoded signed transaction; returns its hash or a precise error.
+    #[method(name = "sendTransaction")]
+    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash>;
+
+    /// Submits many signed transactions at once (signatures recovered in parallel); one result per entry, in order.
+    #[method(name = "sendTransactions")]
+    async fn send_transactions(&self, raws: Vec<Bytes>) -> RpcResult<Vec<SubmitResult>>;
+
+    /// The canonical head.
+    #[method(name = "head")]
+    async fn head(&self) -> RpcResult<BlockSummary>;
+
+    /// A canonical block by height; `full` includes the transactions.
+    #[method(name = "getBlockByNumber")]
+    async fn block_by_number(
+        &self,
+        number: BlockNumber,
+        full: Option<bool>,
+    ) -> RpcResult<Option<BlockView>>;
+
+    /// A block by hash; `full` includes the transactions.
+    #[method(name = "getBlockByHash")]
+    async fn block_by_hash(&self, hash: Hash, full: Option<bool>) -> RpcResult<Option<BlockView>>;
+
+    /// A transaction with its status and receipt; `null` if unknown.
+    #[method(name = "getTransaction")]
+    async fn transaction(&self, hash: Hash) -> RpcResult<Option<TxLookup>>;
+
+    /// Balance and nonces of an account at the head.
+    #[method(name = "getAccount")]
+    async fn account(&self, address: Address) -> RpcResult<AccountView>;
+
+    /// The fee rule and its current parameters (base fee or minimum fee rate).
+    #[method(name = "feeInfo")]
+    async fn fee_info(&self) -> RpcResult<FeeInfo>;
+
+    /// New canonical heads as they are committed.
+    #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = BlockSummary)]
+    async fn subscribe_new_heads(&self) -> SubscriptionResult;
+}
+
+/// The read-only Ethereum subset standard tools use, namespace `eth`.
+#[rpc(server, client, namespace = "eth")]
+pub trait EthApi {
+    /// The chain id as a hex quantity.
+    #[method(name = "chainId")]
+    async fn chain_id(&self) -> RpcResult<String>;
+
+    /// The head height as a hex quantity.
+    #[method(name = "blockNumber")]
+    async fn block_number(&self) -> RpcResult<String>;
+
+    /// Balance in base units as a hex quantity; the block tag is accepted (latest state only).
+    #[method(name = "getBalance")]
+    async fn get_balance(&self, address: Address, block: Option<String>) -> RpcResult<String>;
+
+    /// The account nonce as a hex quantity.
+    #[method(name = "getTransactionCount")]
+    async fn get_transaction_count(
+        &self,
+        address: Address,
+        block: Option<String>,
+    ) -> RpcResult<String>;
+}
+
+/// `net_version`, namespace `net`.
+#[rpc(server, client, namespace = "net")]
+pub trait NetApi {
+    /// The chain id as a decimal string.
+    #[method(name = "version")]
+    async fn version(&self) -> RpcResult<String>;
+}

@@ -1,0 +1,450 @@
+//! The RPC server: implements the API traits over the shared [`Chain`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::{BatchRequestConfig, PendingSubscriptionSink, ServerConfig, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use rayon::prelude::*;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::config::NodeConfig;
+use crate::fee::FeeInfo;
+use crate::mempool::Rejection;
+use crate::node::{Chain, NodeError};
+use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
+use crate::rpc::http::HttpExtrasLayer;
+use crate::rpc::types::{
+    AccountView, BlockSummary, BlockView, ChainInfo, Health, SubmitResult, TxError, TxLookup,
+    TxStatus, TxView,
+};
+use crate::store::{StoreError, StoredBlock};
+use crate::tx::{RecoveredTx, SignedTransaction};
+use crate::types::{to_quantity, Address, BlockNumber, Bytes, Hash};
+
+/// JSON-RPC error codes beyond the standard ones; each refusal has its own.
+pub mod codes {
+    /// Undecodable or oversized transaction.
+    pub const MALFORMED_TX: i32 = -32010;
+    /// Signature does not recover.
+    pub const BAD_SIGNATURE: i32 = -32011;
+    /// Transaction for another chain.
+    pub const WRONG_CHAIN: i32 = -32012;
+    /// Nonce already used.
+    pub const NONCE_TOO_LOW: i32 = -32013;
+    /// Nonce too far ahead.
+    pub const NONCE_TOO_HIGH: i32 = -32014;
+    /// Balance below amount + fee, or the sum overflows.
+    pub const INSUFFICIENT_FUNDS: i32 = -32015;
+    /// Fee below the rule, or in the wrong form.
+    pub const FEE_TOO_LOW: i32 = -32016;
+    /// Already pooled, or an underpriced replacement.
+    pub const ALREADY_KNOWN: i32 = -32017;
+    /// The pool or the sender's queue is full: retry later.
+    pub const BUSY: i32 = -32005;
+    /// Too many transactions in one call.
+    pub const TOO_MANY: i32 = -32020;
+    /// A block tag or height whose state this node does not keep.
+    pub const STATE_UNAVAILABLE: i32 = -32021;
+    /// Storage failure inside the node.
+    pub const INTERNAL: i32 = -32603;
+}
+
+/// The JSON-RPC error code for a refusal.
+pub fn rejection_code(r: &Rejection) -> i32 {
+    use codes::*;
+    match r {
+        Rejection::Malformed(_) | Rejection::Oversized { .. } => MALFORMED_TX,
+        Rejection::BadSignature(_) => BAD_SIGNATURE,
+        Rejection::WrongChainId { .. } => WRONG_CHAIN,
+        Rejection::NonceTooLow { .. } => NONCE_TOO_LOW,
+        Rejection::NonceTooFarAhead { .. } => NONCE_TOO_HIGH,
+        Rejection::InsufficientBalance { .. } | Rejection::Overflow => INSUFFICIENT_FUNDS,
+        Rejection::FeeTooLow(_) | Rejection::WrongFeeForm(_) => FEE_TOO_LOW,
+        Rejection::AlreadyKnown(_) | Rejection::ReplacementUnderpriced { .. } => ALREADY_KNOWN,
+        Rejection::PoolFull { .. } | Rejection::SenderFull { .. } => BUSY,
+    }
+}
+
+fn tx_error(r: &Rejection) -> TxError {
+    TxError {
+        code: rejection_code(r),
+        reason: r.code().to_string(),
+        message: r.to_string(),
+    }
+}
+
+fn rejection_error(r: &Rejection) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        rejection_code(r),
+        r.to_string(),
+        Some(serde_json::json!({ "reason": r.code() })),
+    )
+}
+
+fn internal(e: StoreError) -> ErrorObjectOwned {
+    tracing::error!(error = %e, "storage error serving RPC");
+    ErrorObjectOwned::owned(codes::INTERNAL, format!("internal error: {e}"), None::<()>)
+}
+
+/// The RPC implementation.
+#[derive(Debug, Clone)]
+pub struct RpcImpl {
+    chain: Arc<Chain>,
+    max_txs_per_call: usize,
+}
+
+impl RpcImpl {
+    fn block_view(&self, stored: StoredBlock, full: bool) -> BlockView {
+        let b = stored.block;
+        let hashes: Vec<Hash> = b.transactions.iter().map(|t| t.hash()).collect();
+        let transactions = full.then(|| {
+            b.transactions
+                .iter()
+                .zip(&stored.senders)
+                .zip(&hashes)
+                .map(|((t, from), hash)| TxView {
+                    hash: *hash,
+                    from: *from,
+                    tx: t.tx.clone(),
+                    signature: t.signature,
+                })
+                .collect()
+        });
+        BlockView {
+            summary: BlockSummary::new(&b.header, b.transactions.len()),
+            tx_root: b.header.tx_root,
+            receipts_root: b.header.receipts_root,
+            seal: b.seal,
+            transaction_hashes: hashes,
+            transactions,
+        }
+    }
+
+    /// Resolves an Ethereum block tag to "the head" or refuses heights whose state is not kept.
+    fn check_block_tag(&self, tag: Option<&str>) -> RpcResult<bool> {
+        let head = self.chain.tip().head.number;
+        match tag {
+            None | Some("latest" | "pending" | "safe" | "finalized") => Ok(false),
+            Some("earliest") => Ok(true),
+            Some(other) => {
+                let n = other
+                    .strip_prefix("0x")
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ErrorObjectOwned::owned(
+                            jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                            format!("invalid block tag {other:?}: expected latest, pending, earliest, safe, finalized or a hex number"),
+                            None::<()>,
+                        )
+                    })?;
+                if n == head {
+                    Ok(false)
+                } else if n == 0 {
+                    Ok(true)
+                } else {
+                    Err(ErrorObjectOwned::owned(
+                        codes::STATE_UNAVAILABLE,
+                        format!("state at block {n} is not kept (head is {head}); use \"latest\""),
+                        None::<()>,
+                    ))
+                }
+            }
+        }
+    }
+
+    fn account_at(&self, address: &Address, tag: Option<&str>) -> RpcResult<crate::state::Account> {
+        if self.check_block_tag(tag)? {
+            let a = self
+                .chain
+                .genesis
+                .accounts
+                .iter()
+                .find(|a| a.address == *address)
+                .map(|a| a.balance)
+                .unwrap_or_default();
+            return Ok(crate::state::Account {
+                balance: a,
+                nonce: 0,
+            });
+        }
+        Ok(self.chain.tip().state.account(address))
+    }
+}
+
+fn decode_all(raws: Vec<Bytes>, max_size: usize) -> Vec<Result<RecoveredTx, Rejection>> {
+    let one =
+        |b: &Bytes| SignedTransaction::decode_and_recover(&b.0, max_size).map_err(Rejection::from);
+    if raws.len() < 8 {
+        raws.iter().map(one).collect()
+    } else {
+        raws.par_iter().map(one).collect()
+    }
+}
+
+#[async_trait]
+impl TwinpegApiServer for RpcImpl {
+    async fn chain_info(&self) -> RpcResult<ChainInfo> {
+        let g = &self.chain.genesis;
+        Ok(ChainInfo {
+            name: self.chain.rules.name.to_string(),
+            chain_id: g.chain_id,
+            genesis_hash: self.chain.genesis_hash,
+            block_time_ms: g.block_time_ms,
+            fee_rule: self.chain.fee_rule.name().to_string(),
+            max_block_weight: g.max_block_weight,
+            max_tx_size: g.max_tx_size,
+            authorities: g.authorities.clone(),
+        })
+    }
+
+    async fn health(&self) -> RpcResult<Health> {
+        Ok(health(&self.chain))
+    }
+
+    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
+        let decoded = decode_all(vec![raw], self.chain.max_tx_size());
+        match self.chain.admit(decoded).pop() {
+            Some(Ok(h)) => Ok(h),
+            Some(Err(r)) => Err(rejection_error(&r)),
+            None => Err(internal(StoreError::NotInitialized)),
+        }
+    }
+
+    async fn send_transactions(&self, raws: Vec<Bytes>) -> RpcResult<Vec<SubmitResult>> {
+        if raws.len() > self.max_txs_per_call {
+            return Err(ErrorObjectOwned::owned(
+                codes::TOO_MANY,
+                format!(
+                    "{} transactions in one call; the limit is {}",
+                    raws.len(),
+                    self.max_txs_per_call
+                ),
+                None::<()>,
+            ));
+        }
+        let max = self.chain.max_tx_size();
+        // Recovery is CPU work: run it on the rayon pool, off the I/O workers.
+        let decoded = tokio::task::spawn_blocking(move || decode_all(raws, max))
+            .await
+            .map_err(|e| ErrorObjectOwned::owned(codes::INTERNAL, e.to_string(), None::<()>))?;
+        let results = self.chain.admit(decoded);
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(h) => SubmitResult {
+                    hash: Some(h),
+                    error: None,
+                },
+                Err(e) => SubmitResult {
+                    hash: None,
+                    error: Some(tx_error(&e)),
+                },
+            })
+            .collect())
+    }
+
+    async fn head(&self) -> RpcResult<BlockSummary> {
+        let tip = self.chain.tip();
+        Ok(BlockSummary::new(&tip.head, tip.head_tx_count))
+    }
+
+    async fn block_by_number(
+        &self,
+        number: BlockNumber,
+        full: Option<bool>,
+    ) -> RpcResult<Option<BlockView>> {
+        let Some(hash) = self.chain.store.canonical_hash(number).map_err(internal)? else {
+            return Ok(None);
+        };
+        let stored = self.chain.store.block(&hash).map_err(internal)?;
+        Ok(stored.map(|s| self.block_view(s, full.unwrap_or(false))))
+    }
+
+    async fn block_by_hash(&self, hash: Hash, full: Option<bool>) -> RpcResult<Option<BlockView>> {
+        let stored = self.chain.store.block(&hash).map_err(internal)?;
+        Ok(stored.map(|s| self.block_view(s, full.unwrap_or(false))))
+    }
+
+    async fn transaction(&self, hash: Hash) -> RpcResult<Option<TxLookup>> {
+        let store = &self.chain.store;
+        if let Some(loc) = store.tx_location(&hash).map_err(internal)? {
+            let block = store.block(&loc.block_hash).map_err(internal)?;
+            let receipts = store.receipts(&loc.block_hash).map_err(internal)?;
+            let i = loc.index as usize;
+            if let (Some(b), Some(rs)) = (block, receipts) {
+                if let (Some(t), Some(from), Some(r)) =
+                    (b.block.transactions.get(i), b.senders.get(i), rs.get(i))
+                {
+                    return Ok(Some(TxLookup {
+                        status: if r.success() {
+                            TxStatus::Success
+                        } else {
+                            TxStatus::Failed
+                        },
+                        transaction: TxView {
+                            hash,
+                            from: *from,
+                            tx: t.tx.clone(),
+                            signature: t.signature,
+                        },
+                        block_hash: Some(loc.block_hash),
+                        block_number: Some(loc.block_number),
+                        index: Some(loc.index),
+                        receipt: Some(r.clone()),
+                    }));
+                }
+            }
+        }
+        let pending = self.chain.mempool().get(&hash);
+        Ok(pending.map(|t| TxLookup {
+            status: TxStatus::Pending,
+            transaction: TxView {
+                hash,
+                from: t.sender(),
+                tx: t.tx().clone(),
+                signature: t.signed().signature,
+            },
+            block_hash: None,
+            block_number: None,
+            index: None,
+            receipt: None,
+        }))
+    }
+
+    async fn account(&self, address: Address) -> RpcResult<AccountView> {
+        let (acct, number) = {
+            let tip = self.chain.tip();
+            (tip.state.account(&address), tip.head.number)
+        };
+        let pending_nonce = self.chain.mempool().pending_nonce(&address, acct.nonce);
+        Ok(AccountView {
+            address,
+            balance: acct.balance,
+            nonce: acct.nonce,
+            pending_nonce,
+            block_number: number,
+        })
+    }
+
+    async fn fee_info(&self) -> RpcResult<FeeInfo> {
+        let base = self.chain.base_fee_after(&self.chain.tip().head);
+        Ok(self.chain.fee_rule.info(base))
+    }
+
+    async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut rx = self.chain.heads.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => break,
+                msg = rx.recv() => match msg {
+                    Ok(head) => {
+                        let raw = serde_json::value::to_raw_value(&head)?;
+                        if sink.send(raw).await.is_err() {
+                            break;
+                        }
+                    }
+                    // A slow subscriber skips heads rather than holding the node back.
+                    Err(RecvError::Lagged(n)) => tracing::debug!(skipped = n, "head subscriber lagged"),
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EthApiServer for RpcImpl {
+    async fn chain_id(&self) -> RpcResult<String> {
+        Ok(to_quantity(self.chain.genesis.chain_id as u128))
+    }
+
+    async fn block_number(&self) -> RpcResult<String> {
+        Ok(to_quantity(self.chain.tip().head.number as u128))
+    }
+
+    async fn get_balance(&self, address: Address, block: Option<String>) -> RpcResult<String> {
+        Ok(to_quantity(
+            self.account_at(&address, block.as_deref())?.balance.0,
+        ))
+    }
+
+    async fn get_transaction_count(
+        &self,
+        address: Address,
+        block: Option<String>,
+    ) -> RpcResult<String> {
+        Ok(to_quantity(
+            self.account_at(&address, block.as_deref())?.nonce as u128,
+        ))
+    }
+}
+
+#[async_trait]
+impl NetApiServer for RpcImpl {
+    async fn version(&self) -> RpcResult<String> {
+        Ok(self.chain.genesis.chain_id.to_string())
+    }
+}
+
+/// The health report.
+pub fn health(chain: &Chain) -> Health {
+    let (head, ts) = {
+        let tip = chain.tip();
+        (tip.head.number, tip.head.timestamp_ms)
+    };
+    Health {
+        status: "ok".into(),
+        chain: chain.rules.name.to_string(),
+        head,
+        head_age_ms: crate::producer::now_ms().saturating_sub(ts),
+        mempool: chain.mempool().len(),
+        authority: chain.authority.is_some(),
+    }
+}
+
+/// Binds and starts the server; returns the bound address.
+pub async fn start(
+    chain: Arc<Chain>,
+    config: &NodeConfig,
+) -> Result<(SocketAddr, ServerHandle), NodeError> {
+    let server_cfg = ServerConfig::builder()
+        .max_connections(config.rpc_max_connections)
+        .max_request_body_size(config.rpc_max_request_bytes)
+        .max_response_body_size(config.rpc_max_response_bytes)
+        .set_batch_request_config(BatchRequestConfig::Limit(config.rpc_max_batch_len))
+        .build();
+    let http = tower::ServiceBuilder::new().layer(HttpExtrasLayer::new(chain.clone()));
+    let server = jsonrpsee::server::Server::builder()
+        .set_config(server_cfg)
+        .set_http_middleware(http)
+        .build(config.rpc_addr)
+        .await
+        .map_err(|source| NodeError::Io {
+            what: format!("binding RPC to {}", config.rpc_addr),
+            source,
+        })?;
+    let addr = server.local_addr().map_err(|source| NodeError::Io {
+        what: "reading RPC address".into(),
+        source,
+    })?;
+    let rpc = RpcImpl {
+        chain,
+        max_txs_per_call: config.rpc_max_txs_per_call,
+    };
+    let mut module = TwinpegApiServer::into_rpc(rpc.clone());
+    let merge_err = |e: jsonrpsee::core::RegisterMethodError| NodeError::Io {
+        what: "registering RPC methods".into(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    module
+        .merge(EthApiServer::into_rpc(rpc.clone()))
+        .map_err(merge_err)?;
+    module
+        .merge(NetApiServer::into_rpc(rpc))
+        .map_err(merge_err)?;
+    Ok((addr, server.start(module)))
+}

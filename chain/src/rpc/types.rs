@@ -1,0 +1,188 @@
+//! The JSON shapes the RPC answers with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Header, Receipt};
+use crate::crypto::Signature;
+use crate::tx::Transaction;
+use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Slot, Weight};
+
+/// Static facts about the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// `mainchain` or `sidechain`.
+    pub name: String,
+    /// The chain id transactions must carry.
+    pub chain_id: ChainId,
+    /// Hash of block 0.
+    pub genesis_hash: Hash,
+    /// Slot length.
+    pub block_time_ms: u64,
+    /// `fee-rate` or `base-fee`.
+    pub fee_rule: String,
+    /// Weight limit per block.
+    pub max_block_weight: Weight,
+    /// Largest encoded transaction.
+    pub max_tx_size: u32,
+    /// Block producers in leader order.
+    pub authorities: Vec<Address>,
+}
+
+/// A block header with its hash: what `tp_head` and new-head notifications carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSummary {
+    /// Block hash.
+    pub hash: Hash,
+    /// Height.
+    pub number: BlockNumber,
+    /// Parent hash.
+    pub parent_hash: Hash,
+    /// Slot.
+    pub slot: Slot,
+    /// Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Producer.
+    pub author: Address,
+    /// Transactions in the block.
+    pub tx_count: u32,
+    /// Weight used.
+    pub weight_used: Weight,
+    /// Base fee per unit of weight.
+    pub base_fee: Amount,
+    /// State commitment.
+    pub state_root: Hash,
+}
+
+impl BlockSummary {
+    /// From a header and its transaction count.
+    pub fn new(header: &Header, tx_count: usize) -> Self {
+        Self {
+            hash: header.hash(),
+            number: header.number,
+            parent_hash: header.parent_hash,
+            slot: header.slot,
+            timestamp_ms: header.timestamp_ms,
+            author: header.author,
+            tx_count: tx_count as u32,
+            weight_used: header.weight_used,
+            base_fee: header.base_fee,
+            state_root: header.state_root,
+        }
+    }
+}
+
+/// A transaction with its hash and sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxView {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Recovered sender.
+    pub from: Address,
+    /// The signed content.
+    #[serde(flatten)]
+    pub tx: Transaction,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// A whole block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Header fields with the hash.
+    #[serde(flatten)]
+    pub summary: BlockSummary,
+    /// Transactions-root commitment.
+    pub tx_root: Hash,
+    /// Receipts-root commitment.
+    pub receipts_root: Hash,
+    /// The author's seal.
+    pub seal: Signature,
+    /// Transaction hashes, in order.
+    pub transaction_hashes: Vec<Hash>,
+    /// Full transactions, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<Vec<TxView>>,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending,
+    /// In a canonical block, operation succeeded.
+    Success,
+    /// In a canonical block, operation failed (fee charged).
+    Failed,
+}
+
+/// A transaction looked up by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLookup {
+    /// pending / success / failed.
+    pub status: TxStatus,
+    /// The transaction.
+    pub transaction: TxView,
+    /// Block hash, once included.
+    pub block_hash: Option<Hash>,
+    /// Block height, once included.
+    pub block_number: Option<BlockNumber>,
+    /// Position in the block.
+    pub index: Option<u32>,
+    /// The receipt, once included.
+    pub receipt: Option<Receipt>,
+}
+
+/// An account at the head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The address.
+    pub address: Address,
+    /// Balance in base units.
+    pub balance: Amount,
+    /// Next nonce the chain expects.
+    pub nonce: Nonce,
+    /// Next nonce counting the sender's contiguous pending transactions.
+    pub pending_nonce: Nonce,
+    /// Height the answer reflects.
+    pub block_number: BlockNumber,
+}
+
+/// A refused transaction, as `tp_sendTransactions` reports per entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxError {
+    /// The JSON-RPC error code the single-transaction call would return.
+    pub code: i32,
+    /// Stable machine-readable reason, e.g. `nonce_too_low`.
+    pub reason: String,
+    /// Readable explanation with the values involved.
+    pub message: String,
+}
+
+/// One entry of a batch submission: a hash, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    /// The accepted transaction's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    /// The refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TxError>,
+}
+
+/// Node health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` when the node answers.
+    pub status: String,
+    /// Chain name.
+    pub chain: String,
+    /// Head height.
+    pub head: BlockNumber,
+    /// Milliseconds since the head's slot started.
+    pub head_age_ms: u64,
+    /// Transactions in the mempool.
+    pub mempool: usize,
+    /// Whether this node produces blocks.
+    pub authority: bool,
+}

@@ -1,0 +1,221 @@
+//! Account state in memory, with per-block diffs and undo journals.
+
+use std::collections::HashMap;
+
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Address, Amount, Nonce};
+
+/// One account: its balance and the nonce its next transaction must carry.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct Account {
+    /// Base units held.
+    pub balance: Amount,
+    /// Transactions sent so far.
+    pub nonce: Nonce,
+}
+
+/// Chain-wide running totals that are not account balances.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct Totals {
+    /// Fees destroyed so far (the base-fee part under the base-fee rule).
+    pub burned_fees: Amount,
+}
+
+/// The whole account state.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct State {
+    accounts: HashMap<Address, Account>,
+    /// Running totals.
+    pub totals: Totals,
+}
+
+/// What a block changed: every touched account's new value, sorted by address.
+#[derive(Clone, Default, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct StateDiff {
+    /// New values, sorted by address.
+    pub accounts: Vec<(Address, Account)>,
+    /// Totals after the block.
+    pub totals: Totals,
+}
+
+/// How to undo a block: every touched account's previous value (`None`: did not exist).
+#[derive(Clone, Default, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct Undo {
+    /// Previous values, sorted by address.
+    pub accounts: Vec<(Address, Option<Account>)>,
+    /// Totals before the block.
+    pub totals: Totals,
+}
+
+impl State {
+    /// The account, or an empty one.
+    pub fn account(&self, addr: &Address) -> Account {
+        self.accounts.get(addr).copied().unwrap_or_default()
+    }
+
+    /// The account if it exists.
+    pub fn get(&self, addr: &Address) -> Option<Account> {
+        self.accounts.get(addr).copied()
+    }
+
+    /// Sets an account outright (genesis and checkpoint loading).
+    pub fn insert(&mut self, addr: Address, account: Account) {
+        self.accounts.insert(addr, account);
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Whether there are no accounts.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// All accounts (unordered).
+    pub fn iter(&self) -> impl Iterator<Item = (&Address, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// Sum of all balances, or `None` if it overflows (it never should).
+    pub fn total_balance(&self) -> Option<Amount> {
+        self.accounts
+            .values()
+            .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a.balance))
+    }
+
+    /// Applies a block's diff.
+    pub fn apply_diff(&mut self, diff: &StateDiff) {
+        for (addr, acct) in &diff.accounts {
+            self.accounts.insert(*addr, *acct);
+        }
+        self.totals = diff.totals;
+    }
+
+    /// Rolls a block back.
+    pub fn apply_undo(&mut self, undo: &Undo) {
+        for (addr, prev) in &undo.accounts {
+            match prev {
+                Some(a) => {
+                    self.accounts.insert(*addr, *a);
+                }
+                None => {
+                    self.accounts.remove(addr);
+                }
+            }
+        }
+        self.totals = undo.totals;
+    }
+}
+
+/// Pending changes on top of a state, as a block executes; the base is never touched.
+#[derive(Debug)]
+pub struct Overlay<'a> {
+    base: &'a State,
+    changed: HashMap<Address, Account>,
+    /// Totals as of the last applied transaction.
+    pub totals: Totals,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay on `base`.
+    pub fn new(base: &'a State) -> Self {
+        Self {
+            base,
+            changed: HashMap::new(),
+            totals: base.totals,
+        }
+    }
+
+    /// The current value of an account.
+    pub fn account(&self, addr: &Address) -> Account {
+        self.changed
+            .get(addr)
+            .copied()
+            .unwrap_or_else(|| self.base.account(addr))
+    }
+
+    /// Writes an account.
+    pub fn set(&mut self, addr: Address, account: Account) {
+        self.changed.insert(addr, account);
+    }
+
+    /// A savepoint to roll back to if a transaction turns out not to be includable.
+    pub fn checkpoint(&self) -> (HashMap<Address, Account>, Totals) {
+        (self.changed.clone(), self.totals)
+    }
+
+    /// The diff and undo journal of everything written.
+    pub fn finish(self) -> (StateDiff, Undo) {
+        let mut accounts: Vec<(Address, Account)> = self.changed.into_iter().collect();
+        accounts.sort_unstable_by_key(|(a, _)| *a);
+        let undo = Undo {
+            accounts: accounts
+                .iter()
+                .map(|(a, _)| (*a, self.base.get(a)))
+                .collect(),
+            totals: self.base.totals,
+        };
+        (
+            StateDiff {
+                accounts,
+                totals: self.totals,
+            },
+            undo,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undo_restores_the_exact_previous_state() {
+        let mut state = State::default();
+        let a = Address([1; 20]);
+        let b = Address([2; 20]);
+        state.insert(
+            a,
+            Account {
+                balance: Amount(100),
+                nonce: 4,
+            },
+        );
+        state.totals.burned_fees = Amount(9);
+        let before = state.clone();
+
+        let mut ov = Overlay::new(&state);
+        ov.set(
+            a,
+            Account {
+                balance: Amount(40),
+                nonce: 5,
+            },
+        );
+        ov.set(
+            b,
+            Account {
+                balance: Amount(50),
+                nonce: 0,
+            },
+        );
+        ov.totals.burned_fees = Amount(19);
+        let (diff, undo) = ov.finish();
+        assert_eq!(diff.accounts.len(), 2);
+        assert!(diff.accounts.windows(2).all(|w| w[0].0 < w[1].0));
+
+        state.apply_diff(&diff);
+        assert_eq!(state.account(&b).balance, Amount(50));
+        assert_eq!(state.totals.burned_fees, Amount(19));
+        assert_ne!(state, before);
+
+        state.apply_undo(&undo);
+        assert_eq!(state, before);
+        // The account created by the block is gone, not left as a zero entry.
+        assert_eq!(state.get(&b), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! Durable storage in redb: one write transaction per block in `chain.redb`, account
+//! checkpoints in `state.redb`.
+//!
+//! Account state is authoritative in memory. Each block's commit writes the block, its
+//! senders, receipts, transaction index, state diff and undo journal, the canonical index and
+//! the head, atomically and durably. Every `checkpoint_interval` blocks the accounts changed
+//! since the last checkpoint are written to `state.redb`; a restart loads the checkpoint and
+//! replays the diffs of the blocks after it. Whatever is not in a committed block did not happen.
+
+use std::path::Path;
+
+use parity_scale_codec::{Decode, DecodeAll, Encode};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::block::{Block, Receipt};
+use crate::genesis::Genesis;
+use crate::state::{Account, State, StateDiff, Totals, Undo};
+use crate::types::{Address, BlockNumber, Hash};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blocks");
+const CANONICAL: TableDefinition<u64, [u8; 32]> = TableDefinition::new("canonical");
+const TX_INDEX: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tx_index");
+const RECEIPTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("receipts");
+const DIFFS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("diffs");
+const UNDO: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("undo");
+
+const ACCOUNTS: TableDefinition<[u8; 20], &[u8]> = TableDefinition::new("accounts");
+const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
+
+const KEY_GENESIS: &str = "genesis";
+const KEY_HEAD: &str = "head";
+const KEY_CHECKPOINT: &str = "at";
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt record {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// The decode error.
+        detail: String,
+    },
+    /// The data dir has no genesis yet.
+    #[error("data directory is not initialized: run `init` first")]
+    NotInitialized,
+    /// `init` on a data dir that already holds a chain.
+    #[error("data directory already holds a chain with genesis {0}")]
+    AlreadyInitialized(Hash),
+    /// The data dir could not be created.
+    #[error("creating data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! redb_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+redb_error_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Result alias for the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn decode<T: Decode>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    T::decode_all(&mut &bytes[..]).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+/// A block as stored: with the senders recovered at ingress, so nothing is recovered twice.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredBlock {
+    /// The block.
+    pub block: Block,
+    /// One sender per transaction.
+    pub senders: Vec<Address>,
+}
+
+/// Where a transaction sits in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TxLocation {
+    /// The block's hash.
+    pub block_hash: Hash,
+    /// The block's height.
+    pub block_number: BlockNumber,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// Everything one block commit writes.
+#[derive(Clone, Debug)]
+pub struct CommittedBlock {
+    /// The block with its senders.
+    pub stored: StoredBlock,
+    /// Transaction hashes, in order.
+    pub tx_hashes: Vec<Hash>,
+    /// Receipts, in order.
+    pub receipts: Vec<Receipt>,
+    /// New values of touched accounts.
+    pub diff: StateDiff,
+    /// Previous values of touched accounts.
+    pub undo: Undo,
+}
+
+/// Where the last account checkpoint stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct CheckpointMark {
+    /// Height the checkpoint reflects.
+    pub number: BlockNumber,
+    /// Hash of that block.
+    pub hash: Hash,
+    /// Totals at that block.
+    pub totals: Totals,
+}
+
+/// The node's durable storage.
+#[derive(Debug)]
+pub struct Store {
+    chain: Database,
+    state: Database,
+}
+
+impl Store {
+    /// Opens (creating if needed) the two database files in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let chain = Database::create(dir.join("chain.redb"))?;
+        let state = Database::create(dir.join("state.redb"))?;
+        Ok(Self { chain, state })
+    }
+
+    /// The stored genesis specification, if initialized.
+    pub fn genesis(&self) -> Result<Option<Genesis>> {
+        let rtx = self.chain.begin_read()?;
+        let meta = match rtx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match meta.get(KEY_GENESIS)? {
+            Some(v) => Ok(Some(decode("genesis", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the genesis block, the genesis state and the head. Refuses an initialized dir.
+    pub fn init_genesis(&self, genesis: &Genesis) -> Result<Hash> {
+        if let Some(existing) = self.genesis()? {
+            return Err(StoreError::AlreadyInitialized(existing.block().hash()));
+        }
+        let block = genesis.block();
+        let hash = block.hash();
+        let stored = StoredBlock {
+            block,
+            senders: vec![],
+        };
+        let wtx = self.chain.begin_write()?;
+        {
+            let mut meta = wtx.open_table(META)?;
+            meta.insert(KEY_GENESIS, genesis.encode().as_slice())?;
+            meta.insert(KEY_HEAD, hash.0.as_slice())?;
+            wtx.open_table(BLOCKS)?
+                .insert(hash.0, stored.encode().as_slice())?;
+            wtx.open_table(CANONICAL)?.insert(0u64, hash.0)?;
+            wtx.open_table(RECEIPTS)?
+                .insert(hash.0, Vec::<Receipt>::new().encode().as_slice())?;
+            // Create every table so readers never meet a missing one.
+            wtx.open_table(TX_INDEX)?;
+            wtx.open_table(DIFFS)?;
+            wtx.open_table(UNDO)?;
+        }
+        wtx.commit()?;
+        let accounts: Vec<(Address, Account)> =
+            genesis.state().iter().map(|(a, v)| (*a, *v)).collect();
+        self.write_checkpoint(
+            CheckpointMark {
+                number: 0,
+                hash,
+                totals: Totals::default(),
+            },
+            &accounts,
+        )?;
+        Ok(hash)
+    }
+
+    /// The canonical head's hash.
+    pub fn head(&self) -> Result<Hash> {
+        let rtx = self.chain.begin_read()?;
+        let meta = rtx
+            .open_table(META)
+            .map_err(|_| StoreError::NotInitialized)?;
+        let v = meta.get(KEY_HEAD)?.ok_or(StoreError::NotInitialized)?;
+        let arr: [u8; 32] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+            what: "head",
+            detail: "not 32 bytes".into(),
+        })?;
+        Ok(Hash(arr))
+    }
+
+    /// Commits one block extending the canonical head, in a single durable write transaction.
+    pub fn commit_block(&self, c: &CommittedBlock) -> Result<()> {
+        let header = &c.stored.block.header;
+        let hash = header.hash();
+        let block_bytes = c.stored.encode();
+        let receipts = c.receipts.encode();
+        let diff = c.diff.encode();
+        let undo = c.undo.encode();
+        let wtx = self.chain.begin_write()?;
+        {
+            wtx.open_table(BLOCKS)?
+                .insert(hash.0, block_bytes.as_slice())?;
+            wtx.open_table(RECEIPTS)?
+                .insert(hash.0, receipts.as_slice())?;
+            wtx.open_table(DIFFS)?.insert(hash.0, diff.as_slice())?;
+            wtx.open_table(UNDO)?.insert(hash.0, undo.as_slice())?;
+            let mut idx = wtx.open_table(TX_INDEX)?;
+            for (i, h) in c.tx_hashes.iter().enumerate() {
+                let loc = TxLocation {
+                    block_hash: hash,
+                    block_number: header.number,
+                    index: i as u32,
+                };
+                idx.insert(h.0, loc.encode().as_slice())?;
+            }
+            wtx.open_table(CANONICAL)?.insert(header.number, hash.0)?;
+            wtx.open_table(META)?.insert(KEY_HEAD, hash.0.as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// A block by hash.
+    pub fn block(&self, hash: &Hash) -> Result<Option<StoredBlock>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(BLOCKS)?;
+        let v = t.get(hash.0)?;
+        v.map(|v| decode("block", v.value())).transpose()
+    }
+
+    /// The canonical block hash at `number`.
+    pub fn canonical_hash(&self, number: BlockNumber) -> Result<Option<Hash>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(CANONICAL)?;
+        let v = t.get(number)?;
+        Ok(v.map(|v| Hash(v.value())))
+    }
+
+    /// A block's receipts.
+    pub fn receipts(&self, block_hash: &Hash) -> Result<Option<Vec<Receipt>>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(RECEIPTS)?;
+        let v = t.get(block_hash.0)?;
+        v.map(|v| decode("receipts", v.value())).transpose()
+    }
+
+    /// Where a transaction was included, if it was.
+    pub fn tx_location(&self, tx_hash: &Hash) -> Result<Option<TxLocation>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(TX_INDEX)?;
+        let v = t.get(tx_hash.0)?;
+        v.map(|v| decode("tx index", v.value())).transpose()
+    }
+
+    /// A block's undo journal.
+    pub fn undo(&self, block_hash: &Hash) -> Result<Option<Undo>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(UNDO)?;
+        let v = t.get(block_hash.0)?;
+        v.map(|v| decode("undo", v.value())).transpose()
+    }
+
+    /// Writes accounts changed since the last checkpoint and moves the mark, atomically.
+    pub fn write_checkpoint(
+        &self,
+        mark: CheckpointMark,
+        accounts: &[(Address, Account)],
+    ) -> Result<()> {
+        let wtx = self.state.begin_write()?;
+        {
+            let mut t = wtx.open_table(ACCOUNTS)?;
+            for (addr, acct) in accounts {
+                t.insert(addr.0, acct.encode().as_slice())?;
+            }
+            wtx.open_table(CHECKPOINT)?
+                .insert(KEY_CHECKPOINT, mark.encode().as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<(CheckpointMark, State)>> {
+        let rtx = self.state.begin_read()?;
+        let marks = match rtx.open_table(CHECKPOINT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(mark) = marks.get(KEY_CHECKPOINT)? else {
+            return Ok(None);
+        };
+        let mark: CheckpointMark = decode("checkpoint", mark.value())?;
+        let mut state = State::default();
+        for entry in rtx.open_table(ACCOUNTS)?.iter()? {
+            let (k, v) = entry?;
+            state.insert(Address(k.value()), decode("account", v.value())?);
+        }
+        state.totals = mark.totals;
+        Ok(Some((mark, state)))
+    }
+
+    /// Rebuilds the in-memory state at the canonical head: the checkpoint, then the diffs after it.
+    pub fn load_state(&self) -> Result<(State, StoredBlock)> {
+        let genesis = self.genesis()?.ok_or(StoreError::NotInitialized)?;
+        let head_hash = self.head()?;
+        let head = self.block(&head_hash)?.ok_or(StoreError::Corrupt {
+            what: "head",
+            detail: format!("head block {head_hash} missing"),
+        })?;
+        let head_number = head.block.header.number;
+        let (from, mut state) = match self.checkpoint()? {
+            Some((mark, state))
+                if mark.number <= head_number
+                    && self.canonical_hash(mark.number)? == Some(mark.hash) =>
+            {
+                (mark.number, state)
+            }
+            _ => (0, genesis.state()),
+        };
+        let rtx = self.chain.begin_read()?;
+        let canonical = rtx.open_table(CANONICAL)?;
+        let diffs = rtx.open_table(DIFFS)?;
+        for n in from + 1..=head_number {
+            let hash = canonical.get(n)?.ok_or(StoreError::Corrupt {
+                what: "canonical",
+                detail: format!("no block at height {n}"),
+            })?;
+            let diff = diffs.get(hash.value())?.ok_or(StoreError::Corrupt {
+                what: "diff",
+                detail: format!("no diff for block {n}"),
+            })?;
+            let diff: StateDiff = decode("diff", diff.value())?;
+            state.apply_diff(&diff);
+        }
+        Ok((state, head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{receipts_root, tx_root, Header};
+    use crate::crypto::SecretKey;
+    use crate::genesis::{FeeParams, GenesisAccount};
+    use crate::types::Amount;
+
+    fn genesis(key: &SecretKey) -> Genesis {
+        Genesis {
+            chain_id: 9,
+            block_time_ms: 1000,
+            timestamp_ms: 0,
+            authorities: vec![key.address()],
+            max_block_weight: 1_000_000,
+            max_tx_size: 4096,
+            fee: FeeParams::FeeRate {
+                min_fee_rate: Amount(1),
+            },
+            accounts: vec![GenesisAccount {
+                address: Address([1; 20]),
+                balance: Amount(1000),
+            }],
+        }
+    }
+
+    fn child(parent: &Block, key: &SecretKey) -> Block {
+        Block::seal(
+            Header {
+                parent_hash: parent.hash(),
+                number: parent.header.number + 1,
+                slot: parent.header.slot + 1,
+                timestamp_ms: 0,
+                author: key.address(),
+                tx_root: tx_root([]),
+                receipts_root: receipts_root(&[]),
+                state_root: Hash::ZERO,
+                base_fee: Amount::ZERO,
+                weight_used: 0,
+            },
+            vec![],
+            key,
+        )
+    }
+
+    #[test]
+    fn commits_survive_reopen_with_and_without_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::random();
+        let g = genesis(&key);
+        let mut parent = g.block();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let gh = store.init_genesis(&g).unwrap();
+            assert!(
+                matches!(store.init_genesis(&g), Err(StoreError::AlreadyInitialized(h)) if h == gh)
+            );
+            for i in 1..=5u128 {
+                let b = child(&parent, &key);
+                let diff = StateDiff {
+                    accounts: vec![(
+                        Address([2; 20]),
+                        Account {
+                            balance: Amount(i),
+                            nonce: 0,
+                        },
+                    )],
+                    totals: Totals {
+                        burned_fees: Amount(i),
+                    },
+                };
+                store
+                    .commit_block(&CommittedBlock {
+                        stored: StoredBlock {
+                            block: b.clone(),
+                            senders: vec![],
+                        },
+                        tx_hashes: vec![],
+                        receipts: vec![],
+                        diff: diff.clone(),
+                        undo: Undo::default(),
+                    })
+                    .unwrap();
+                if i == 2 {
+                    let mut st = g.state();
+                    st.apply_diff(&diff);
+                    store
+                        .write_checkpoint(
+                            CheckpointMark {
+                                number: 2,
+                                hash: b.hash(),
+                                totals: diff.totals,
+                            },
+                            &[(Address([2; 20]), st.account(&Address([2; 20])))],
+                        )
+                        .unwrap();
+                }
+                parent = b;
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (state, head) = store.load_state().unwrap();
+        assert_eq!(head.block, parent);
+        assert_eq!(state.account(&Address([2; 20])).balance, Amount(5));
+        assert_eq!(state.account(&Address([1; 20])).balance, Amount(1000));
+        assert_eq!(state.totals.burned_fees, Amount(5));
+        assert_eq!(store.canonical_hash(5).unwrap(), Some(parent.hash()));
+        assert_eq!(store.canonical_hash(6).unwrap(), None);
+    }
+}
