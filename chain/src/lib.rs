@@ -7,6 +7,7 @@ pub mod block;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod dev;
 pub mod execution;
 pub mod fee;
 pub mod genesis;
