@@ -1,0 +1,1 @@
+//! The Twinpeg devnet launcher: one command for a whole local two-chain network.

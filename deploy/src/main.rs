@@ -1,0 +1,3 @@
+//! The `devnet` binary.
+
+fn main() {}

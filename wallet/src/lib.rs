@@ -1,0 +1,1 @@
+//! The Twinpeg wallet CLI: keys, transfers on either chain, deposits and withdrawals with live status.

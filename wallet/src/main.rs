@@ -1,0 +1,3 @@
+//! The `wallet` binary.
+
+fn main() {}
