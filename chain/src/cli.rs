@@ -55,6 +55,12 @@ pub enum Command {
         /// Log format (overrides the config).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// libp2p listen multiaddr (overrides the config).
+        #[arg(long)]
+        p2p_listen: Option<String>,
+        /// Bootstrap peer multiaddr; repeat for several (replaces the config's list).
+        #[arg(long)]
+        bootstrap: Vec<String>,
     },
     /// Create a new authority key file (mode 0600) and print its address.
     Keygen {
@@ -127,6 +133,8 @@ fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
             rpc_addr,
             authority_key,
             log_format,
+            p2p_listen,
+            bootstrap,
         } => {
             let mut cfg = NodeConfig::load(&rules, config.as_deref())?;
             if let Some(d) = data_dir {
@@ -141,6 +149,13 @@ fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
             if let Some(f) = log_format {
                 cfg.log_format = f;
             }
+            if let Some(l) = p2p_listen {
+                cfg.p2p_listen = l;
+            }
+            if !bootstrap.is_empty() {
+                cfg.bootstrap = bootstrap;
+            }
+            cfg.validate()?;
             init_tracing(cfg.log_format, &cfg.log_level);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -78,6 +78,39 @@ pub struct NodeConfig {
     /// Write an account checkpoint every this many blocks.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
+    /// libp2p listen address (multiaddr).
+    pub p2p_listen: String,
+    /// Peers to dial at start and redial with backoff, as multiaddrs (`/ip4/1.2.3.4/tcp/30333[/p2p/<peer id>]`).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// The node's libp2p identity key (created on first run); default `<data_dir>/p2p.key`.
+    #[serde(default)]
+    pub p2p_key_file: Option<PathBuf>,
+    /// Largest gossip message in bytes (a whole block must fit).
+    #[serde(default = "default_p2p_max_message_bytes")]
+    pub p2p_max_message_bytes: usize,
+    /// How long a misbehaving peer stays banned, in seconds.
+    #[serde(default = "default_peer_ban_seconds")]
+    pub peer_ban_seconds: u64,
+    /// Never roll back more blocks than this; a longer competing branch is refused loudly.
+    #[serde(default = "default_max_reorg_depth")]
+    pub max_reorg_depth: u64,
+    /// How far in the future (ms) a received block's slot may start.
+    #[serde(default = "default_max_clock_drift_ms")]
+    pub max_clock_drift_ms: u64,
+}
+
+fn default_p2p_max_message_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_peer_ban_seconds() -> u64 {
+    300
+}
+fn default_max_reorg_depth() -> u64 {
+    64
+}
+fn default_max_clock_drift_ms() -> u64 {
+    500
 }
 
 fn default_log_level() -> String {
@@ -119,7 +152,11 @@ impl NodeConfig {
     pub fn load(rules: &ChainRules, file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder()
             .set_default("data_dir", format!("./{}-data", rules.name))?
-            .set_default("rpc_addr", format!("127.0.0.1:{}", rules.default_rpc_port))?;
+            .set_default("rpc_addr", format!("127.0.0.1:{}", rules.default_rpc_port))?
+            .set_default(
+                "p2p_listen",
+                format!("/ip4/0.0.0.0/tcp/{}", rules.default_p2p_port),
+            )?;
         if let Some(f) = file {
             b = b.add_source(
                 config::File::from(f)
@@ -130,7 +167,9 @@ impl NodeConfig {
         b = b.add_source(
             config::Environment::with_prefix(rules.env_prefix)
                 .prefix_separator("_")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("bootstrap"),
         );
         let cfg: NodeConfig = b.build()?.try_deserialize()?;
         cfg.validate()?;
@@ -143,6 +182,19 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(
                 "checkpoint_interval must be at least 1".into(),
             ));
+        }
+        if self.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "p2p_listen {:?} is not a multiaddr",
+                self.p2p_listen
+            )));
+        }
+        for b in &self.bootstrap {
+            if b.parse::<libp2p::Multiaddr>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "bootstrap entry {b:?} is not a multiaddr"
+                )));
+            }
         }
         if self.rpc_max_txs_per_call == 0 || self.mempool_max_txs == 0 {
             return Err(ConfigError::Invalid(
@@ -174,6 +226,7 @@ mod tests {
             env_prefix: "TESTCHAIN_CFG",
             default_block_time_ms: 1000,
             default_rpc_port: 7777,
+            default_p2p_port: 7778,
             fee_rule: FeeRuleKind::FeeRate,
         }
     }
@@ -190,9 +243,16 @@ mod tests {
         assert_eq!(c.checkpoint_interval, 256);
         // SAFETY of the test: the prefix is unique to this test.
         std::env::set_var("TESTCHAIN_CFG_RPC_ADDR", "127.0.0.1:9999");
+        std::env::set_var(
+            "TESTCHAIN_CFG_BOOTSTRAP",
+            "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
+        );
         let c = NodeConfig::load(&rules(), Some(&f)).unwrap();
         std::env::remove_var("TESTCHAIN_CFG_RPC_ADDR");
+        std::env::remove_var("TESTCHAIN_CFG_BOOTSTRAP");
         assert_eq!(c.rpc_addr.port(), 9999);
+        assert_eq!(c.bootstrap.len(), 2);
+        assert_eq!(c.p2p_listen, "/ip4/0.0.0.0/tcp/7778");
         std::fs::write(&f, "data_dirr = \"/tmp/x\"\n").unwrap();
         assert!(NodeConfig::load(&rules(), Some(&f)).is_err());
     }

@@ -2,7 +2,7 @@
 
 use crate::block::{FailureReason, Receipt};
 use crate::fee::{FeeError, FeeRule};
-use crate::state::{Overlay, State, StateDiff, Undo};
+use crate::state::{Overlay, StateDiff, StateRead, Undo};
 use crate::tx::{RecoveredTx, TxKind};
 use crate::types::{Address, Amount, ChainId, Nonce, Weight};
 
@@ -78,7 +78,7 @@ pub struct BlockExecutor<'a> {
 
 impl<'a> BlockExecutor<'a> {
     /// Starts a block on `state`.
-    pub fn new(state: &'a State, fee_rule: &'a dyn FeeRule, env: BlockEnv) -> Self {
+    pub fn new(state: &'a dyn StateRead, fee_rule: &'a dyn FeeRule, env: BlockEnv) -> Self {
         Self {
             overlay: Overlay::new(state),
             fee_rule,
@@ -194,7 +194,7 @@ impl<'a> BlockExecutor<'a> {
 
 /// Executes a received block's transactions; any non-includable transaction invalidates the block.
 pub fn execute_block(
-    state: &State,
+    state: &dyn StateRead,
     fee_rule: &dyn FeeRule,
     env: BlockEnv,
     txs: &[RecoveredTx],
@@ -211,7 +211,7 @@ mod tests {
     use super::*;
     use crate::crypto::SecretKey;
     use crate::fee::{BaseFeeRule, FeeRateRule};
-    use crate::state::Account;
+    use crate::state::{Account, State};
     use crate::tx::{Fee, Transaction};
 
     fn env(base_fee: Amount) -> BlockEnv {

@@ -373,6 +373,13 @@ impl Mempool {
         }
     }
 
+    /// Removes several transactions.
+    pub fn remove_all(&mut self, hashes: &[Hash]) {
+        for h in hashes {
+            self.remove(h);
+        }
+    }
+
     /// Removes one transaction (e.g. one that can no longer be included).
     pub fn remove(&mut self, hash: &Hash) -> Option<RecoveredTx> {
         let (sender, nonce) = self.by_hash.remove(hash)?;

@@ -32,6 +32,12 @@ pub struct Metrics {
     pub txs_accepted_total: Counter,
     /// Transactions refused, by reason.
     pub txs_rejected_total: Family<ReasonLabel, Counter>,
+    /// Chain reorganisations.
+    pub reorgs_total: Counter,
+    /// Peer messages refused (invalid, junk, oversized), by reason.
+    pub peer_rejections_total: Family<ReasonLabel, Counter>,
+    /// Blocks the best known peer is ahead of us.
+    pub sync_lag: Gauge,
     /// Seconds to commit one block durably.
     pub block_commit_seconds: Histogram,
 }
@@ -48,6 +54,9 @@ impl Metrics {
             txs_included_total: Counter::default(),
             txs_accepted_total: Counter::default(),
             txs_rejected_total: Family::default(),
+            reorgs_total: Counter::default(),
+            peer_rejections_total: Family::default(),
+            sync_lag: Gauge::default(),
             block_commit_seconds: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
             ]),
@@ -80,6 +89,17 @@ impl Metrics {
             "Transactions refused, by reason",
             m.txs_rejected_total.clone(),
         );
+        registry.register("reorgs", "Chain reorganisations", m.reorgs_total.clone());
+        registry.register(
+            "peer_rejections",
+            "Peer messages refused, by reason",
+            m.peer_rejections_total.clone(),
+        );
+        registry.register(
+            "sync_lag",
+            "Blocks the best known peer is ahead",
+            m.sync_lag.clone(),
+        );
         registry.register(
             "block_commit_seconds",
             "Time to commit one block durably",
@@ -91,6 +111,15 @@ impl Metrics {
     /// Counts a refusal.
     pub fn rejected(&self, reason: &str) {
         self.txs_rejected_total
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a refused peer message.
+    pub fn peer_rejected(&self, reason: &str) {
+        self.peer_rejections_total
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })

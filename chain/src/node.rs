@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::block::Header;
 use crate::config::NodeConfig;
 use crate::crypto::SecretKey;
+use crate::driver::DriverHandle;
 use crate::fee::FeeRule;
 use crate::genesis::{Genesis, GenesisError};
 use crate::mempool::{Admission, Mempool, Rejection};
@@ -39,13 +41,16 @@ pub enum NodeError {
         reason: String,
     },
     /// A socket could not be bound or a file written.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// The p2p network could not start.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// The canonical head and the account state after it, always read together.
@@ -81,6 +86,8 @@ pub struct Chain {
     pub heads: broadcast::Sender<BlockSummary>,
     /// This node's authority address, if it produces.
     pub authority: Option<Address>,
+    /// The network, once started.
+    pub net: OnceLock<crate::network::NetworkHandle>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -121,6 +128,7 @@ impl Chain {
             metrics,
             heads,
             authority,
+            net: OnceLock::new(),
         })
     }
 
@@ -162,6 +170,28 @@ impl Chain {
     /// Largest accepted encoded transaction.
     pub fn max_tx_size(&self) -> usize {
         self.genesis.max_tx_size as usize
+    }
+
+    /// Admits recovered transactions into the mempool, in order, under one lock; with
+    /// `gossip`, the accepted ones are passed on to peers.
+    pub fn admit_and_gossip(
+        &self,
+        txs: Vec<Result<RecoveredTx, Rejection>>,
+    ) -> Vec<Result<Hash, Rejection>> {
+        let signed: Vec<_> = txs
+            .iter()
+            .map(|t| t.as_ref().ok().map(|t| t.signed().clone()))
+            .collect();
+        let results = self.admit(txs);
+        if let Some(net) = self.net.get() {
+            let accepted = results
+                .iter()
+                .zip(signed)
+                .filter_map(|(r, s)| r.as_ref().ok().and(s))
+                .collect();
+            net.publish_txs(accepted);
+        }
+        results
     }
 
     /// Admits recovered transactions into the mempool, in order, under one lock.
@@ -257,21 +287,30 @@ pub struct NodeHandle {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     rpc: jsonrpsee::server::ServerHandle,
+    driver_slot: Arc<Mutex<Option<DriverHandle>>>,
+    driver_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NodeHandle {
-    /// Stops every task and waits for them.
-    pub async fn stop(self) {
+    /// Stops every task and waits for them; the driver finishes the block it is on.
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
-        for t in self.tasks {
+        for t in self.tasks.drain(..) {
             let _ = t.await;
+        }
+        if let Ok(mut d) = self.driver_slot.lock() {
+            d.take();
+        }
+        if let Some(t) = self.driver_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 }
 
-/// Starts a node from an initialized data dir: RPC server and, for an authority, block production.
+/// Starts a node from an initialized data dir: driver, network, RPC server and, for an
+/// authority, the slot timer.
 pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let key = match &config.authority_key_file {
         Some(p) => Some(load_key_file(p)?),
@@ -282,23 +321,79 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         &config,
         key.as_ref().map(|k| k.address()),
     )?);
-    if let Some(k) = &key {
-        if !chain.genesis.authorities.contains(&k.address()) {
+    let key = match key {
+        Some(k) if chain.genesis.authorities.contains(&k.address()) => Some(k),
+        Some(k) => {
             tracing::warn!(address = %k.address(), "authority key is not in the genesis authority set; following only");
+            None
         }
-    }
+        None => None,
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let (rpc_addr, rpc) = crate::rpc::server::start(chain.clone(), &config).await?;
-    write_endpoints(&config.data_dir, rpc_addr)?;
-    let mut tasks = Vec::new();
-    if let Some(k) = key.filter(|k| chain.genesis.authorities.contains(&k.address())) {
+
+    let key_file = config
+        .p2p_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("p2p.key"));
+    let keypair = crate::network::load_or_create_keypair(&key_file)?;
+    let parse = |s: &str| {
+        s.parse::<libp2p::Multiaddr>().map_err(|e| NodeError::Io {
+            what: format!("multiaddr {s:?}"),
+            error: std::io::Error::other(e.to_string()),
+        })
+    };
+    let net_config = crate::network::NetworkConfig {
+        listen: parse(&config.p2p_listen)?,
+        bootstrap: config
+            .bootstrap
+            .iter()
+            .map(|b| parse(b))
+            .collect::<Result<_, _>>()?,
+        ban_duration: Duration::from_secs(config.peer_ban_seconds),
+        max_message_bytes: config.p2p_max_message_bytes,
+    };
+    let driver_slot = Arc::new(Mutex::new(None));
+    let (net, net_loop) = crate::network::start(
+        chain.clone(),
+        driver_slot.clone(),
+        keypair,
+        net_config,
+        shutdown_rx.clone(),
+    )?;
+    let (driver, driver_thread) = crate::driver::spawn(
+        chain.clone(),
+        key.clone(),
+        crate::driver::DriverConfig {
+            checkpoint_interval: config.checkpoint_interval,
+            max_reorg_depth: config.max_reorg_depth,
+            max_clock_drift_ms: config.max_clock_drift_ms,
+        },
+        Box::new(net.clone()),
+    );
+    if let Ok(mut d) = driver_slot.lock() {
+        *d = Some(driver.clone());
+    }
+    let _ = chain.net.set(net.clone());
+    let mut tasks = vec![tokio::spawn(net_loop)];
+    if key.is_some() {
         tasks.push(tokio::spawn(crate::producer::run(
-            chain.clone(),
-            k,
-            config.checkpoint_interval,
+            driver.clone(),
+            chain.genesis.block_time_ms,
             shutdown_rx.clone(),
         )));
     }
+    drop(driver);
+    let (rpc_addr, rpc) = crate::rpc::server::start(chain.clone(), &config).await?;
+    // The p2p address is known once the listener is up.
+    let mut p2p = Vec::new();
+    for _ in 0..200 {
+        p2p = net.listen_addrs();
+        if !p2p.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    write_endpoints(&config.data_dir, rpc_addr, &p2p)?;
     {
         let tip = chain.tip();
         tracing::info!(
@@ -308,6 +403,7 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
             height = tip.head.number,
             hash = %tip.head_hash,
             rpc = %rpc_addr,
+            peer_id = %net.peer_id,
             authority = ?chain.authority,
             "node started"
         );
@@ -318,20 +414,27 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         shutdown,
         tasks,
         rpc,
+        driver_slot,
+        driver_thread: Some(driver_thread),
     })
 }
 
 /// Writes `<data_dir>/endpoints.json` so scripts and tests find a node that bound port 0.
-fn write_endpoints(dir: &Path, rpc: SocketAddr) -> Result<(), NodeError> {
+fn write_endpoints(
+    dir: &Path,
+    rpc: SocketAddr,
+    p2p: &[libp2p::Multiaddr],
+) -> Result<(), NodeError> {
     let body = serde_json::json!({
         "rpc_http": format!("http://{rpc}"),
         "rpc_ws": format!("ws://{rpc}"),
+        "p2p": p2p.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "pid": std::process::id(),
     });
     let tmp = dir.join("endpoints.json.tmp");
-    let io = |source| NodeError::Io {
+    let io = |error| NodeError::Io {
         what: format!("writing {}", tmp.display()),
-        source,
+        error,
     };
     std::fs::write(&tmp, body.to_string()).map_err(io)?;
     std::fs::rename(&tmp, dir.join("endpoints.json")).map_err(io)

@@ -23,6 +23,8 @@ pub struct ChainRules {
     pub default_block_time_ms: u64,
     /// The RPC port when the config names none.
     pub default_rpc_port: u16,
+    /// The p2p port when the config names none.
+    pub default_p2p_port: u16,
     /// The fee rule this chain accepts.
     pub fee_rule: FeeRuleKind,
 }

@@ -111,10 +111,80 @@ impl State {
     }
 }
 
-/// Pending changes on top of a state, as a block executes; the base is never touched.
+/// Read access to account state: the live [`State`], or a view of it at an earlier block.
+pub trait StateRead: Sync {
+    /// The account if it exists.
+    fn get(&self, addr: &Address) -> Option<Account>;
+    /// The running totals.
+    fn totals(&self) -> Totals;
+    /// The account, or an empty one.
+    fn account(&self, addr: &Address) -> Account {
+        self.get(addr).unwrap_or_default()
+    }
+}
+
+impl StateRead for State {
+    fn get(&self, addr: &Address) -> Option<Account> {
+        self.accounts.get(addr).copied()
+    }
+    fn totals(&self) -> Totals {
+        self.totals
+    }
+}
+
+/// The live state seen through a layer of replacements: the state at a fork point (the
+/// undo journals of the blocks above it) plus the blocks of a new branch executed so far.
 #[derive(Debug)]
-pub struct Overlay<'a> {
+pub struct LayeredState<'a> {
     base: &'a State,
+    /// Replacement values; `None` means the account does not exist in this view.
+    pub layer: HashMap<Address, Option<Account>>,
+    /// Totals in this view.
+    pub totals: Totals,
+}
+
+impl<'a> LayeredState<'a> {
+    /// The live state rolled back through `undos`, given newest block first.
+    pub fn rolled_back(base: &'a State, undos_newest_first: &[Undo]) -> Self {
+        let mut layer = HashMap::new();
+        let mut totals = base.totals;
+        for undo in undos_newest_first {
+            for (addr, prev) in &undo.accounts {
+                layer.insert(*addr, *prev);
+            }
+            totals = undo.totals;
+        }
+        Self {
+            base,
+            layer,
+            totals,
+        }
+    }
+
+    /// Moves the view forward by one block's diff.
+    pub fn apply_diff(&mut self, diff: &StateDiff) {
+        for (addr, acct) in &diff.accounts {
+            self.layer.insert(*addr, Some(*acct));
+        }
+        self.totals = diff.totals;
+    }
+}
+
+impl StateRead for LayeredState<'_> {
+    fn get(&self, addr: &Address) -> Option<Account> {
+        match self.layer.get(addr) {
+            Some(v) => *v,
+            None => self.base.accounts.get(addr).copied(),
+        }
+    }
+    fn totals(&self) -> Totals {
+        self.totals
+    }
+}
+
+/// Pending changes on top of a state, as a block executes; the base is never touched.
+pub struct Overlay<'a> {
+    base: &'a dyn StateRead,
     changed: HashMap<Address, Account>,
     /// Totals as of the last applied transaction.
     pub totals: Totals,
@@ -122,11 +192,11 @@ pub struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     /// An empty overlay on `base`.
-    pub fn new(base: &'a State) -> Self {
+    pub fn new(base: &'a dyn StateRead) -> Self {
         Self {
             base,
             changed: HashMap::new(),
-            totals: base.totals,
+            totals: base.totals(),
         }
     }
 
@@ -157,7 +227,7 @@ impl<'a> Overlay<'a> {
                 .iter()
                 .map(|(a, _)| (*a, self.base.get(a)))
                 .collect(),
-            totals: self.base.totals,
+            totals: self.base.totals(),
         };
         (
             StateDiff {
@@ -217,5 +287,47 @@ mod tests {
         assert_eq!(state, before);
         // The account created by the block is gone, not left as a zero entry.
         assert_eq!(state.get(&b), None);
+    }
+
+    #[test]
+    fn layered_view_at_a_fork_point_matches_the_rolled_back_state() {
+        let mut state = State::default();
+        let a = Address([1; 20]);
+        state.insert(
+            a,
+            Account {
+                balance: Amount(10),
+                nonce: 0,
+            },
+        );
+        let at_fork = state.clone();
+        let mut undos = Vec::new();
+        for i in 1..=3u128 {
+            let mut ov = Overlay::new(&state);
+            ov.set(
+                a,
+                Account {
+                    balance: Amount(10 + i),
+                    nonce: i as u64,
+                },
+            );
+            ov.set(
+                Address([i as u8 + 1; 20]),
+                Account {
+                    balance: Amount(i),
+                    nonce: 0,
+                },
+            );
+            ov.totals.burned_fees = Amount(i);
+            let (diff, undo) = ov.finish();
+            state.apply_diff(&diff);
+            undos.push(undo);
+        }
+        undos.reverse();
+        let view = LayeredState::rolled_back(&state, &undos);
+        for addr in [a, Address([2; 20]), Address([3; 20]), Address([4; 20])] {
+            assert_eq!(view.get(&addr), at_fork.get(&addr), "{addr}");
+        }
+        assert_eq!(view.totals(), at_fork.totals);
     }
 }

@@ -12,13 +12,14 @@ use std::path::Path;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::block::{Block, Receipt};
+use crate::block::{Block, Header, Receipt};
 use crate::genesis::Genesis;
 use crate::state::{Account, State, StateDiff, Totals, Undo};
 use crate::types::{Address, BlockNumber, Hash};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blocks");
+const HEADERS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("headers");
 const CANONICAL: TableDefinition<u64, [u8; 32]> = TableDefinition::new("canonical");
 const TX_INDEX: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tx_index");
 const RECEIPTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("receipts");
@@ -178,17 +179,23 @@ impl Store {
             meta.insert(KEY_HEAD, hash.0.as_slice())?;
             wtx.open_table(BLOCKS)?
                 .insert(hash.0, stored.encode().as_slice())?;
+            wtx.open_table(HEADERS)?
+                .insert(hash.0, stored.block.header.encode().as_slice())?;
             wtx.open_table(CANONICAL)?.insert(0u64, hash.0)?;
             wtx.open_table(RECEIPTS)?
                 .insert(hash.0, Vec::<Receipt>::new().encode().as_slice())?;
             // Create every table so readers never meet a missing one.
             wtx.open_table(TX_INDEX)?;
+            wtx.open_table(HEADERS)?;
             wtx.open_table(DIFFS)?;
             wtx.open_table(UNDO)?;
         }
         wtx.commit()?;
-        let accounts: Vec<(Address, Account)> =
-            genesis.state().iter().map(|(a, v)| (*a, *v)).collect();
+        let accounts: Vec<(Address, Option<Account>)> = genesis
+            .state()
+            .iter()
+            .map(|(a, v)| (*a, Some(*v)))
+            .collect();
         self.write_checkpoint(
             CheckpointMark {
                 number: 0,
@@ -216,34 +223,128 @@ impl Store {
 
     /// Commits one block extending the canonical head, in a single durable write transaction.
     pub fn commit_block(&self, c: &CommittedBlock) -> Result<()> {
-        let header = &c.stored.block.header;
-        let hash = header.hash();
-        let block_bytes = c.stored.encode();
-        let receipts = c.receipts.encode();
-        let diff = c.diff.encode();
-        let undo = c.undo.encode();
+        self.commit_canonical(&[], std::slice::from_ref(c))
+    }
+
+    /// Stores a valid block that is not (yet) on the canonical chain; it is executed only if
+    /// its branch becomes the longest.
+    pub fn store_side_block(&self, stored: &StoredBlock) -> Result<()> {
+        let hash = stored.block.hash();
         let wtx = self.chain.begin_write()?;
         {
             wtx.open_table(BLOCKS)?
-                .insert(hash.0, block_bytes.as_slice())?;
-            wtx.open_table(RECEIPTS)?
-                .insert(hash.0, receipts.as_slice())?;
-            wtx.open_table(DIFFS)?.insert(hash.0, diff.as_slice())?;
-            wtx.open_table(UNDO)?.insert(hash.0, undo.as_slice())?;
-            let mut idx = wtx.open_table(TX_INDEX)?;
-            for (i, h) in c.tx_hashes.iter().enumerate() {
-                let loc = TxLocation {
-                    block_hash: hash,
-                    block_number: header.number,
-                    index: i as u32,
-                };
-                idx.insert(h.0, loc.encode().as_slice())?;
-            }
-            wtx.open_table(CANONICAL)?.insert(header.number, hash.0)?;
-            wtx.open_table(META)?.insert(KEY_HEAD, hash.0.as_slice())?;
+                .insert(hash.0, stored.encode().as_slice())?;
+            wtx.open_table(HEADERS)?
+                .insert(hash.0, stored.block.header.encode().as_slice())?;
         }
         wtx.commit()?;
         Ok(())
+    }
+
+    /// Moves the canonical chain in one durable write transaction: the blocks of `abandoned`
+    /// (hash and transaction hashes, any order) leave it, the `adopted` blocks (in order,
+    /// the first one's parent canonical) join it, and the last adopted becomes the head.
+    pub fn commit_canonical(
+        &self,
+        abandoned: &[(Hash, BlockNumber, Vec<Hash>)],
+        adopted: &[CommittedBlock],
+    ) -> Result<()> {
+        let Some(last) = adopted.last() else {
+            return Ok(());
+        };
+        let head = last.stored.block.header.hash();
+        let head_number = last.stored.block.header.number;
+        let encoded: Vec<_> = adopted
+            .iter()
+            .map(|c| {
+                (
+                    c.stored.block.header.hash(),
+                    c.stored.encode(),
+                    c.stored.block.header.encode(),
+                    c.receipts.encode(),
+                    c.diff.encode(),
+                    c.undo.encode(),
+                )
+            })
+            .collect();
+        let wtx = self.chain.begin_write()?;
+        {
+            let mut idx = wtx.open_table(TX_INDEX)?;
+            let mut canonical = wtx.open_table(CANONICAL)?;
+            for (_, number, txs) in abandoned {
+                for h in txs {
+                    idx.remove(h.0)?;
+                }
+                if *number > head_number {
+                    canonical.remove(*number)?;
+                }
+            }
+            let mut blocks = wtx.open_table(BLOCKS)?;
+            let mut headers = wtx.open_table(HEADERS)?;
+            let mut receipts = wtx.open_table(RECEIPTS)?;
+            let mut diffs = wtx.open_table(DIFFS)?;
+            let mut undos = wtx.open_table(UNDO)?;
+            for (c, (hash, block, header, rcpts, diff, undo)) in adopted.iter().zip(&encoded) {
+                let number = c.stored.block.header.number;
+                blocks.insert(hash.0, block.as_slice())?;
+                headers.insert(hash.0, header.as_slice())?;
+                receipts.insert(hash.0, rcpts.as_slice())?;
+                diffs.insert(hash.0, diff.as_slice())?;
+                undos.insert(hash.0, undo.as_slice())?;
+                for (i, h) in c.tx_hashes.iter().enumerate() {
+                    let loc = TxLocation {
+                        block_hash: *hash,
+                        block_number: number,
+                        index: i as u32,
+                    };
+                    idx.insert(h.0, loc.encode().as_slice())?;
+                }
+                canonical.insert(number, hash.0)?;
+            }
+            wtx.open_table(META)?.insert(KEY_HEAD, head.0.as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// A header by hash (canonical or not).
+    pub fn header(&self, hash: &Hash) -> Result<Option<Header>> {
+        let rtx = self.chain.begin_read()?;
+        let t = rtx.open_table(HEADERS)?;
+        let v = t.get(hash.0)?;
+        v.map(|v| decode("header", v.value())).transpose()
+    }
+
+    /// Whether `hash` is the canonical block at `number`.
+    pub fn is_canonical(&self, hash: &Hash, number: BlockNumber) -> Result<bool> {
+        Ok(self.canonical_hash(number)? == Some(*hash))
+    }
+
+    /// Canonical blocks from `from` on, at most `max_count` and about `max_bytes` in all.
+    pub fn canonical_range(
+        &self,
+        from: BlockNumber,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Block>> {
+        let rtx = self.chain.begin_read()?;
+        let canonical = rtx.open_table(CANONICAL)?;
+        let blocks = rtx.open_table(BLOCKS)?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for entry in canonical.range(from..)? {
+            let (_, hash) = entry?;
+            let Some(v) = blocks.get(hash.value())? else {
+                break;
+            };
+            let stored: StoredBlock = decode("block", v.value())?;
+            bytes += v.value().len();
+            out.push(stored.block);
+            if out.len() >= max_count || bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// A block by hash.
@@ -286,17 +387,25 @@ impl Store {
         v.map(|v| decode("undo", v.value())).transpose()
     }
 
-    /// Writes accounts changed since the last checkpoint and moves the mark, atomically.
+    /// Writes accounts changed since the last checkpoint and moves the mark, atomically;
+    /// `None` removes an account (one a reorg undid).
     pub fn write_checkpoint(
         &self,
         mark: CheckpointMark,
-        accounts: &[(Address, Account)],
+        accounts: &[(Address, Option<Account>)],
     ) -> Result<()> {
         let wtx = self.state.begin_write()?;
         {
             let mut t = wtx.open_table(ACCOUNTS)?;
             for (addr, acct) in accounts {
-                t.insert(addr.0, acct.encode().as_slice())?;
+                match acct {
+                    Some(acct) => {
+                        t.insert(addr.0, acct.encode().as_slice())?;
+                    }
+                    None => {
+                        t.remove(addr.0)?;
+                    }
+                }
             }
             wtx.open_table(CHECKPOINT)?
                 .insert(KEY_CHECKPOINT, mark.encode().as_slice())?;
@@ -455,7 +564,7 @@ mod tests {
                                 hash: b.hash(),
                                 totals: diff.totals,
                             },
-                            &[(Address([2; 20]), st.account(&Address([2; 20])))],
+                            &[(Address([2; 20]), st.get(&Address([2; 20])))],
                         )
                         .unwrap();
                 }

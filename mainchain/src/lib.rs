@@ -9,6 +9,7 @@ pub fn rules() -> ChainRules {
         env_prefix: "MAINCHAIN",
         default_block_time_ms: 6000,
         default_rpc_port: 8545,
+        default_p2p_port: 30333,
         fee_rule: FeeRuleKind::FeeRate,
     }
 }

@@ -9,6 +9,7 @@ pub fn rules() -> ChainRules {
         env_prefix: "SIDECHAIN",
         default_block_time_ms: 1000,
         default_rpc_port: 9545,
+        default_p2p_port: 30334,
         fee_rule: FeeRuleKind::BaseFee,
     }
 }

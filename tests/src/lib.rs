@@ -114,6 +114,10 @@ pub struct TestNode {
     pub http: String,
     /// `ws://127.0.0.1:port`.
     pub ws: String,
+    /// The node's p2p multiaddrs (with `/p2p/<peer id>`), loopback first.
+    pub p2p: Vec<String>,
+    /// Bootstrap peers given at every start.
+    pub bootstrap: Vec<String>,
     child: Option<Child>,
     /// How many times the process was started.
     pub starts: u32,
@@ -122,6 +126,16 @@ pub struct TestNode {
 impl TestNode {
     /// Writes genesis and key, runs `init`, then starts the node.
     pub fn start(kind: ChainKind, genesis: &Genesis, authority: Option<SecretKey>) -> Result<Self> {
+        Self::start_with_peers(kind, genesis, authority, &[])
+    }
+
+    /// Like [`TestNode::start`], dialing `bootstrap` peers.
+    pub fn start_with_peers(
+        kind: ChainKind,
+        genesis: &Genesis,
+        authority: Option<SecretKey>,
+        bootstrap: &[String],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix(kind.binary()).tempdir()?;
         let genesis_path = dir.path().join("genesis.toml");
         std::fs::write(&genesis_path, toml::to_string(genesis)?)?;
@@ -143,6 +157,8 @@ impl TestNode {
             authority,
             http: String::new(),
             ws: String::new(),
+            p2p: Vec::new(),
+            bootstrap: bootstrap.to_vec(),
             child: None,
             starts: 0,
         };
@@ -169,6 +185,7 @@ impl TestNode {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--rpc-addr", "127.0.0.1:0"])
+            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -176,6 +193,9 @@ impl TestNode {
         if self.authority.is_some() {
             cmd.arg("--authority-key")
                 .arg(self.dir.path().join("authority.key"));
+        }
+        for b in &self.bootstrap {
+            cmd.arg("--bootstrap").arg(b);
         }
         let mut child = cmd.spawn()?;
         let pid = child.id();
@@ -186,6 +206,14 @@ impl TestNode {
                 if v["pid"].as_u64() == Some(pid as u64) {
                     self.http = v["rpc_http"].as_str().context("rpc_http")?.to_string();
                     self.ws = v["rpc_ws"].as_str().context("rpc_ws")?.to_string();
+                    self.p2p = v["p2p"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     break;
                 }
             }
@@ -224,6 +252,11 @@ impl TestNode {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// The node's first p2p address, for others to bootstrap from.
+    pub fn p2p_addr(&self) -> String {
+        self.p2p.first().cloned().unwrap_or_default()
     }
 
     /// The node's log so far.

@@ -6,6 +6,7 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::fee::FeeInfo;
+use crate::network::{PeerInfo, SyncStatus};
 use crate::rpc::types::{
     AccountView, BlockSummary, BlockView, ChainInfo, Health, SubmitResult, TxLookup,
 };
@@ -56,6 +57,14 @@ pub trait TwinpegApi {
     /// Balance and nonces of an account at the head.
     #[method(name = "getAccount")]
     async fn account(&self, address: Address) -> RpcResult<AccountView>;
+
+    /// Connected peers with their scores and known heads.
+    #[method(name = "peers")]
+    async fn peers(&self) -> RpcResult<Vec<PeerInfo>>;
+
+    /// Our head against the best head peers reported.
+    #[method(name = "syncStatus")]
+    async fn sync_status(&self) -> RpcResult<SyncStatus>;
 
     /// The fee rule and its current parameters (base fee or minimum fee rate).
     #[method(name = "feeInfo")]

@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::config::NodeConfig;
 use crate::fee::FeeInfo;
 use crate::mempool::Rejection;
+use crate::network::{PeerInfo, SyncStatus};
 use crate::node::{Chain, NodeError};
 use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
 use crate::rpc::http::HttpExtrasLayer;
@@ -205,7 +206,7 @@ impl TwinpegApiServer for RpcImpl {
 
     async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
         let decoded = decode_all(vec![raw], self.chain.max_tx_size());
-        match self.chain.admit(decoded).pop() {
+        match self.chain.admit_and_gossip(decoded).pop() {
             Some(Ok(h)) => Ok(h),
             Some(Err(r)) => Err(rejection_error(&r)),
             None => Err(internal(StoreError::NotInitialized)),
@@ -229,7 +230,7 @@ impl TwinpegApiServer for RpcImpl {
         let decoded = tokio::task::spawn_blocking(move || decode_all(raws, max))
             .await
             .map_err(|e| ErrorObjectOwned::owned(codes::INTERNAL, e.to_string(), None::<()>))?;
-        let results = self.chain.admit(decoded);
+        let results = self.chain.admit_and_gossip(decoded);
         Ok(results
             .into_iter()
             .map(|r| match r {
@@ -328,6 +329,27 @@ impl TwinpegApiServer for RpcImpl {
         })
     }
 
+    async fn peers(&self) -> RpcResult<Vec<PeerInfo>> {
+        Ok(match self.chain.net.get() {
+            Some(n) => n.peers().await,
+            None => vec![],
+        })
+    }
+
+    async fn sync_status(&self) -> RpcResult<SyncStatus> {
+        let head = self.chain.tip().head.number;
+        let (best, peers) = match self.chain.net.get() {
+            Some(n) => (n.best_peer_head().await, n.peers().await.len()),
+            None => (None, 0),
+        };
+        Ok(SyncStatus {
+            head,
+            best_peer_head: best,
+            syncing: best.is_some_and(|b| b > head),
+            peers,
+        })
+    }
+
     async fn fee_info(&self) -> RpcResult<FeeInfo> {
         let base = self.chain.base_fee_after(&self.chain.tip().head);
         Ok(self.chain.fee_rule.info(base))
@@ -423,13 +445,13 @@ pub async fn start(
         .set_http_middleware(http)
         .build(config.rpc_addr)
         .await
-        .map_err(|source| NodeError::Io {
+        .map_err(|error| NodeError::Io {
             what: format!("binding RPC to {}", config.rpc_addr),
-            source,
+            error,
         })?;
-    let addr = server.local_addr().map_err(|source| NodeError::Io {
+    let addr = server.local_addr().map_err(|error| NodeError::Io {
         what: "reading RPC address".into(),
-        source,
+        error,
     })?;
     let rpc = RpcImpl {
         chain,
@@ -438,7 +460,7 @@ pub async fn start(
     let mut module = TwinpegApiServer::into_rpc(rpc.clone());
     let merge_err = |e: jsonrpsee::core::RegisterMethodError| NodeError::Io {
         what: "registering RPC methods".into(),
-        source: std::io::Error::other(e.to_string()),
+        error: std::io::Error::other(e.to_string()),
     };
     module
         .merge(EthApiServer::into_rpc(rpc.clone()))

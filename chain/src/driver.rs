@@ -1,0 +1,711 @@
+//! The chain driver: the single writer of the chain. It runs on its own OS thread (the work
+//! is CPU and fsync bound) and takes messages from a bounded mailbox: produce a block for a
+//! slot, or import blocks from peers (validate, fork choice, reorg). Whatever it adopts is
+//! committed durably to redb before the in-memory tip, the mempool and subscribers see it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use parity_scale_codec::Encode;
+use rayon::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::block::{next_state_root, receipts_root, tx_root, Block, Header};
+use crate::crypto::SecretKey;
+use crate::execution::{execute_block, BlockEnv, BlockExecutor, Executed, TxInvalid};
+use crate::node::Chain;
+use crate::producer::now_ms;
+use crate::rpc::types::BlockSummary;
+use crate::state::{LayeredState, StateRead, Undo};
+use crate::store::{CheckpointMark, CommittedBlock, StoreError, StoredBlock};
+use crate::tx::{RecoveredTx, SignedTransaction};
+use crate::types::{Address, BlockNumber, Hash, Slot};
+
+/// What the driver is asked to do.
+#[derive(Debug)]
+pub enum DriverMsg {
+    /// Produce the block of `slot` if this node leads it.
+    Produce {
+        /// The slot that just started.
+        slot: Slot,
+    },
+    /// Import blocks received from a peer, in order.
+    Import {
+        /// The blocks.
+        blocks: Vec<Block>,
+        /// One outcome per block.
+        reply: oneshot::Sender<Vec<ImportOutcome>>,
+    },
+}
+
+/// What became of an imported block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// It is on the canonical chain now (`reorg`: the chain switched branches to take it).
+    Imported {
+        /// Whether a reorg happened.
+        reorg: bool,
+    },
+    /// Valid, stored on a branch that is not the longest.
+    Side,
+    /// Already known.
+    Known,
+    /// Its parent is unknown: the sender is ahead of us or on another branch.
+    Orphan,
+    /// Its slot lies in the future beyond the allowed drift.
+    Future,
+    /// Taking it would roll back more than the maximum reorg depth.
+    TooDeep {
+        /// Blocks that would be rolled back.
+        depth: u64,
+    },
+    /// It breaks a rule; the peer that sent it is penalised.
+    Invalid(String),
+}
+
+impl ImportOutcome {
+    /// Whether the block was valid (whatever the fork choice made of it).
+    pub fn is_valid(&self) -> bool {
+        matches!(
+            self,
+            ImportOutcome::Imported { .. } | ImportOutcome::Side | ImportOutcome::Known
+        )
+    }
+}
+
+/// A mailbox handle to the driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    tx: mpsc::Sender<DriverMsg>,
+}
+
+impl DriverHandle {
+    /// Asks the driver to produce for `slot`; dropped if the driver is busy.
+    pub fn produce(&self, slot: Slot) {
+        let _ = self.tx.try_send(DriverMsg::Produce { slot });
+    }
+
+    /// Imports blocks and waits for the outcomes (`None` if the driver stopped).
+    pub async fn import(&self, blocks: Vec<Block>) -> Option<Vec<ImportOutcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(DriverMsg::Import { blocks, reply })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+}
+
+/// What the driver tells the network.
+pub trait Publisher: Send + 'static {
+    /// A block this node produced.
+    fn publish_block(&self, block: &Block);
+    /// Transactions that went back to the mempool after a reorg.
+    fn publish_txs(&self, txs: Vec<SignedTransaction>);
+}
+
+/// No network (a single node, or tests).
+#[derive(Debug, Default)]
+pub struct NoPublisher;
+
+impl Publisher for NoPublisher {
+    fn publish_block(&self, _block: &Block) {}
+    fn publish_txs(&self, _txs: Vec<SignedTransaction>) {}
+}
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Write an account checkpoint every this many blocks.
+    pub checkpoint_interval: u64,
+    /// Never roll back more blocks than this.
+    pub max_reorg_depth: u64,
+    /// How far in the future a block's slot may start, in milliseconds.
+    pub max_clock_drift_ms: u64,
+}
+
+/// Starts the driver thread; it stops when every handle is dropped.
+pub fn spawn(
+    chain: Arc<Chain>,
+    key: Option<SecretKey>,
+    config: DriverConfig,
+    publisher: Box<dyn Publisher>,
+) -> (DriverHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    let driver = Driver {
+        chain,
+        key,
+        config,
+        publisher,
+        bad: HashSet::new(),
+        dirty: HashSet::new(),
+        checkpoint: None,
+    };
+    let join = std::thread::Builder::new()
+        .name("chain-driver".into())
+        .spawn(move || driver.run(rx))
+        .unwrap_or_else(|e| panic!("cannot start the chain driver thread: {e}"));
+    (DriverHandle { tx }, join)
+}
+
+struct Driver {
+    chain: Arc<Chain>,
+    key: Option<SecretKey>,
+    config: DriverConfig,
+    publisher: Box<dyn Publisher>,
+    /// Blocks found invalid: never re-validated.
+    bad: HashSet<Hash>,
+    /// Accounts changed since the last checkpoint.
+    dirty: HashSet<Address>,
+    checkpoint: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Driver {
+    fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                DriverMsg::Produce { slot } => {
+                    if let Err(e) = self.produce(slot) {
+                        tracing::error!(slot, error = %e, "block production failed");
+                    }
+                }
+                DriverMsg::Import { blocks, reply } => {
+                    let mut outcomes = Vec::with_capacity(blocks.len());
+                    for b in blocks {
+                        let hash = b.hash();
+                        let number = b.header.number;
+                        let outcome = match self.import(b) {
+                            Ok(o) => o,
+                            Err(e) => {
+                                tracing::error!(height = number, hash = %hash, error = %e, "storage error importing block");
+                                ImportOutcome::Invalid(format!("storage error: {e}"))
+                            }
+                        };
+                        if let ImportOutcome::Invalid(reason) = &outcome {
+                            tracing::warn!(height = number, hash = %hash, reason, "invalid block refused");
+                        }
+                        outcomes.push(outcome);
+                    }
+                    let _ = reply.send(outcomes);
+                }
+            }
+        }
+        if let Some(c) = self.checkpoint.take() {
+            let _ = c.join();
+        }
+        tracing::info!("chain driver stopped");
+    }
+
+    fn produce(&mut self, slot: Slot) -> Result<(), StoreError> {
+        let Some(key) = self.key.clone() else {
+            return Ok(());
+        };
+        if self.chain.leader(slot) != key.address() || slot <= self.chain.tip().head.slot {
+            return Ok(());
+        }
+        let (committed, drop_hashes) = build_block(&self.chain, &key, slot);
+        self.chain.mempool().remove_all(&drop_hashes);
+        let block = committed.stored.block.clone();
+        self.adopt(&[], Vec::new(), vec![committed])?;
+        self.publisher.publish_block(&block);
+        tracing::info!(
+            height = block.header.number,
+            hash = %block.hash(),
+            slot,
+            txs = block.transactions.len(),
+            weight = block.header.weight_used,
+            base_fee = %block.header.base_fee,
+            "block produced"
+        );
+        Ok(())
+    }
+
+    /// Header rules that need only the parent and the clock.
+    fn check_header(&self, parent: &Header, block: &Block) -> Result<(), ImportOutcome> {
+        let h = &block.header;
+        let g = &self.chain.genesis;
+        let invalid = |m: String| Err(ImportOutcome::Invalid(m));
+        if h.number != parent.number + 1 {
+            return invalid(format!(
+                "number {} does not follow parent {}",
+                h.number, parent.number
+            ));
+        }
+        if h.slot <= parent.slot {
+            return invalid(format!(
+                "slot {} not after parent slot {}",
+                h.slot, parent.slot
+            ));
+        }
+        if h.timestamp_ms != h.slot.saturating_mul(g.block_time_ms) {
+            return invalid(format!(
+                "timestamp {} is not the start of slot {}",
+                h.timestamp_ms, h.slot
+            ));
+        }
+        if h.timestamp_ms > now_ms() + self.config.max_clock_drift_ms {
+            return Err(ImportOutcome::Future);
+        }
+        let leader = self.chain.leader(h.slot);
+        if h.author != leader {
+            return invalid(format!(
+                "author {} is not the leader {leader} of slot {}",
+                h.author, h.slot
+            ));
+        }
+        match block.seal_signer() {
+            Ok(a) if a == h.author => {}
+            Ok(a) => return invalid(format!("sealed by {a}, not by the author {}", h.author)),
+            Err(e) => return invalid(format!("bad seal: {e}")),
+        }
+        let expected_base_fee = self.chain.base_fee_after(parent);
+        if h.base_fee != expected_base_fee {
+            return invalid(format!(
+                "base fee {} != expected {expected_base_fee}",
+                h.base_fee
+            ));
+        }
+        if h.weight_used > g.max_block_weight {
+            return invalid(format!(
+                "weight {} over the limit {}",
+                h.weight_used, g.max_block_weight
+            ));
+        }
+        let root = tx_root(block.transactions.iter().map(|t| t.hash()));
+        if root != h.tx_root {
+            return invalid("transaction root mismatch".into());
+        }
+        Ok(())
+    }
+
+    /// Recovers senders, reusing what the mempool already recovered.
+    fn recover(&self, block: &Block) -> Result<Vec<RecoveredTx>, ImportOutcome> {
+        let max = self.chain.max_tx_size();
+        let pooled: Vec<Option<RecoveredTx>> = {
+            let pool = self.chain.mempool();
+            block
+                .transactions
+                .iter()
+                .map(|t| pool.get(&t.hash()))
+                .collect()
+        };
+        block
+            .transactions
+            .par_iter()
+            .zip(pooled)
+            .map(|(t, known)| match known {
+                Some(r) if r.signed() == t => Ok(r),
+                _ => {
+                    let size = t.encoded_size();
+                    if size > max {
+                        return Err(ImportOutcome::Invalid(format!(
+                            "transaction of {size} bytes over the limit {max}"
+                        )));
+                    }
+                    t.clone().recover().map_err(|e| {
+                        ImportOutcome::Invalid(format!("transaction {}: {e}", t.hash()))
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn execute_checked(
+        &self,
+        state: &dyn StateRead,
+        parent: &Header,
+        block: &Block,
+        txs: &[RecoveredTx],
+    ) -> Result<Executed, ImportOutcome> {
+        let env = BlockEnv {
+            chain_id: self.chain.genesis.chain_id,
+            base_fee: block.header.base_fee,
+            producer: block.header.author,
+            max_weight: self.chain.genesis.max_block_weight,
+        };
+        let executed =
+            execute_block(state, self.chain.fee_rule.as_ref(), env, txs).map_err(|(i, e)| {
+                ImportOutcome::Invalid(format!("transaction {i} cannot be included: {e}"))
+            })?;
+        let h = &block.header;
+        if executed.weight_used != h.weight_used {
+            return Err(ImportOutcome::Invalid(format!(
+                "weight used {} != header {}",
+                executed.weight_used, h.weight_used
+            )));
+        }
+        if receipts_root(&executed.receipts) != h.receipts_root {
+            return Err(ImportOutcome::Invalid("receipts root mismatch".into()));
+        }
+        if next_state_root(&parent.state_root, &executed.diff.encode()) != h.state_root {
+            return Err(ImportOutcome::Invalid("state root mismatch".into()));
+        }
+        Ok(executed)
+    }
+
+    fn import(&mut self, block: Block) -> Result<ImportOutcome, StoreError> {
+        let hash = block.hash();
+        if self.bad.contains(&hash) || self.bad.contains(&block.header.parent_hash) {
+            self.bad.insert(hash);
+            return Ok(ImportOutcome::Invalid(
+                "block or its ancestor was found invalid before".into(),
+            ));
+        }
+        let store = &self.chain.store;
+        if store.header(&hash)?.is_some() {
+            return Ok(ImportOutcome::Known);
+        }
+        let Some(parent) = store.header(&block.header.parent_hash)? else {
+            return Ok(ImportOutcome::Orphan);
+        };
+        if let Err(outcome) = self.check_header(&parent, &block) {
+            if matches!(outcome, ImportOutcome::Invalid(_)) {
+                self.bad.insert(hash);
+            }
+            return Ok(outcome);
+        }
+        let recovered = match self.recover(&block) {
+            Ok(r) => r,
+            Err(outcome) => {
+                self.bad.insert(hash);
+                return Ok(outcome);
+            }
+        };
+        let (head_hash, head_number) = {
+            let tip = self.chain.tip();
+            (tip.head_hash, tip.head.number)
+        };
+        if block.header.parent_hash == head_hash {
+            let executed = {
+                let tip = self.chain.tip();
+                self.execute_checked(&tip.state, &parent, &block, &recovered)
+            };
+            let executed = match executed {
+                Ok(e) => e,
+                Err(outcome) => {
+                    self.bad.insert(hash);
+                    return Ok(outcome);
+                }
+            };
+            let committed = committed_block(block, &recovered, executed);
+            self.adopt(&[], Vec::new(), vec![committed])?;
+            return Ok(ImportOutcome::Imported { reorg: false });
+        }
+        // A block on another branch: keep it; switch only if its branch is now the longest.
+        let stored = StoredBlock {
+            senders: recovered.iter().map(|t| t.sender()).collect(),
+            block,
+        };
+        store.store_side_block(&stored)?;
+        if stored.block.header.number <= head_number {
+            return Ok(ImportOutcome::Side);
+        }
+        self.reorg_to(stored.block.header.clone(), hash)
+    }
+
+    /// Switches to the branch ending at `new_head` (stored, longer than the canonical chain).
+    fn reorg_to(&mut self, new_head: Header, new_hash: Hash) -> Result<ImportOutcome, StoreError> {
+        let store = &self.chain.store;
+        // Walk the new branch back to the canonical chain.
+        let mut branch: Vec<(Hash, Header)> = vec![(new_hash, new_head)];
+        loop {
+            let Some((_, header)) = branch.last() else {
+                return Ok(ImportOutcome::Orphan);
+            };
+            let (parent_hash, number) = (header.parent_hash, header.number);
+            if store.is_canonical(&parent_hash, number.saturating_sub(1))? {
+                break;
+            }
+            let Some(parent) = store.header(&parent_hash)? else {
+                return Ok(ImportOutcome::Orphan);
+            };
+            branch.push((parent_hash, parent));
+            if branch.len() as u64 > self.config.max_reorg_depth + 1 {
+                break;
+            }
+        }
+        branch.reverse();
+        let fork_number = branch[0].1.number - 1;
+        let (head_number, head_hash) = {
+            let tip = self.chain.tip();
+            (tip.head.number, tip.head_hash)
+        };
+        let depth = head_number - fork_number;
+        if depth > self.config.max_reorg_depth {
+            tracing::error!(
+                depth,
+                max = self.config.max_reorg_depth,
+                fork = fork_number,
+                new_head = %new_hash,
+                "REFUSING REORG deeper than max_reorg_depth: this node stays on its branch; operator attention needed"
+            );
+            return Ok(ImportOutcome::TooDeep { depth });
+        }
+        // The canonical blocks that would be abandoned, newest first.
+        let mut abandoned: Vec<(Hash, BlockNumber, Vec<Hash>)> = Vec::new();
+        let mut undos: Vec<Undo> = Vec::new();
+        let mut abandoned_txs: Vec<RecoveredTx> = Vec::new();
+        let mut cursor = head_hash;
+        for number in (fork_number + 1..=head_number).rev() {
+            let stored = store.block(&cursor)?.ok_or(StoreError::Corrupt {
+                what: "canonical block",
+                detail: format!("missing block {number}"),
+            })?;
+            let undo = store.undo(&cursor)?.ok_or(StoreError::Corrupt {
+                what: "undo",
+                detail: format!("missing undo of block {number}"),
+            })?;
+            let txs: Vec<Hash> = stored.block.transactions.iter().map(|t| t.hash()).collect();
+            for (t, s) in stored.block.transactions.iter().zip(&stored.senders) {
+                abandoned_txs.push(RecoveredTx::from_parts(t.clone(), *s));
+            }
+            abandoned.push((cursor, number, txs));
+            undos.push(undo);
+            cursor = stored.block.header.parent_hash;
+        }
+        // Execute the new branch on the state as of the fork point.
+        let mut adopted: Vec<CommittedBlock> = Vec::new();
+        {
+            let tip = self.chain.tip();
+            let mut view = LayeredState::rolled_back(&tip.state, &undos);
+            let mut parent =
+                store
+                    .header(&branch[0].1.parent_hash)?
+                    .ok_or(StoreError::Corrupt {
+                        what: "fork point",
+                        detail: "missing header".into(),
+                    })?;
+            for (hash, _) in &branch {
+                let stored = store.block(hash)?.ok_or(StoreError::Corrupt {
+                    what: "side block",
+                    detail: format!("missing {hash}"),
+                })?;
+                let recovered: Vec<RecoveredTx> = stored
+                    .block
+                    .transactions
+                    .iter()
+                    .zip(&stored.senders)
+                    .map(|(t, s)| RecoveredTx::from_parts(t.clone(), *s))
+                    .collect();
+                let executed = match self.execute_checked(&view, &parent, &stored.block, &recovered)
+                {
+                    Ok(e) => e,
+                    Err(outcome) => {
+                        drop(tip);
+                        self.bad.insert(*hash);
+                        self.bad.insert(new_hash);
+                        return Ok(outcome);
+                    }
+                };
+                view.apply_diff(&executed.diff);
+                parent = stored.block.header.clone();
+                adopted.push(committed_block(stored.block, &recovered, executed));
+            }
+        }
+        tracing::warn!(
+            depth,
+            fork = fork_number,
+            old_head = %head_hash,
+            new_head = %new_hash,
+            new_height = adopted.last().map(|c| c.stored.block.header.number).unwrap_or_default(),
+            "reorg: switching to a longer branch"
+        );
+        self.chain.metrics.reorgs_total.inc();
+        self.adopt_reorg(abandoned, undos, abandoned_txs, adopted)?;
+        Ok(ImportOutcome::Imported { reorg: true })
+    }
+
+    fn adopt_reorg(
+        &mut self,
+        abandoned: Vec<(Hash, BlockNumber, Vec<Hash>)>,
+        undos: Vec<Undo>,
+        abandoned_txs: Vec<RecoveredTx>,
+        adopted: Vec<CommittedBlock>,
+    ) -> Result<(), StoreError> {
+        for u in &undos {
+            self.dirty.extend(u.accounts.iter().map(|(a, _)| *a));
+        }
+        let readopted: HashSet<Hash> = adopted
+            .iter()
+            .flat_map(|c| c.tx_hashes.iter().copied())
+            .collect();
+        let dropped: Vec<RecoveredTx> = abandoned_txs
+            .into_iter()
+            .filter(|t| !readopted.contains(&t.hash()))
+            .collect();
+        self.adopt(&abandoned, undos, adopted)?;
+        if !dropped.is_empty() {
+            // Transactions of the abandoned branch go back to the mempool (those still valid).
+            let signed: Vec<SignedTransaction> =
+                dropped.iter().map(|t| t.signed().clone()).collect();
+            let results = self.chain.admit(dropped.into_iter().map(Ok).collect());
+            let back = results.iter().filter(|r| r.is_ok()).count();
+            tracing::info!(
+                returned = back,
+                "transactions of the abandoned branch returned to the mempool"
+            );
+            self.publisher.publish_txs(signed);
+        }
+        Ok(())
+    }
+
+    /// Commits `adopted` (and the abandonment of `abandoned`) durably, then applies it in memory.
+    fn adopt(
+        &mut self,
+        abandoned: &[(Hash, BlockNumber, Vec<Hash>)],
+        undos_newest_first: Vec<Undo>,
+        committed: Vec<CommittedBlock>,
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        self.chain.store.commit_canonical(abandoned, &committed)?;
+        self.chain
+            .metrics
+            .block_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let Some(last) = committed.last() else {
+            return Ok(());
+        };
+        let head = last.stored.block.header.clone();
+        let head_hash = head.hash();
+        {
+            let mut tip = self.chain.tip_mut();
+            for u in &undos_newest_first {
+                tip.state.apply_undo(u);
+            }
+            for c in &committed {
+                tip.state.apply_diff(&c.diff);
+            }
+            tip.head = head.clone();
+            tip.head_hash = head_hash;
+            tip.head_tx_count = last.tx_hashes.len();
+        }
+        {
+            let mut pool = self.chain.mempool();
+            for c in &committed {
+                for (addr, acct) in &c.diff.accounts {
+                    pool.prune_sender(addr, acct.nonce);
+                }
+            }
+            self.chain.metrics.mempool_txs.set(pool.len() as i64);
+        }
+        let m = &self.chain.metrics;
+        m.head_height.set(head.number as i64);
+        for c in &committed {
+            m.blocks_total.inc();
+            m.txs_included_total.inc_by(c.tx_hashes.len() as u64);
+            self.dirty.extend(c.diff.accounts.iter().map(|(a, _)| *a));
+            let _ = self
+                .chain
+                .heads
+                .send(BlockSummary::new(&c.stored.block.header, c.tx_hashes.len()));
+        }
+        let interval = self.config.checkpoint_interval.max(1);
+        if committed
+            .iter()
+            .any(|c| c.stored.block.header.number % interval == 0)
+        {
+            self.spawn_checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Writes the accounts changed since the last checkpoint, off the driver thread.
+    fn spawn_checkpoint(&mut self) {
+        if let Some(prev) = self.checkpoint.take() {
+            let _ = prev.join();
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let (mark, accounts) = {
+            let tip = self.chain.tip();
+            let accounts: Vec<_> = dirty.iter().map(|a| (*a, tip.state.get(a))).collect();
+            (
+                CheckpointMark {
+                    number: tip.head.number,
+                    hash: tip.head_hash,
+                    totals: tip.state.totals,
+                },
+                accounts,
+            )
+        };
+        let chain = self.chain.clone();
+        self.checkpoint = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match chain.store.write_checkpoint(mark, &accounts) {
+                    Ok(()) => tracing::debug!(
+                        height = mark.number,
+                        accounts = accounts.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
+                    ),
+                    Err(e) => {
+                        tracing::error!(height = mark.number, error = %e, "checkpoint failed")
+                    }
+                }
+            })
+            .ok();
+    }
+}
+
+fn committed_block(block: Block, recovered: &[RecoveredTx], executed: Executed) -> CommittedBlock {
+    CommittedBlock {
+        tx_hashes: recovered.iter().map(|t| t.hash()).collect(),
+        stored: StoredBlock {
+            senders: recovered.iter().map(|t| t.sender()).collect(),
+            block,
+        },
+        receipts: executed.receipts,
+        diff: executed.diff,
+        undo: executed.undo,
+    }
+}
+
+/// Builds and seals the block of `slot` on the current head from the mempool's best
+/// transactions; returns it with the hashes of transactions that can never be included.
+pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBlock, Vec<Hash>) {
+    let max_weight = chain.genesis.max_block_weight;
+    let candidates = {
+        let pool = chain.mempool();
+        let tip = chain.tip();
+        pool.select(|a| tip.state.account(a).nonce, max_weight)
+    };
+    let tip = chain.tip();
+    let parent = &tip.head;
+    let env = BlockEnv {
+        chain_id: chain.genesis.chain_id,
+        base_fee: chain.base_fee_after(parent),
+        producer: key.address(),
+        max_weight,
+    };
+    let mut ex = BlockExecutor::new(&tip.state, chain.fee_rule.as_ref(), env);
+    let mut included = Vec::with_capacity(candidates.len());
+    let mut drop_hashes: Vec<Hash> = Vec::new();
+    for tx in candidates {
+        match ex.push(&tx) {
+            Ok(()) => included.push(tx),
+            // An earlier transaction of the sender was skipped, or no room: it waits.
+            Err(TxInvalid::NonceMismatch { .. }) | Err(TxInvalid::BlockFull) => {}
+            Err(e) => {
+                tracing::debug!(hash = %tx.hash(), error = %e, "dropping transaction that cannot be included");
+                drop_hashes.push(tx.hash());
+            }
+        }
+    }
+    let executed = ex.finish();
+    let header = Header {
+        parent_hash: tip.head_hash,
+        number: parent.number + 1,
+        slot,
+        timestamp_ms: slot * chain.genesis.block_time_ms,
+        author: key.address(),
+        tx_root: tx_root(included.iter().map(|t| t.hash())),
+        receipts_root: receipts_root(&executed.receipts),
+        state_root: next_state_root(&parent.state_root, &executed.diff.encode()),
+        base_fee: env.base_fee,
+        weight_used: executed.weight_used,
+    };
+    let transactions = included.iter().map(|t| t.signed().clone()).collect();
+    let block = Block::seal(header, transactions, key);
+    (committed_block(block, &included, executed), drop_hashes)
+}

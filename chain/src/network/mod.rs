@@ -1,0 +1,870 @@
+//! Peer-to-peer networking over libp2p (TCP, noise, yamux): gossipsub for blocks and
+//! transactions, request-response for catching up, identify to refuse other chains, and
+//! peer scores that disconnect and ban peers sending invalid data.
+//!
+//! Shaped like rust-libp2p's file-sharing example: [`start`] returns a cloneable
+//! [`NetworkHandle`]; the Swarm never leaves its event loop; work that takes time (block
+//! import, signature recovery, reading blocks from the store) runs elsewhere and reports
+//! back through an internal channel, so the loop never blocks.
+
+pub mod codec;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use parity_scale_codec::{DecodeAll, Encode};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::block::Block;
+use crate::driver::{DriverHandle, ImportOutcome, Publisher};
+use crate::mempool::Rejection;
+use crate::node::Chain;
+use crate::tx::{RecoveredTx, SignedTransaction};
+use crate::types::{BlockNumber, Hash};
+use codec::{SyncCodec, SyncRequest, SyncResponse};
+
+/// Errors starting the network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The p2p key file.
+    #[error("p2p key {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Building the transport or behaviour.
+    #[error("building the libp2p swarm: {0}")]
+    Build(String),
+    /// Listening failed.
+    #[error("listening on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Where to listen.
+    pub listen: Multiaddr,
+    /// Peers to dial and keep dialing (with backoff) when disconnected.
+    pub bootstrap: Vec<Multiaddr>,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Largest gossip message (a whole block must fit).
+    pub max_message_bytes: usize,
+}
+
+/// Score changes; a peer at or below [`BAN_SCORE`] is disconnected and banned.
+pub mod penalty {
+    /// Undecodable gossip or requests.
+    pub const JUNK: i32 = 20;
+    /// A block that breaks a rule.
+    pub const INVALID_BLOCK: i32 = 50;
+    /// A transaction whose signature does not recover.
+    pub const BAD_TX: i32 = 10;
+    /// A peer of another chain.
+    pub const WRONG_CHAIN: i32 = 1000;
+}
+
+/// A peer is banned once its score falls to this.
+pub const BAN_SCORE: i32 = -100;
+
+/// Blocks per sync response.
+pub const SYNC_BATCH: u32 = 128;
+
+/// The libp2p protocol string of this chain: peers of another chain or genesis never match.
+pub fn protocol_version(genesis: &Hash) -> String {
+    format!("/twinpeg/{genesis}/1")
+}
+
+fn topic(genesis: &Hash, what: &str) -> IdentTopic {
+    IdentTopic::new(format!("/twinpeg/{genesis}/{what}"))
+}
+
+pub use behaviour::{Behaviour, BehaviourEvent};
+
+mod behaviour {
+    // The derive generates an event enum without doc comments.
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// The behaviour every Twinpeg node runs.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Blocks and transactions.
+        pub gossipsub: gossipsub::Behaviour,
+        /// Catching up.
+        pub sync: request_response::Behaviour<SyncCodec>,
+        /// Protocol version exchange (chain check).
+        pub identify: identify::Behaviour,
+    }
+}
+
+/// Builds a swarm for the chain with genesis `genesis` (also used by tests that play a hostile peer).
+pub fn build_swarm(
+    keypair: Keypair,
+    genesis: &Hash,
+    max_message_bytes: usize,
+) -> Result<Swarm<Behaviour>, NetworkError> {
+    let build = |e: String| NetworkError::Build(e);
+    let version = protocol_version(genesis);
+    let sync_protocol = StreamProtocol::try_from_owned(format!("/twinpeg/{genesis}/sync/1"))
+        .map_err(|e| build(e.to_string()))?;
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(max_message_bytes)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(500))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(crate::crypto::keccak256(&m.data).0.to_vec())
+        })
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build(e.to_string()))?
+        .with_behaviour(|key| {
+            Ok(Behaviour {
+                gossipsub: gossipsub::Behaviour::new(
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossip_cfg,
+                )?,
+                sync: request_response::Behaviour::with_codec(
+                    SyncCodec {
+                        max_response_bytes: max_message_bytes.saturating_mul(4),
+                    },
+                    [(sync_protocol, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(30)),
+                ),
+                identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
+            })
+        })
+        .map_err(|e| build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    for t in ["blocks", "txs"] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic(genesis, t))
+            .map_err(|e| build(e.to_string()))?;
+    }
+    Ok(swarm)
+}
+
+/// Loads the node's persistent p2p identity, creating it (mode 0600) on first run.
+pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, NetworkError> {
+    let err = |reason: String| NetworkError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = text.trim();
+        let mut bytes =
+            hex::decode(text.strip_prefix("0x").unwrap_or(text)).map_err(|e| err(e.to_string()))?;
+        return Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| err(e.to_string()));
+    }
+    let secret = crate::crypto::SecretKey::random();
+    crate::node::write_key_file(path, &secret).map_err(|e| err(e.to_string()))?;
+    let mut bytes =
+        hex::decode(secret.to_hex().trim_start_matches("0x")).map_err(|e| err(e.to_string()))?;
+    Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| err(e.to_string()))
+}
+
+/// A connected peer, as `tp_peers` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+    /// Our score of it (0 is neutral; at -100 it is banned).
+    pub score: i32,
+    /// Its head height, when known.
+    pub head: Option<BlockNumber>,
+}
+
+/// Sync status, as `tp_syncStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// Our head height.
+    pub head: BlockNumber,
+    /// The highest head a peer reported.
+    pub best_peer_head: Option<BlockNumber>,
+    /// Whether we are behind a peer.
+    pub syncing: bool,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+enum Command {
+    PublishBlock(Vec<u8>),
+    PublishTxs(Vec<SignedTransaction>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    BestPeerHead(oneshot::Sender<Option<BlockNumber>>),
+}
+
+enum Internal {
+    GossipBlock {
+        id: MessageId,
+        source: PeerId,
+        outcome: Option<ImportOutcome>,
+    },
+    GossipTxs {
+        id: MessageId,
+        source: PeerId,
+        bad: usize,
+    },
+    Synced {
+        peer: PeerId,
+        outcomes: Option<Vec<ImportOutcome>>,
+        full: bool,
+    },
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+}
+
+/// A cloneable handle to the network loop.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    tx: mpsc::Sender<Command>,
+    /// This node's peer id.
+    pub peer_id: PeerId,
+    listen: Arc<Mutex<Vec<Multiaddr>>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl NetworkHandle {
+    /// Connected peers.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Peers(tx)).await.is_err() {
+            return vec![];
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The highest head any peer reported.
+    pub async fn best_peer_head(&self) -> Option<BlockNumber> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::BestPeerHead(tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Gossips transactions accepted over RPC (batched by the loop).
+    pub fn publish_txs(&self, txs: Vec<SignedTransaction>) {
+        if !txs.is_empty() {
+            let _ = self.tx.try_send(Command::PublishTxs(txs));
+        }
+    }
+
+    /// Addresses we listen on, with our peer id appended.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let addrs = self.listen.lock().map(|l| l.clone()).unwrap_or_default();
+        addrs
+            .into_iter()
+            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+}
+
+impl Publisher for NetworkHandle {
+    fn publish_block(&self, block: &Block) {
+        let _ = self.tx.try_send(Command::PublishBlock(block.encode()));
+    }
+    fn publish_txs(&self, txs: Vec<SignedTransaction>) {
+        NetworkHandle::publish_txs(self, txs);
+    }
+}
+
+/// Creates the swarm, starts listening and returns the handle and the loop to spawn.
+pub fn start(
+    chain: Arc<Chain>,
+    driver_slot: Arc<Mutex<Option<DriverHandle>>>,
+    keypair: Keypair,
+    config: NetworkConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetworkHandle, impl std::future::Future<Output = ()>), NetworkError> {
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = build_swarm(keypair, &chain.genesis_hash, config.max_message_bytes)?;
+    swarm
+        .listen_on(config.listen.clone())
+        .map_err(|e| NetworkError::Listen {
+            addr: config.listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    let (tx, rx) = mpsc::channel(1024);
+    let (itx, irx) = mpsc::channel(1024);
+    let listen = Arc::new(Mutex::new(Vec::new()));
+    let handle = NetworkHandle {
+        tx,
+        peer_id,
+        listen: listen.clone(),
+    };
+    let bootstrap = config
+        .bootstrap
+        .iter()
+        .map(|a| Redial {
+            addr: a.clone(),
+            next: Instant::now(),
+            delay: Duration::from_millis(500),
+        })
+        .collect();
+    let event_loop = EventLoop {
+        blocks_topic: topic(&chain.genesis_hash, "blocks"),
+        txs_topic: topic(&chain.genesis_hash, "txs"),
+        version: protocol_version(&chain.genesis_hash),
+        chain,
+        driver_slot,
+        swarm,
+        rx,
+        itx,
+        irx,
+        listen,
+        config,
+        scores: HashMap::new(),
+        banned: HashMap::new(),
+        connected: HashMap::new(),
+        heads: HashMap::new(),
+        syncing: HashMap::new(),
+        tx_buffer: Vec::new(),
+        bootstrap,
+    };
+    Ok((handle, event_loop.run(shutdown)))
+}
+
+struct Redial {
+    addr: Multiaddr,
+    next: Instant,
+    delay: Duration,
+}
+
+struct EventLoop {
+    chain: Arc<Chain>,
+    driver_slot: Arc<Mutex<Option<DriverHandle>>>,
+    swarm: Swarm<Behaviour>,
+    rx: mpsc::Receiver<Command>,
+    itx: mpsc::Sender<Internal>,
+    irx: mpsc::Receiver<Internal>,
+    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    config: NetworkConfig,
+    blocks_topic: IdentTopic,
+    txs_topic: IdentTopic,
+    version: String,
+    scores: HashMap<PeerId, i32>,
+    banned: HashMap<PeerId, Instant>,
+    connected: HashMap<PeerId, Multiaddr>,
+    heads: HashMap<PeerId, BlockNumber>,
+    syncing: HashMap<PeerId, OutboundRequestId>,
+    tx_buffer: Vec<SignedTransaction>,
+    bootstrap: Vec<Redial>,
+}
+
+impl EventLoop {
+    fn driver(&self) -> Option<DriverHandle> {
+        self.driver_slot.lock().ok().and_then(|d| d.clone())
+    }
+
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(1000));
+        let mut flush = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                Some(cmd) = self.rx.recv() => self.on_command(cmd),
+                Some(msg) = self.irx.recv() => self.on_internal(msg),
+                _ = flush.tick() => self.flush_txs(),
+                _ = tick.tick() => self.on_tick(),
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::info!("network stopped");
+    }
+
+    fn penalize(&mut self, peer: PeerId, points: i32, reason: &'static str) {
+        self.chain.metrics.peer_rejected(reason);
+        let score = self.scores.entry(peer).or_insert(0);
+        *score -= points;
+        tracing::debug!(%peer, score = *score, reason, "peer penalised");
+        if *score <= BAN_SCORE {
+            tracing::warn!(%peer, reason, ban_secs = self.config.ban_duration.as_secs(), "peer banned");
+            self.banned
+                .insert(peer, Instant::now() + self.config.ban_duration);
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned
+            .get(peer)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, u)| **u <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in expired {
+            self.banned.remove(&p);
+            self.scores.remove(&p);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_blacklisted_peer(&p);
+            tracing::info!(peer = %p, "peer ban expired");
+        }
+        // Keep dialing bootstrap peers we are not connected to, with backoff.
+        let connected_addrs: HashSet<String> =
+            self.connected.values().map(|a| a.to_string()).collect();
+        let connected_peers: HashSet<PeerId> = self.connected.keys().copied().collect();
+        for r in &mut self.bootstrap {
+            let peer = r.addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            let up = match peer {
+                Some(id) => connected_peers.contains(&id),
+                None => connected_addrs.contains(&r.addr.to_string()),
+            };
+            if up {
+                r.delay = Duration::from_millis(500);
+                continue;
+            }
+            if r.next <= now {
+                tracing::debug!(addr = %r.addr, "dialing bootstrap peer");
+                let _ = self.swarm.dial(r.addr.clone());
+                r.next = now + r.delay;
+                r.delay = (r.delay * 2).min(Duration::from_secs(30));
+            }
+        }
+        // Periodic catch-up with a peer that is ahead, or any peer.
+        let head = self.chain.tip().head.number;
+        let best = self.heads.values().max().copied();
+        self.chain
+            .metrics
+            .sync_lag
+            .set(best.map_or(0, |b| b.saturating_sub(head)) as i64);
+        let target = self
+            .heads
+            .iter()
+            .filter(|(p, h)| **h > head && self.connected.contains_key(p))
+            .max_by_key(|(_, h)| **h)
+            .map(|(p, _)| *p)
+            .or_else(|| self.connected.keys().next().copied());
+        if let Some(peer) = target {
+            self.request_sync(peer);
+        }
+    }
+
+    fn locator(&self) -> Vec<Hash> {
+        let head = self.chain.tip().head.number;
+        let mut out = Vec::new();
+        let mut step = 1u64;
+        let mut n = head;
+        loop {
+            if let Ok(Some(h)) = self.chain.store.canonical_hash(n) {
+                out.push(h);
+            }
+            if n == 0 {
+                break;
+            }
+            n = n.saturating_sub(step);
+            if out.len() > 8 {
+                step *= 2;
+            }
+        }
+        out
+    }
+
+    fn request_sync(&mut self, peer: PeerId) {
+        if self.syncing.contains_key(&peer) || self.is_banned(&peer) {
+            return;
+        }
+        let req = SyncRequest {
+            locator: self.locator(),
+            max_blocks: SYNC_BATCH,
+        };
+        tracing::debug!(%peer, locator = req.locator.len(), "sync request");
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        self.syncing.insert(peer, id);
+    }
+
+    fn flush_txs(&mut self) {
+        if self.tx_buffer.is_empty() || self.connected.is_empty() {
+            self.tx_buffer.clear();
+            return;
+        }
+        // Keep each message well under the transmit limit.
+        let limit = (self.config.max_message_bytes / 2).max(1024);
+        let mut batch: Vec<SignedTransaction> = Vec::new();
+        let mut size = 0usize;
+        let txs = std::mem::take(&mut self.tx_buffer);
+        for t in txs {
+            let s = t.encoded_size();
+            if size + s > limit && !batch.is_empty() {
+                self.publish(self.txs_topic.clone(), std::mem::take(&mut batch).encode());
+                size = 0;
+            }
+            size += s;
+            batch.push(t);
+        }
+        if !batch.is_empty() {
+            self.publish(self.txs_topic.clone(), batch.encode());
+        }
+    }
+
+    fn publish(&mut self, topic: IdentTopic, data: Vec<u8>) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            // No peers yet, or a duplicate: gossip is best effort; sync covers the rest.
+            tracing::debug!(error = %e, "gossip publish skipped");
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::PublishBlock(bytes) => self.publish(self.blocks_topic.clone(), bytes),
+            Command::PublishTxs(txs) => self.tx_buffer.extend(txs),
+            Command::Peers(reply) => {
+                let peers = self
+                    .connected
+                    .iter()
+                    .map(|(p, a)| PeerInfo {
+                        peer_id: p.to_string(),
+                        address: a.to_string(),
+                        score: self.scores.get(p).copied().unwrap_or(0),
+                        head: self.heads.get(p).copied(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::BestPeerHead(reply) => {
+                let _ = reply.send(self.heads.values().max().copied());
+            }
+        }
+    }
+
+    fn on_internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::GossipBlock {
+                id,
+                source,
+                outcome,
+            } => {
+                tracing::debug!(peer = %source, ?outcome, "gossiped block");
+                let acceptance = match &outcome {
+                    Some(o) if o.is_valid() => MessageAcceptance::Accept,
+                    Some(ImportOutcome::Invalid(_)) => MessageAcceptance::Reject,
+                    _ => MessageAcceptance::Ignore,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                match outcome {
+                    Some(ImportOutcome::Invalid(_)) => {
+                        self.penalize(source, penalty::INVALID_BLOCK, "invalid_block")
+                    }
+                    Some(ImportOutcome::Orphan) => self.request_sync(source),
+                    _ => {}
+                }
+            }
+            Internal::GossipTxs { id, source, bad } => {
+                let acceptance = if bad == 0 {
+                    MessageAcceptance::Accept
+                } else {
+                    MessageAcceptance::Reject
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                if bad > 0 {
+                    self.penalize(
+                        source,
+                        penalty::BAD_TX * bad.min(10) as i32,
+                        "bad_transaction",
+                    );
+                }
+            }
+            Internal::Synced {
+                peer,
+                outcomes,
+                full,
+            } => {
+                tracing::debug!(%peer, ?outcomes, full, "synced blocks");
+                let Some(outcomes) = outcomes else { return };
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, ImportOutcome::Invalid(_)))
+                {
+                    self.penalize(peer, penalty::INVALID_BLOCK, "invalid_sync_block");
+                    return;
+                }
+                let progressed = outcomes
+                    .iter()
+                    .any(|o| matches!(o, ImportOutcome::Imported { .. } | ImportOutcome::Side));
+                let behind = self
+                    .heads
+                    .get(&peer)
+                    .is_some_and(|h| *h > self.chain.tip().head.number);
+                if (full || behind) && progressed {
+                    self.request_sync(peer);
+                }
+            }
+            Internal::Respond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "p2p listening");
+                if let Ok(mut l) = self.listen.lock() {
+                    l.push(address);
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if self.is_banned(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let addr = endpoint.get_remote_address().clone();
+                tracing::info!(peer = %peer_id, %addr, "peer connected");
+                self.connected.insert(peer_id, addr);
+                self.chain.metrics.peers.set(self.connected.len() as i64);
+                self.request_sync(peer_id);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::info!(peer = %peer_id, "peer disconnected");
+                self.connected.remove(&peer_id);
+                self.heads.remove(&peer_id);
+                self.syncing.remove(&peer_id);
+                self.chain.metrics.peers.set(self.connected.len() as i64);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocol_version != self.version => {
+                tracing::warn!(peer = %peer_id, theirs = %info.protocol_version, ours = %self.version, "peer of another chain");
+                self.penalize(peer_id, penalty::WRONG_CHAIN, "wrong_chain");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        if message.topic == self.blocks_topic.hash() {
+            let Ok(block) = Block::decode_all(&mut &message.data[..]) else {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+                self.penalize(source, penalty::JUNK, "junk_block");
+                return;
+            };
+            let Some(driver) = self.driver() else { return };
+            let itx = self.itx.clone();
+            tokio::spawn(async move {
+                let outcome = driver.import(vec![block]).await.and_then(|mut o| o.pop());
+                let _ = itx
+                    .send(Internal::GossipBlock {
+                        id,
+                        source,
+                        outcome,
+                    })
+                    .await;
+            });
+        } else if message.topic == self.txs_topic.hash() {
+            let Ok(txs) = Vec::<SignedTransaction>::decode_all(&mut &message.data[..]) else {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+                self.penalize(source, penalty::JUNK, "junk_transactions");
+                return;
+            };
+            let chain = self.chain.clone();
+            let itx = self.itx.clone();
+            tokio::spawn(async move {
+                let max = chain.max_tx_size();
+                let checked = tokio::task::spawn_blocking(move || {
+                    let recovered: Vec<Result<RecoveredTx, Rejection>> = txs
+                        .into_par_iter()
+                        .map(|t| {
+                            if t.encoded_size() > max {
+                                return Err(Rejection::Oversized {
+                                    size: t.encoded_size(),
+                                    max,
+                                });
+                            }
+                            t.recover().map_err(Rejection::from)
+                        })
+                        .collect();
+                    let bad = recovered.iter().filter(|r| r.is_err()).count();
+                    let results = chain.admit(recovered);
+                    let _ = results;
+                    bad
+                })
+                .await
+                .unwrap_or(0);
+                let _ = itx
+                    .send(Internal::GossipTxs {
+                        id,
+                        source,
+                        bad: checked,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let chain = self.chain.clone();
+                let itx = self.itx.clone();
+                let max_bytes = self.config.max_message_bytes;
+                tokio::spawn(async move {
+                    let response = tokio::task::spawn_blocking(move || {
+                        answer_sync(&chain, &request, max_bytes)
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    match response {
+                        Some(response) => {
+                            let _ = itx.send(Internal::Respond { channel, response }).await;
+                        }
+                        None => tracing::debug!(%peer, "could not answer a sync request"),
+                    }
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                self.syncing.remove(&peer);
+                tracing::debug!(%peer, head = response.head, blocks = response.blocks.len(), "sync response");
+                self.heads.insert(peer, response.head);
+                if response.blocks.is_empty() {
+                    return;
+                }
+                let full = response.blocks.len() as u32 >= SYNC_BATCH;
+                let Some(driver) = self.driver() else { return };
+                let itx = self.itx.clone();
+                tokio::spawn(async move {
+                    let outcomes = driver.import(response.blocks).await;
+                    let _ = itx
+                        .send(Internal::Synced {
+                            peer,
+                            outcomes,
+                            full,
+                        })
+                        .await;
+                });
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                self.syncing.remove(&peer);
+                tracing::debug!(%peer, %error, "sync request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+                if matches!(error, request_response::InboundFailure::Io(_)) {
+                    self.penalize(peer, penalty::JUNK, "junk_sync_request");
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// Builds the answer to a sync request from the store.
+fn answer_sync(chain: &Chain, req: &SyncRequest, max_bytes: usize) -> Option<SyncResponse> {
+    let head = chain.tip().head.number;
+    let mut from = None;
+    for h in req.locator.iter().take(64) {
+        if let Ok(Some(header)) = chain.store.header(h) {
+            if chain.store.is_canonical(h, header.number).ok()? {
+                from = Some(header.number + 1);
+                break;
+            }
+        }
+    }
+    let Some(from) = from else {
+        return Some(SyncResponse {
+            head,
+            blocks: vec![],
+        });
+    };
+    let count = req.max_blocks.min(SYNC_BATCH) as usize;
+    let blocks = chain.store.canonical_range(from, count, max_bytes).ok()?;
+    Some(SyncResponse { head, blocks })
+}

@@ -1,0 +1,482 @@
+//! End-to-end: several nodes per chain over libp2p on loopback: agreement, catch-up after a
+//! crash, sync from empty, a reorg after a partition heals, and a hostile peer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chain::block::{receipts_root, tx_root, Block, Header};
+use chain::crypto::SecretKey;
+use chain::fee::FeeInfo;
+use chain::genesis::Genesis;
+use chain::rpc::types::TxStatus;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::http_client::HttpClient;
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use parity_scale_codec::Encode;
+use twinpeg_e2e::{dev_key, eventually, test_genesis, ChainKind, TestNode};
+
+fn genesis_with(kind: ChainKind, authorities: &[&SecretKey], block_time_ms: u64) -> Genesis {
+    let mut g = test_genesis(kind, authorities[0].address(), block_time_ms);
+    g.authorities = authorities.iter().map(|k| k.address()).collect();
+    g
+}
+
+async fn fee_for(c: &HttpClient) -> Fee {
+    match c.fee_info().await.expect("fee info") {
+        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
+            fee: Amount(min_fee_rate.0 * 200),
+        },
+        FeeInfo::BaseFee {
+            suggested_max_fee,
+            suggested_max_tip,
+            ..
+        } => Fee::Dynamic {
+            // Room for the base fee to rise while the transaction travels.
+            max_fee: Amount(suggested_max_fee.0 * 4),
+            max_tip: suggested_max_tip,
+        },
+    }
+}
+
+fn transfer(
+    key: &SecretKey,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    amount: u128,
+    fee: Fee,
+) -> Bytes {
+    Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind: TxKind::Transfer {
+                to,
+                amount: Amount(amount),
+            },
+        }
+        .sign(key)
+        .encode(),
+    )
+}
+
+/// Waits until every node has a block at `height` and they all agree on its hash.
+async fn agree_at(nodes: &[&TestNode], height: u64) -> Hash {
+    eventually(&format!("agreement at height {height}"), || async {
+        let mut hashes = Vec::new();
+        for n in nodes {
+            let b = n
+                .client()
+                .block_by_number(height, None)
+                .await
+                .ok()
+                .flatten()?;
+            hashes.push(b.summary.hash);
+        }
+        hashes.windows(2).all(|w| w[0] == w[1]).then(|| hashes[0])
+    })
+    .await
+    .expect("nodes agree")
+}
+
+async fn head(n: &TestNode) -> u64 {
+    n.client().head().await.expect("head").number
+}
+
+async fn included(c: &HttpClient, hash: Hash) -> u64 {
+    eventually(&format!("inclusion of {hash}"), || async {
+        c.transaction(hash)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.status == TxStatus::Success)
+            .and_then(|t| t.block_number)
+    })
+    .await
+    .expect("included")
+}
+
+async fn three_nodes_agree(kind: ChainKind) {
+    let (a, b) = (SecretKey::random(), SecretKey::random());
+    let g = genesis_with(kind, &[&a, &b], 300);
+    let na = TestNode::start(kind, &g, Some(a)).expect("a starts");
+    let nb = TestNode::start_with_peers(kind, &g, Some(b), &[na.p2p_addr()]).expect("b starts");
+    let nf = TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr(), nb.p2p_addr()])
+        .expect("follower starts");
+    let nodes = [&na, &nb, &nf];
+    eventually("peers connected", || async {
+        let p = nf.client().peers().await.ok()?;
+        (p.len() >= 2).then_some(())
+    })
+    .await
+    .expect("follower sees both authorities");
+
+    // Transactions submitted to any node are included.
+    let fee = fee_for(&nf.client()).await;
+    let to = SecretKey::random().address();
+    let mut hashes = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let key = dev_key(i);
+        let h = n
+            .client()
+            .send_transaction(transfer(
+                &key,
+                g.chain_id,
+                0,
+                to,
+                1000 + i as u128,
+                fee.clone(),
+            ))
+            .await
+            .expect("accepted");
+        hashes.push(h);
+    }
+    let mut last = 0;
+    for h in hashes {
+        last = last.max(included(&nf.client(), h).await);
+    }
+    // Both authorities produced, and all agree on the chain and the state.
+    let top = last + 2;
+    agree_at(&nodes, top).await;
+    let mut authors = std::collections::HashSet::new();
+    for n in 1..=top {
+        let blk = na
+            .client()
+            .block_by_number(n, None)
+            .await
+            .expect("call")
+            .expect("block");
+        authors.insert(blk.summary.author);
+    }
+    assert_eq!(authors.len(), 2, "both authorities produced blocks");
+    for n in nodes {
+        let acct = n.client().account(to).await.expect("account");
+        assert_eq!(
+            acct.balance,
+            Amount(1000 + 1001 + 1002),
+            "balance on every node"
+        );
+    }
+    let status = nf.client().sync_status().await.expect("sync status");
+    assert!(status.peers >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_mainchain_nodes_agree_and_include_transactions_from_any_node() {
+    three_nodes_agree(ChainKind::Main).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sidechain_nodes_agree_and_include_transactions_from_any_node() {
+    three_nodes_agree(ChainKind::Side).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_follower_catches_up_and_an_empty_node_syncs_hundreds_of_blocks() {
+    let kind = ChainKind::Side;
+    let a = SecretKey::random();
+    let g = genesis_with(kind, &[&a], 50);
+    let na = TestNode::start(kind, &g, Some(a)).expect("authority starts");
+    let mut nf =
+        TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr()]).expect("follower starts");
+    nf.wait_for_height(5).await.expect("follower follows");
+    nf.kill9();
+    let at_kill = head(&na).await;
+    na.wait_for_height(at_kill + 40)
+        .await
+        .expect("authority goes on");
+    nf.spawn().expect("follower restarts");
+    let target = head(&na).await;
+    nf.wait_for_height(target)
+        .await
+        .expect("follower caught up");
+    agree_at(&[&na, &nf], target).await;
+
+    // A node that starts empty syncs a chain of several hundred blocks.
+    na.wait_for_height(300).await.expect("300 blocks");
+    let fresh =
+        TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr()]).expect("fresh node starts");
+    fresh.wait_for_height(300).await.expect("fresh node synced");
+    agree_at(&[&na, &fresh], 300).await;
+    // The synced state equals the producer's.
+    let producer_balance = |n: &TestNode| {
+        let c = n.client();
+        let addr = g.authorities[0];
+        async move { c.account(addr).await.expect("account").balance }
+    };
+    assert_eq!(producer_balance(&fresh).await, Amount::ZERO);
+    assert_eq!(
+        fresh
+            .client()
+            .account(dev_key(0).address())
+            .await
+            .expect("account")
+            .balance,
+        Amount::coins(1000)
+    );
+}
+
+/// Expected balances from replaying the canonical chain up to `height` from its receipts.
+async fn replay(c: &HttpClient, g: &Genesis, height: u64) -> BTreeMap<Address, u128> {
+    let mut bal: BTreeMap<Address, u128> = g
+        .accounts
+        .iter()
+        .map(|a| (a.address, a.balance.0))
+        .collect();
+    for n in 1..=height {
+        let b = c
+            .block_by_number(n, Some(true))
+            .await
+            .expect("call")
+            .expect("block");
+        for t in b.transactions.unwrap_or_default() {
+            let r = c
+                .transaction(t.hash)
+                .await
+                .expect("call")
+                .expect("known")
+                .receipt
+                .expect("receipt");
+            *bal.entry(t.from).or_default() -= r.fee_paid.0;
+            *bal.entry(b.summary.author).or_default() += r.fee_to_producer.0;
+            if r.failure.is_none() {
+                let TxKind::Transfer { to, amount } = t.tx.kind;
+                *bal.entry(t.from).or_default() -= amount.0;
+                *bal.entry(to).or_default() += amount.0;
+            }
+        }
+    }
+    bal
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
+    let kind = ChainKind::Main;
+    let (a, b, c) = (
+        SecretKey::random(),
+        SecretKey::random(),
+        SecretKey::random(),
+    );
+    let g = genesis_with(kind, &[&a, &b, &c], 200);
+    // Partition: {a, b, follower} and {c}. The first group leads 2 slots of 3, so its branch grows faster.
+    let na = TestNode::start(kind, &g, Some(a)).expect("a");
+    let nb = TestNode::start_with_peers(kind, &g, Some(b), &[na.p2p_addr()]).expect("b");
+    let nf =
+        TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr(), nb.p2p_addr()]).expect("f");
+    let mut nc = TestNode::start(kind, &g, Some(c)).expect("c");
+    let fee = fee_for(&nc.client()).await;
+
+    // A transfer only the small side sees.
+    let lonely = SecretKey::random().address();
+    let t1 = nc
+        .client()
+        .send_transaction(transfer(
+            &dev_key(1),
+            g.chain_id,
+            0,
+            lonely,
+            777,
+            fee.clone(),
+        ))
+        .await
+        .expect("accepted by c");
+    let on_c = included(&nc.client(), t1).await;
+    // And one the big side sees.
+    let t2 = na
+        .client()
+        .send_transaction(transfer(&dev_key(2), g.chain_id, 0, lonely, 5, fee.clone()))
+        .await
+        .expect("accepted by a");
+    included(&na.client(), t2).await;
+    na.wait_for_height(on_c + 12).await.expect("big side grows");
+    let c_head_before = head(&nc).await;
+    let fork_hash_c = nc
+        .client()
+        .block_by_number(on_c, None)
+        .await
+        .expect("call")
+        .expect("block")
+        .summary
+        .hash;
+    assert!(
+        na.client()
+            .block_by_hash(fork_hash_c, None)
+            .await
+            .expect("call")
+            .is_none(),
+        "the two sides really diverged"
+    );
+    assert!(head(&na).await > c_head_before, "the big side is longer");
+
+    // Heal: c restarts knowing the others.
+    nc.kill9();
+    nc.bootstrap = vec![na.p2p_addr(), nb.p2p_addr()];
+    nc.spawn().expect("c restarts");
+    let target = head(&na).await + 2;
+    nc.wait_for_height(target)
+        .await
+        .expect("c follows the big side");
+    let nodes = [&na, &nb, &nf, &nc];
+    agree_at(&nodes, target).await;
+    // c's block holding t1 is no longer canonical anywhere.
+    let at = nc
+        .client()
+        .block_by_number(on_c, None)
+        .await
+        .expect("call")
+        .expect("block");
+    assert_ne!(at.summary.hash, fork_hash_c);
+    let metrics = nc.client().sync_status().await.expect("status");
+    assert!(metrics.peers >= 1);
+    // The dropped transaction comes back: re-included on the common chain.
+    let again = included(&na.client(), t1).await;
+    agree_at(&nodes, again + 1).await;
+    assert_eq!(
+        nc.client()
+            .transaction(t1)
+            .await
+            .expect("call")
+            .expect("known")
+            .block_number,
+        Some(again)
+    );
+    // Every node's balances equal a replay of the common branch.
+    let mut replays: HashMap<u64, BTreeMap<Address, u128>> = HashMap::new();
+    for n in nodes {
+        let cl = n.client();
+        for addr in [
+            lonely,
+            dev_key(1).address(),
+            dev_key(2).address(),
+            g.authorities[0],
+            g.authorities[1],
+            g.authorities[2],
+        ] {
+            let acct = cl.account(addr).await.expect("account");
+            let h = acct.block_number;
+            if let std::collections::hash_map::Entry::Vacant(e) = replays.entry(h) {
+                e.insert(replay(&na.client(), &g, h).await);
+            }
+            let expected = replays[&h].get(&addr).copied().unwrap_or(0);
+            assert_eq!(acct.balance.0, expected, "{addr} at height {h}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_peer_is_disconnected_and_banned_while_the_network_keeps_producing() {
+    let kind = ChainKind::Side;
+    let a = SecretKey::random();
+    let g = genesis_with(kind, &[&a], 200);
+    let genesis_hash = g.block().hash();
+    let na = TestNode::start(kind, &g, Some(a.clone())).expect("node starts");
+    na.wait_for_height(1).await.expect("producing");
+
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let me = key.public().to_peer_id();
+    let mut swarm = chain::network::build_swarm(key, &genesis_hash, 1 << 20).expect("swarm");
+    swarm
+        .dial(
+            na.p2p_addr()
+                .parse::<libp2p::Multiaddr>()
+                .expect("multiaddr"),
+        )
+        .expect("dial");
+    let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/blocks"));
+
+    // Blocks with a known parent (genesis) but sealed by a stranger: invalid, not orphans.
+    let stranger = SecretKey::random();
+    let mut junk: Vec<Vec<u8>> = Vec::new();
+    for i in 0..3u64 {
+        let slot = g.block().header.slot + 1 + i;
+        let header = Header {
+            parent_hash: genesis_hash,
+            number: 1,
+            slot,
+            timestamp_ms: slot * g.block_time_ms,
+            author: a.address(),
+            tx_root: tx_root([]),
+            receipts_root: receipts_root(&[]),
+            state_root: Hash::ZERO,
+            base_fee: Amount(1_000_000_000),
+            weight_used: 0,
+        };
+        junk.push(Block::seal(header, vec![], &stranger).encode());
+        junk.push(format!("garbage {i} \u{1f4a9}").into_bytes());
+    }
+    let mut sent = 0;
+    let mut disconnected = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while tokio::time::Instant::now() < deadline && !disconnected {
+        tokio::select! {
+            ev = swarm.select_next_some() => {
+                if let SwarmEvent::ConnectionClosed { num_established: 0, .. } = ev {
+                    disconnected = true;
+                }
+            }
+            _ = tick.tick() => {
+                if sent < junk.len() {
+                    // Publishing fails until the node's subscription reached us; retry.
+                    if swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk[sent].clone()).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        disconnected,
+        "the node disconnected the hostile peer (sent {sent} messages)"
+    );
+    let peers = na.client().peers().await.expect("peers");
+    assert!(
+        peers.iter().all(|p| p.peer_id != me.to_string()),
+        "{peers:?}"
+    );
+    // Banned: a new connection is dropped at once.
+    swarm
+        .dial(
+            na.p2p_addr()
+                .parse::<libp2p::Multiaddr>()
+                .expect("multiaddr"),
+        )
+        .expect("redial");
+    let mut reconnected_and_dropped = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::ConnectionClosed { .. } | SwarmEvent::OutgoingConnectionError { .. } => {
+                    reconnected_and_dropped = true;
+                    break;
+                }
+                _ => {}
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    assert!(
+        reconnected_and_dropped,
+        "the banned peer cannot stay connected"
+    );
+    // The node never stalled.
+    let h = head(&na).await;
+    na.wait_for_height(h + 3).await.expect("still producing");
+    let metrics = reqwest_metrics(&na.http);
+    assert!(metrics.contains("peer_rejections"), "{metrics}");
+}
+
+fn reqwest_metrics(http: &str) -> String {
+    use std::io::{Read, Write};
+    let host = http.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
