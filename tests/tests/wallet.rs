@@ -1,0 +1,467 @@
+//! End-to-end: the `wallet` binary against real `mainchain` and `sidechain` processes, through
+//! its `--json` output and exit codes. Each test has its own keystore, home and working directory.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use chain::crypto::SecretKey;
+use chain::rpc::TwinpegApiClient;
+use chain::types::{Address, Amount};
+use serde_json::Value;
+use twinpeg_e2e::{bin, dev_key, eventually, test_genesis, ChainKind, TestNode};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A wallet with its own directory, keystore and password file, pointed at two endpoints.
+struct Wallet {
+    dir: tempfile::TempDir,
+    main: String,
+    side: String,
+}
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts a failure with `code` and one stderr line `error: ...` containing `needle`.
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {:?}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in {:?}",
+            lines[0]
+        );
+    }
+}
+
+impl Wallet {
+    fn new(main: &str, side: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("wallet")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).expect("write");
+        Wallet {
+            dir,
+            main: main.to_string(),
+            side: side.to_string(),
+        }
+    }
+
+    fn path(&self, p: &str) -> String {
+        self.dir.path().join(p).display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("wallet"));
+        for var in [
+            "WALLET_PASSWORD",
+            "WALLET_KEYSTORE",
+            "WALLET_CONFIG",
+            "WALLET_MAIN_RPC",
+            "WALLET_SIDE_RPC",
+            "WALLET_DEVNET_FILE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.current_dir(self.dir.path())
+            .env("WALLET_HOME", self.dir.path().join("home"))
+            // Light key encryption: these are test keys, and debug-build scrypt is slow.
+            .env("WALLET_SCRYPT_LOG_N", "10")
+            .args(["--keystore", &self.path("keystore")])
+            .args(["--main-rpc", &self.main, "--side-rpc", &self.side])
+            .args(args)
+            .stdin(Stdio::null());
+        if !args.contains(&"--password-file") {
+            cmd.args(["--password-file", &self.path("password")]);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Self::finish(self.command(args).output().expect("wallet runs"))
+    }
+
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wallet runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Self::finish(child.wait_with_output().expect("wallet exits"))
+    }
+
+    fn finish(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with `--json`, asserts success, returns the parsed output.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let r = self.run(&all);
+        assert_eq!(r.code, 0, "wallet {args:?} failed: {}", r.stderr);
+        r.json()
+    }
+}
+
+fn addr(v: &Value) -> Address {
+    v.as_str()
+        .expect("address string")
+        .parse()
+        .expect("address")
+}
+
+fn amount(v: &Value) -> Amount {
+    v.as_str().expect("amount string").parse().expect("amount")
+}
+
+fn start(kind: ChainKind, block_ms: u64) -> TestNode {
+    let authority = SecretKey::random();
+    let genesis = test_genesis(kind, authority.address(), block_ms);
+    TestNode::start(kind, &genesis, Some(authority)).expect("node starts")
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_on_each_chain_through_the_cli() {
+    let main = start(ChainKind::Main, 400);
+    let side = start(ChainKind::Side, 250);
+    let w = Wallet::new(&main.http, &side.http);
+
+    // Keys: a dev key, a fresh key, listed and addressed.
+    let dev = w.json(&["import-dev", "dev0", "0"]);
+    assert_eq!(addr(&dev["address"]), dev_key(0).address());
+    assert_eq!(dev["name"], "dev0");
+    let keyfile = dev["path"].as_str().expect("path");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keyfile)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let bob = addr(&w.json(&["new", "bob"])["address"]);
+    let list = w.json(&["list"]);
+    let names: Vec<&str> = list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert_eq!(names, ["bob", "dev0"]);
+    assert_eq!(addr(&w.json(&["address", "bob"])["address"]), bob);
+    let plain = w.run(&["address", "dev0"]);
+    assert_eq!(plain.stdout.trim(), dev_key(0).address().to_checksum());
+
+    // Balances on both chains by default.
+    let bal = w.json(&["balance", "dev0"]);
+    let chains: Vec<&str> = bal["balances"]
+        .as_array()
+        .expect("balances")
+        .iter()
+        .filter_map(|b| b["chain"].as_str())
+        .collect();
+    assert_eq!(chains, ["main", "side"]);
+    for b in bal["balances"].as_array().expect("balances") {
+        assert_eq!(amount(&b["balance"]), Amount::coins(1000));
+        assert_eq!(b["balance_coins"], "1000");
+    }
+
+    // Mainchain: 1.5 coins, fee from the fee-rate rule, waits for inclusion.
+    let t = w.json(&[
+        "transfer",
+        "--chain",
+        "main",
+        "--from",
+        "dev0",
+        "--to",
+        &bob.to_checksum(),
+        "1.5",
+    ]);
+    assert_eq!(t["status"], "success", "{t}");
+    assert_eq!(t["chain"], "main");
+    assert_eq!(amount(&t["amount"]), Amount(1_500_000_000_000_000_000));
+    assert_eq!(t["fee"]["rule"], "flat");
+    assert!(t["block_number"].as_u64().expect("block") >= 1);
+    let main_fee = amount(&t["fee_paid"]);
+    assert_eq!(main_fee, amount(&t["fee"]["fee"]));
+    let mc = main.client();
+    assert_eq!(
+        mc.account(bob).await.expect("account").balance,
+        Amount(1_500_000_000_000_000_000)
+    );
+    assert_eq!(
+        mc.account(dev_key(0).address())
+            .await
+            .expect("account")
+            .balance,
+        Amount(Amount::coins(1000).0 - 1_500_000_000_000_000_000 - main_fee.0)
+    );
+
+    // Sidechain: base units with --raw, fee from the base-fee rule.
+    let t = w.json(&[
+        "transfer",
+        "--chain",
+        "side",
+        "--from",
+        "dev0",
+        "--to",
+        &bob.to_checksum(),
+        "--raw",
+        "12345",
+    ]);
+    assert_eq!(t["status"], "success", "{t}");
+    assert_eq!(t["chain"], "side");
+    assert_eq!(t["fee"]["rule"], "dynamic");
+    assert_eq!(amount(&t["amount"]), Amount(12345));
+    let side_hash = t["hash"].as_str().expect("hash").to_string();
+    let sc = side.client();
+    assert_eq!(
+        sc.account(bob).await.expect("account").balance,
+        Amount(12345)
+    );
+
+    // `tx` finds it on the sidechain without being told which chain.
+    let tx = w.json(&["tx", &side_hash]);
+    assert_eq!(tx["chain"], "side");
+    assert_eq!(tx["status"], "success");
+    assert_eq!(tx["transaction"]["hash"], side_hash.as_str());
+    assert_eq!(tx["receipt"]["fee_paid"], t["fee_paid"]);
+
+    // --async returns at once; the next transfer takes the following nonce.
+    let a = w.json(&[
+        "transfer",
+        "--chain",
+        "side",
+        "--from",
+        "dev0",
+        "--to",
+        &bob.to_checksum(),
+        "--async",
+        "2",
+    ]);
+    assert_eq!(a["status"], "pending");
+    assert_eq!(a["nonce"], 1);
+    let b = w.json(&[
+        "transfer", "--chain", "side", "--from", "dev0", "--to", "bob", "0.25",
+    ]);
+    assert_eq!(b["nonce"], 2);
+    assert_eq!(b["status"], "success");
+    let async_hash: chain::types::Hash = a["hash"].as_str().expect("hash").parse().expect("hash");
+    eventually("the --async transfer included", || async {
+        sc.transaction(async_hash)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.block_number.is_some())
+    })
+    .await
+    .expect("included");
+
+    // History from the nodes: out for the sender, in for the recipient, on both chains.
+    let h = w.json(&["history", "dev0"]);
+    let out: Vec<(&str, &str)> = h["transfers"]
+        .as_array()
+        .expect("transfers")
+        .iter()
+        .map(|t| {
+            (
+                t["chain"].as_str().unwrap_or(""),
+                t["direction"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        out,
+        [
+            ("main", "out"),
+            ("side", "out"),
+            ("side", "out"),
+            ("side", "out")
+        ]
+    );
+    let h = w.json(&["history", &bob.to_checksum(), "--chain", "side"]);
+    let transfers = h["transfers"].as_array().expect("transfers");
+    assert_eq!(transfers.len(), 3);
+    assert!(transfers.iter().all(|t| t["direction"] == "in"));
+    assert_eq!(h["scanned"][0]["chain"], "side");
+
+    // Human output by default.
+    let human = w.run(&["balance", "bob", "--chain", "main"]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(human.stdout.contains("1.5 coins"), "{}", human.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_path_gives_its_reason_and_a_nonzero_exit() {
+    let main = start(ChainKind::Main, 300);
+    let side = start(ChainKind::Side, 250);
+    let w = Wallet::new(&main.http, &side.http);
+    w.json(&["import-dev", "dev1", "1"]);
+    let bob = addr(&w.json(&["new", "bob"])["address"]).to_checksum();
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "transfer", "--chain", "main", "--from", "dev1", "--to", &bob,
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+
+    // Bad password, in text and in JSON.
+    std::fs::write(w.dir.path().join("wrong"), "not it\n").expect("write");
+    let wrong = w.path("wrong");
+    let r = send(&["1", "--password-file", &wrong]);
+    r.fails(3, "bad password");
+    let r = send(&["1", "--password-file", &wrong, "--json"]);
+    r.fails(3, "bad password");
+    let e = r.json();
+    assert_eq!(e["error"]["kind"], "bad_password");
+    assert_eq!(e["error"]["exit_code"], 3);
+    // WALLET_PASSWORD is a password source too.
+    let r = Wallet::finish(
+        w.command(&["address", "bob"])
+            .env("WALLET_PASSWORD", "x")
+            .output()
+            .expect("runs"),
+    );
+    assert_eq!(r.code, 0, "address needs no password: {}", r.stderr);
+
+    // Unknown key, existing key, bad key name.
+    w.run(&[
+        "transfer", "--chain", "main", "--from", "nobody", "--to", &bob, "1",
+    ])
+    .fails(3, "unknown key \"nobody\"");
+    w.run(&["balance", "nobody"]).fails(3, "unknown key");
+    w.run(&["import-dev", "dev1", "1"])
+        .fails(3, "already exists");
+    w.run(&["new", "../evil"]).fails(3, "invalid key name");
+
+    // Node down: nothing listens on the port.
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    w.run(&["balance", "bob", "--chain", "main", "--main-rpc", &down])
+        .fails(4, "unreachable");
+    send(&["1", "--main-rpc", &down]).fails(4, "mainchain node at");
+    let r = w.run(&["balance", "bob", "--side-rpc", &down, "--json"]);
+    r.fails(4, "sidechain node");
+    assert_eq!(r.json()["error"]["kind"], "node_down");
+    // An endpoint of the other chain.
+    w.run(&[
+        "balance",
+        "bob",
+        "--chain",
+        "main",
+        "--main-rpc",
+        &side.http,
+    ])
+    .fails(4, "serves \"sidechain\"");
+
+    // Refused by the wallet before sending: the balance does not cover amount + fee.
+    w.run(&[
+        "transfer", "--chain", "main", "--from", "bob", "--to", &bob, "1",
+    ])
+    .fails(5, "insufficient balance");
+    send(&["5000"]).fails(5, "insufficient balance");
+
+    // Refused by the node, with the node's reason.
+    let ok = w.json(&[
+        "transfer", "--chain", "main", "--from", "dev1", "--to", &bob, "1",
+    ]);
+    assert_eq!(ok["nonce"], 0);
+    let r = send(&["1", "--nonce", "0", "--json"]);
+    r.fails(5, "nonce_too_low");
+    assert_eq!(r.json()["error"]["reason"], "nonce_too_low");
+    send(&["1", "--fee", "1"]).fails(5, "fee_too_low");
+    w.run(&[
+        "transfer",
+        "--chain",
+        "side",
+        "--from",
+        "dev1",
+        "--to",
+        &bob,
+        "1",
+        "--max-fee",
+        "1",
+    ])
+    .fails(5, "fee_too_low");
+
+    // Bad amounts and fee options.
+    send(&["-1"]).fails(1, "negative");
+    send(&["0.0000000000000000001"]).fails(1, "at most 18 decimal places");
+    send(&["340282366920938463464"]).fails(1, "too large");
+    send(&["1.5", "--raw"]).fails(1, "whole base units");
+    send(&["1", "--max-tip", "5"]).fails(1, "--max-tip apply to the sidechain");
+    w.run(&[
+        "transfer", "--chain", "main", "--from", "dev1", "--to", "0x1234", "1",
+    ])
+    .fails(1, "--to");
+
+    // Unknown transaction, bad hash.
+    let unknown = format!("0x{}", "ab".repeat(32));
+    w.run(&["tx", &unknown])
+        .fails(1, "not known to the mainchain or sidechain node");
+    w.run(&["tx", "0x12"]).fails(1, "transaction hash");
+
+    // A private key that is not one, from stdin; the input is not echoed.
+    let r = w.run_with_stdin(&["import", "junk"], "0xnot-a-key\n");
+    r.fails(1, "invalid private key");
+    assert!(!r.stderr.contains("not-a-key"));
+    // A good one from stdin works and lands at the expected address.
+    let r = w.run_with_stdin(
+        &["import", "dev2", "--json"],
+        &format!("{}\n", dev_key(2).to_hex()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(addr(&r.json()["address"]), dev_key(2).address());
+
+    // A config file with a typo is an error, not a silent default.
+    let cfg = w.dir.path().join("config.toml");
+    std::fs::write(&cfg, "main_rcp = \"http://x\"\n").expect("write");
+    w.run(&["balance", "bob", "--config", &cfg.display().to_string()])
+        .fails(1, "config file");
+
+    assert!(Path::new(&w.path("keystore")).is_dir());
+}

@@ -1,0 +1,321 @@
+//! Where the wallet finds things: the two chains' endpoints, the keystore, the config file.
+//!
+//! Endpoint precedence: flag > environment (`WALLET_MAIN_RPC`, `WALLET_SIDE_RPC`, read by clap
+//! together with the flag) > config file > the devnet's `devnet.json` > the defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, WalletError};
+
+/// The mainchain endpoint when nothing else names one.
+pub const DEFAULT_MAIN_RPC: &str = "http://127.0.0.1:8545";
+/// The sidechain endpoint when nothing else names one.
+pub const DEFAULT_SIDE_RPC: &str = "http://127.0.0.1:9545";
+/// The devnet launcher's endpoints file, relative to the working directory.
+pub const DEVNET_FILE: &str = "devnet/devnet.json";
+
+/// One of the two chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainSel {
+    /// The mainchain.
+    Main,
+    /// The sidechain.
+    Side,
+}
+
+impl ChainSel {
+    /// Both chains, main first.
+    pub const BOTH: [ChainSel; 2] = [ChainSel::Main, ChainSel::Side];
+
+    /// The name the node reports in `tp_chainInfo`: `mainchain` or `sidechain`.
+    pub fn node_name(self) -> &'static str {
+        match self {
+            ChainSel::Main => "mainchain",
+            ChainSel::Side => "sidechain",
+        }
+    }
+
+    /// `main` or `side`, as the flags and JSON spell it.
+    pub fn short(self) -> &'static str {
+        match self {
+            ChainSel::Main => "main",
+            ChainSel::Side => "side",
+        }
+    }
+
+    /// The chains a command touches: the one asked for, or both.
+    pub fn selected(chain: Option<ChainSel>) -> Vec<ChainSel> {
+        chain.map_or_else(|| Self::BOTH.to_vec(), |c| vec![c])
+    }
+}
+
+impl fmt::Display for ChainSel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.node_name())
+    }
+}
+
+/// The wallet config file (TOML). Every key is optional; unknown keys are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The mainchain's JSON-RPC endpoint.
+    pub main_rpc: Option<String>,
+    /// The sidechain's JSON-RPC endpoint.
+    pub side_rpc: Option<String>,
+    /// The keystore directory.
+    pub keystore: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// Reads `path`; a missing file is an error only when `required`.
+    pub fn load(path: &Path, required: bool) -> Result<Option<Self>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+            Err(e) => return Err(WalletError::io("reading the config file", path, e)),
+        };
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| WalletError::Config {
+                path: path.to_path_buf(),
+                reason: e.message().to_string(),
+            })
+    }
+}
+
+/// The first node's HTTP endpoint of each chain in the devnet launcher's `devnet.json`:
+/// `{"mainchain": {"nodes": [{"rpc_http": ...}]}, "sidechain": {...}}`. Other fields are ignored;
+/// a missing or unreadable file gives nothing.
+pub fn devnet_endpoints(path: &Path) -> (Option<String>, Option<String>) {
+    #[derive(Deserialize)]
+    struct File {
+        mainchain: Option<Chain>,
+        sidechain: Option<Chain>,
+    }
+    #[derive(Deserialize)]
+    struct Chain {
+        #[serde(default)]
+        nodes: Vec<Node>,
+    }
+    #[derive(Deserialize)]
+    struct Node {
+        rpc_http: Option<String>,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, None);
+    };
+    let Ok(file) = serde_json::from_str::<File>(&text) else {
+        return (None, None);
+    };
+    let first = |c: Option<Chain>| c.and_then(|c| c.nodes.into_iter().find_map(|n| n.rpc_http));
+    (first(file.mainchain), first(file.sidechain))
+}
+
+/// Where an endpoint came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `--main-rpc` / `--side-rpc` or `WALLET_MAIN_RPC` / `WALLET_SIDE_RPC`.
+    FlagOrEnv,
+    /// The config file.
+    Config,
+    /// The devnet's `devnet.json`.
+    Devnet,
+    /// The built-in default.
+    Default,
+}
+
+/// An endpoint and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The URL.
+    pub url: String,
+    /// Its origin.
+    pub source: Source,
+}
+
+/// Everything resolved from flags, environment and files.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The mainchain endpoint.
+    pub main: Endpoint,
+    /// The sidechain endpoint.
+    pub side: Endpoint,
+    /// The keystore directory.
+    pub keystore: PathBuf,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The devnet file read, if it gave an endpoint.
+    pub devnet_file: Option<PathBuf>,
+}
+
+/// What the command line said (flags already merged with their environment variables by clap).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--main-rpc` / `WALLET_MAIN_RPC`.
+    pub main_rpc: Option<String>,
+    /// `--side-rpc` / `WALLET_SIDE_RPC`.
+    pub side_rpc: Option<String>,
+    /// `--keystore` / `WALLET_KEYSTORE`.
+    pub keystore: Option<PathBuf>,
+    /// `--config` / `WALLET_CONFIG`: must exist when given.
+    pub config: Option<PathBuf>,
+    /// `WALLET_HOME`: the wallet's home directory instead of the platform default.
+    pub home: Option<PathBuf>,
+    /// `WALLET_DEVNET_FILE`: the devnet endpoints file instead of `./devnet/devnet.json`.
+    pub devnet_file: Option<PathBuf>,
+}
+
+/// The wallet's home: `WALLET_HOME`, else `<platform data dir>/twinpeg-wallet`
+/// (`~/.local/share/twinpeg-wallet` on Linux, `~/Library/Application Support/twinpeg-wallet` on macOS).
+pub fn default_home() -> PathBuf {
+    dirs::data_dir()
+        .or_else(dirs::home_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("twinpeg-wallet")
+}
+
+impl Settings {
+    /// Resolves every setting by precedence.
+    pub fn resolve(o: &Overrides) -> Result<Self> {
+        let home = o.home.clone().unwrap_or_else(default_home);
+        let (config, config_file) = match &o.config {
+            Some(p) => (ConfigFile::load(p, true)?, Some(p.clone())),
+            None => {
+                let p = home.join("config.toml");
+                let c = ConfigFile::load(&p, false)?;
+                let read = c.as_ref().map(|_| p);
+                (c, read)
+            }
+        };
+        let config = config.unwrap_or_default();
+        let devnet_path = o
+            .devnet_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEVNET_FILE));
+        let (dev_main, dev_side) = devnet_endpoints(&devnet_path);
+        let devnet_file = (dev_main.is_some() || dev_side.is_some()).then_some(devnet_path);
+        let pick =
+            |flag: &Option<String>, conf: &Option<String>, dev: Option<String>, default: &str| {
+                if let Some(u) = flag {
+                    Endpoint {
+                        url: u.clone(),
+                        source: Source::FlagOrEnv,
+                    }
+                } else if let Some(u) = conf {
+                    Endpoint {
+                        url: u.clone(),
+                        source: Source::Config,
+                    }
+                } else if let Some(u) = dev {
+                    Endpoint {
+                        url: u,
+                        source: Source::Devnet,
+                    }
+                } else {
+                    Endpoint {
+                        url: default.to_string(),
+                        source: Source::Default,
+                    }
+                }
+            };
+        Ok(Settings {
+            main: pick(&o.main_rpc, &config.main_rpc, dev_main, DEFAULT_MAIN_RPC),
+            side: pick(&o.side_rpc, &config.side_rpc, dev_side, DEFAULT_SIDE_RPC),
+            keystore: o
+                .keystore
+                .clone()
+                .or(config.keystore)
+                .unwrap_or_else(|| home.join("keystore")),
+            config_file,
+            devnet_file,
+        })
+    }
+
+    /// The endpoint of `chain`.
+    pub fn endpoint(&self, chain: ChainSel) -> &Endpoint {
+        match chain {
+            ChainSel::Main => &self.main,
+            ChainSel::Side => &self.side,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_config_devnet_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let devnet = dir.path().join("devnet.json");
+        std::fs::write(
+            &devnet,
+            r#"{"mainchain":{"chain_id":1001,"nodes":[{"rpc_http":"http://127.0.0.1:1111","rpc_ws":"ws://x"}]},
+               "sidechain":{"nodes":[{"rpc_http":"http://127.0.0.1:2222"}]}}"#,
+        )
+        .unwrap();
+        let mut o = Overrides {
+            home: Some(dir.path().join("home")),
+            devnet_file: Some(devnet.clone()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&o).unwrap();
+        assert_eq!(s.main.url, "http://127.0.0.1:1111");
+        assert_eq!(s.main.source, Source::Devnet);
+        assert_eq!(s.side.url, "http://127.0.0.1:2222");
+        assert_eq!(s.keystore, dir.path().join("home/keystore"));
+        assert_eq!(s.devnet_file.as_deref(), Some(devnet.as_path()));
+
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(
+            dir.path().join("home/config.toml"),
+            "main_rpc = \"http://10.0.0.1:1\"\nkeystore = \"/k\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&o).unwrap();
+        assert_eq!(s.main.url, "http://10.0.0.1:1");
+        assert_eq!(s.main.source, Source::Config);
+        assert_eq!(s.side.source, Source::Devnet);
+        assert_eq!(s.keystore, PathBuf::from("/k"));
+
+        o.main_rpc = Some("http://flag".into());
+        o.keystore = Some("/flag-keys".into());
+        let s = Settings::resolve(&o).unwrap();
+        assert_eq!(s.main.url, "http://flag");
+        assert_eq!(s.main.source, Source::FlagOrEnv);
+        assert_eq!(s.keystore, PathBuf::from("/flag-keys"));
+
+        o.devnet_file = Some(dir.path().join("absent.json"));
+        o.home = Some(dir.path().join("nowhere"));
+        let s = Settings::resolve(&o).unwrap();
+        assert_eq!(s.side.url, DEFAULT_SIDE_RPC);
+        assert_eq!(s.side.source, Source::Default);
+        assert!(s.config_file.is_none() && s.devnet_file.is_none());
+    }
+
+    #[test]
+    fn config_typos_and_missing_explicit_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "main_rcp = \"http://x\"\n").unwrap();
+        let o = Overrides {
+            config: Some(p),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&o),
+            Err(WalletError::Config { .. })
+        ));
+        let o = Overrides {
+            config: Some(dir.path().join("absent.toml")),
+            ..Default::default()
+        };
+        assert!(matches!(Settings::resolve(&o), Err(WalletError::Io { .. })));
+    }
+}
