@@ -1,7 +1,7 @@
 # Twinpeg: the two commands are `make devnet` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt devnet bench clean
+.PHONY: all build test lint fmt devnet docker bench clean
 
 all: build
 
@@ -21,9 +21,15 @@ fmt:
 	$(CARGO) fmt --all
 
 ## Build release binaries and start a local network (one node per chain for now).
+## Extra launcher flags: make devnet ARGS="--fresh --side-block-time-ms 500".
+ARGS ?=
 devnet:
 	$(CARGO) build --release --bins
-	deploy/devnet.sh
+	target/release/devnet up $(ARGS)
+
+## Build the container image (needs a Docker daemon); deploy/compose.yaml runs it.
+docker:
+	docker build -t twinpeg .
 
 bench:
 	@echo "make bench: the benchmark suite arrives with the benchmarks issue" >&2

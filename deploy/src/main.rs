@@ -1,3 +1,16 @@
-//! The `devnet` binary.
+//! The `devnet` binary: parses arguments, runs the launcher library, prints the error chain.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = devnet::commands::Cli::parse();
+    match devnet::commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("devnet: error: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,30 @@
+# Twinpeg: every binary (mainchain, sidechain, devnet, wallet) in one small runtime image.
+# Build: `make docker` (docker build -t twinpeg .). Run the devnet topology: deploy/compose.yaml.
+# (Written without a Docker daemon at hand: see docs/deploy.md.)
+
+# --- build stage: the Rust toolchain and the whole workspace ---
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bins \
+    && mkdir -p /out \
+    && for b in mainchain sidechain devnet wallet; do \
+         if [ -f "target/release/$b" ]; then cp "target/release/$b" /out/; fi; \
+       done \
+    && strip /out/*
+
+# --- runtime stage: the binaries, the example configs, an unprivileged user ---
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/twinpeg twinpeg \
+    && mkdir -p /devnet \
+    && chown twinpeg:twinpeg /devnet
+COPY --from=build /out/ /usr/local/bin/
+# Annotated example configs (node, genesis, devnet topology) for operators to copy.
+COPY deploy/*.toml /etc/twinpeg/
+USER twinpeg
+WORKDIR /var/lib/twinpeg
+# JSON-RPC (HTTP + WebSocket, /health, /metrics) and peer-to-peer, mainchain then sidechain.
+EXPOSE 8545 9545 30333 30433
+CMD ["devnet", "--help"]

@@ -1,0 +1,52 @@
+//! `devnet init`: write every key, genesis file and node config and initialize the data dirs,
+//! without starting anything. The container setup runs it once on a shared volume; an operator
+//! can read the files it writes as examples.
+
+use std::process::ExitCode;
+
+use crate::plan::{ChainKind, Plan};
+use crate::setup::{self, Binaries};
+use crate::{Error, Result};
+
+use super::{current_dir, load_topology, running_launcher, InitArgs};
+
+/// Runs `devnet init`.
+pub async fn run(args: InitArgs) -> Result<ExitCode> {
+    let topology = load_topology(&args.topology)?;
+    topology.check_supported()?;
+    let plan = Plan::new(&topology, &current_dir()?);
+    let bins = Binaries::resolve(args.bin_dir.clone())?;
+    for kind in ChainKind::ALL {
+        bins.node(kind)?;
+    }
+    if let Some(pid) = running_launcher(&plan.dir) {
+        return Err(Error::AlreadyRunning {
+            pid,
+            dir: plan.dir.clone(),
+        });
+    }
+    let prepared = setup::prepare(&plan, &topology, &bins, args.fresh).await?;
+    for w in &prepared.warnings {
+        eprintln!("devnet: warning: {w}");
+    }
+    println!("devnet: {} is ready", plan.dir.display());
+    for (chain, p) in plan.chains.iter().zip(&prepared.chains) {
+        println!(
+            "  {} chain {}: genesis {} ({})",
+            chain.kind.name(),
+            p.genesis.chain_id,
+            p.genesis_hash,
+            chain.genesis_path.display()
+        );
+        for node in &chain.nodes {
+            println!(
+                "    {} ({}): {} run --config {}",
+                node.name,
+                node.role.as_str(),
+                chain.kind.name(),
+                node.config_path().display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,250 @@
+//! `devnet up`: prepare, start, wait until healthy, print and write the endpoints, supervise.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::health;
+use crate::info::{AccountInfo, ChainSection, DevnetInfo, NodeInfo};
+use crate::plan::{ChainKind, Plan};
+use crate::process::{ProcessSpec, Readiness};
+use crate::setup::{self, Binaries, Prepared};
+use crate::supervisor::{Outcome, Shutdown, Supervisor};
+use crate::topology::Topology;
+use crate::{Error, Result};
+
+use super::{current_dir, load_topology, running_launcher, PidFile, UpArgs};
+
+/// Timeout of one RPC call while collecting what to print.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `devnet up` until the devnet is stopped.
+pub async fn run(args: UpArgs) -> Result<ExitCode> {
+    let topology = load_topology(&args.topology)?;
+    topology.check_supported()?;
+    let plan = Plan::new(&topology, &current_dir()?);
+    let bins = Binaries::resolve(args.bin_dir.clone())?;
+    for kind in ChainKind::ALL {
+        bins.node(kind)?;
+    }
+    if let Some(pid) = running_launcher(&plan.dir) {
+        return Err(Error::AlreadyRunning {
+            pid,
+            dir: plan.dir.clone(),
+        });
+    }
+    // Scripts wait for devnet.json: never let them read the previous run's.
+    let _ = std::fs::remove_file(plan.info_file());
+    let mut shutdown = Shutdown::listen()?;
+    eprintln!(
+        "devnet: {} {}",
+        if args.fresh { "creating" } else { "preparing" },
+        plan.dir.display()
+    );
+    let prepared = setup::prepare(&plan, &topology, &bins, args.fresh).await?;
+    for w in &prepared.warnings {
+        eprintln!("devnet: warning: {w}");
+    }
+    for c in &prepared.chains {
+        eprintln!(
+            "devnet: {} chain {} (genesis {}){}",
+            c.kind.name(),
+            c.genesis.chain_id,
+            c.genesis_hash,
+            if c.resumed { ", resumed" } else { ", new" }
+        );
+    }
+    let _pid_file = PidFile::create(&plan.dir)?;
+    let specs = process_specs(&plan, &bins)?;
+    let grace = Duration::from_secs(args.stop_grace_secs);
+    let mut sup = Supervisor::new(
+        specs,
+        args.restart,
+        Duration::from_secs(args.start_timeout_secs),
+    );
+
+    let started = tokio::select! {
+        r = sup.start_all() => Ok(r),
+        sig = shutdown.requested() => Err(sig),
+    };
+    let info = match started {
+        Ok(Ok(())) => collect_info(&plan, &topology, &prepared, &sup).await,
+        Ok(Err(e)) => Err(e),
+        Err(sig) => {
+            eprintln!("devnet: {sig} during start-up: stopping");
+            stop(&mut sup, grace).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let mut info = match info {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("devnet: start-up failed; stopping what was started");
+            stop(&mut sup, grace).await;
+            return Err(e);
+        }
+    };
+    // The table first: whoever waits for devnet.json may read the output next.
+    println!("{}", info.table());
+    if let Err(e) = info.write(&plan.info_file()) {
+        stop(&mut sup, grace).await;
+        return Err(e);
+    }
+
+    let info_file = plan.info_file();
+    let outcome = sup
+        .supervise(&mut shutdown, |s| {
+            refresh_pids(&mut info, s);
+            if let Err(e) = info.write(&info_file) {
+                eprintln!("devnet: warning: {e}");
+            }
+        })
+        .await;
+    match outcome {
+        Outcome::Requested => eprintln!("devnet: stopping"),
+        Outcome::AllExited => eprintln!("!!! devnet: every process has exited; stopping"),
+    }
+    stop(&mut sup, grace).await;
+    Ok(match outcome {
+        Outcome::Requested => ExitCode::SUCCESS,
+        Outcome::AllExited => ExitCode::FAILURE,
+    })
+}
+
+async fn stop(sup: &mut Supervisor, grace: Duration) {
+    let killed = sup.stop_all(grace).await;
+    if !killed.is_empty() {
+        eprintln!(
+            "devnet: {} did not stop within {} s of SIGTERM and got SIGKILL",
+            killed.join(", "),
+            grace.as_secs()
+        );
+    }
+    eprintln!("devnet: stopped");
+}
+
+/// One process per node: `<chain> run --config <home>/node.toml`, in plan order.
+fn process_specs(plan: &Plan, bins: &Binaries) -> Result<Vec<ProcessSpec>> {
+    let mut specs = Vec::new();
+    for node in plan.nodes() {
+        specs.push(ProcessSpec {
+            name: node.name.clone(),
+            program: bins.node(node.chain)?,
+            args: vec!["run".into(), "--config".into(), node.config_path().into()],
+            log: node.log.clone(),
+            ready: Readiness::Node {
+                endpoints_file: node.endpoints_file(),
+            },
+        });
+    }
+    // Bridge members (issue 4) are appended here, after the nodes they talk to, with
+    // `Readiness::Member`; `collect_info` then fills `members`.
+    Ok(specs)
+}
+
+/// Asks the running nodes for what `devnet.json` and the table show.
+async fn collect_info(
+    plan: &Plan,
+    topology: &Topology,
+    prepared: &Prepared,
+    sup: &Supervisor,
+) -> Result<DevnetInfo> {
+    let mut sections = Vec::new();
+    let mut index = 0;
+    for (chain, p) in plan.chains.iter().zip(&prepared.chains) {
+        let mut nodes = Vec::new();
+        for node in &chain.nodes {
+            let e = sup.endpoints(index).ok_or_else(|| Error::Child {
+                name: node.name.clone(),
+                reason: "has no endpoints".into(),
+                log_tail: String::new(),
+            })?;
+            nodes.push(NodeInfo {
+                name: node.name.clone(),
+                role: node.role.as_str().into(),
+                rpc_http: e.rpc_http.clone(),
+                rpc_ws: e.rpc_ws.clone(),
+                log: node.log.clone(),
+                pid: e.pid,
+            });
+            index += 1;
+        }
+        let first = nodes
+            .first()
+            .map(|n| n.rpc_http.clone())
+            .unwrap_or_default();
+        let ci = health::chain_info(&first, RPC_TIMEOUT).await?;
+        if ci.genesis_hash != p.genesis_hash {
+            return Err(Error::Mismatch(format!(
+                "{first} serves genesis {}, expected {}",
+                ci.genesis_hash, p.genesis_hash
+            )));
+        }
+        sections.push((
+            ChainSection {
+                chain_id: ci.chain_id,
+                block_time_ms: ci.block_time_ms,
+                genesis_hash: ci.genesis_hash.to_string(),
+                nodes,
+            },
+            first,
+        ));
+    }
+    let mut accounts = Vec::new();
+    for i in 0..topology.accounts.count {
+        let key = chain::dev::dev_key(i)?;
+        let mut balances = Vec::new();
+        for (_, url) in &sections {
+            balances.push(
+                health::balance(url, key.address(), RPC_TIMEOUT)
+                    .await?
+                    .to_string(),
+            );
+        }
+        let [balance_main, balance_side] = <[String; 2]>::try_from(balances)
+            .map_err(|_| Error::Invalid("expected two chains".into()))?;
+        accounts.push(AccountInfo {
+            index: i,
+            address: key.address().to_checksum(),
+            private_key: key.to_hex(),
+            balance_main,
+            balance_side,
+        });
+    }
+    let mut sections = sections.into_iter().map(|(s, _)| s);
+    let (Some(mainchain), Some(sidechain)) = (sections.next(), sections.next()) else {
+        return Err(Error::Invalid("expected two chains".into()));
+    };
+    Ok(DevnetInfo {
+        dir: plan.dir.clone(),
+        mainchain,
+        sidechain,
+        members: vec![],
+        accounts,
+    })
+}
+
+/// After a restart: the new pids (and endpoints, should they have changed).
+fn refresh_pids(info: &mut DevnetInfo, sup: &Supervisor) {
+    let by_name: HashMap<&str, usize> = sup
+        .specs()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    for node in info
+        .mainchain
+        .nodes
+        .iter_mut()
+        .chain(info.sidechain.nodes.iter_mut())
+    {
+        if let Some(e) = by_name
+            .get(node.name.as_str())
+            .and_then(|&i| sup.endpoints(i))
+        {
+            node.pid = e.pid;
+            node.rpc_http = e.rpc_http.clone();
+            node.rpc_ws = e.rpc_ws.clone();
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! From a topology to a plan: every node's name, role, directory and address, before anything
+//! touches the disk. The directory layout (all paths absolute):
+//!
+//! ```text
+//! <dir>/devnet.json                 endpoints, accounts, pids (written once all are healthy)
+//! <dir>/devnet.pid                  the running launcher's pid
+//! <dir>/mainchain-genesis.toml      one genesis per chain
+//! <dir>/mainchain-0/node.toml       the node's config (NodeConfig keys only)
+//! <dir>/mainchain-0/authority.key   its authority key (0600), authorities only
+//! <dir>/mainchain-0/data/           its redb data dir (and endpoints.json)
+//! <dir>/logs/mainchain-0.log        its stdout and stderr
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use chain::rules::ChainRules;
+use serde::{Deserialize, Serialize};
+
+use crate::topology::{ChainTopology, Topology};
+
+/// Which chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainKind {
+    /// The mainchain.
+    Main,
+    /// The sidechain.
+    Side,
+}
+
+impl ChainKind {
+    /// Both chains, main first.
+    pub const ALL: [ChainKind; 2] = [ChainKind::Main, ChainKind::Side];
+
+    /// The chain's rules (name, default block time, env prefix).
+    pub fn rules(self) -> ChainRules {
+        match self {
+            ChainKind::Main => mainchain::rules(),
+            ChainKind::Side => sidechain::rules(),
+        }
+    }
+
+    /// `mainchain` or `sidechain`: also the binary's name.
+    pub fn name(self) -> &'static str {
+        self.rules().name
+    }
+}
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Produces blocks in its slots (its key is in the genesis authority set).
+    Authority,
+    /// Follows the chain without producing.
+    Follower,
+}
+
+impl Role {
+    /// `authority` or `follower`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Authority => "authority",
+            Role::Follower => "follower",
+        }
+    }
+}
+
+/// One node process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// `mainchain-0`, `sidechain-2`, ...
+    pub name: String,
+    /// Its chain.
+    pub chain: ChainKind,
+    /// Authority or follower.
+    pub role: Role,
+    /// Its directory: `<dir>/<name>`.
+    pub home: PathBuf,
+    /// Where its RPC binds (port 0: ephemeral).
+    pub rpc_addr: SocketAddr,
+    /// Where its peer-to-peer networking listens (port 0: ephemeral).
+    pub p2p_addr: SocketAddr,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl NodeSpec {
+    /// The redb data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("data")
+    }
+    /// The node config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.home.join("node.toml")
+    }
+    /// The authority key file (authorities only).
+    pub fn key_path(&self) -> Option<PathBuf> {
+        (self.role == Role::Authority).then(|| self.home.join("authority.key"))
+    }
+    /// The file the node writes once its RPC is bound.
+    pub fn endpoints_file(&self) -> PathBuf {
+        self.data_dir().join("endpoints.json")
+    }
+}
+
+/// One chain: its parameters and nodes (authorities first, in genesis leader order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainPlan {
+    /// Which chain.
+    pub kind: ChainKind,
+    /// Its topology section.
+    pub topology: ChainTopology,
+    /// Its genesis file.
+    pub genesis_path: PathBuf,
+    /// Its nodes.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// Everything the launcher will create and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The devnet directory (absolute).
+    pub dir: PathBuf,
+    /// Where the logs go.
+    pub log_dir: PathBuf,
+    /// Both chains, main first.
+    pub chains: Vec<ChainPlan>,
+    // Bridge members (issue 4) become a `members: Vec<MemberSpec>` here, each with its home
+    // (`<dir>/member-i`), key, `member.toml`, status address and log.
+}
+
+impl Plan {
+    /// Lays out `topology` under its directory, made absolute against `cwd`.
+    pub fn new(topology: &Topology, cwd: &Path) -> Self {
+        let dir = cwd.join(&topology.dir);
+        let log_dir = dir.join("logs");
+        let chains = ChainKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let t = match kind {
+                    ChainKind::Main => &topology.mainchain,
+                    ChainKind::Side => &topology.sidechain,
+                };
+                let nodes = (0..t.nodes())
+                    .map(|i| {
+                        let name = format!("{}-{i}", kind.name());
+                        NodeSpec {
+                            chain: kind,
+                            role: if i < t.authorities {
+                                Role::Authority
+                            } else {
+                                Role::Follower
+                            },
+                            home: dir.join(&name),
+                            rpc_addr: SocketAddr::new(topology.rpc_host, port(t.rpc_port, i)),
+                            p2p_addr: SocketAddr::new(topology.rpc_host, port(t.p2p_port, i)),
+                            log: log_dir.join(format!("{name}.log")),
+                            name,
+                        }
+                    })
+                    .collect();
+                ChainPlan {
+                    kind,
+                    topology: t.clone(),
+                    genesis_path: dir.join(format!("{}-genesis.toml", kind.name())),
+                    nodes,
+                }
+            })
+            .collect();
+        Plan {
+            dir,
+            log_dir,
+            chains,
+        }
+    }
+
+    /// Every node, mainchain first.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.chains.iter().flat_map(|c| c.nodes.iter())
+    }
+
+    /// `devnet.json`.
+    pub fn info_file(&self) -> PathBuf {
+        self.dir.join("devnet.json")
+    }
+
+    /// `devnet.pid`.
+    pub fn pid_file(&self) -> PathBuf {
+        pid_file(&self.dir)
+    }
+}
+
+/// The pid file of the launcher running `dir`.
+pub fn pid_file(dir: &Path) -> PathBuf {
+    dir.join("devnet.pid")
+}
+
+/// Port of node `i` when the first takes `first` (0 stays 0: ephemeral).
+fn port(first: u16, i: usize) -> u16 {
+    if first == 0 {
+        0
+    } else {
+        // validate() checked that the range fits.
+        first.saturating_add(i as u16)
+    }
+}
+
+/// The address a client uses to reach a server bound to `host` (`0.0.0.0` -> loopback).
+pub fn client_host(host: IpAddr) -> IpAddr {
+    if host.is_unspecified() {
+        match host {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roles_ports_and_paths() {
+        let mut t = Topology::default();
+        t.mainchain.authorities = 2;
+        t.mainchain.followers = 1;
+        t.sidechain.rpc_port = 0;
+        t.sidechain.followers = 1;
+        let p = Plan::new(&t, Path::new("/work"));
+        assert_eq!(p.dir, PathBuf::from("/work/devnet"));
+        let main = &p.chains[0].nodes;
+        assert_eq!(main.len(), 3);
+        assert_eq!(main[2].name, "mainchain-2");
+        assert_eq!(main[1].role, Role::Authority);
+        assert_eq!(main[2].role, Role::Follower);
+        assert_eq!(main[2].rpc_addr.port(), 8547);
+        assert_eq!(main[2].p2p_addr.port(), 30335);
+        assert_eq!(main[2].key_path(), None);
+        assert_eq!(
+            main[0].config_path(),
+            PathBuf::from("/work/devnet/mainchain-0/node.toml")
+        );
+        assert_eq!(
+            main[0].log,
+            PathBuf::from("/work/devnet/logs/mainchain-0.log")
+        );
+        let side = &p.chains[1].nodes;
+        assert!(side.iter().all(|n| n.rpc_addr.port() == 0));
+        assert_eq!(p.nodes().count(), 5);
+        assert_eq!(
+            p.chains[1].genesis_path,
+            PathBuf::from("/work/devnet/sidechain-genesis.toml")
+        );
+    }
+}

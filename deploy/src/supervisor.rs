@@ -1,0 +1,411 @@
+//! The supervisor: starts every process, waits until each is ready, reports (and with
+//! `--restart`, restarts) the ones that die, and stops them all: SIGTERM, a grace period,
+//! then SIGKILL. One task per child waits on it and reports its exit through a bounded
+//! channel; the supervisor alone starts, signals and restarts.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, watch};
+
+use crate::health::{self, Endpoints};
+use crate::process::{self, ProcessSpec, Readiness};
+use crate::{Error, Result};
+
+/// Restarts of one process in a row, each within [`STABLE_AFTER`] of its start, before giving up.
+const MAX_QUICK_RESTARTS: u32 = 5;
+/// A process that ran this long is considered to have been healthy.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a child gets between SIGKILL and being reaped.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A process exit, as the per-child task reports it.
+#[derive(Debug)]
+struct Exit {
+    index: usize,
+    generation: u64,
+    status: String,
+}
+
+/// What the supervisor knows about one process.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Incremented at each start; tells this start's exit from an earlier one's.
+    generation: u64,
+    pid: Option<u32>,
+    started: Option<Instant>,
+    endpoints: Option<Endpoints>,
+    exited: Option<String>,
+    /// Whether its exit was reported.
+    reported: bool,
+    quick_restarts: u32,
+}
+
+/// How supervision ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A signal or `devnet down` asked for shutdown.
+    Requested,
+    /// Every process has exited and none is being restarted.
+    AllExited,
+}
+
+/// Becomes ready when the launcher is asked to stop (Ctrl-C, SIGTERM, SIGHUP).
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<Option<&'static str>>);
+
+impl Shutdown {
+    /// Listens for SIGINT, SIGTERM and SIGHUP.
+    pub fn listen() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let io = |e| Error::Io {
+            what: "listening for signals".into(),
+            source: e,
+        };
+        let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        let mut term = signal(SignalKind::terminate()).map_err(io)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(io)?;
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+            };
+            let _ = tx.send(Some(name));
+        });
+        Ok(Self(rx))
+    }
+
+    /// Waits until shutdown is requested; returns the signal's name.
+    pub async fn requested(&mut self) -> &'static str {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(v) => v.unwrap_or("signal"),
+            // The listener is gone: treat as a request to stop.
+            Err(_) => "signal",
+        }
+    }
+}
+
+/// Runs and watches a set of processes.
+#[derive(Debug)]
+pub struct Supervisor {
+    specs: Vec<ProcessSpec>,
+    slots: Vec<Slot>,
+    exits_tx: mpsc::Sender<Exit>,
+    exits_rx: mpsc::Receiver<Exit>,
+    restart: bool,
+    start_timeout: Duration,
+}
+
+impl Supervisor {
+    /// A supervisor for `specs`; nothing runs until [`Supervisor::start_all`].
+    pub fn new(specs: Vec<ProcessSpec>, restart: bool, start_timeout: Duration) -> Self {
+        // Each start sends exactly one exit; the supervisor drains them promptly.
+        let (exits_tx, exits_rx) = mpsc::channel(specs.len().max(1) * 4);
+        let slots = specs.iter().map(|_| Slot::default()).collect();
+        Self {
+            specs,
+            slots,
+            exits_tx,
+            exits_rx,
+            restart,
+            start_timeout,
+        }
+    }
+
+    /// The processes, in start order.
+    pub fn specs(&self) -> &[ProcessSpec] {
+        &self.specs
+    }
+
+    /// The pid of process `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.slots.get(i).and_then(|s| s.pid)
+    }
+
+    /// The endpoints process `i` reported at its last ready start.
+    pub fn endpoints(&self, i: usize) -> Option<&Endpoints> {
+        self.slots.get(i).and_then(|s| s.endpoints.as_ref())
+    }
+
+    /// Starts every process, then waits until each is ready.
+    pub async fn start_all(&mut self) -> Result<()> {
+        for i in 0..self.specs.len() {
+            self.start(i, &[])?;
+        }
+        for i in 0..self.specs.len() {
+            self.wait_ready(i).await?;
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, i: usize, extra_args: &[OsString]) -> Result<()> {
+        let spec = &self.specs[i];
+        match &spec.ready {
+            Readiness::Node { endpoints_file } => {
+                // A stale file from an earlier start is told apart by its pid anyway.
+                let _ = std::fs::remove_file(endpoints_file);
+            }
+        }
+        let mut child = process::spawn(spec, extra_args)?;
+        let pid = child.id().ok_or_else(|| Error::Child {
+            name: spec.name.clone(),
+            reason: "exited at once".into(),
+            log_tail: process::log_tail(&spec.log, 20),
+        })?;
+        let slot = &mut self.slots[i];
+        slot.generation += 1;
+        slot.pid = Some(pid);
+        slot.started = Some(Instant::now());
+        slot.endpoints = None;
+        slot.exited = None;
+        slot.reported = false;
+        let (tx, generation) = (self.exits_tx.clone(), slot.generation);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("unknown status ({e})"),
+            };
+            let _ = tx
+                .send(Exit {
+                    index: i,
+                    generation,
+                    status,
+                })
+                .await;
+        });
+        Ok(())
+    }
+
+    /// Records one exit report; returns the index if it is the current start's.
+    fn record(&mut self, exit: Exit) -> Option<usize> {
+        let slot = self.slots.get_mut(exit.index)?;
+        if slot.generation != exit.generation || slot.exited.is_some() {
+            return None;
+        }
+        slot.exited = Some(exit.status);
+        slot.pid = None;
+        Some(exit.index)
+    }
+
+    fn drain_exits(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        while let Ok(exit) = self.exits_rx.try_recv() {
+            out.extend(self.record(exit));
+        }
+        out
+    }
+
+    /// Waits until process `i` is ready, failing if it exits or the deadline passes.
+    async fn wait_ready(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + self.start_timeout;
+        let fail = |s: &Self, reason: String| Error::Child {
+            name: s.specs[i].name.clone(),
+            reason,
+            log_tail: process::log_tail(&s.specs[i].log, 20),
+        };
+        loop {
+            self.drain_exits();
+            if let Some(status) = &self.slots[i].exited {
+                return Err(fail(self, format!("exited ({status}) before it was ready")));
+            }
+            match &self.specs[i].ready {
+                Readiness::Node { endpoints_file } => {
+                    if let Some(e) = health::read_endpoints(endpoints_file) {
+                        if Some(e.pid) == self.slots[i].pid
+                            && health::health(&e.rpc_http, Duration::from_secs(2))
+                                .await
+                                .is_ok()
+                        {
+                            self.slots[i].endpoints = Some(e);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(fail(
+                    self,
+                    format!("not ready after {} s", self.start_timeout.as_secs()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Watches the processes until shutdown is requested or all have exited. `on_change`
+    /// runs after a process was restarted (its pid, perhaps its endpoints, changed).
+    pub async fn supervise(
+        &mut self,
+        shutdown: &mut Shutdown,
+        mut on_change: impl FnMut(&Supervisor),
+    ) -> Outcome {
+        loop {
+            self.drain_exits();
+            // Exits seen while waiting for readiness (of this or another process) count too.
+            let pending: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].exited.is_some() && !self.slots[i].reported)
+                .collect();
+            if pending.is_empty() {
+                if self.slots.iter().all(|s| s.pid.is_none()) {
+                    return Outcome::AllExited;
+                }
+                tokio::select! {
+                    _ = shutdown.requested() => return Outcome::Requested,
+                    Some(exit) = self.exits_rx.recv() => {
+                        self.record(exit);
+                    }
+                }
+                continue;
+            }
+            for &i in &pending {
+                self.report_exit(i);
+            }
+            if !self.restart {
+                continue;
+            }
+            for i in pending {
+                tokio::select! {
+                    _ = shutdown.requested() => return Outcome::Requested,
+                    restarted = self.restart(i) => {
+                        if restarted {
+                            on_change(self);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_exit(&mut self, i: usize) {
+        self.slots[i].reported = true;
+        let spec = &self.specs[i];
+        let status = self.slots[i].exited.as_deref().unwrap_or("unknown status");
+        let next = if self.restart {
+            "restarting it (--restart)"
+        } else {
+            "NOT restarting it (start with --restart to have dead processes restarted); the rest keeps running"
+        };
+        eprintln!(
+            "\n!!! devnet: {} exited unexpectedly ({status})\n!!! last lines of {}:\n{}\n!!! {next}\n",
+            spec.name,
+            spec.log.display(),
+            process::log_tail(&spec.log, 20)
+        );
+    }
+
+    /// Restarts process `i` with backoff; false when it gives up.
+    async fn restart(&mut self, i: usize) -> bool {
+        loop {
+            let slot = &mut self.slots[i];
+            let ran = slot.started.map(|s| s.elapsed()).unwrap_or_default();
+            if ran >= STABLE_AFTER {
+                slot.quick_restarts = 0;
+            }
+            if slot.quick_restarts >= MAX_QUICK_RESTARTS {
+                slot.reported = true;
+                eprintln!(
+                    "!!! devnet: giving up on {} after {MAX_QUICK_RESTARTS} quick restarts; see its log",
+                    self.specs[i].name
+                );
+                return false;
+            }
+            let delay = Duration::from_millis(500 << slot.quick_restarts.min(6));
+            slot.quick_restarts += 1;
+            tokio::time::sleep(delay).await;
+            let extra = self.restart_args(i);
+            let ready = match self.start(i, &extra) {
+                Ok(()) => self.wait_ready(i).await,
+                Err(e) => Err(e),
+            };
+            match ready {
+                Ok(()) => {
+                    eprintln!(
+                        "devnet: {} restarted (pid {})",
+                        self.specs[i].name,
+                        self.pid(i).unwrap_or_default()
+                    );
+                    return true;
+                }
+                Err(e) => {
+                    eprintln!("!!! devnet: restarting failed: {e}");
+                    self.kill_and_reap(i).await;
+                }
+            }
+        }
+    }
+
+    /// Extra arguments for a restart: a node keeps the RPC address it had (an ephemeral port
+    /// stays the same, so `devnet.json` and clients stay valid).
+    fn restart_args(&self, i: usize) -> Vec<OsString> {
+        match &self.specs[i].ready {
+            Readiness::Node { endpoints_file } => {
+                let previous = self.slots[i]
+                    .endpoints
+                    .clone()
+                    .or_else(|| health::read_endpoints(endpoints_file));
+                previous
+                    .and_then(|e| {
+                        e.rpc_http
+                            .strip_prefix("http://")
+                            .and_then(|a| a.parse::<SocketAddr>().ok())
+                    })
+                    .map(|a| vec!["--rpc-addr".into(), a.to_string().into()])
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    async fn kill_and_reap(&mut self, i: usize) {
+        if let Some(pid) = self.slots[i].pid {
+            process::signal(pid, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + KILL_WAIT;
+        while self.slots[i].pid.is_some() && Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline.into(), self.exits_rx.recv()).await {
+                Ok(Some(exit)) => {
+                    self.record(exit);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Stops every running process: SIGTERM (last started first), up to `grace` for them to
+    /// exit, then SIGKILL for the rest. Returns the names of those that needed SIGKILL.
+    pub async fn stop_all(&mut self, grace: Duration) -> Vec<String> {
+        self.drain_exits();
+        for i in (0..self.slots.len()).rev() {
+            if let Some(pid) = self.slots[i].pid {
+                process::signal(pid, Signal::SIGTERM);
+            }
+        }
+        self.wait_all_exited(grace).await;
+        let mut killed = Vec::new();
+        for i in 0..self.slots.len() {
+            if let Some(pid) = self.slots[i].pid {
+                process::signal(pid, Signal::SIGKILL);
+                killed.push(self.specs[i].name.clone());
+            }
+        }
+        if !killed.is_empty() {
+            self.wait_all_exited(KILL_WAIT).await;
+        }
+        killed
+    }
+
+    async fn wait_all_exited(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.slots.iter().any(|s| s.pid.is_some()) {
+            match tokio::time::timeout_at(deadline, self.exits_rx.recv()).await {
+                Ok(Some(exit)) => {
+                    self.record(exit);
+                }
+                _ => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The devnet topology: what to run. Layered like the node config: defaults in code, then
+//! `deploy/devnet.toml`, then `DEVNET_*` environment variables (`DEVNET_DIR`,
+//! `DEVNET_SIDECHAIN__BLOCK_TIME_MS`: `__` separates a table from its key), then flags.
+//! Every key is documented in `deploy/devnet.toml`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use chain::types::Amount;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Peer-to-peer networking between nodes of one chain (issue 3). Until it lands, each chain
+/// runs exactly one node: a second authority would produce a fork of its own, and a follower
+/// would never hear of new blocks.
+pub const P2P_AVAILABLE: bool = false;
+/// The federation's bridge members (issue 4). Until they land, the topology has no members.
+pub const BRIDGE_AVAILABLE: bool = false;
+
+/// The whole devnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// The devnet directory: every key, genesis, config, data dir and log lives under it.
+    pub dir: PathBuf,
+    /// The address node RPC servers bind (`127.0.0.1`; `0.0.0.0` to serve other hosts).
+    pub rpc_host: IpAddr,
+    /// Node log format, `text` or `json`.
+    pub log_format: String,
+    /// Node tracing filter, e.g. `info`.
+    pub log_level: String,
+    /// The main chain.
+    pub mainchain: ChainTopology,
+    /// The sidechain.
+    pub sidechain: ChainTopology,
+    /// The bridge federation.
+    pub federation: FederationTopology,
+    /// The prefunded development accounts.
+    pub accounts: AccountsTopology,
+}
+
+/// One chain's nodes and consensus parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainTopology {
+    /// The chain id every transaction carries.
+    pub chain_id: u64,
+    /// Slot length in milliseconds (at least 50).
+    pub block_time_ms: u64,
+    /// Authority nodes (block producers), at least 1.
+    pub authorities: usize,
+    /// Follower nodes (full nodes that do not produce).
+    pub followers: usize,
+    /// RPC port of the first node; node i takes `rpc_port + i`; 0 means ephemeral ports.
+    pub rpc_port: u16,
+    /// Peer-to-peer port of the first node; node i takes `p2p_port + i`; 0 means ephemeral.
+    /// Written only for node binaries that have peer-to-peer networking.
+    pub p2p_port: u16,
+    /// Depth at which the bridge takes this chain's events as final (used by the members).
+    pub confirmations: u64,
+}
+
+/// The bridge federation (reserved until the bridge exists).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationTopology {
+    /// Number of members, each its own process with its own key.
+    pub members: usize,
+    /// Signatures a payout needs; more than half of the members.
+    pub threshold: usize,
+    /// Status/metrics port of the first member; member i takes `status_port + i`; 0 means ephemeral.
+    pub status_port: u16,
+}
+
+/// The prefunded development accounts of the well-known mnemonic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsTopology {
+    /// How many: indices `0..count` of `m/44'/60'/0'/0/i`.
+    pub count: u32,
+    /// Balance of each on each chain, in coins (decimal, e.g. `"10000"`).
+    pub balance: String,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        let main = mainchain::rules();
+        let side = sidechain::rules();
+        Self {
+            dir: PathBuf::from("devnet"),
+            rpc_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            mainchain: ChainTopology {
+                chain_id: 1001,
+                block_time_ms: main.default_block_time_ms,
+                authorities: 1,
+                followers: 0,
+                rpc_port: main.default_rpc_port,
+                p2p_port: 30333,
+                confirmations: 6,
+            },
+            sidechain: ChainTopology {
+                chain_id: 2002,
+                block_time_ms: side.default_block_time_ms,
+                authorities: 1,
+                followers: 0,
+                rpc_port: side.default_rpc_port,
+                p2p_port: 30433,
+                confirmations: 2,
+            },
+            federation: FederationTopology {
+                members: 0,
+                threshold: 0,
+                status_port: 7545,
+            },
+            accounts: AccountsTopology {
+                count: 10,
+                balance: "10000".into(),
+            },
+        }
+    }
+}
+
+/// Command-line overrides: the last layer. Each flag names the key it overrides.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// The devnet directory (`dir`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Address the node RPC servers bind (`rpc_host`).
+    #[arg(long)]
+    pub rpc_host: Option<IpAddr>,
+    /// Mainchain block time in ms (`mainchain.block_time_ms`; a new chain only).
+    #[arg(long)]
+    pub main_block_time_ms: Option<u64>,
+    /// Sidechain block time in ms (`sidechain.block_time_ms`; a new chain only).
+    #[arg(long)]
+    pub side_block_time_ms: Option<u64>,
+    /// First mainchain RPC port, 0 for ephemeral (`mainchain.rpc_port`).
+    #[arg(long)]
+    pub main_port: Option<u16>,
+    /// First sidechain RPC port, 0 for ephemeral (`sidechain.rpc_port`).
+    #[arg(long)]
+    pub side_port: Option<u16>,
+    /// First mainchain p2p port, 0 for ephemeral (`mainchain.p2p_port`).
+    #[arg(long)]
+    pub main_p2p_port: Option<u16>,
+    /// First sidechain p2p port, 0 for ephemeral (`sidechain.p2p_port`).
+    #[arg(long)]
+    pub side_p2p_port: Option<u16>,
+    /// Mainchain authority nodes (`mainchain.authorities`).
+    #[arg(long)]
+    pub main_authorities: Option<usize>,
+    /// Mainchain follower nodes (`mainchain.followers`).
+    #[arg(long)]
+    pub main_followers: Option<usize>,
+    /// Sidechain authority nodes (`sidechain.authorities`).
+    #[arg(long)]
+    pub side_authorities: Option<usize>,
+    /// Sidechain follower nodes (`sidechain.followers`).
+    #[arg(long)]
+    pub side_followers: Option<usize>,
+    /// Mainchain confirmations the bridge waits for (`mainchain.confirmations`).
+    #[arg(long)]
+    pub main_confirmations: Option<u64>,
+    /// Sidechain confirmations the bridge waits for (`sidechain.confirmations`).
+    #[arg(long)]
+    pub side_confirmations: Option<u64>,
+    /// Federation members (`federation.members`).
+    #[arg(long)]
+    pub members: Option<usize>,
+    /// Federation threshold (`federation.threshold`).
+    #[arg(long)]
+    pub threshold: Option<usize>,
+    /// Prefunded development accounts (`accounts.count`).
+    #[arg(long)]
+    pub accounts: Option<u32>,
+}
+
+impl Topology {
+    /// Layers defaults, the TOML file and `DEVNET_*` environment variables. `file` is
+    /// required when `required` (named on the command line), optional otherwise.
+    pub fn load(file: Option<&Path>, required: bool) -> Result<Self> {
+        Self::load_with_env(file, required, "DEVNET")
+    }
+
+    /// [`Topology::load`] with another environment prefix (for tests).
+    pub fn load_with_env(file: Option<&Path>, required: bool, env_prefix: &str) -> Result<Self> {
+        let mut b =
+            config::Config::builder().add_source(config::Config::try_from(&Self::default())?);
+        if let Some(f) = file {
+            b = b.add_source(
+                config::File::from(f)
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            );
+        }
+        b = b.add_source(
+            config::Environment::with_prefix(env_prefix)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        Ok(b.build()?.try_deserialize()?)
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.dir, &o.dir);
+        set(&mut self.rpc_host, &o.rpc_host);
+        set(&mut self.mainchain.block_time_ms, &o.main_block_time_ms);
+        set(&mut self.sidechain.block_time_ms, &o.side_block_time_ms);
+        set(&mut self.mainchain.rpc_port, &o.main_port);
+        set(&mut self.sidechain.rpc_port, &o.side_port);
+        set(&mut self.mainchain.p2p_port, &o.main_p2p_port);
+        set(&mut self.sidechain.p2p_port, &o.side_p2p_port);
+        set(&mut self.mainchain.authorities, &o.main_authorities);
+        set(&mut self.mainchain.followers, &o.main_followers);
+        set(&mut self.sidechain.authorities, &o.side_authorities);
+        set(&mut self.sidechain.followers, &o.side_followers);
+        set(&mut self.mainchain.confirmations, &o.main_confirmations);
+        set(&mut self.sidechain.confirmations, &o.side_confirmations);
+        set(&mut self.federation.members, &o.members);
+        set(&mut self.federation.threshold, &o.threshold);
+        set(&mut self.accounts.count, &o.accounts);
+    }
+
+    /// Checks ranges and consistency (independent of what the workspace can run today).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        for (name, c) in [
+            ("mainchain", &self.mainchain),
+            ("sidechain", &self.sidechain),
+        ] {
+            if c.chain_id == 0 {
+                return bad(format!("{name}.chain_id must not be 0"));
+            }
+            if c.block_time_ms < 50 {
+                return bad(format!(
+                    "{name}.block_time_ms {} is below 50",
+                    c.block_time_ms
+                ));
+            }
+            if c.authorities == 0 {
+                return bad(format!("{name}.authorities must be at least 1"));
+            }
+        }
+        if self.mainchain.chain_id == self.sidechain.chain_id {
+            return bad("mainchain and sidechain need different chain ids".into());
+        }
+        // Port ranges [first, first + nodes) must fit and must not overlap (0: ephemeral).
+        let mut ranges = Vec::new();
+        for (name, c) in [
+            ("mainchain", &self.mainchain),
+            ("sidechain", &self.sidechain),
+        ] {
+            for (what, first) in [("rpc_port", c.rpc_port), ("p2p_port", c.p2p_port)] {
+                if first == 0 {
+                    continue;
+                }
+                let end = u32::from(first) + c.nodes() as u32;
+                if end > 65536 {
+                    return bad(format!(
+                        "{name}.{what} {first} leaves no room for {} nodes",
+                        c.nodes()
+                    ));
+                }
+                ranges.push((format!("{name}.{what}"), u32::from(first), end));
+            }
+        }
+        for (i, (a, a0, a1)) in ranges.iter().enumerate() {
+            for (b, b0, b1) in &ranges[i + 1..] {
+                if a0 < b1 && b0 < a1 {
+                    return bad(format!(
+                        "port ranges overlap: {a} {a0}..{a1} and {b} {b0}..{b1}"
+                    ));
+                }
+            }
+        }
+        let f = &self.federation;
+        if f.members > 0 && (f.threshold * 2 <= f.members || f.threshold > f.members) {
+            return bad(format!(
+                "federation.threshold {} must be more than half of the {} members and at most all of them",
+                f.threshold, f.members
+            ));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad(format!(
+                "log_format {:?} must be \"text\" or \"json\"",
+                self.log_format
+            ));
+        }
+        if self.accounts.count > 1000 {
+            return bad(format!(
+                "accounts.count {} is above 1000",
+                self.accounts.count
+            ));
+        }
+        self.balance()?;
+        Ok(())
+    }
+
+    /// Refuses what needs components that do not exist yet (see [`P2P_AVAILABLE`], [`BRIDGE_AVAILABLE`]).
+    pub fn check_supported(&self) -> Result<()> {
+        if !P2P_AVAILABLE {
+            for (name, c) in [
+                ("mainchain", &self.mainchain),
+                ("sidechain", &self.sidechain),
+            ] {
+                if c.authorities != 1 || c.followers != 0 {
+                    return Err(Error::Unsupported(format!(
+                        "{name}: {} authorities and {} followers need peer-to-peer networking between \
+                         nodes, which is not built yet; run one authority and no followers per chain \
+                         ({name}.authorities = 1, {name}.followers = 0)",
+                        c.authorities, c.followers
+                    )));
+                }
+            }
+        }
+        if !BRIDGE_AVAILABLE && self.federation.members != 0 {
+            return Err(Error::Unsupported(format!(
+                "{} federation members need the bridge, which is not built yet; set federation.members = 0",
+                self.federation.members
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-account balance in base units.
+    pub fn balance(&self) -> Result<Amount> {
+        Amount::parse_coins(&self.accounts.balance)
+            .map_err(|e| Error::Invalid(format!("accounts.balance: {e}")))
+    }
+}
+
+impl ChainTopology {
+    /// Authorities plus followers.
+    pub fn nodes(&self) -> usize {
+        self.authorities + self.followers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults_and_loads() {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("devnet.toml");
+        let t = Topology::load_with_env(Some(&file), true, "DEVNET_TEST_EXAMPLE").unwrap();
+        t.validate().unwrap();
+        t.check_supported().unwrap();
+        assert_eq!(t, Topology::default());
+    }
+
+    #[test]
+    fn defaults_file_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("devnet.toml");
+        std::fs::write(
+            &f,
+            "dir = \"/tmp/dn\"\n[sidechain]\nblock_time_ms = 300\n[mainchain]\nrpc_port = 0\n",
+        )
+        .unwrap();
+        // The prefix is unique to this test.
+        std::env::set_var("DEVNET_TEST_LAYERS_SIDECHAIN__BLOCK_TIME_MS", "200");
+        let mut t = Topology::load_with_env(Some(&f), true, "DEVNET_TEST_LAYERS").unwrap();
+        std::env::remove_var("DEVNET_TEST_LAYERS_SIDECHAIN__BLOCK_TIME_MS");
+        assert_eq!(t.dir, PathBuf::from("/tmp/dn"));
+        assert_eq!(t.sidechain.block_time_ms, 200);
+        assert_eq!(
+            t.sidechain.chain_id, 2002,
+            "a table given in part keeps its other defaults"
+        );
+        assert_eq!(t.mainchain.rpc_port, 0);
+        assert_eq!(t.mainchain.block_time_ms, 6000);
+        t.apply(&Overrides {
+            main_block_time_ms: Some(100),
+            ..Overrides::default()
+        });
+        assert_eq!(t.mainchain.block_time_ms, 100);
+        t.validate().unwrap();
+
+        std::fs::write(&f, "[mainchain]\nblock_time = 300\n").unwrap();
+        assert!(Topology::load_with_env(Some(&f), true, "DEVNET_TEST_LAYERS").is_err());
+        let missing = dir.path().join("absent.toml");
+        assert!(Topology::load_with_env(Some(&missing), true, "DEVNET_TEST_LAYERS").is_err());
+        assert!(Topology::load_with_env(Some(&missing), false, "DEVNET_TEST_LAYERS").is_ok());
+    }
+
+    #[test]
+    fn validation_and_what_is_not_supported_yet() {
+        let ok = Topology::default();
+        let mut t = ok.clone();
+        t.sidechain.block_time_ms = 10;
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        t.sidechain.chain_id = t.mainchain.chain_id;
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        t.sidechain.rpc_port = 8545;
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        t.federation.members = 3;
+        t.federation.threshold = 1;
+        assert!(t.validate().is_err());
+        t.federation.threshold = 2;
+        t.validate().unwrap();
+        assert!(matches!(t.check_supported(), Err(Error::Unsupported(_))));
+        let mut t = ok.clone();
+        t.mainchain.authorities = 2;
+        t.mainchain.followers = 1;
+        t.validate().unwrap();
+        assert!(matches!(t.check_supported(), Err(Error::Unsupported(_))));
+        let mut t = ok;
+        t.accounts.balance = "lots".into();
+        assert!(t.validate().is_err());
+    }
+}

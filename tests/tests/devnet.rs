@@ -1,0 +1,408 @@
+//! End-to-end: the `devnet` launcher starts both chains as its child processes, reports their
+//! endpoints in `devnet.json` and a table, resumes the same chains without `--fresh`, restarts
+//! a dead child with `--restart`, and never leaves a child process behind.
+//!
+//! TODO(peg, issue 4): `devnet_deposit_and_withdrawal`: start the launcher with the federation,
+//! lock on main with dev account 0, wait for the mint on side, burn, wait for the release.
+//! It is written when the bridge members exist; no stand-in test meanwhile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chain::rpc::TwinpegApiClient;
+use chain::types::Address;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use twinpeg_e2e::{bin, eventually};
+
+/// Deadline for the launcher to bring a devnet up or down on a loaded 2-core machine.
+const LAUNCH_DEADLINE: Duration = Duration::from_secs(180);
+
+/// A running `devnet up`; on drop (also when a test fails) it is stopped, and every node pid it
+/// listed is killed if still alive.
+struct Launcher {
+    dir: PathBuf,
+    out: PathBuf,
+    err: PathBuf,
+    child: Option<Child>,
+    pids: Vec<u32>,
+}
+
+impl Launcher {
+    /// `devnet up --dir <dir>` with short block times and ephemeral ports, plus `extra`.
+    fn start(dir: &Path, name: &str, extra: &[&str]) -> Result<Self> {
+        // A previous run's devnet.json must not be taken for this run's.
+        let _ = std::fs::remove_file(dir.join("devnet.json"));
+        let parent = dir.parent().context("devnet dir has a parent")?;
+        let out = parent.join(format!("{name}.out"));
+        let err = parent.join(format!("{name}.err"));
+        let child = Command::new(bin("devnet"))
+            .arg("up")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--main-block-time-ms", "300", "--side-block-time-ms", "200"])
+            .args(["--main-port", "0", "--side-port", "0"])
+            .args(["--main-p2p-port", "0", "--side-p2p-port", "0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::fs::File::create(&err)?)
+            .spawn()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            out,
+            err,
+            child: Some(child),
+            pids: vec![],
+        })
+    }
+
+    fn pid(&self) -> Result<Pid> {
+        let c = self.child.as_ref().context("launcher not running")?;
+        Ok(Pid::from_raw(i32::try_from(c.id())?))
+    }
+
+    /// What the launcher printed so far (for failure messages).
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        )
+    }
+
+    /// Waits until `devnet.json` is written; fails early if the launcher exits.
+    fn wait_info(&mut self) -> Result<Value> {
+        let file = self.dir.join("devnet.json");
+        let start = Instant::now();
+        loop {
+            if let Some(v) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                self.pids = node_pids(&v);
+                return Ok(v);
+            }
+            if let Some(status) = self.child.as_mut().context("no launcher")?.try_wait()? {
+                bail!(
+                    "the launcher exited ({status}) before writing devnet.json\n{}",
+                    self.output()
+                );
+            }
+            if start.elapsed() > LAUNCH_DEADLINE {
+                bail!(
+                    "no devnet.json after {LAUNCH_DEADLINE:?}\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the launcher has exited.
+    fn wait_exit(&mut self) -> Result<ExitStatus> {
+        let child = self.child.as_mut().context("no launcher")?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if start.elapsed() > LAUNCH_DEADLINE {
+                bail!("the launcher did not exit in time\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            let start = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for &pid in &self.pids {
+            if !gone(pid) {
+                if let Ok(p) = i32::try_from(pid) {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Every node pid in a `devnet.json`.
+fn node_pids(info: &Value) -> Vec<u32> {
+    ["mainchain", "sidechain"]
+        .iter()
+        .flat_map(|c| info[c]["nodes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n["pid"].as_u64().and_then(|p| u32::try_from(p).ok()))
+        .collect()
+}
+
+/// Whether no live process has this pid (a zombie nobody reaped yet counts as gone).
+fn gone(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return true;
+    };
+    if kill(Pid::from_raw(p), None) == Err(nix::errno::Errno::ESRCH) {
+        return true;
+    }
+    // /proc/<pid>/stat: "pid (comm) S ...": state Z is a zombie.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn client(url: &str) -> HttpClient {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(30))
+        .build(url)
+        .expect("valid URL")
+}
+
+/// The first node's HTTP URL of `chain` in a `devnet.json`.
+fn url(info: &Value, chain: &str) -> String {
+    info[chain]["nodes"][0]["rpc_http"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn head(url: &str) -> u64 {
+    client(url).head().await.map(|h| h.number).unwrap_or(0)
+}
+
+async fn wait_head_above(url: &str, height: u64) -> Result<u64> {
+    let c = client(url);
+    eventually(&format!("{url} above height {height}"), || async {
+        c.head()
+            .await
+            .ok()
+            .map(|h| h.number)
+            .filter(|&n| n > height)
+    })
+    .await
+}
+
+fn devnet(args: &[&str], dir: &Path) -> Result<std::process::Output> {
+    Ok(Command::new(bin("devnet"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("devnet");
+    let mut launcher = Launcher::start(&dir, "up", &["--fresh"])?;
+    let info = launcher.wait_info()?;
+
+    // The documented shape.
+    assert_eq!(info["dir"].as_str(), dir.to_str());
+    assert_eq!(info["members"], Value::Array(vec![]));
+    for (chain, id, block_ms) in [("mainchain", 1001, 300), ("sidechain", 2002, 200)] {
+        let c = &info[chain];
+        assert_eq!(c["chain_id"].as_u64(), Some(id), "{chain}");
+        assert_eq!(c["block_time_ms"].as_u64(), Some(block_ms), "{chain}");
+        assert!(c["genesis_hash"].as_str().unwrap_or("").starts_with("0x"));
+        let node = &c["nodes"][0];
+        assert_eq!(node["name"].as_str(), Some(format!("{chain}-0").as_str()));
+        assert_eq!(node["role"].as_str(), Some("authority"));
+        assert!(node["rpc_http"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("http://127.0.0.1:"));
+        assert!(node["rpc_ws"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ws://127.0.0.1:"));
+        assert!(Path::new(node["log"].as_str().unwrap_or("")).is_file());
+        assert!(node["pid"].as_u64().is_some());
+    }
+    let accounts = info["accounts"].as_array().context("accounts")?;
+    assert_eq!(accounts.len(), 10);
+    assert_eq!(
+        accounts[0]["address"].as_str(),
+        Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
+    assert_eq!(
+        accounts[0]["private_key"].as_str(),
+        Some("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    );
+
+    // Both chains produce, and the balances shown are the chains' own.
+    for chain in ["mainchain", "sidechain"] {
+        let u = url(&info, chain);
+        let h = head(&u).await;
+        wait_head_above(&u, h + 2).await?;
+        let acct = client(&u)
+            .account("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>()?)
+            .await?;
+        let key = if chain == "mainchain" {
+            "balance_main"
+        } else {
+            "balance_side"
+        };
+        assert_eq!(
+            Some(acct.balance.to_string().as_str()),
+            accounts[0][key].as_str()
+        );
+    }
+
+    // The table went to stdout once everything was healthy.
+    let printed = std::fs::read_to_string(&launcher.out)?;
+    assert!(
+        printed.contains("Twinpeg devnet is up"),
+        "{}",
+        launcher.output()
+    );
+    assert!(printed.contains(&url(&info, "mainchain")));
+    assert!(printed.contains(&url(&info, "sidechain")));
+    assert!(printed.contains("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"));
+
+    // `devnet status --json` sees the launcher and healthy nodes.
+    let status = devnet(&["status", "--json"], &dir)?;
+    assert!(status.status.success(), "{status:?}");
+    let s: Value = serde_json::from_slice(&status.stdout)?;
+    assert_eq!(
+        s["launcher_pid"].as_u64(),
+        Some(u64::from(launcher.pid()?.as_raw() as u32))
+    );
+    assert!(s["nodes"]
+        .as_array()
+        .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
+
+    // Ctrl-C: the launcher stops every child, then exits.
+    kill(launcher.pid()?, Signal::SIGINT)?;
+    let status = launcher.wait_exit()?;
+    assert!(status.success(), "{status}\n{}", launcher.output());
+    for &pid in &launcher.pids {
+        assert!(gone(pid), "node pid {pid} outlived the launcher");
+    }
+    assert!(!dir.join("devnet.pid").exists());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("devnet");
+    let mut first = Launcher::start(&dir, "first", &["--fresh"])?;
+    let info1 = first.wait_info()?;
+    let (main1, side1) = (url(&info1, "mainchain"), url(&info1, "sidechain"));
+    let main_before = wait_head_above(&main1, 2).await?;
+    let side_before = wait_head_above(&side1, 2).await?;
+
+    // `devnet down` stops the launcher, which stops its children.
+    let down = devnet(&["down"], &dir)?;
+    assert!(down.status.success(), "{down:?}\n{}", first.output());
+    let status = first.wait_exit()?;
+    assert!(status.success(), "{status}\n{}", first.output());
+    for &pid in &first.pids {
+        assert!(gone(pid), "node pid {pid} outlived the launcher");
+    }
+    // Started again without --fresh: the same chains, continuing from their data.
+    let mut second = Launcher::start(&dir, "second", &[])?;
+    let info2 = second.wait_info()?;
+    for chain in ["mainchain", "sidechain"] {
+        assert_eq!(
+            info2[chain]["genesis_hash"], info1[chain]["genesis_hash"],
+            "{chain} is the same chain"
+        );
+    }
+    let (main2, side2) = (url(&info2, "mainchain"), url(&info2, "sidechain"));
+    let (m, s) = (head(&main2).await, head(&side2).await);
+    assert!(
+        m >= main_before && s >= side_before,
+        "resumed at heights {m}, {s}, below {main_before}, {side_before}"
+    );
+    wait_head_above(&main2, main_before).await?;
+    wait_head_above(&side2, side_before).await?;
+
+    kill(second.pid()?, Signal::SIGTERM)?;
+    let status = second.wait_exit()?;
+    assert!(status.success(), "{status}\n{}", second.output());
+    for &pid in &second.pids {
+        assert!(gone(pid), "node pid {pid} outlived the launcher");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("devnet");
+    let mut launcher = Launcher::start(&dir, "restart", &["--fresh", "--restart"])?;
+    let info = launcher.wait_info()?;
+    let old_pid = info["mainchain"]["nodes"][0]["pid"]
+        .as_u64()
+        .context("pid")?;
+    let main = url(&info, "mainchain");
+    let h = wait_head_above(&main, 1).await?;
+
+    kill(Pid::from_raw(i32::try_from(old_pid)?), Signal::SIGKILL)?;
+    // The launcher reports it, restarts it on the same address and rewrites devnet.json.
+    let file = dir.join("devnet.json");
+    let new_pid = eventually("a new mainchain-0 pid in devnet.json", || async {
+        std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["mainchain"]["nodes"][0]["pid"].as_u64())
+            .filter(|&p| p != old_pid)
+    })
+    .await?;
+    launcher.pids.extend(u32::try_from(new_pid).ok());
+    wait_head_above(&main, h).await?;
+    let err = std::fs::read_to_string(&launcher.err)?;
+    assert!(
+        err.contains("mainchain-0 exited unexpectedly"),
+        "{}",
+        launcher.output()
+    );
+
+    kill(launcher.pid()?, Signal::SIGTERM)?;
+    assert!(launcher.wait_exit()?.success(), "{}", launcher.output());
+    for &pid in &launcher.pids {
+        assert!(gone(pid), "node pid {pid} outlived the launcher");
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_launcher_takes_its_children_with_it() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("devnet");
+    let mut launcher = Launcher::start(&dir, "crash", &["--fresh"])?;
+    launcher.wait_info()?;
+    // SIGKILL: the launcher gets no chance to stop anything; the kernel's parent-death
+    // signal (SIGTERM) stops the nodes.
+    kill(launcher.pid()?, Signal::SIGKILL)?;
+    launcher.wait_exit()?;
+    let pids = launcher.pids.clone();
+    eventually("every node to exit after the launcher died", || async {
+        pids.iter().all(|&p| gone(p)).then_some(())
+    })
+    .await
+}
