@@ -25,6 +25,7 @@ COPY --from=build /out/ /usr/local/bin/
 COPY deploy/*.toml /etc/twinpeg/
 USER twinpeg
 WORKDIR /var/lib/twinpeg
-# JSON-RPC (HTTP + WebSocket, /health, /metrics) and peer-to-peer, mainchain then sidechain.
-EXPOSE 8545 9545 30333 30433
+# JSON-RPC (HTTP + WebSocket, /health, /metrics) and peer-to-peer, mainchain then sidechain;
+# node i of a chain takes the first port + i (deploy/devnet.toml: 2 authorities + 1 follower).
+EXPOSE 8545-8547 9545-9547 30333-30335 30433-30435
 CMD ["devnet", "--help"]

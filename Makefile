@@ -20,7 +20,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Build release binaries and start a local network (one node per chain for now).
+## Build release binaries and start the local network (3 nodes per chain) with the launcher.
 ## Extra launcher flags: make devnet ARGS="--fresh --side-block-time-ms 500".
 ARGS ?=
 devnet:

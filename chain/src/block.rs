@@ -115,6 +115,15 @@ pub enum FailureReason {
     #[error("recipient balance would overflow")]
     #[codec(index = 1)]
     Overflow,
+    /// The peg refused the operation (limits, a used id, a bad attestation, ...).
+    #[error("peg refused ({code}): {message}")]
+    #[codec(index = 2)]
+    PegRefused {
+        /// Stable name, e.g. `peg_id_used`.
+        code: String,
+        /// Explanation with the values involved.
+        message: String,
+    },
 }
 
 /// A coin movement across the peg, emitted by a peg transaction.
@@ -140,6 +149,28 @@ pub enum PegEvent {
         amount: Amount,
         /// Who receives on the mainchain.
         recipient: Address,
+    },
+    /// A deposit paid out on the sidechain.
+    #[codec(index = 2)]
+    Minted {
+        /// Transfer id (the Lock's hash).
+        id: Hash,
+        /// Base units minted.
+        amount: Amount,
+        /// Who was paid.
+        recipient: Address,
+    },
+    /// A withdrawal paid out of escrow on the mainchain.
+    #[codec(index = 3)]
+    Released {
+        /// Transfer id (the Burn's hash).
+        id: Hash,
+        /// Base units paid to the recipient.
+        amount: Amount,
+        /// Who was paid.
+        recipient: Address,
+        /// The peg-out fee kept.
+        fee: Amount,
     },
 }
 

@@ -228,6 +228,7 @@ mod tests {
             default_rpc_port: 7777,
             default_p2p_port: 7778,
             fee_rule: FeeRuleKind::FeeRate,
+            peg_role: crate::peg::PegRole::Main,
         }
     }
 

@@ -139,6 +139,7 @@ pub fn spawn(
         publisher,
         bad: HashSet::new(),
         dirty: HashSet::new(),
+        dirty_ids: HashSet::new(),
         checkpoint: None,
     };
     let join = std::thread::Builder::new()
@@ -157,6 +158,8 @@ struct Driver {
     bad: HashSet<Hash>,
     /// Accounts changed since the last checkpoint.
     dirty: HashSet<Address>,
+    /// Peg ids processed or unprocessed since the last checkpoint.
+    dirty_ids: HashSet<Hash>,
     checkpoint: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -322,11 +325,19 @@ impl Driver {
             base_fee: block.header.base_fee,
             producer: block.header.author,
             max_weight: self.chain.genesis.max_block_weight,
+            number: block.header.number,
+            timestamp_ms: block.header.timestamp_ms,
         };
-        let executed =
-            execute_block(state, self.chain.fee_rule.as_ref(), env, txs).map_err(|(i, e)| {
-                ImportOutcome::Invalid(format!("transaction {i} cannot be included: {e}"))
-            })?;
+        let executed = execute_block(
+            state,
+            self.chain.fee_rule.as_ref(),
+            self.chain.peg.as_ref(),
+            env,
+            txs,
+        )
+        .map_err(|(i, e)| {
+            ImportOutcome::Invalid(format!("transaction {i} cannot be included: {e}"))
+        })?;
         let h = &block.header;
         if executed.weight_used != h.weight_used {
             return Err(ImportOutcome::Invalid(format!(
@@ -524,6 +535,7 @@ impl Driver {
     ) -> Result<(), StoreError> {
         for u in &undos {
             self.dirty.extend(u.accounts.iter().map(|(a, _)| *a));
+            self.dirty_ids.extend(u.processed.iter().copied());
         }
         let readopted: HashSet<Hash> = adopted
             .iter()
@@ -594,6 +606,8 @@ impl Driver {
             m.blocks_total.inc();
             m.txs_included_total.inc_by(c.tx_hashes.len() as u64);
             self.dirty.extend(c.diff.accounts.iter().map(|(a, _)| *a));
+            self.dirty_ids
+                .extend(c.diff.processed.iter().map(|(id, _)| *id));
             let _ = self
                 .chain
                 .heads
@@ -615,9 +629,14 @@ impl Driver {
             let _ = prev.join();
         }
         let dirty = std::mem::take(&mut self.dirty);
-        let (mark, accounts) = {
+        let dirty_ids = std::mem::take(&mut self.dirty_ids);
+        let (mark, accounts, ids) = {
             let tip = self.chain.tip();
             let accounts: Vec<_> = dirty.iter().map(|a| (*a, tip.state.get(a))).collect();
+            let ids: Vec<_> = dirty_ids
+                .iter()
+                .map(|id| (*id, tip.state.processed(id)))
+                .collect();
             (
                 CheckpointMark {
                     number: tip.head.number,
@@ -625,6 +644,7 @@ impl Driver {
                     totals: tip.state.totals,
                 },
                 accounts,
+                ids,
             )
         };
         let chain = self.chain.clone();
@@ -632,7 +652,7 @@ impl Driver {
             .name("checkpoint".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                match chain.store.write_checkpoint(mark, &accounts) {
+                match chain.store.write_checkpoint(mark, &accounts, &ids) {
                     Ok(()) => tracing::debug!(
                         height = mark.number,
                         accounts = accounts.len(),
@@ -677,8 +697,10 @@ pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBloc
         base_fee: chain.base_fee_after(parent),
         producer: key.address(),
         max_weight,
+        number: parent.number + 1,
+        timestamp_ms: slot * chain.genesis.block_time_ms,
     };
-    let mut ex = BlockExecutor::new(&tip.state, chain.fee_rule.as_ref(), env);
+    let mut ex = BlockExecutor::new(&tip.state, chain.fee_rule.as_ref(), chain.peg.as_ref(), env);
     let mut included = Vec::with_capacity(candidates.len());
     let mut drop_hashes: Vec<Hash> = Vec::new();
     for tx in candidates {

@@ -1,10 +1,12 @@
 //! Applying transactions to state: nonces, balances, fees.
 
-use crate::block::{FailureReason, Receipt};
-use crate::fee::{FeeError, FeeRule};
-use crate::state::{Overlay, StateDiff, StateRead, Undo};
+use crate::block::{FailureReason, PegEvent, Receipt};
+use crate::crypto::Signature;
+use crate::fee::{FeeCharge, FeeError, FeeRule};
+use crate::peg::{day_of, escrow_address, Direction, PegConfig, PegError, PegMessage, PegRole};
+use crate::state::{Overlay, StateDiff, StateRead, Totals, Undo};
 use crate::tx::{RecoveredTx, TxKind};
-use crate::types::{Address, Amount, ChainId, Nonce, Weight};
+use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Why a transaction cannot be included in a block at all (as opposed to failing inside one).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct BlockEnv {
     pub producer: Address,
     /// The block's weight limit.
     pub max_weight: Weight,
+    /// The block's height (recorded with processed peg ids).
+    pub number: BlockNumber,
+    /// The block's timestamp (the peg's daily limits count by its UTC day).
+    pub timestamp_ms: u64,
 }
 
 /// The result of executing a whole block.
@@ -71,6 +77,7 @@ pub struct Executed {
 pub struct BlockExecutor<'a> {
     overlay: Overlay<'a>,
     fee_rule: &'a dyn FeeRule,
+    peg: Option<&'a PegConfig>,
     env: BlockEnv,
     receipts: Vec<Receipt>,
     weight_used: Weight,
@@ -78,10 +85,18 @@ pub struct BlockExecutor<'a> {
 
 impl<'a> BlockExecutor<'a> {
     /// Starts a block on `state`.
-    pub fn new(state: &'a dyn StateRead, fee_rule: &'a dyn FeeRule, env: BlockEnv) -> Self {
+    pub fn new(
+        state: &'a dyn StateRead,
+        fee_rule: &'a dyn FeeRule,
+        peg: Option<&'a PegConfig>,
+        env: BlockEnv,
+    ) -> Self {
+        let mut overlay = Overlay::new(state);
+        roll_day(&mut overlay.totals, env.timestamp_ms);
         Self {
-            overlay: Overlay::new(state),
+            overlay,
             fee_rule,
+            peg,
             env,
             receipts: Vec::new(),
             weight_used: 0,
@@ -114,7 +129,11 @@ impl<'a> BlockExecutor<'a> {
                 got: t.nonce,
             });
         }
-        let charge = self.fee_rule.charge(&t.fee, weight, self.env.base_fee)?;
+        let charge = if t.kind.is_fee_exempt() {
+            FeeCharge::default()
+        } else {
+            self.fee_rule.charge(&t.fee, weight, self.env.base_fee)?
+        };
         let Some(after_fee) = acct.balance.checked_sub(charge.total) else {
             return Err(TxInvalid::CannotPayFee {
                 balance: acct.balance,
@@ -142,8 +161,28 @@ impl<'a> BlockExecutor<'a> {
         self.overlay.set(self.env.producer, producer);
         self.overlay.totals.burned_fees = burned;
 
-        let failure = match &t.kind {
-            TxKind::Transfer { to, amount } => self.transfer(sender, *to, *amount),
+        let outcome = match &t.kind {
+            TxKind::Transfer { to, amount } => {
+                self.transfer(sender, *to, *amount).map_or(Ok(None), Err)
+            }
+            TxKind::Lock { amount, recipient } => self.lock(sender, *amount, *recipient, tx.hash()),
+            TxKind::Burn { amount, recipient } => self.burn(sender, *amount, *recipient, tx.hash()),
+            TxKind::Mint {
+                id,
+                recipient,
+                amount,
+                signatures,
+            } => self.mint(*id, *recipient, *amount, signatures),
+            TxKind::Release {
+                id,
+                recipient,
+                amount,
+                signatures,
+            } => self.release(*id, *recipient, *amount, signatures),
+        };
+        let (failure, peg_event) = match outcome {
+            Ok(event) => (None, event),
+            Err(f) => (Some(f), None),
         };
         self.weight_used += weight;
         self.receipts.push(Receipt {
@@ -153,9 +192,208 @@ impl<'a> BlockExecutor<'a> {
             fee_to_producer: charge.to_producer,
             fee_burned: charge.burned,
             weight,
-            peg_event: None,
+            peg_event,
         });
         Ok(())
+    }
+
+    fn peg(&self, role: PegRole, op: &'static str) -> Result<&'a PegConfig, FailureReason> {
+        let peg = self.peg.ok_or_else(|| refused(PegError::NotConfigured))?;
+        if peg.role != role {
+            let chain = if role == PegRole::Main {
+                "mainchain"
+            } else {
+                "sidechain"
+            };
+            return Err(refused(PegError::WrongChain(op, chain)));
+        }
+        Ok(peg)
+    }
+
+    fn debit(&mut self, from: Address, amount: Amount) -> Result<(), FailureReason> {
+        let mut src = self.overlay.account(&from);
+        let left = src
+            .balance
+            .checked_sub(amount)
+            .ok_or(FailureReason::InsufficientBalance {
+                balance: src.balance,
+                needed: amount,
+            })?;
+        src.balance = left;
+        self.overlay.set(from, src);
+        Ok(())
+    }
+
+    fn credit(&mut self, to: Address, amount: Amount) -> Result<(), FailureReason> {
+        let mut dst = self.overlay.account(&to);
+        dst.balance = dst
+            .balance
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        self.overlay.set(to, dst);
+        Ok(())
+    }
+
+    /// Checks a whole operation before any coin moves, so a refusal changes nothing.
+    fn precheck(&self, check: Result<(), PegError>) -> Result<(), FailureReason> {
+        check.map_err(refused)
+    }
+
+    fn lock(
+        &mut self,
+        sender: Address,
+        amount: Amount,
+        recipient: Address,
+        id: Hash,
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegRole::Main, "lock")?;
+        self.precheck(check_source(
+            peg,
+            &self.overlay.totals,
+            Direction::MainToSide,
+            amount,
+        ))?;
+        let escrow = escrow_address();
+        let before = self.overlay.account(&sender);
+        self.debit(sender, amount)?;
+        if let Err(e) = self.credit(escrow, amount) {
+            self.overlay.set(sender, before);
+            return Err(e);
+        }
+        let t = &mut self.overlay.totals;
+        t.locked = t
+            .locked
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        t.day_deposits = t
+            .day_deposits
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        Ok(Some(PegEvent::Deposit {
+            id,
+            amount,
+            recipient,
+        }))
+    }
+
+    fn burn(
+        &mut self,
+        sender: Address,
+        amount: Amount,
+        recipient: Address,
+        id: Hash,
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegRole::Side, "burn")?;
+        self.precheck(check_source(
+            peg,
+            &self.overlay.totals,
+            Direction::SideToMain,
+            amount,
+        ))?;
+        self.debit(sender, amount)?;
+        let t = &mut self.overlay.totals;
+        t.burned_peg = t
+            .burned_peg
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        t.day_withdrawals = t
+            .day_withdrawals
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        Ok(Some(PegEvent::Withdrawal {
+            id,
+            amount,
+            recipient,
+        }))
+    }
+
+    fn mint(
+        &mut self,
+        id: Hash,
+        recipient: Address,
+        amount: Amount,
+        signatures: &[Signature],
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegRole::Side, "mint")?;
+        let processed = self.overlay.processed(&id);
+        self.precheck(check_payout(
+            peg,
+            Direction::MainToSide,
+            id,
+            recipient,
+            amount,
+            signatures,
+            processed,
+        ))?;
+        self.credit(recipient, amount)?;
+        let t = &mut self.overlay.totals;
+        t.minted = t
+            .minted
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        self.overlay.mark_processed(id, self.env.number);
+        Ok(Some(PegEvent::Minted {
+            id,
+            amount,
+            recipient,
+        }))
+    }
+
+    fn release(
+        &mut self,
+        id: Hash,
+        recipient: Address,
+        amount: Amount,
+        signatures: &[Signature],
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegRole::Main, "release")?;
+        let processed = self.overlay.processed(&id);
+        self.precheck(check_payout(
+            peg,
+            Direction::SideToMain,
+            id,
+            recipient,
+            amount,
+            signatures,
+            processed,
+        ))?;
+        let fee = peg.params.peg_out_fee;
+        let total = amount.checked_add(fee).ok_or(FailureReason::Overflow)?;
+        let escrow = escrow_address();
+        let held = self.overlay.account(&escrow).balance;
+        if held < total {
+            return Err(refused(PegError::EscrowShort {
+                escrow: held,
+                needed: total,
+            }));
+        }
+        let snapshot: Vec<_> = [escrow, recipient, peg.params.fee_recipient]
+            .iter()
+            .map(|a| (*a, self.overlay.account(a)))
+            .collect();
+        let moved = self
+            .debit(escrow, total)
+            .and_then(|()| self.credit(recipient, amount))
+            .and_then(|()| self.credit(peg.params.fee_recipient, fee));
+        if let Err(e) = moved {
+            for (a, acct) in snapshot.into_iter().rev() {
+                self.overlay.set(a, acct);
+            }
+            return Err(e);
+        }
+        let t = &mut self.overlay.totals;
+        t.released = t
+            .released
+            .checked_add(amount)
+            .ok_or(FailureReason::Overflow)?;
+        t.peg_fees = t.peg_fees.checked_add(fee).ok_or(FailureReason::Overflow)?;
+        self.overlay.mark_processed(id, self.env.number);
+        Ok(Some(PegEvent::Released {
+            id,
+            amount,
+            recipient,
+            fee,
+        }))
     }
 
     fn transfer(&mut self, from: Address, to: Address, amount: Amount) -> Option<FailureReason> {
@@ -192,14 +430,95 @@ impl<'a> BlockExecutor<'a> {
     }
 }
 
+fn refused(e: PegError) -> FailureReason {
+    FailureReason::PegRefused {
+        code: e.code().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Starts a new UTC day's limit counters when the block is on a later day.
+fn roll_day(totals: &mut Totals, timestamp_ms: u64) {
+    let day = day_of(timestamp_ms);
+    if totals.day != day {
+        totals.day = day;
+        totals.day_deposits = Amount::ZERO;
+        totals.day_withdrawals = Amount::ZERO;
+    }
+}
+
+/// The limits a Lock (deposit) or Burn (withdrawal) must respect, given today's usage.
+pub fn check_source(
+    peg: &PegConfig,
+    totals: &Totals,
+    direction: Direction,
+    amount: Amount,
+) -> Result<(), PegError> {
+    peg.check_amount(amount)?;
+    let (used, limit) = match direction {
+        Direction::MainToSide => (totals.day_deposits, peg.params.daily_limit_deposits),
+        Direction::SideToMain => (totals.day_withdrawals, peg.params.daily_limit_withdrawals),
+    };
+    if used.checked_add(amount).is_none_or(|t| t > limit) {
+        return Err(PegError::DailyLimit {
+            used,
+            amount,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Everything a Mint or Release must prove: limits, an unused id, and M distinct current
+/// members' signatures over exactly this payout.
+pub fn check_payout(
+    peg: &PegConfig,
+    direction: Direction,
+    id: Hash,
+    recipient: Address,
+    amount: Amount,
+    signatures: &[Signature],
+    processed: Option<BlockNumber>,
+) -> Result<(), PegError> {
+    if id.is_zero() {
+        return Err(PegError::ZeroId);
+    }
+    let gross = match direction {
+        Direction::MainToSide => amount,
+        Direction::SideToMain => amount
+            .checked_add(peg.params.peg_out_fee)
+            .unwrap_or(Amount(u128::MAX)),
+    };
+    peg.check_amount(gross)?;
+    if let Some(block) = processed {
+        return Err(PegError::IdUsed { id, block });
+    }
+    let message = PegMessage {
+        domain: peg.domain,
+        direction,
+        id,
+        recipient,
+        amount,
+    };
+    peg.verify_attestation(&message, signatures)
+}
+
+/// The day counters as of a block at `timestamp_ms`.
+pub fn totals_on(totals: Totals, timestamp_ms: u64) -> Totals {
+    let mut t = totals;
+    roll_day(&mut t, timestamp_ms);
+    t
+}
+
 /// Executes a received block's transactions; any non-includable transaction invalidates the block.
 pub fn execute_block(
     state: &dyn StateRead,
     fee_rule: &dyn FeeRule,
+    peg: Option<&PegConfig>,
     env: BlockEnv,
     txs: &[RecoveredTx],
 ) -> Result<Executed, (usize, TxInvalid)> {
-    let mut ex = BlockExecutor::new(state, fee_rule, env);
+    let mut ex = BlockExecutor::new(state, fee_rule, peg, env);
     for (i, tx) in txs.iter().enumerate() {
         ex.push(tx).map_err(|e| (i, e))?;
     }
@@ -220,6 +539,8 @@ mod tests {
             base_fee,
             producer: Address([0xaa; 20]),
             max_weight: 1_000_000,
+            number: 1,
+            timestamp_ms: 0,
         }
     }
 
@@ -254,8 +575,14 @@ mod tests {
         };
         let to = Address([5; 20]);
         let tx = transfer(&k, 0, to, 1000, Fee::Flat { fee: Amount(500) });
-        let ex =
-            execute_block(&state, &rule, env(Amount::ZERO), std::slice::from_ref(&tx)).unwrap();
+        let ex = execute_block(
+            &state,
+            &rule,
+            None,
+            env(Amount::ZERO),
+            std::slice::from_ref(&tx),
+        )
+        .unwrap();
         assert!(ex.receipts[0].success());
         state.apply_diff(&ex.diff);
         assert_eq!(
@@ -267,7 +594,7 @@ mod tests {
         assert_eq!(state.account(&Address([0xaa; 20])).balance, Amount(500));
         // Replaying the same transaction is a nonce mismatch.
         assert_eq!(
-            execute_block(&state, &rule, env(Amount::ZERO), &[tx])
+            execute_block(&state, &rule, None, env(Amount::ZERO), &[tx])
                 .err()
                 .map(|e| e.1),
             Some(TxInvalid::NonceMismatch {
@@ -301,7 +628,7 @@ mod tests {
         let too_much = transfer(&k, 1, to, 100_000_000, fee);
         let w0 = ok.size() as u128;
         let w1 = too_much.size() as u128;
-        let ex = execute_block(&state, &rule, env(Amount(10)), &[ok, too_much]).unwrap();
+        let ex = execute_block(&state, &rule, None, env(Amount(10)), &[ok, too_much]).unwrap();
         assert!(ex.receipts[0].success());
         assert!(matches!(
             ex.receipts[1].failure,
@@ -326,5 +653,349 @@ mod tests {
                 .checked_add(state.totals.burned_fees),
             Some(Amount(10_000_000))
         );
+    }
+}
+
+#[cfg(test)]
+mod peg_tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::fee::FeeRateRule;
+    use crate::peg::{domain, PegParams};
+    use crate::state::{Account, State};
+    use crate::tx::{Fee, Transaction};
+
+    struct Fixture {
+        members: Vec<SecretKey>,
+        main: PegConfig,
+        side: PegConfig,
+        user: SecretKey,
+        fee_rule: FeeRateRule,
+    }
+
+    fn fixture() -> Fixture {
+        let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let params = PegParams {
+            members: members.iter().map(|k| k.address()).collect(),
+            threshold: 2,
+            main_confirmations: 1,
+            side_confirmations: 1,
+            min_amount: Amount(100),
+            max_amount: Amount(10_000),
+            daily_limit_deposits: Amount(15_000),
+            daily_limit_withdrawals: Amount(15_000),
+            peg_out_fee: Amount(10),
+            fee_recipient: Address([0xfe; 20]),
+            counterpart_genesis: Hash([1; 32]),
+        };
+        let d = domain(&Hash([1; 32]), &Hash([2; 32]));
+        Fixture {
+            main: PegConfig {
+                role: PegRole::Main,
+                params: params.clone(),
+                domain: d,
+            },
+            side: PegConfig {
+                role: PegRole::Side,
+                params,
+                domain: d,
+            },
+            members,
+            user: SecretKey::random(),
+            fee_rule: FeeRateRule {
+                min_fee_rate: Amount(0),
+            },
+        }
+    }
+
+    fn env(number: u64, timestamp_ms: u64) -> BlockEnv {
+        BlockEnv {
+            chain_id: 1,
+            base_fee: Amount::ZERO,
+            producer: Address([0xaa; 20]),
+            max_weight: 1_000_000,
+            number,
+            timestamp_ms,
+        }
+    }
+
+    fn signed(key: &SecretKey, nonce: u64, kind: TxKind) -> RecoveredTx {
+        Transaction {
+            chain_id: 1,
+            nonce,
+            fee: Fee::Flat { fee: Amount(0) },
+            kind,
+        }
+        .sign(key)
+        .recover()
+        .unwrap()
+    }
+
+    fn attest(f: &Fixture, signers: &[usize], msg: &PegMessage) -> Vec<Signature> {
+        signers
+            .iter()
+            .map(|i| f.members[*i].sign_prehash(&msg.signing_hash()))
+            .collect()
+    }
+
+    fn run(
+        state: &mut State,
+        peg: &PegConfig,
+        f: &Fixture,
+        e: BlockEnv,
+        txs: &[RecoveredTx],
+    ) -> Vec<Receipt> {
+        let ex = execute_block(state, &f.fee_rule, Some(peg), e, txs).unwrap();
+        state.apply_diff(&ex.diff);
+        ex.receipts
+    }
+
+    fn refused_code(r: &Receipt) -> Option<&str> {
+        match &r.failure {
+            Some(FailureReason::PegRefused { code, .. }) => Some(code.as_str()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn deposit_then_mint_once_with_a_threshold_attestation() {
+        let f = fixture();
+        let mut main = State::default();
+        main.insert(
+            f.user.address(),
+            Account {
+                balance: Amount(50_000),
+                nonce: 0,
+            },
+        );
+        let recipient = Address([7; 20]);
+        let lock = signed(
+            &f.user,
+            0,
+            TxKind::Lock {
+                amount: Amount(1000),
+                recipient,
+            },
+        );
+        let r = run(
+            &mut main,
+            &f.main,
+            &f,
+            env(1, 0),
+            std::slice::from_ref(&lock),
+        );
+        assert!(r[0].success());
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Deposit {
+                id: lock.hash(),
+                amount: Amount(1000),
+                recipient
+            })
+        );
+        assert_eq!(main.account(&escrow_address()).balance, Amount(1000));
+        assert_eq!(main.totals.locked, Amount(1000));
+
+        // Mint on the sidechain: M-1 signatures fail, M succeed, a replay fails.
+        let mut side = State::default();
+        let msg = PegMessage {
+            domain: f.side.domain,
+            direction: Direction::MainToSide,
+            id: lock.hash(),
+            recipient,
+            amount: Amount(1000),
+        };
+        let submitter = &f.members[2];
+        let weak = signed(
+            submitter,
+            0,
+            TxKind::Mint {
+                id: lock.hash(),
+                recipient,
+                amount: Amount(1000),
+                signatures: attest(&f, &[0], &msg),
+            },
+        );
+        let good = signed(
+            submitter,
+            1,
+            TxKind::Mint {
+                id: lock.hash(),
+                recipient,
+                amount: Amount(1000),
+                signatures: attest(&f, &[0, 1], &msg),
+            },
+        );
+        let replay = signed(
+            submitter,
+            2,
+            TxKind::Mint {
+                id: lock.hash(),
+                recipient,
+                amount: Amount(1000),
+                signatures: attest(&f, &[1, 2], &msg),
+            },
+        );
+        let r = run(&mut side, &f.side, &f, env(5, 0), &[weak, good, replay]);
+        assert_eq!(refused_code(&r[0]), Some("peg_bad_attestation"));
+        assert!(r[1].success(), "{:?}", r[1]);
+        assert_eq!(refused_code(&r[2]), Some("peg_id_used"));
+        assert_eq!(side.account(&recipient).balance, Amount(1000));
+        assert_eq!(side.totals.minted, Amount(1000));
+        assert_eq!(side.processed(&lock.hash()), Some(5));
+        // Payouts pay no fee: the submitter needs no sidechain coins.
+        assert!(r.iter().all(|x| x.fee_paid == Amount::ZERO));
+    }
+
+    #[test]
+    fn withdrawal_burns_then_releases_minus_the_fee_and_keeps_invariant_two() {
+        let f = fixture();
+        // Sidechain with 1000 minted to the user (as if deposited).
+        let mut side = State::default();
+        side.insert(
+            f.user.address(),
+            Account {
+                balance: Amount(1000),
+                nonce: 0,
+            },
+        );
+        side.totals.minted = Amount(1000);
+        let main_recipient = Address([8; 20]);
+        let too_small = signed(
+            &f.user,
+            0,
+            TxKind::Burn {
+                amount: Amount(99),
+                recipient: main_recipient,
+            },
+        );
+        let burn = signed(
+            &f.user,
+            1,
+            TxKind::Burn {
+                amount: Amount(600),
+                recipient: main_recipient,
+            },
+        );
+        let r = run(
+            &mut side,
+            &f.side,
+            &f,
+            env(3, 0),
+            &[too_small, burn.clone()],
+        );
+        assert_eq!(refused_code(&r[0]), Some("peg_amount_out_of_range"));
+        assert!(r[1].success());
+        // The too-small withdrawal burned nothing.
+        assert_eq!(side.account(&f.user.address()).balance, Amount(400));
+        assert_eq!(side.totals.burned_peg, Amount(600));
+
+        let mut main = State::default();
+        main.insert(
+            escrow_address(),
+            Account {
+                balance: Amount(1000),
+                nonce: 0,
+            },
+        );
+        main.totals.locked = Amount(1000);
+        let msg = PegMessage {
+            domain: f.main.domain,
+            direction: Direction::SideToMain,
+            id: burn.hash(),
+            recipient: main_recipient,
+            amount: Amount(590),
+        };
+        let sigs = attest(&f, &[1, 2], &msg);
+        // Signatures over a different amount are worthless.
+        let greedy = signed(
+            &f.members[0],
+            0,
+            TxKind::Release {
+                id: burn.hash(),
+                recipient: main_recipient,
+                amount: Amount(600),
+                signatures: sigs.clone(),
+            },
+        );
+        let release = signed(
+            &f.members[0],
+            1,
+            TxKind::Release {
+                id: burn.hash(),
+                recipient: main_recipient,
+                amount: Amount(590),
+                signatures: sigs,
+            },
+        );
+        let r = run(&mut main, &f.main, &f, env(9, 0), &[greedy, release]);
+        assert_eq!(refused_code(&r[0]), Some("peg_bad_attestation"));
+        assert!(r[1].success(), "{:?}", r[1]);
+        assert_eq!(main.account(&main_recipient).balance, Amount(590));
+        assert_eq!(
+            main.account(&f.main.params.fee_recipient).balance,
+            Amount(10)
+        );
+        // Invariant 2 at rest: escrow == side supply + burned fees + unreleased burns.
+        let escrow = main.account(&escrow_address()).balance.0;
+        let side_supply = side.total_balance().unwrap().0;
+        let unreleased =
+            side.totals.burned_peg.0 - (main.totals.released.0 + main.totals.peg_fees.0);
+        assert_eq!(escrow, side_supply + side.totals.burned_fees.0 + unreleased);
+    }
+
+    #[test]
+    fn daily_limit_and_wrong_chain_operations_are_refused_without_moving_coins() {
+        let f = fixture();
+        let mut main = State::default();
+        main.insert(
+            f.user.address(),
+            Account {
+                balance: Amount(100_000),
+                nonce: 0,
+            },
+        );
+        let to = Address([7; 20]);
+        let locks: Vec<_> = (0..3)
+            .map(|n| {
+                signed(
+                    &f.user,
+                    n,
+                    TxKind::Lock {
+                        amount: Amount(6000),
+                        recipient: to,
+                    },
+                )
+            })
+            .collect();
+        let r = run(&mut main, &f.main, &f, env(1, 1000), &locks);
+        assert!(r[0].success() && r[1].success());
+        assert_eq!(refused_code(&r[2]), Some("peg_daily_limit"));
+        assert_eq!(main.account(&escrow_address()).balance, Amount(12_000));
+        // Next UTC day the counter starts over.
+        let next = signed(
+            &f.user,
+            3,
+            TxKind::Lock {
+                amount: Amount(6000),
+                recipient: to,
+            },
+        );
+        let r = run(&mut main, &f.main, &f, env(2, 86_400_000 + 5), &[next]);
+        assert!(r[0].success());
+        assert_eq!(main.totals.day_deposits, Amount(6000));
+        // A Burn on the mainchain is refused; nothing moves.
+        let burn = signed(
+            &f.user,
+            4,
+            TxKind::Burn {
+                amount: Amount(500),
+                recipient: to,
+            },
+        );
+        let before = main.account(&f.user.address()).balance;
+        let r = run(&mut main, &f.main, &f, env(3, 86_400_000 + 10), &[burn]);
+        assert_eq!(refused_code(&r[0]), Some("peg_wrong_chain"));
+        assert_eq!(main.account(&f.user.address()).balance, before);
     }
 }

@@ -81,6 +81,9 @@ pub struct Genesis {
     /// Prefunded accounts.
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
+    /// The federation and the bridge parameters, if this chain is pegged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peg: Option<crate::peg::PegParams>,
 }
 
 impl Genesis {
@@ -122,9 +125,20 @@ impl Genesis {
                 self.max_tx_size, self.max_block_weight
             ));
         }
+        if let Some(p) = &self.peg {
+            p.validate().map_err(GenesisError::Invalid)?;
+            if p.counterpart_genesis.is_zero() {
+                return bad(
+                    "peg.counterpart_genesis must name the other chain's base genesis hash".into(),
+                );
+            }
+        }
         let mut seen = HashSet::new();
         let mut total = Amount::ZERO;
         for acct in &self.accounts {
+            if acct.address == crate::peg::escrow_address() {
+                return bad("the escrow cannot be prefunded".into());
+            }
             if !seen.insert(acct.address) {
                 return bad(format!("account {} listed twice", acct.address));
             }
@@ -133,6 +147,16 @@ impl Genesis {
                 .ok_or_else(|| GenesisError::Invalid("total supply overflows u128".into()))?;
         }
         Ok(())
+    }
+
+    /// The hash the peg domain binds: the genesis block hash with `peg.counterpart_genesis`
+    /// zeroed, so each chain's genesis can name the other's without a cycle.
+    pub fn base_hash(&self) -> crate::types::Hash {
+        let mut g = self.clone();
+        if let Some(p) = &mut g.peg {
+            p.counterpart_genesis = crate::types::Hash::ZERO;
+        }
+        g.block().hash()
     }
 
     /// The initial account state.

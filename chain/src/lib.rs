@@ -16,6 +16,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod peg;
 pub mod producer;
 pub mod rpc;
 pub mod rules;

@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::Deserialize;
 
+use crate::execution::{check_payout, check_source};
 use crate::fee::{FeeError, FeeRule};
-use crate::state::Account;
+use crate::peg::{Direction, PegConfig, PegError, PegRole};
+use crate::state::{Account, Totals};
 use crate::tx::{DecodeTxError, RecoveredTx, TxKind};
-use crate::types::{Address, Amount, ChainId, Hash, Nonce, Weight};
+use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Pool limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +124,9 @@ pub enum Rejection {
         /// Limit.
         max: usize,
     },
+    /// The peg refuses the operation.
+    #[error("{0}")]
+    Peg(PegError),
 }
 
 impl Rejection {
@@ -142,6 +147,7 @@ impl Rejection {
             Rejection::ReplacementUnderpriced { .. } => "replacement_underpriced",
             Rejection::PoolFull { .. } => "pool_full",
             Rejection::SenderFull { .. } => "sender_full",
+            Rejection::Peg(e) => e.code(),
         }
     }
 }
@@ -175,6 +181,84 @@ pub struct Admission<'a> {
     pub fee_rule: &'a dyn FeeRule,
     /// The base fee the next block will charge.
     pub base_fee: Amount,
+    /// The peg, if this chain is pegged.
+    pub peg: Option<&'a PegConfig>,
+    /// Today's peg counters at the head.
+    pub totals: Totals,
+}
+
+/// What admission knows about a payout's id at the head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PegFacts {
+    /// Where the payout's id was processed, if it was.
+    pub processed: Option<BlockNumber>,
+}
+
+fn peg_for<'a>(
+    ctx: &Admission<'a>,
+    role: PegRole,
+    op: &'static str,
+) -> Result<&'a PegConfig, Rejection> {
+    let peg = ctx.peg.ok_or(Rejection::Peg(PegError::NotConfigured))?;
+    if peg.role != role {
+        let chain = if role == PegRole::Main {
+            "mainchain"
+        } else {
+            "sidechain"
+        };
+        return Err(Rejection::Peg(PegError::WrongChain(op, chain)));
+    }
+    Ok(peg)
+}
+
+/// The peg's admission rules: limits before any coin moves, attestations before a payout.
+fn check_peg(kind: &TxKind, facts: PegFacts, ctx: &Admission<'_>) -> Result<(), Rejection> {
+    let r = match kind {
+        TxKind::Transfer { .. } => Ok(()),
+        TxKind::Lock { amount, .. } => {
+            let peg = peg_for(ctx, PegRole::Main, "lock")?;
+            check_source(peg, &ctx.totals, Direction::MainToSide, *amount)
+        }
+        TxKind::Burn { amount, .. } => {
+            let peg = peg_for(ctx, PegRole::Side, "burn")?;
+            check_source(peg, &ctx.totals, Direction::SideToMain, *amount)
+        }
+        TxKind::Mint {
+            id,
+            recipient,
+            amount,
+            signatures,
+        } => {
+            let peg = peg_for(ctx, PegRole::Side, "mint")?;
+            check_payout(
+                peg,
+                Direction::MainToSide,
+                *id,
+                *recipient,
+                *amount,
+                signatures,
+                facts.processed,
+            )
+        }
+        TxKind::Release {
+            id,
+            recipient,
+            amount,
+            signatures,
+        } => {
+            let peg = peg_for(ctx, PegRole::Main, "release")?;
+            check_payout(
+                peg,
+                Direction::SideToMain,
+                *id,
+                *recipient,
+                *amount,
+                signatures,
+                facts.processed,
+            )
+        }
+    };
+    r.map_err(Rejection::Peg)
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +274,8 @@ pub struct Mempool {
     cfg: MempoolConfig,
     by_sender: HashMap<Address, BTreeMap<Nonce, Entry>>,
     by_hash: HashMap<Hash, (Address, Nonce)>,
+    /// Pending payouts by peg id: one payout per id in the pool.
+    payouts: HashMap<Hash, Hash>,
     seq: u64,
 }
 
@@ -237,6 +323,7 @@ impl Mempool {
         &mut self,
         tx: RecoveredTx,
         account: Account,
+        facts: PegFacts,
         ctx: &Admission<'_>,
     ) -> Result<Hash, Rejection> {
         let t = tx.tx();
@@ -251,9 +338,22 @@ impl Mempool {
             return Err(Rejection::AlreadyKnown(hash));
         }
         let weight = tx.size() as Weight;
-        let max_fee = ctx.fee_rule.max_charge(&t.fee, weight)?;
-        // Refuse what the next block could not include at today's base fee.
-        ctx.fee_rule.charge(&t.fee, weight, ctx.base_fee)?;
+        let exempt = t.kind.is_fee_exempt();
+        let max_fee = if exempt {
+            Amount::ZERO
+        } else {
+            let max = ctx.fee_rule.max_charge(&t.fee, weight)?;
+            // Refuse what the next block could not include at today's base fee.
+            ctx.fee_rule.charge(&t.fee, weight, ctx.base_fee)?;
+            max
+        };
+        check_peg(&t.kind, facts, ctx)?;
+        let payout = t.kind.payout_id();
+        if let Some(id) = payout {
+            if self.payouts.get(&id).is_some_and(|h| *h != hash) {
+                return Err(Rejection::Peg(PegError::IdPending(id)));
+            }
+        }
         if t.nonce < account.nonce {
             return Err(Rejection::NonceTooLow {
                 account: account.nonce,
@@ -267,10 +367,11 @@ impl Mempool {
                 max_gap: self.cfg.max_nonce_gap,
             });
         }
-        let amount = match &t.kind {
-            TxKind::Transfer { amount, .. } => *amount,
-        };
-        let needed = amount.checked_add(max_fee).ok_or(Rejection::Overflow)?;
+        let needed = t
+            .kind
+            .value()
+            .checked_add(max_fee)
+            .ok_or(Rejection::Overflow)?;
         if account.balance < needed {
             return Err(Rejection::InsufficientBalance {
                 balance: account.balance,
@@ -278,7 +379,12 @@ impl Mempool {
             });
         }
         let sender = tx.sender();
-        let priority = ctx.fee_rule.priority(&t.fee, weight, ctx.base_fee);
+        // Payouts go first: they carry coins users are waiting for, and pay no fee.
+        let priority = if exempt {
+            Amount(u128::MAX)
+        } else {
+            ctx.fee_rule.priority(&t.fee, weight, ctx.base_fee)
+        };
         let queue_len = self.by_sender.get(&sender).map_or(0, |q| q.len());
         if let Some(existing) = self.by_sender.get(&sender).and_then(|q| q.get(&t.nonce)) {
             let required = existing
@@ -294,7 +400,11 @@ impl Mempool {
                 });
             }
             let old = existing.tx.hash();
+            let old_payout = existing.tx.tx().kind.payout_id();
             self.by_hash.remove(&old);
+            if let Some(id) = old_payout {
+                self.payouts.remove(&id);
+            }
         } else {
             if self.by_hash.len() >= self.cfg.max_txs {
                 return Err(Rejection::PoolFull {
@@ -310,6 +420,9 @@ impl Mempool {
         self.seq += 1;
         let nonce = t.nonce;
         self.by_hash.insert(hash, (sender, nonce));
+        if let Some(id) = payout {
+            self.payouts.insert(id, hash);
+        }
         self.by_sender.entry(sender).or_default().insert(
             nonce,
             Entry {
@@ -365,6 +478,9 @@ impl Mempool {
         let keep = q.split_off(&account_nonce);
         for e in q.values() {
             self.by_hash.remove(&e.tx.hash());
+            if let Some(id) = e.tx.tx().kind.payout_id() {
+                self.payouts.remove(&id);
+            }
         }
         if keep.is_empty() {
             self.by_sender.remove(sender);
@@ -387,6 +503,9 @@ impl Mempool {
         let e = q.remove(&nonce);
         if q.is_empty() {
             self.by_sender.remove(&sender);
+        }
+        if let Some(id) = e.as_ref().and_then(|e| e.tx.tx().kind.payout_id()) {
+            self.payouts.remove(&id);
         }
         e.map(|e| e.tx)
     }
@@ -412,6 +531,8 @@ mod tests {
             chain_id: CHAIN,
             fee_rule: rule,
             base_fee: Amount::ZERO,
+            peg: None,
+            totals: Totals::default(),
         }
     }
 
@@ -457,27 +578,37 @@ mod tests {
         let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
 
         assert_eq!(
-            code(pool.insert(tx(&k, 99, 3, 1, 10_000), rich(), &c)),
+            code(pool.insert(tx(&k, 99, 3, 1, 10_000), rich(), PegFacts::default(), &c)),
             Some("wrong_chain_id")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 2, 1, 10_000), rich(), &c)),
+            code(pool.insert(tx(&k, CHAIN, 2, 1, 10_000), rich(), PegFacts::default(), &c)),
             Some("nonce_too_low")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 9, 1, 10_000), rich(), &c)),
+            code(pool.insert(tx(&k, CHAIN, 9, 1, 10_000), rich(), PegFacts::default(), &c)),
             Some("nonce_too_far_ahead")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, 1, 10), rich(), &c)),
+            code(pool.insert(tx(&k, CHAIN, 3, 1, 10), rich(), PegFacts::default(), &c)),
             Some("fee_too_low")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, 1_000_000_000, 10_000), rich(), &c)),
+            code(pool.insert(
+                tx(&k, CHAIN, 3, 1_000_000_000, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c
+            )),
             Some("insufficient_balance")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, u128::MAX, 10_000), rich(), &c)),
+            code(pool.insert(
+                tx(&k, CHAIN, 3, u128::MAX, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c
+            )),
             Some("overflow")
         );
         let dynamic = Transaction {
@@ -496,34 +627,53 @@ mod tests {
         .recover()
         .unwrap();
         assert_eq!(
-            code(pool.insert(dynamic, rich(), &c)),
+            code(pool.insert(dynamic, rich(), PegFacts::default(), &c)),
             Some("wrong_fee_form")
         );
 
         let first = tx(&k, CHAIN, 3, 1, 10_000);
-        assert!(pool.insert(first.clone(), rich(), &c).is_ok());
-        assert_eq!(code(pool.insert(first, rich(), &c)), Some("already_known"));
+        assert!(pool
+            .insert(first.clone(), rich(), PegFacts::default(), &c)
+            .is_ok());
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, 2, 10_500), rich(), &c)),
+            code(pool.insert(first, rich(), PegFacts::default(), &c)),
+            Some("already_known")
+        );
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 3, 2, 10_500), rich(), PegFacts::default(), &c)),
             Some("replacement_underpriced")
         );
         let replacement = tx(&k, CHAIN, 3, 2, 20_000);
-        assert!(pool.insert(replacement.clone(), rich(), &c).is_ok());
+        assert!(pool
+            .insert(replacement.clone(), rich(), PegFacts::default(), &c)
+            .is_ok());
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.get(&replacement.hash()), Some(replacement));
 
-        assert!(pool.insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), &c).is_ok());
+        assert!(pool
+            .insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), PegFacts::default(), &c)
+            .is_ok());
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 5, 1, 10_000), rich(), &c)),
+            code(pool.insert(tx(&k, CHAIN, 5, 1, 10_000), rich(), PegFacts::default(), &c)),
             Some("sender_full")
         );
         let k2 = SecretKey::random();
         assert!(pool
-            .insert(tx(&k2, CHAIN, 3, 1, 10_000), rich(), &c)
+            .insert(
+                tx(&k2, CHAIN, 3, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c
+            )
             .is_ok());
         let k3 = SecretKey::random();
         assert_eq!(
-            code(pool.insert(tx(&k3, CHAIN, 3, 1, 10_000), rich(), &c)),
+            code(pool.insert(
+                tx(&k3, CHAIN, 3, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c
+            )),
             Some("pool_full")
         );
 
@@ -556,6 +706,8 @@ mod tests {
             chain_id: CHAIN,
             fee_rule: &r,
             base_fee: Amount(100),
+            peg: None,
+            totals: Totals::default(),
         };
         let t = Transaction {
             chain_id: CHAIN,
@@ -574,7 +726,9 @@ mod tests {
         .unwrap();
         let mut pool = Mempool::new(MempoolConfig::default());
         assert_eq!(
-            pool.insert(t, rich(), &c).err().map(|e| e.code()),
+            pool.insert(t, rich(), PegFacts::default(), &c)
+                .err()
+                .map(|e| e.code()),
             Some("fee_too_low")
         );
     }
@@ -587,14 +741,29 @@ mod tests {
         let cheap = SecretKey::random();
         let dear = SecretKey::random();
         for n in 3..6 {
-            pool.insert(tx(&cheap, CHAIN, n, 1, 10_000), rich(), &c)
-                .unwrap();
-            pool.insert(tx(&dear, CHAIN, n, 1, 50_000), rich(), &c)
-                .unwrap();
+            pool.insert(
+                tx(&cheap, CHAIN, n, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c,
+            )
+            .unwrap();
+            pool.insert(
+                tx(&dear, CHAIN, n, 1, 50_000),
+                rich(),
+                PegFacts::default(),
+                &c,
+            )
+            .unwrap();
         }
         // A gap: nonce 7 without 6 is held but not selected.
-        pool.insert(tx(&dear, CHAIN, 7, 1, 90_000), rich(), &c)
-            .unwrap();
+        pool.insert(
+            tx(&dear, CHAIN, 7, 1, 90_000),
+            rich(),
+            PegFacts::default(),
+            &c,
+        )
+        .unwrap();
         let picked = pool.select(|_| 3, u64::MAX);
         assert_eq!(picked.len(), 6);
         assert!(picked[..3].iter().all(|t| t.sender() == dear.address()));

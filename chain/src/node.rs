@@ -14,7 +14,7 @@ use crate::crypto::SecretKey;
 use crate::driver::DriverHandle;
 use crate::fee::FeeRule;
 use crate::genesis::{Genesis, GenesisError};
-use crate::mempool::{Admission, Mempool, Rejection};
+use crate::mempool::{Admission, Mempool, PegFacts, Rejection};
 use crate::metrics::Metrics;
 use crate::rpc::types::BlockSummary;
 use crate::rules::ChainRules;
@@ -76,6 +76,8 @@ pub struct Chain {
     pub genesis_hash: Hash,
     /// The fee rule.
     pub fee_rule: Box<dyn FeeRule>,
+    /// The peg, if this chain is pegged.
+    pub peg: Option<crate::peg::PegConfig>,
     /// Durable storage.
     pub store: Store,
     tip: RwLock<Tip>,
@@ -108,6 +110,7 @@ impl Chain {
         let store = Store::open(&config.data_dir)?;
         let genesis = store.genesis()?.ok_or(StoreError::NotInitialized)?;
         let fee_rule = rules.fee_rule(&genesis)?;
+        let peg = rules.peg_config(&genesis)?;
         let (state, head) = store.load_state()?;
         let metrics = Metrics::new(rules.name);
         metrics.head_height.set(head.block.header.number as i64);
@@ -124,6 +127,7 @@ impl Chain {
             rules,
             genesis,
             fee_rule,
+            peg,
             store,
             metrics,
             heads,
@@ -197,25 +201,39 @@ impl Chain {
     /// Admits recovered transactions into the mempool, in order, under one lock.
     pub fn admit(&self, txs: Vec<Result<RecoveredTx, Rejection>>) -> Vec<Result<Hash, Rejection>> {
         // Read the accounts first, then take the mempool lock: never both at once here.
-        let (accounts, base_fee) = {
+        let (accounts, base_fee, totals) = {
             let tip = self.tip();
             let accounts: Vec<_> = txs
                 .iter()
-                .map(|t| t.as_ref().ok().map(|t| tip.state.account(&t.sender())))
+                .map(|t| {
+                    t.as_ref().ok().map(|t| {
+                        let facts = PegFacts {
+                            processed: t
+                                .tx()
+                                .kind
+                                .payout_id()
+                                .and_then(|id| tip.state.processed(&id)),
+                        };
+                        (tip.state.account(&t.sender()), facts)
+                    })
+                })
                 .collect();
-            (accounts, self.base_fee_after(&tip.head))
+            let totals = crate::execution::totals_on(tip.state.totals, crate::producer::now_ms());
+            (accounts, self.base_fee_after(&tip.head), totals)
         };
         let ctx = Admission {
             chain_id: self.genesis.chain_id,
             fee_rule: self.fee_rule.as_ref(),
             base_fee,
+            peg: self.peg.as_ref(),
+            totals,
         };
         let mut pool = self.mempool();
         let results: Vec<_> = txs
             .into_iter()
             .zip(accounts)
             .map(|(t, acct)| match (t, acct) {
-                (Ok(tx), Some(acct)) => pool.insert(tx, acct, &ctx),
+                (Ok(tx), Some((acct, facts))) => pool.insert(tx, acct, facts, &ctx),
                 (Err(e), _) => Err(e),
                 (Ok(tx), None) => Err(Rejection::Malformed(format!(
                     "no account for {}",

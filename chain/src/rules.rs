@@ -2,6 +2,7 @@
 
 use crate::fee::{BaseFeeRule, FeeRateRule, FeeRule};
 use crate::genesis::{FeeParams, Genesis, GenesisError};
+use crate::peg::{domain, PegConfig, PegRole};
 
 /// Which fee rule a chain uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +28,36 @@ pub struct ChainRules {
     pub default_p2p_port: u16,
     /// The fee rule this chain accepts.
     pub fee_rule: FeeRuleKind,
+    /// This chain's end of the peg.
+    pub peg_role: PegRole,
 }
 
 impl ChainRules {
+    /// The peg as this chain sees it, if its genesis has a peg section.
+    pub fn peg_config(&self, genesis: &Genesis) -> Result<Option<PegConfig>, GenesisError> {
+        let Some(params) = &genesis.peg else {
+            return Ok(None);
+        };
+        let own = genesis.base_hash();
+        let other = params.counterpart_genesis;
+        let domain = match self.peg_role {
+            PegRole::Main => domain(&own, &other),
+            PegRole::Side => {
+                if genesis.accounts.iter().any(|a| a.balance.0 > 0) {
+                    return Err(GenesisError::Invalid(
+                        "a pegged sidechain starts with supply 0: its coins are minted only by the peg".into(),
+                    ));
+                }
+                domain(&other, &own)
+            }
+        };
+        Ok(Some(PegConfig {
+            role: self.peg_role,
+            params: params.clone(),
+            domain,
+        }))
+    }
+
     /// Builds the fee rule from genesis, refusing the other chain's parameters.
     pub fn fee_rule(&self, genesis: &Genesis) -> Result<Box<dyn FeeRule>, GenesisError> {
         match (self.fee_rule, &genesis.fee) {

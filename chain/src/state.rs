@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Address, Amount, Nonce};
+use crate::types::{Address, Amount, BlockNumber, Hash, Nonce};
 
 /// One account: its balance and the nonce its next transaction must carry.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
@@ -21,12 +21,30 @@ pub struct Account {
 pub struct Totals {
     /// Fees destroyed so far (the base-fee part under the base-fee rule).
     pub burned_fees: Amount,
+    /// mainchain: coins ever locked into the escrow.
+    pub locked: Amount,
+    /// mainchain: coins ever paid out of escrow to recipients.
+    pub released: Amount,
+    /// mainchain: peg-out fees ever paid out of escrow.
+    pub peg_fees: Amount,
+    /// sidechain: coins ever minted by the peg.
+    pub minted: Amount,
+    /// sidechain: coins ever burned for withdrawal.
+    pub burned_peg: Amount,
+    /// The UTC day the two counters below refer to.
+    pub day: u64,
+    /// Deposits (Locks) counted against today's limit.
+    pub day_deposits: Amount,
+    /// Withdrawals (Burns) counted against today's limit.
+    pub day_withdrawals: Amount,
 }
 
 /// The whole account state.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct State {
     accounts: HashMap<Address, Account>,
+    /// Peg payout ids already processed (Mint on side, Release on main), with their block.
+    processed: HashMap<Hash, BlockNumber>,
     /// Running totals.
     pub totals: Totals,
 }
@@ -38,6 +56,8 @@ pub struct StateDiff {
     pub accounts: Vec<(Address, Account)>,
     /// Totals after the block.
     pub totals: Totals,
+    /// Peg ids the block processed.
+    pub processed: Vec<(Hash, BlockNumber)>,
 }
 
 /// How to undo a block: every touched account's previous value (`None`: did not exist).
@@ -47,6 +67,8 @@ pub struct Undo {
     pub accounts: Vec<(Address, Option<Account>)>,
     /// Totals before the block.
     pub totals: Totals,
+    /// Peg ids the block processed, forgotten on undo.
+    pub processed: Vec<Hash>,
 }
 
 impl State {
@@ -63,6 +85,16 @@ impl State {
     /// Sets an account outright (genesis and checkpoint loading).
     pub fn insert(&mut self, addr: Address, account: Account) {
         self.accounts.insert(addr, account);
+    }
+
+    /// Where a peg id was processed, if it was.
+    pub fn processed(&self, id: &Hash) -> Option<BlockNumber> {
+        self.processed.get(id).copied()
+    }
+
+    /// Records a processed peg id outright (checkpoint loading).
+    pub fn insert_processed(&mut self, id: Hash, block: BlockNumber) {
+        self.processed.insert(id, block);
     }
 
     /// Number of accounts.
@@ -92,6 +124,9 @@ impl State {
         for (addr, acct) in &diff.accounts {
             self.accounts.insert(*addr, *acct);
         }
+        for (id, block) in &diff.processed {
+            self.processed.insert(*id, *block);
+        }
         self.totals = diff.totals;
     }
 
@@ -107,6 +142,9 @@ impl State {
                 }
             }
         }
+        for id in &undo.processed {
+            self.processed.remove(id);
+        }
         self.totals = undo.totals;
     }
 }
@@ -117,6 +155,8 @@ pub trait StateRead: Sync {
     fn get(&self, addr: &Address) -> Option<Account>;
     /// The running totals.
     fn totals(&self) -> Totals;
+    /// Where a peg id was processed, if it was.
+    fn processed(&self, id: &Hash) -> Option<BlockNumber>;
     /// The account, or an empty one.
     fn account(&self, addr: &Address) -> Account {
         self.get(addr).unwrap_or_default()
@@ -130,6 +170,9 @@ impl StateRead for State {
     fn totals(&self) -> Totals {
         self.totals
     }
+    fn processed(&self, id: &Hash) -> Option<BlockNumber> {
+        self.processed.get(id).copied()
+    }
 }
 
 /// The live state seen through a layer of replacements: the state at a fork point (the
@@ -139,6 +182,8 @@ pub struct LayeredState<'a> {
     base: &'a State,
     /// Replacement values; `None` means the account does not exist in this view.
     pub layer: HashMap<Address, Option<Account>>,
+    /// Peg ids whose status differs from the live state's.
+    pub processed: HashMap<Hash, Option<BlockNumber>>,
     /// Totals in this view.
     pub totals: Totals,
 }
@@ -147,16 +192,21 @@ impl<'a> LayeredState<'a> {
     /// The live state rolled back through `undos`, given newest block first.
     pub fn rolled_back(base: &'a State, undos_newest_first: &[Undo]) -> Self {
         let mut layer = HashMap::new();
+        let mut processed = HashMap::new();
         let mut totals = base.totals;
         for undo in undos_newest_first {
             for (addr, prev) in &undo.accounts {
                 layer.insert(*addr, *prev);
+            }
+            for id in &undo.processed {
+                processed.insert(*id, None);
             }
             totals = undo.totals;
         }
         Self {
             base,
             layer,
+            processed,
             totals,
         }
     }
@@ -165,6 +215,9 @@ impl<'a> LayeredState<'a> {
     pub fn apply_diff(&mut self, diff: &StateDiff) {
         for (addr, acct) in &diff.accounts {
             self.layer.insert(*addr, Some(*acct));
+        }
+        for (id, block) in &diff.processed {
+            self.processed.insert(*id, Some(*block));
         }
         self.totals = diff.totals;
     }
@@ -180,12 +233,19 @@ impl StateRead for LayeredState<'_> {
     fn totals(&self) -> Totals {
         self.totals
     }
+    fn processed(&self, id: &Hash) -> Option<BlockNumber> {
+        match self.processed.get(id) {
+            Some(v) => *v,
+            None => self.base.processed.get(id).copied(),
+        }
+    }
 }
 
 /// Pending changes on top of a state, as a block executes; the base is never touched.
 pub struct Overlay<'a> {
     base: &'a dyn StateRead,
     changed: HashMap<Address, Account>,
+    processed: Vec<(Hash, BlockNumber)>,
     /// Totals as of the last applied transaction.
     pub totals: Totals,
 }
@@ -196,8 +256,23 @@ impl<'a> Overlay<'a> {
         Self {
             base,
             changed: HashMap::new(),
+            processed: Vec::new(),
             totals: base.totals(),
         }
+    }
+
+    /// Where a peg id was processed (earlier in this block or before).
+    pub fn processed(&self, id: &Hash) -> Option<BlockNumber> {
+        self.processed
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, b)| *b)
+            .or_else(|| self.base.processed(id))
+    }
+
+    /// Marks a peg id processed in block `block`.
+    pub fn mark_processed(&mut self, id: Hash, block: BlockNumber) {
+        self.processed.push((id, block));
     }
 
     /// The current value of an account.
@@ -213,11 +288,6 @@ impl<'a> Overlay<'a> {
         self.changed.insert(addr, account);
     }
 
-    /// A savepoint to roll back to if a transaction turns out not to be includable.
-    pub fn checkpoint(&self) -> (HashMap<Address, Account>, Totals) {
-        (self.changed.clone(), self.totals)
-    }
-
     /// The diff and undo journal of everything written.
     pub fn finish(self) -> (StateDiff, Undo) {
         let mut accounts: Vec<(Address, Account)> = self.changed.into_iter().collect();
@@ -228,11 +298,13 @@ impl<'a> Overlay<'a> {
                 .map(|(a, _)| (*a, self.base.get(a)))
                 .collect(),
             totals: self.base.totals(),
+            processed: self.processed.iter().map(|(id, _)| *id).collect(),
         };
         (
             StateDiff {
                 accounts,
                 totals: self.totals,
+                processed: self.processed,
             },
             undo,
         )

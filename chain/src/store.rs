@@ -28,6 +28,7 @@ const UNDO: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("undo");
 
 const ACCOUNTS: TableDefinition<[u8; 20], &[u8]> = TableDefinition::new("accounts");
 const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
+const PEG_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("peg_ids");
 
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEAD: &str = "head";
@@ -203,6 +204,7 @@ impl Store {
                 totals: Totals::default(),
             },
             &accounts,
+            &[],
         )?;
         Ok(hash)
     }
@@ -393,9 +395,21 @@ impl Store {
         &self,
         mark: CheckpointMark,
         accounts: &[(Address, Option<Account>)],
+        peg_ids: &[(Hash, Option<BlockNumber>)],
     ) -> Result<()> {
         let wtx = self.state.begin_write()?;
         {
+            let mut ids = wtx.open_table(PEG_IDS)?;
+            for (id, block) in peg_ids {
+                match block {
+                    Some(b) => {
+                        ids.insert(id.0, *b)?;
+                    }
+                    None => {
+                        ids.remove(id.0)?;
+                    }
+                }
+            }
             let mut t = wtx.open_table(ACCOUNTS)?;
             for (addr, acct) in accounts {
                 match acct {
@@ -429,6 +443,16 @@ impl Store {
         for entry in rtx.open_table(ACCOUNTS)?.iter()? {
             let (k, v) = entry?;
             state.insert(Address(k.value()), decode("account", v.value())?);
+        }
+        match rtx.open_table(PEG_IDS) {
+            Ok(t) => {
+                for entry in t.iter()? {
+                    let (k, v) = entry?;
+                    state.insert_processed(Hash(k.value()), v.value());
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
         }
         state.totals = mark.totals;
         Ok(Some((mark, state)))
@@ -494,6 +518,7 @@ mod tests {
                 address: Address([1; 20]),
                 balance: Amount(1000),
             }],
+            peg: None,
         }
     }
 
@@ -540,7 +565,9 @@ mod tests {
                     )],
                     totals: Totals {
                         burned_fees: Amount(i),
+                        ..Default::default()
                     },
+                    processed: vec![],
                 };
                 store
                     .commit_block(&CommittedBlock {
@@ -565,6 +592,7 @@ mod tests {
                                 totals: diff.totals,
                             },
                             &[(Address([2; 20]), st.get(&Address([2; 20])))],
+                            &[],
                         )
                         .unwrap();
                 }

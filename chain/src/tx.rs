@@ -40,6 +40,100 @@ pub enum TxKind {
         /// Base units moved.
         amount: Amount,
     },
+    /// mainchain: move `amount` into the escrow for `recipient` on the sidechain (a deposit;
+    /// its id is this transaction's hash).
+    #[codec(index = 1)]
+    Lock {
+        /// Base units locked.
+        amount: Amount,
+        /// Who receives on the sidechain.
+        recipient: Address,
+    },
+    /// mainchain: pay a withdrawal out of escrow, with M member signatures.
+    #[codec(index = 2)]
+    Release {
+        /// The Burn transaction's hash.
+        id: Hash,
+        /// Who is paid.
+        recipient: Address,
+        /// Base units paid (the burned amount minus the peg-out fee).
+        amount: Amount,
+        /// Member signatures over the peg message.
+        signatures: Vec<Signature>,
+    },
+    /// sidechain: create coins for a deposit, with M member signatures.
+    #[codec(index = 3)]
+    Mint {
+        /// The Lock transaction's hash.
+        id: Hash,
+        /// Who is paid.
+        recipient: Address,
+        /// Base units minted.
+        amount: Amount,
+        /// Member signatures over the peg message.
+        signatures: Vec<Signature>,
+    },
+    /// sidechain: destroy `amount` to be released to `recipient` on the mainchain (a
+    /// withdrawal; its id is this transaction's hash).
+    #[codec(index = 4)]
+    Burn {
+        /// Base units burned.
+        amount: Amount,
+        /// Who receives on the mainchain.
+        recipient: Address,
+    },
+}
+
+impl TxKind {
+    /// The operation's name, as JSON tags it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxKind::Transfer { .. } => "transfer",
+            TxKind::Lock { .. } => "lock",
+            TxKind::Release { .. } => "release",
+            TxKind::Mint { .. } => "mint",
+            TxKind::Burn { .. } => "burn",
+        }
+    }
+
+    /// Who the operation pays and how much (for Lock and Burn: the recipient on the other chain).
+    pub fn recipient_and_amount(&self) -> (Address, Amount) {
+        match self {
+            TxKind::Transfer { to, amount } => (*to, *amount),
+            TxKind::Lock { amount, recipient }
+            | TxKind::Burn { amount, recipient }
+            | TxKind::Release {
+                recipient, amount, ..
+            }
+            | TxKind::Mint {
+                recipient, amount, ..
+            } => (*recipient, *amount),
+        }
+    }
+
+    /// Coins the operation takes from the sender (besides the fee).
+    pub fn value(&self) -> Amount {
+        match self {
+            TxKind::Transfer { amount, .. }
+            | TxKind::Lock { amount, .. }
+            | TxKind::Burn { amount, .. } => *amount,
+            TxKind::Release { .. } | TxKind::Mint { .. } => Amount::ZERO,
+        }
+    }
+
+    /// The peg id of a payout (Mint or Release).
+    pub fn payout_id(&self) -> Option<Hash> {
+        match self {
+            TxKind::Release { id, .. } | TxKind::Mint { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Federation payouts pay no fee: members hold no sidechain coins at first, and a
+    /// payout is admitted only with a valid attestation for an unused id.
+    pub fn is_fee_exempt(&self) -> bool {
+        self.payout_id().is_some()
+    }
 }
 
 /// The unsigned transaction: the signature covers its SCALE encoding, chain id included.

@@ -19,6 +19,9 @@ pub struct Endpoints {
     pub rpc_http: String,
     /// `ws://host:port`.
     pub rpc_ws: String,
+    /// Its p2p addresses with `/p2p/<peer id>`, loopback first.
+    #[serde(default)]
+    pub p2p: Vec<String>,
     /// The node's pid: tells this start's file from a stale one.
     pub pid: u32,
 }
@@ -60,6 +63,22 @@ pub async fn chain_info(url: &str, timeout: Duration) -> Result<ChainInfo> {
         .map_err(|e| rpc_err(url, e))
 }
 
+/// How many peers the node is connected to (`tp_peers`).
+pub async fn peer_count(url: &str, timeout: Duration) -> Result<usize> {
+    client(url, timeout)?
+        .peers()
+        .await
+        .map(|p| p.len())
+        .map_err(|e| rpc_err(url, e))
+}
+
+/// The port of a TCP multiaddr (`/ip4/127.0.0.1/tcp/30333/p2p/...` -> 30333).
+pub fn multiaddr_tcp_port(addr: &str) -> Option<u16> {
+    let mut parts = addr.split('/');
+    parts.find(|p| *p == "tcp")?;
+    parts.next()?.parse().ok()
+}
+
 /// The balance of `address` at the head (`tp_getAccount`).
 pub async fn balance(url: &str, address: Address, timeout: Duration) -> Result<Amount> {
     client(url, timeout)?
@@ -67,4 +86,28 @@ pub async fn balance(url: &str, address: Address, timeout: Duration) -> Result<A
         .await
         .map(|a| a.balance)
         .map_err(|e| rpc_err(url, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_files_and_multiaddr_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("endpoints.json");
+        assert_eq!(read_endpoints(&f), None);
+        std::fs::write(
+            &f,
+            r#"{"rpc_http":"http://127.0.0.1:1","rpc_ws":"ws://127.0.0.1:1","p2p":["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW"],"pid":7}"#,
+        )
+        .unwrap();
+        let e = read_endpoints(&f).unwrap();
+        assert_eq!(e.pid, 7);
+        assert_eq!(multiaddr_tcp_port(&e.p2p[0]), Some(4001));
+        assert_eq!(multiaddr_tcp_port("/ip6/::1/tcp/0"), Some(0));
+        assert_eq!(multiaddr_tcp_port("/ip4/1.2.3.4/udp/9"), None);
+        std::fs::write(&f, "{\"rpc_http\":").unwrap();
+        assert_eq!(read_endpoints(&f), None, "half-written");
+    }
 }

@@ -117,37 +117,33 @@ impl DevnetInfo {
         let mut t = String::new();
         let dir = self.dir.display();
         let _ = writeln!(t, "\nTwinpeg devnet is up ({dir})\n");
-        let _ = writeln!(
-            t,
-            "  {:<10} {:>8}  {:>10}  {:<12} {:<10} {:<28} WebSocket",
-            "chain", "chain id", "block time", "node", "role", "JSON-RPC (HTTP)"
-        );
         for (chain, section) in [
             ("mainchain", &self.mainchain),
             ("sidechain", &self.sidechain),
         ] {
+            let _ = writeln!(
+                t,
+                "  {chain}: chain id {}, block time {} ms, genesis {}",
+                section.chain_id, section.block_time_ms, section.genesis_hash
+            );
+            let _ = writeln!(
+                t,
+                "    {:<12} {:<10} {:<28} WebSocket",
+                "node", "role", "JSON-RPC (HTTP)"
+            );
             for n in &section.nodes {
                 let _ = writeln!(
                     t,
-                    "  {:<10} {:>8}  {:>7} ms  {:<12} {:<10} {:<28} {}",
-                    chain,
-                    section.chain_id,
-                    section.block_time_ms,
-                    n.name,
-                    n.role,
-                    n.rpc_http,
-                    n.rpc_ws
+                    "    {:<12} {:<10} {:<28} {}",
+                    n.name, n.role, n.rpc_http, n.rpc_ws
                 );
             }
+            let _ = writeln!(t);
         }
         let _ = writeln!(
             t,
-            "  Every node also serves GET /health and GET /metrics on its HTTP port."
-        );
-        let _ = writeln!(
-            t,
-            "  Genesis hashes: mainchain {}, sidechain {}",
-            self.mainchain.genesis_hash, self.sidechain.genesis_hash
+            "  Every node also serves GET /health and GET /metrics on its HTTP port. Authorities\n  \
+             produce blocks in turn (leader order = node order); followers only follow."
         );
         if self.members.is_empty() {
             let _ = writeln!(
@@ -238,9 +234,17 @@ mod tests {
             chain_id: 1001,
             block_time_ms: 6000,
             genesis_hash: "0x00".into(),
-            nodes: vec![node],
+            nodes: vec![node.clone()],
         };
-        let info = DevnetInfo {
+        let follower = NodeInfo {
+            name: "sidechain-2".into(),
+            role: "follower".into(),
+            rpc_http: "http://127.0.0.1:9547".into(),
+            rpc_ws: "ws://127.0.0.1:9547".into(),
+            log: "/d/logs/sidechain-2.log".into(),
+            pid: 43,
+        };
+        let mut info = DevnetInfo {
             dir: "/d".into(),
             mainchain: section.clone(),
             sidechain: section,
@@ -273,5 +277,22 @@ mod tests {
         assert!(table.contains("10000"));
         assert!(table.contains("1.5"));
         assert!(table.contains("/d/logs/"));
+
+        // Every node of every chain has its row: name, role, HTTP and WebSocket.
+        info.sidechain.nodes.push(follower);
+        let table = info.table();
+        let row = table
+            .lines()
+            .find(|l| l.contains("sidechain-2"))
+            .expect("a row for sidechain-2");
+        for part in ["follower", "http://127.0.0.1:9547", "ws://127.0.0.1:9547"] {
+            assert!(row.contains(part), "{row}");
+        }
+        assert_eq!(
+            table.lines().filter(|l| l.contains("mainchain-0 ")).count(),
+            2,
+            "{table}"
+        );
+        assert!(table.contains("sidechain-2.log"));
     }
 }

@@ -117,6 +117,34 @@ pub struct ChainPlan {
     pub nodes: Vec<NodeSpec>,
 }
 
+impl ChainPlan {
+    /// Whether its nodes bind ephemeral p2p ports: then a node's address is known only once
+    /// it runs (from its `endpoints.json`), not when the configs are written.
+    pub fn ephemeral_p2p(&self) -> bool {
+        self.topology.p2p_port == 0
+    }
+
+    /// The `bootstrap` list of node `i` when the ports are fixed: every other node of the
+    /// chain, as the multiaddr it listens on (`/ip4/127.0.0.1/tcp/30334`; no `/p2p/<peer id>`,
+    /// which is not known before a node first runs). Empty with ephemeral ports.
+    pub fn predicted_bootstrap(&self, i: usize) -> Vec<String> {
+        if self.ephemeral_p2p() {
+            return vec![];
+        }
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, n)| {
+                tcp_multiaddr(SocketAddr::new(
+                    client_host(n.p2p_addr.ip()),
+                    n.p2p_addr.port(),
+                ))
+            })
+            .collect()
+    }
+}
+
 /// Everything the launcher will create and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -206,6 +234,14 @@ fn port(first: u16, i: usize) -> u16 {
     }
 }
 
+/// A socket address as a libp2p TCP multiaddr (`/ip4/127.0.0.1/tcp/30333`).
+pub fn tcp_multiaddr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
+    }
+}
+
 /// The address a client uses to reach a server bound to `host` (`0.0.0.0` -> loopback).
 pub fn client_host(host: IpAddr) -> IpAddr {
     if host.is_unspecified() {
@@ -228,7 +264,7 @@ mod tests {
         t.mainchain.authorities = 2;
         t.mainchain.followers = 1;
         t.sidechain.rpc_port = 0;
-        t.sidechain.followers = 1;
+        t.sidechain.followers = 2;
         let p = Plan::new(&t, Path::new("/work"));
         assert_eq!(p.dir, PathBuf::from("/work/devnet"));
         let main = &p.chains[0].nodes;
@@ -249,10 +285,52 @@ mod tests {
         );
         let side = &p.chains[1].nodes;
         assert!(side.iter().all(|n| n.rpc_addr.port() == 0));
-        assert_eq!(p.nodes().count(), 5);
+        assert_eq!(side[3].role, Role::Follower);
+        assert_eq!(p.nodes().count(), 7);
         assert_eq!(
             p.chains[1].genesis_path,
             PathBuf::from("/work/devnet/sidechain-genesis.toml")
         );
+    }
+
+    #[test]
+    fn the_default_topology_is_two_authorities_and_a_follower_per_chain() {
+        let p = Plan::new(&Topology::default(), Path::new("/w"));
+        for chain in &p.chains {
+            let roles: Vec<Role> = chain.nodes.iter().map(|n| n.role).collect();
+            assert_eq!(
+                roles,
+                [Role::Authority, Role::Authority, Role::Follower],
+                "{:?}",
+                chain.kind
+            );
+        }
+        assert_eq!(p.nodes().count(), 6);
+    }
+
+    #[test]
+    fn bootstrap_is_every_other_node_of_the_chain_or_nothing_with_ephemeral_ports() {
+        let mut t = Topology {
+            rpc_host: "0.0.0.0".parse().unwrap(),
+            ..Topology::default()
+        };
+        t.sidechain.p2p_port = 0;
+        let p = Plan::new(&t, Path::new("/w"));
+        let main = &p.chains[0];
+        assert!(!main.ephemeral_p2p());
+        assert_eq!(
+            main.predicted_bootstrap(1),
+            ["/ip4/127.0.0.1/tcp/30333", "/ip4/127.0.0.1/tcp/30335"],
+            "other nodes only, reached on loopback when binding 0.0.0.0"
+        );
+        assert_eq!(main.predicted_bootstrap(0).len(), 2);
+        let side = &p.chains[1];
+        assert!(side.ephemeral_p2p());
+        assert!(side.predicted_bootstrap(2).is_empty());
+        assert_eq!(
+            tcp_multiaddr("127.0.0.1:30333".parse().unwrap()),
+            "/ip4/127.0.0.1/tcp/30333"
+        );
+        assert_eq!(tcp_multiaddr("[::1]:0".parse().unwrap()), "/ip6/::1/tcp/0");
     }
 }

@@ -12,6 +12,7 @@
 //! main thread.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -33,6 +34,10 @@ pub struct ProcessSpec {
     pub log: PathBuf,
     /// How the supervisor knows it is ready.
     pub ready: Readiness,
+    /// Earlier processes (indices into the supervisor's list) this one is started after, each
+    /// passed as `--bootstrap <its first p2p address>`: with ephemeral p2p ports a node's
+    /// address is known only once it runs. Empty when its `node.toml` already names its peers.
+    pub bootstrap_from: Vec<usize>,
 }
 
 /// How to tell that a started process is ready to serve.
@@ -42,6 +47,9 @@ pub enum Readiness {
     Node {
         /// `<data_dir>/endpoints.json`.
         endpoints_file: PathBuf,
+        /// Where its p2p networking listens, as configured (port 0: ephemeral; a restart then
+        /// keeps the port it bound, which its peers redial).
+        p2p_addr: SocketAddr,
     },
     // A bridge member (issue 4): `Member { status_file }`, answering GET /status.
 }

@@ -11,7 +11,7 @@ use chain::store::Store;
 use chain::types::{Address, Amount, Hash};
 use serde::Serialize;
 
-use crate::plan::{ChainKind, ChainPlan, NodeSpec, Plan};
+use crate::plan::{tcp_multiaddr, ChainKind, ChainPlan, NodeSpec, Plan};
 use crate::topology::Topology;
 use crate::{io_err, Error, Result};
 
@@ -66,8 +66,6 @@ pub struct PreparedChain {
     pub genesis_hash: Hash,
     /// Whether the data dirs already held the chain.
     pub resumed: bool,
-    /// Whether its node binary has peer-to-peer networking (`p2p_listen` in its config).
-    pub p2p: bool,
 }
 
 /// The result of [`prepare`].
@@ -148,7 +146,7 @@ async fn prepare_chain(
         if existing.authorities != wanted.authorities {
             return Err(Error::Mismatch(format!(
                 "{name}: the genesis in {} names {} authorities, the topology and keys give {}; \
-                 the node count of an existing chain cannot change: use --fresh to start over",
+                 the authority count of an existing chain cannot change (followers can): use --fresh to start over",
                 chain.genesis_path.display(),
                 existing.authorities.len(),
                 wanted.authorities.len()
@@ -179,10 +177,9 @@ async fn prepare_chain(
         wanted
     };
     let genesis_hash = genesis.block().hash();
-    let p2p = has_p2p(bin).await?;
     let mut resumed = true;
-    for node in &chain.nodes {
-        write_node_config(node, topology, p2p)?;
+    for (i, node) in chain.nodes.iter().enumerate() {
+        write_node_config(chain, i, topology)?;
         match stored_genesis_hash(&node.data_dir())? {
             Some(h) if h == genesis_hash => {}
             Some(h) => {
@@ -204,29 +201,7 @@ async fn prepare_chain(
         genesis,
         genesis_hash,
         resumed,
-        p2p,
     })
-}
-
-/// Whether the node binary has peer-to-peer networking: its `run` takes `--p2p-listen`.
-/// (The launcher must not write config keys a node does not know: it refuses unknown keys.
-/// Once every supported node binary has p2p, this probe can go.)
-pub async fn has_p2p(bin: &Path) -> Result<bool> {
-    let out = tokio::process::Command::new(bin)
-        .args(["run", "--help"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(io_err(format!("running {} run --help", bin.display())))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("--p2p-listen"))
-}
-
-/// A socket address as a libp2p TCP multiaddr.
-pub fn tcp_multiaddr(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
-    }
 }
 
 /// The genesis the topology asks for, with these authorities.
@@ -263,6 +238,8 @@ pub fn genesis(
             },
         },
         accounts,
+        // The federation (issue 4) goes here once the launcher runs members.
+        peg: None,
     };
     g.validate()?;
     Ok(g)
@@ -315,15 +292,15 @@ struct NodeFile<'a> {
     authority_key_file: Option<PathBuf>,
     log_format: &'a str,
     log_level: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p2p_listen: Option<String>,
-    // Several nodes per chain (issue 3): `bootstrap` (the first node's p2p multiaddr) for the
-    // others; with ephemeral ports it comes from the first node's endpoints.json at start.
+    p2p_listen: String,
+    bootstrap: Vec<String>,
 }
 
-/// Writes `<home>/node.toml` (rewritten on every start, so port and log flags apply on resume).
-/// `p2p`: whether the node binary knows the peer-to-peer keys.
-pub fn write_node_config(node: &NodeSpec, topology: &Topology, p2p: bool) -> Result<()> {
+/// Writes the `node.toml` of node `i` of `chain` (rewritten on every start, so port and log
+/// flags apply on resume). Its `bootstrap` lists the chain's other nodes when their ports are
+/// fixed; with ephemeral ports it is empty and the launcher passes `--bootstrap` at start.
+pub fn write_node_config(chain: &ChainPlan, i: usize, topology: &Topology) -> Result<()> {
+    let node = &chain.nodes[i];
     let data_dir = node.data_dir();
     let file = NodeFile {
         data_dir: &data_dir,
@@ -331,20 +308,28 @@ pub fn write_node_config(node: &NodeSpec, topology: &Topology, p2p: bool) -> Res
         authority_key_file: node.key_path(),
         log_format: &topology.log_format,
         log_level: &topology.log_level,
-        p2p_listen: p2p.then(|| tcp_multiaddr(node.p2p_addr)),
+        p2p_listen: tcp_multiaddr(node.p2p_addr),
+        bootstrap: chain.predicted_bootstrap(i),
     };
     let path = node.config_path();
     let text = toml::to_string(&file).map_err(|e| Error::Format {
         what: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let chain = node.chain.name();
+    let name = chain.kind.name();
+    let peers = if chain.ephemeral_p2p() && chain.nodes.len() > 1 {
+        "\n# Ephemeral p2p ports: `bootstrap` is empty here; the launcher starts the nodes in order and\n\
+         # passes each the bound addresses of the ones before it (`--bootstrap`, from their\n\
+         # <data_dir>/endpoints.json). Without the launcher, list them here or pass --bootstrap."
+    } else {
+        ""
+    };
     write(
         &path,
         &format!(
-            "# {} ({}), written by the devnet launcher: `{chain} run --config {}`.\n\
-             # Every key is documented in deploy/{chain}-node.toml; an rpc_addr port of 0 is\n\
-             # ephemeral (the bound address is in <data_dir>/endpoints.json).\n{text}",
+            "# {} ({}), written by the devnet launcher: `{name} run --config {}`.\n\
+             # Every key is documented in deploy/{name}-node.toml; a port of 0 is ephemeral (the\n\
+             # bound addresses are in <data_dir>/endpoints.json).{peers}\n{text}",
             node.name,
             node.role.as_str(),
             path.display()
@@ -407,25 +392,63 @@ pub fn write(path: &Path, text: &str) -> Result<()> {
 mod tests {
     use super::*;
     use chain::config::NodeConfig;
+    use chain::rules::ChainRules;
 
     #[test]
     fn node_configs_are_what_the_node_reads_and_genesis_prefunds_the_dev_accounts() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Topology::default();
         t.sidechain.rpc_port = 0;
+        t.sidechain.p2p_port = 0;
         let plan = Plan::new(&t, dir.path());
         ensure_dir(&plan.dir, false).unwrap();
         for chain in &plan.chains {
-            let node = &chain.nodes[0];
-            mkdir(&node.home).unwrap();
-            write_node_config(node, &t, false).unwrap();
-            let cfg = NodeConfig::load(&chain.kind.rules(), Some(&node.config_path())).unwrap();
-            assert_eq!(cfg.data_dir, node.data_dir());
-            assert_eq!(cfg.rpc_addr, node.rpc_addr);
-            assert_eq!(cfg.authority_key_file, node.key_path());
-            let key = load_or_create_key(&node.key_path().unwrap()).unwrap();
-            assert_eq!(load_or_create_key(&node.key_path().unwrap()).unwrap(), key);
-            let g = genesis(chain, &t, vec![key]).unwrap();
+            assert_eq!(chain.nodes.len(), 3);
+            let mut keys = Vec::new();
+            for (i, node) in chain.nodes.iter().enumerate() {
+                mkdir(&node.home).unwrap();
+                write_node_config(chain, i, &t).unwrap();
+                let cfg = NodeConfig::load(&chain.kind.rules(), Some(&node.config_path())).unwrap();
+                assert_eq!(cfg.data_dir, node.data_dir());
+                assert_eq!(cfg.rpc_addr, node.rpc_addr);
+                assert_eq!(cfg.authority_key_file, node.key_path());
+                assert_eq!(cfg.p2p_listen, tcp_multiaddr(node.p2p_addr));
+                assert_eq!(cfg.bootstrap, chain.predicted_bootstrap(i));
+                assert_eq!(
+                    cfg.p2p_key_file, None,
+                    "the node's default: <data_dir>/p2p.key"
+                );
+                if let Some(key_path) = node.key_path() {
+                    let key = load_or_create_key(&key_path).unwrap();
+                    assert_eq!(load_or_create_key(&key_path).unwrap(), key);
+                    keys.push(key);
+                }
+            }
+            match chain.kind {
+                ChainKind::Main => {
+                    let cfg =
+                        NodeConfig::load(&chain.kind.rules(), Some(&chain.nodes[2].config_path()))
+                            .unwrap();
+                    assert_eq!(cfg.p2p_listen, "/ip4/127.0.0.1/tcp/30335");
+                    assert_eq!(
+                        cfg.bootstrap,
+                        ["/ip4/127.0.0.1/tcp/30333", "/ip4/127.0.0.1/tcp/30334"]
+                    );
+                }
+                ChainKind::Side => {
+                    let text = std::fs::read_to_string(chain.nodes[1].config_path()).unwrap();
+                    assert!(text.contains("p2p_listen = \"/ip4/127.0.0.1/tcp/0\""));
+                    assert!(text.contains("bootstrap = []"));
+                    assert!(
+                        text.contains("--bootstrap"),
+                        "says where the peers come from"
+                    );
+                }
+            }
+            // Leader order = node order.
+            let g = genesis(chain, &t, keys.clone()).unwrap();
+            assert_eq!(g.authorities, keys);
+            assert_eq!(g.authorities.len(), 2);
             assert_eq!(g.accounts.len(), 10);
             assert_eq!(
                 g.accounts[0].address.to_checksum(),
@@ -435,18 +458,50 @@ mod tests {
             chain.kind.rules().fee_rule(&g).unwrap();
             let text = toml::to_string(&g).unwrap();
             assert_eq!(toml::from_str::<Genesis>(&text).unwrap(), g);
-            assert_eq!(stored_genesis_hash(&node.data_dir()).unwrap(), None);
+            assert_eq!(
+                stored_genesis_hash(&chain.nodes[0].data_dir()).unwrap(),
+                None
+            );
         }
-        assert_eq!(
-            tcp_multiaddr("127.0.0.1:30333".parse().unwrap()),
-            "/ip4/127.0.0.1/tcp/30333"
-        );
-        assert_eq!(tcp_multiaddr("[::1]:0".parse().unwrap()), "/ip6/::1/tcp/0");
         assert!(differences(
             &genesis(&plan.chains[0], &t, vec![Address([1; 20])]).unwrap(),
             &genesis(&plan.chains[0], &t, vec![Address([1; 20])]).unwrap()
         )
         .is_empty());
+    }
+
+    #[test]
+    fn the_environment_replaces_the_bootstrap_list_as_compose_yaml_does() {
+        // compose.yaml sets MAINCHAIN_BOOTSTRAP per container over what `devnet init` wrote.
+        let dir = tempfile::tempdir().unwrap();
+        let t = Topology {
+            rpc_host: "0.0.0.0".parse().unwrap(),
+            ..Topology::default()
+        };
+        let plan = Plan::new(&t, dir.path());
+        ensure_dir(&plan.dir, false).unwrap();
+        let chain = &plan.chains[0];
+        mkdir(&chain.nodes[1].home).unwrap();
+        write_node_config(chain, 1, &t).unwrap();
+        // The prefix is unique to this test.
+        let rules = ChainRules {
+            env_prefix: "DEVNET_TEST_COMPOSE",
+            ..chain.kind.rules()
+        };
+        let path = chain.nodes[1].config_path();
+        let cfg = NodeConfig::load(&rules, Some(&path)).unwrap();
+        assert_eq!(cfg.p2p_listen, "/ip4/0.0.0.0/tcp/30334");
+        assert_eq!(cfg.bootstrap[0], "/ip4/127.0.0.1/tcp/30333");
+        std::env::set_var(
+            "DEVNET_TEST_COMPOSE_BOOTSTRAP",
+            "/ip4/172.30.77.10/tcp/30333,/ip4/172.30.77.12/tcp/30335",
+        );
+        let cfg = NodeConfig::load(&rules, Some(&path));
+        std::env::remove_var("DEVNET_TEST_COMPOSE_BOOTSTRAP");
+        assert_eq!(
+            cfg.unwrap().bootstrap,
+            ["/ip4/172.30.77.10/tcp/30333", "/ip4/172.30.77.12/tcp/30335"]
+        );
     }
 
     #[test]

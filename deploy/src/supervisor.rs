@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{self, Endpoints};
+use crate::plan::tcp_multiaddr;
 use crate::process::{self, ProcessSpec, Readiness};
 use crate::{Error, Result};
 
@@ -131,21 +132,59 @@ impl Supervisor {
         self.slots.get(i).and_then(|s| s.endpoints.as_ref())
     }
 
-    /// Starts every process, then waits until each is ready.
+    /// Starts every process, then waits until each is ready. A process with
+    /// [`ProcessSpec::bootstrap_from`] is started once those are ready, with their addresses;
+    /// the others start at once.
     pub async fn start_all(&mut self) -> Result<()> {
         for i in 0..self.specs.len() {
-            self.start(i, &[])?;
+            for d in self.specs[i].bootstrap_from.clone() {
+                if self.slots[d].endpoints.is_none() {
+                    self.wait_ready(d).await?;
+                }
+            }
+            let extra = self.bootstrap_args(i);
+            self.start(i, &extra)?;
         }
         for i in 0..self.specs.len() {
-            self.wait_ready(i).await?;
+            if self.slots[i].endpoints.is_none() {
+                self.wait_ready(i).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Fails if a process has exited (reported with the end of its log); for waits that
+    /// follow [`Supervisor::start_all`].
+    pub fn check_running(&mut self) -> Result<()> {
+        self.drain_exits();
+        match self.slots.iter().position(|s| s.exited.is_some()) {
+            Some(i) => Err(Error::Child {
+                name: self.specs[i].name.clone(),
+                reason: format!(
+                    "exited ({}) during start-up",
+                    self.slots[i].exited.as_deref().unwrap_or("unknown status")
+                ),
+                log_tail: process::log_tail(&self.specs[i].log, 20),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `--bootstrap <addr>` for each process of [`ProcessSpec::bootstrap_from`] that reported
+    /// a p2p address (the first: loopback, with its peer id).
+    fn bootstrap_args(&self, i: usize) -> Vec<OsString> {
+        self.specs[i]
+            .bootstrap_from
+            .iter()
+            .filter_map(|&d| self.endpoints(d)?.p2p.first().cloned())
+            .flat_map(|a| [OsString::from("--bootstrap"), OsString::from(a)])
+            .collect()
     }
 
     fn start(&mut self, i: usize, extra_args: &[OsString]) -> Result<()> {
         let spec = &self.specs[i];
         match &spec.ready {
-            Readiness::Node { endpoints_file } => {
+            Readiness::Node { endpoints_file, .. } => {
                 // A stale file from an earlier start is told apart by its pid anyway.
                 let _ = std::fs::remove_file(endpoints_file);
             }
@@ -213,7 +252,7 @@ impl Supervisor {
                 return Err(fail(self, format!("exited ({status}) before it was ready")));
             }
             match &self.specs[i].ready {
-                Readiness::Node { endpoints_file } => {
+                Readiness::Node { endpoints_file, .. } => {
                     if let Some(e) = health::read_endpoints(endpoints_file) {
                         if Some(e.pid) == self.slots[i].pid
                             && health::health(&e.rpc_http, Duration::from_secs(2))
@@ -339,22 +378,38 @@ impl Supervisor {
     }
 
     /// Extra arguments for a restart: a node keeps the RPC address it had (an ephemeral port
-    /// stays the same, so `devnet.json` and clients stay valid).
+    /// stays the same, so `devnet.json` and clients stay valid) and, with an ephemeral p2p
+    /// port, the p2p port it had (which its peers redial), and gets its bootstrap peers again.
     fn restart_args(&self, i: usize) -> Vec<OsString> {
         match &self.specs[i].ready {
-            Readiness::Node { endpoints_file } => {
+            Readiness::Node {
+                endpoints_file,
+                p2p_addr,
+            } => {
                 let previous = self.slots[i]
                     .endpoints
                     .clone()
                     .or_else(|| health::read_endpoints(endpoints_file));
-                previous
-                    .and_then(|e| {
-                        e.rpc_http
-                            .strip_prefix("http://")
-                            .and_then(|a| a.parse::<SocketAddr>().ok())
-                    })
-                    .map(|a| vec!["--rpc-addr".into(), a.to_string().into()])
-                    .unwrap_or_default()
+                let mut args: Vec<OsString> = Vec::new();
+                if let Some(a) = previous.as_ref().and_then(|e| {
+                    e.rpc_http
+                        .strip_prefix("http://")
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                }) {
+                    args.extend(["--rpc-addr".into(), a.to_string().into()]);
+                }
+                if p2p_addr.port() == 0 {
+                    if let Some(port) = previous
+                        .as_ref()
+                        .and_then(|e| e.p2p.first())
+                        .and_then(|a| health::multiaddr_tcp_port(a))
+                    {
+                        let listen = SocketAddr::new(p2p_addr.ip(), port);
+                        args.extend(["--p2p-listen".into(), tcp_multiaddr(listen).into()]);
+                    }
+                }
+                args.extend(self.bootstrap_args(i));
+                args
             }
         }
     }

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Peer-to-peer networking between nodes of one chain (issue 3). Until it lands, each chain
-/// runs exactly one node: a second authority would produce a fork of its own, and a follower
-/// would never hear of new blocks.
-pub const P2P_AVAILABLE: bool = false;
+/// Peer-to-peer networking between nodes of one chain (issue 3): every node binary has it, so a
+/// chain may run several authorities and followers. (Without it a chain could run exactly one
+/// node: a second authority would fork off on its own, a follower would never hear of blocks.)
+pub const P2P_AVAILABLE: bool = true;
 /// The federation's bridge members (issue 4). Until they land, the topology has no members.
 pub const BRIDGE_AVAILABLE: bool = false;
 
@@ -54,8 +54,9 @@ pub struct ChainTopology {
     pub followers: usize,
     /// RPC port of the first node; node i takes `rpc_port + i`; 0 means ephemeral ports.
     pub rpc_port: u16,
-    /// Peer-to-peer port of the first node; node i takes `p2p_port + i`; 0 means ephemeral.
-    /// Written only for node binaries that have peer-to-peer networking.
+    /// Peer-to-peer port of the first node; node i takes `p2p_port + i`; 0 means ephemeral
+    /// (then each node after the first is started once the earlier ones run, and is given
+    /// their bound addresses as `--bootstrap`).
     pub p2p_port: u16,
     /// Depth at which the bridge takes this chain's events as final (used by the members).
     pub confirmations: u64,
@@ -95,8 +96,8 @@ impl Default for Topology {
             mainchain: ChainTopology {
                 chain_id: 1001,
                 block_time_ms: main.default_block_time_ms,
-                authorities: 1,
-                followers: 0,
+                authorities: 2,
+                followers: 1,
                 rpc_port: main.default_rpc_port,
                 p2p_port: 30333,
                 confirmations: 6,
@@ -104,8 +105,8 @@ impl Default for Topology {
             sidechain: ChainTopology {
                 chain_id: 2002,
                 block_time_ms: side.default_block_time_ms,
-                authorities: 1,
-                followers: 0,
+                authorities: 2,
+                followers: 1,
                 rpc_port: side.default_rpc_port,
                 p2p_port: 30433,
                 confirmations: 2,
@@ -381,11 +382,17 @@ mod tests {
         );
         assert_eq!(t.mainchain.rpc_port, 0);
         assert_eq!(t.mainchain.block_time_ms, 6000);
+        assert_eq!((t.mainchain.authorities, t.mainchain.followers), (2, 1));
         t.apply(&Overrides {
             main_block_time_ms: Some(100),
+            main_followers: Some(0),
+            side_authorities: Some(1),
+            side_followers: Some(3),
             ..Overrides::default()
         });
         assert_eq!(t.mainchain.block_time_ms, 100);
+        assert_eq!((t.mainchain.authorities, t.mainchain.followers), (2, 0));
+        assert_eq!((t.sidechain.authorities, t.sidechain.followers), (1, 3));
         t.validate().unwrap();
 
         std::fs::write(&f, "[mainchain]\nblock_time = 300\n").unwrap();
@@ -413,12 +420,23 @@ mod tests {
         assert!(t.validate().is_err());
         t.federation.threshold = 2;
         t.validate().unwrap();
-        assert!(matches!(t.check_supported(), Err(Error::Unsupported(_))));
+        assert!(
+            matches!(t.check_supported(), Err(Error::Unsupported(_))),
+            "members need the bridge"
+        );
         let mut t = ok.clone();
-        t.mainchain.authorities = 2;
-        t.mainchain.followers = 1;
+        t.mainchain.authorities = 3;
+        t.mainchain.followers = 2;
+        t.sidechain.authorities = 1;
+        t.sidechain.followers = 0;
         t.validate().unwrap();
-        assert!(matches!(t.check_supported(), Err(Error::Unsupported(_))));
+        t.check_supported().unwrap();
+        t.mainchain.authorities = 0;
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        // 2 + 1 nodes from 9545: 9545..9548 must not reach the sidechain's p2p range.
+        t.sidechain.p2p_port = 9547;
+        assert!(t.validate().is_err());
         let mut t = ok;
         t.accounts.balance = "lots".into();
         assert!(t.validate().is_err());

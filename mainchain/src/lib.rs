@@ -1,5 +1,6 @@
 //! The Twinpeg mainchain node: the settlement chain: 6 s blocks, fee-rate fees, escrow (Lock/Release with the peg).
 
+use chain::peg::PegRole;
 use chain::rules::{ChainRules, FeeRuleKind};
 
 /// The mainchain's rules, handed to the shared engine.
@@ -11,5 +12,6 @@ pub fn rules() -> ChainRules {
         default_rpc_port: 8545,
         default_p2p_port: 30333,
         fee_rule: FeeRuleKind::FeeRate,
+        peg_role: PegRole::Main,
     }
 }

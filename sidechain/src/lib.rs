@@ -1,5 +1,6 @@
 //! The Twinpeg sidechain node: the scaling chain: 1 s blocks, EIP-1559 style base fee burned plus tip, Mint/Burn with the peg.
 
+use chain::peg::PegRole;
 use chain::rules::{ChainRules, FeeRuleKind};
 
 /// The sidechain's rules, handed to the shared engine.
@@ -11,5 +12,6 @@ pub fn rules() -> ChainRules {
         default_rpc_port: 9545,
         default_p2p_port: 30334,
         fee_rule: FeeRuleKind::BaseFee,
+        peg_role: PegRole::Side,
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chain::crypto::SecretKey;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
+use chain::peg::PegParams;
 use chain::rpc::TwinpegApiClient;
 use chain::types::{Address, Amount};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
@@ -99,7 +100,47 @@ pub fn test_genesis(kind: ChainKind, authority: Address, block_time_ms: u64) -> 
                 balance: Amount::coins(1000),
             })
             .collect(),
+        peg: None,
     }
+}
+
+/// Peg parameters for tests: small confirmations, limits in whole coins.
+pub fn test_peg(members: &[Address], threshold: u32) -> PegParams {
+    PegParams {
+        members: members.to_vec(),
+        threshold,
+        main_confirmations: 3,
+        side_confirmations: 2,
+        min_amount: Amount::coins(1),
+        max_amount: Amount::coins(100),
+        daily_limit_deposits: Amount::coins(1000),
+        daily_limit_withdrawals: Amount::coins(1000),
+        peg_out_fee: Amount(Amount::COIN / 10),
+        fee_recipient: SecretKey::from_hex(
+            "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+        )
+        .map(|k| k.address())
+        .unwrap_or_default(),
+        counterpart_genesis: chain::types::Hash::ZERO,
+    }
+}
+
+/// A linked pair of pegged genesis files: the mainchain prefunds dev accounts 0..5, the
+/// sidechain starts with supply 0.
+pub fn pegged_geneses(
+    main_authority: Address,
+    side_authority: Address,
+    peg: PegParams,
+    main_block_ms: u64,
+    side_block_ms: u64,
+) -> (Genesis, Genesis) {
+    let mut main = test_genesis(ChainKind::Main, main_authority, main_block_ms);
+    let mut side = test_genesis(ChainKind::Side, side_authority, side_block_ms);
+    side.accounts.clear();
+    main.peg = Some(peg.clone());
+    side.peg = Some(peg);
+    chain::peg::link_geneses(&mut main, &mut side);
+    (main, side)
 }
 
 /// A node process with its own data dir; killed on drop.

@@ -1,11 +1,13 @@
-//! End-to-end: the `devnet` launcher starts both chains as its child processes, reports their
-//! endpoints in `devnet.json` and a table, resumes the same chains without `--fresh`, restarts
-//! a dead child with `--restart`, and never leaves a child process behind.
+//! End-to-end: the `devnet` launcher starts both chains (2 authorities + 1 follower each, over
+//! libp2p on loopback) as its child processes, reports their endpoints in `devnet.json` and a
+//! table, resumes the same chains without `--fresh`, restarts a dead child with `--restart`,
+//! and never leaves a child process behind.
 //!
 //! TODO(peg, issue 4): `devnet_deposit_and_withdrawal`: start the launcher with the federation,
 //! lock on main with dev account 0, wait for the mint on side, burn, wait for the release.
 //! It is written when the bridge members exist; no stand-in test meanwhile.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -17,10 +19,15 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use twinpeg_e2e::{bin, eventually};
+use twinpeg_e2e::bin;
 
 /// Deadline for the launcher to bring a devnet up or down on a loaded 2-core machine.
 const LAUNCH_DEADLINE: Duration = Duration::from_secs(180);
+/// Deadline for a running devnet to reach a condition (agreement, a height, peers): six debug
+/// nodes share two loaded cores.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// The nodes of each chain in the default topology, in order.
+const NODES: [(&str, &str); 3] = [("0", "authority"), ("1", "authority"), ("2", "follower")];
 
 /// A running `devnet up`; on drop (also when a test fails) it is stopped, and every node pid it
 /// listed is killed if still alive.
@@ -178,12 +185,42 @@ fn client(url: &str) -> HttpClient {
         .expect("valid URL")
 }
 
+/// Polls `f` until it yields `Some`, or fails after [`DEADLINE`].
+async fn until<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if start.elapsed() > DEADLINE {
+            bail!("timed out after {DEADLINE:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The first node's HTTP URL of `chain` in a `devnet.json`.
 fn url(info: &Value, chain: &str) -> String {
-    info[chain]["nodes"][0]["rpc_http"]
+    node_url(info, chain, 0)
+}
+
+/// Node `i`'s HTTP URL of `chain` in a `devnet.json`.
+fn node_url(info: &Value, chain: &str, i: usize) -> String {
+    info[chain]["nodes"][i]["rpc_http"]
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Every node's HTTP URL of `chain`.
+fn urls(info: &Value, chain: &str) -> Vec<String> {
+    (0..info[chain]["nodes"].as_array().map_or(0, Vec::len))
+        .map(|i| node_url(info, chain, i))
+        .collect()
 }
 
 async fn head(url: &str) -> u64 {
@@ -192,12 +229,38 @@ async fn head(url: &str) -> u64 {
 
 async fn wait_head_above(url: &str, height: u64) -> Result<u64> {
     let c = client(url);
-    eventually(&format!("{url} above height {height}"), || async {
+    until(&format!("{url} above height {height}"), || async {
         c.head()
             .await
             .ok()
             .map(|h| h.number)
             .filter(|&n| n > height)
+    })
+    .await
+}
+
+/// Waits until every node has a block at `height` and all agree on its hash.
+async fn agree_at(urls: &[String], height: u64) -> Result<String> {
+    let clients: Vec<HttpClient> = urls.iter().map(|u| client(u)).collect();
+    until(&format!("{urls:?} to agree at height {height}"), || async {
+        let mut hashes = Vec::new();
+        for c in &clients {
+            let b = c.block_by_number(height, None).await.ok().flatten()?;
+            hashes.push(b.summary.hash.to_string());
+        }
+        hashes
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| hashes[0].clone())
+    })
+    .await
+}
+
+/// Waits until the node at `url` has at least one peer.
+async fn wait_peers(url: &str) -> Result<usize> {
+    let c = client(url);
+    until(&format!("{url} to have a peer"), || async {
+        c.peers().await.ok().map(|p| p.len()).filter(|&n| n > 0)
     })
     .await
 }
@@ -226,19 +289,22 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         assert_eq!(c["chain_id"].as_u64(), Some(id), "{chain}");
         assert_eq!(c["block_time_ms"].as_u64(), Some(block_ms), "{chain}");
         assert!(c["genesis_hash"].as_str().unwrap_or("").starts_with("0x"));
-        let node = &c["nodes"][0];
-        assert_eq!(node["name"].as_str(), Some(format!("{chain}-0").as_str()));
-        assert_eq!(node["role"].as_str(), Some("authority"));
-        assert!(node["rpc_http"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("http://127.0.0.1:"));
-        assert!(node["rpc_ws"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("ws://127.0.0.1:"));
-        assert!(Path::new(node["log"].as_str().unwrap_or("")).is_file());
-        assert!(node["pid"].as_u64().is_some());
+        let nodes = c["nodes"].as_array().context("nodes")?;
+        assert_eq!(nodes.len(), 3, "{chain}: 2 authorities + 1 follower");
+        for (node, (i, role)) in nodes.iter().zip(NODES) {
+            assert_eq!(node["name"].as_str(), Some(format!("{chain}-{i}").as_str()));
+            assert_eq!(node["role"].as_str(), Some(role), "{chain}-{i}");
+            assert!(node["rpc_http"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("http://127.0.0.1:"));
+            assert!(node["rpc_ws"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("ws://127.0.0.1:"));
+            assert!(Path::new(node["log"].as_str().unwrap_or("")).is_file());
+            assert!(node["pid"].as_u64().is_some());
+        }
     }
     let accounts = info["accounts"].as_array().context("accounts")?;
     assert_eq!(accounts.len(), 10);
@@ -251,11 +317,15 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         Some("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     );
 
-    // Both chains produce, and the balances shown are the chains' own.
+    // Both chains produce, all three nodes of each agree on the chain, the followers are
+    // connected, and the balances shown are the chains' own.
     for chain in ["mainchain", "sidechain"] {
         let u = url(&info, chain);
+        let all = urls(&info, chain);
         let h = head(&u).await;
-        wait_head_above(&u, h + 2).await?;
+        let target = wait_head_above(&u, h + 2).await?;
+        agree_at(&all, target).await?;
+        assert!(wait_peers(&all[2]).await? >= 1, "{chain}-2 has peers");
         let acct = client(&u)
             .account("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>()?)
             .await?;
@@ -277,8 +347,18 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         "{}",
         launcher.output()
     );
-    assert!(printed.contains(&url(&info, "mainchain")));
-    assert!(printed.contains(&url(&info, "sidechain")));
+    for chain in ["mainchain", "sidechain"] {
+        for (i, (n, role)) in NODES.iter().enumerate() {
+            let row = printed
+                .lines()
+                .find(|l| l.contains(&format!("{chain}-{n} ")))
+                .with_context(|| format!("a row for {chain}-{n}\n{printed}"))?;
+            assert!(row.contains(role), "{row}");
+            assert!(row.contains(&node_url(&info, chain, i)), "{row}");
+            let ws = info[chain]["nodes"][i]["rpc_ws"].as_str().unwrap_or("?");
+            assert!(row.contains(ws), "{row}");
+        }
+    }
     assert!(printed.contains("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"));
 
     // `devnet status --json` sees the launcher and healthy nodes.
@@ -291,7 +371,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     );
     assert!(s["nodes"]
         .as_array()
-        .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
+        .is_some_and(|n| n.len() == 6 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
 
     // Ctrl-C: the launcher stops every child, then exits.
     kill(launcher.pid()?, Signal::SIGINT)?;
@@ -339,6 +419,14 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
     );
     wait_head_above(&main2, main_before).await?;
     wait_head_above(&side2, side_before).await?;
+    // Node 0 of each chain bound new ephemeral ports; the others found it again (same peer
+    // ids: the p2p keys live in the data dirs) and follow the same chain.
+    for chain in ["mainchain", "sidechain"] {
+        let all = urls(&info2, chain);
+        assert_eq!(all.len(), 3, "{chain}");
+        let follower_head = wait_head_above(&all[2], head(&all[0]).await).await?;
+        agree_at(&all, follower_head).await?;
+    }
 
     kill(second.pid()?, Signal::SIGTERM)?;
     let status = second.wait_exit()?;
@@ -364,7 +452,7 @@ async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
     kill(Pid::from_raw(i32::try_from(old_pid)?), Signal::SIGKILL)?;
     // The launcher reports it, restarts it on the same address and rewrites devnet.json.
     let file = dir.join("devnet.json");
-    let new_pid = eventually("a new mainchain-0 pid in devnet.json", || async {
+    let new_pid = until("a new mainchain-0 pid in devnet.json", || async {
         std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -374,6 +462,11 @@ async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
     .await?;
     launcher.pids.extend(u32::try_from(new_pid).ok());
     wait_head_above(&main, h).await?;
+    // It kept its p2p port: its peers redial it, and the chain is one chain again.
+    wait_peers(&main).await?;
+    let all = urls(&info, "mainchain");
+    let top = wait_head_above(&all[2], head(&main).await).await?;
+    agree_at(&all, top).await?;
     let err = std::fs::read_to_string(&launcher.err)?;
     assert!(
         err.contains("mainchain-0 exited unexpectedly"),
@@ -401,7 +494,7 @@ async fn a_killed_launcher_takes_its_children_with_it() -> Result<()> {
     kill(launcher.pid()?, Signal::SIGKILL)?;
     launcher.wait_exit()?;
     let pids = launcher.pids.clone();
-    eventually("every node to exit after the launcher died", || async {
+    until("every node to exit after the launcher died", || async {
         pids.iter().all(|&p| gone(p)).then_some(())
     })
     .await

@@ -244,7 +244,7 @@ async fn replay(c: &HttpClient, g: &Genesis, height: u64) -> BTreeMap<Address, u
             *bal.entry(t.from).or_default() -= r.fee_paid.0;
             *bal.entry(b.summary.author).or_default() += r.fee_to_producer.0;
             if r.failure.is_none() {
-                let TxKind::Transfer { to, amount } = t.tx.kind;
+                let (to, amount) = t.tx.kind.recipient_and_amount();
                 *bal.entry(t.from).or_default() -= amount.0;
                 *bal.entry(to).or_default() += amount.0;
             }

@@ -121,8 +121,49 @@ pub enum Command {
     },
     /// Send coins on one chain, then wait for inclusion (unless --async).
     Transfer(TransferArgs),
+    /// Move coins from the mainchain to the sidechain (Lock), then follow them until minted.
+    Deposit(PegArgs),
+    /// Move coins from the sidechain back to the mainchain (Burn), then follow them until released.
+    Withdraw(PegArgs),
+    /// Where a deposit or withdrawal stands: included, confirmations, paid.
+    Status {
+        /// The transfer id (the Lock or Burn transaction hash).
+        id: String,
+        /// Follow it until paid.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Show the resolved endpoints, keystore and files read.
     Config,
+}
+
+/// `wallet deposit` / `wallet withdraw`.
+#[derive(Debug, Clone, Args)]
+pub struct PegArgs {
+    /// The sending key's name.
+    #[arg(long, value_name = "NAME")]
+    pub from: String,
+    /// Who receives on the other chain: a 0x address or a key name [default: the sender's address].
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Option<String>,
+    /// Decimal coins (`1.5`), or base units with --raw.
+    #[arg(allow_hyphen_values = true)]
+    pub amount: String,
+    /// AMOUNT is in base units (1 coin = 10^18).
+    #[arg(long)]
+    pub raw: bool,
+    /// Fee overrides for the source transaction, in base units.
+    #[command(flatten)]
+    pub fee: FeeArgs,
+    /// Return the transfer id once the node accepts the transaction.
+    #[arg(long = "async")]
+    pub no_wait: bool,
+    /// Seconds to wait for the coins to arrive.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 /// `wallet transfer`.

@@ -164,6 +164,24 @@ pub enum WalletError {
         /// The deadline.
         secs: u64,
     },
+    /// The peg would refuse this transfer; nothing was sent.
+    #[error("the peg refuses this transfer ({reason}): {message}")]
+    PegRefused {
+        /// Stable reason, e.g. `peg_amount_out_of_range`.
+        reason: String,
+        /// Explanation with the values involved.
+        message: String,
+    },
+    /// The transfer did not arrive on the other chain in time (it may still: see `wallet status ID`).
+    #[error("transfer {id} not paid out within {secs} s (last state: {state}); follow it with `wallet status {id} --wait`")]
+    PegTimeout {
+        /// The transfer id.
+        id: chain::types::Hash,
+        /// The deadline.
+        secs: u64,
+        /// Where it stood.
+        state: String,
+    },
     /// The transaction was included but failed.
     #[error("transaction {hash} was included in {chain} block {block} but failed: {reason}")]
     TxFailed {
@@ -197,8 +215,8 @@ impl WalletError {
             | Keystore { .. }
             | Password(_) => exit::KEY,
             NodeDown { .. } | Rpc { .. } | WrongChain { .. } => exit::NODE,
-            Rejected { .. } | InsufficientBalance { .. } => exit::REJECTED,
-            Timeout { .. } => exit::TIMEOUT,
+            Rejected { .. } | InsufficientBalance { .. } | PegRefused { .. } => exit::REJECTED,
+            Timeout { .. } | PegTimeout { .. } => exit::TIMEOUT,
             TxFailed { .. } => exit::FAILED,
             BadPrivateKey(_)
             | BadInput(_)
@@ -235,6 +253,8 @@ impl WalletError {
             InsufficientBalance { .. } => "insufficient_balance",
             Fee(_) => "fee",
             Timeout { .. } => "timeout",
+            PegRefused { .. } => "peg_refused",
+            PegTimeout { .. } => "peg_timeout",
             TxFailed { .. } => "tx_failed",
             TxNotFound { .. } => "tx_not_found",
         }
@@ -245,6 +265,7 @@ impl WalletError {
         match self {
             WalletError::Rejected { reason, .. } => Some(reason),
             WalletError::TxFailed { reason, .. } => Some(reason),
+            WalletError::PegRefused { reason, .. } => Some(reason),
             _ => None,
         }
     }

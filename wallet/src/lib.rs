@@ -232,6 +232,9 @@ pub async fn run(cli: Cli, env: Env) -> Result<Report> {
         Command::Tx { hash, chain } => tx::run(&ctx, &hash, chain).await,
         Command::History { who, chain, blocks } => history::run(&ctx, &who, chain, blocks).await,
         Command::Transfer(args) => transfer::run(&ctx, &args).await,
+        Command::Deposit(args) => peg::deposit(&ctx, &args).await,
+        Command::Withdraw(args) => peg::withdraw(&ctx, &args).await,
+        Command::Status { id, wait, timeout } => peg::status(&ctx, &id, wait, timeout).await,
         Command::Config => config::run(&ctx),
     }
 }

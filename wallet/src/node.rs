@@ -109,6 +109,19 @@ impl Node {
             .map_err(|e| self.read_error(e))
     }
 
+    /// The peg as this chain sees it.
+    pub async fn peg_info(&self) -> Result<chain::rpc::types::PegInfo> {
+        self.client.peg_info().await.map_err(|e| self.read_error(e))
+    }
+
+    /// What this chain knows of a peg transfer.
+    pub async fn peg_transfer(&self, id: Hash) -> Result<chain::rpc::types::PegTransferView> {
+        self.client
+            .peg_transfer(id)
+            .await
+            .map_err(|e| self.read_error(e))
+    }
+
     /// The head's height.
     pub async fn head_number(&self) -> Result<BlockNumber> {
         self.client

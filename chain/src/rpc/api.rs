@@ -8,7 +8,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 use crate::fee::FeeInfo;
 use crate::network::{PeerInfo, SyncStatus};
 use crate::rpc::types::{
-    AccountView, BlockSummary, BlockView, ChainInfo, Health, SubmitResult, TxLookup,
+    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo,
+    PegTransferView, SubmitResult, TxLookup,
 };
 use crate::types::{Address, BlockNumber, Bytes, Hash};
 
@@ -57,6 +58,20 @@ pub trait TwinpegApi {
     /// Balance and nonces of an account at the head.
     #[method(name = "getAccount")]
     async fn account(&self, address: Address) -> RpcResult<AccountView>;
+
+    /// The peg as this chain sees it: federation, limits, escrow balance (main), supply,
+    /// totals and today's usage.
+    #[method(name = "pegInfo")]
+    async fn peg_info(&self) -> RpcResult<PegInfo>;
+
+    /// A peg transfer by id (the Lock or Burn transaction hash): its source event with
+    /// confirmations where this chain is the source, its payout where it is the destination.
+    #[method(name = "getPegTransfer")]
+    async fn peg_transfer(&self, id: Hash) -> RpcResult<PegTransferView>;
+
+    /// A canonical block's receipts with its hash and parent (what bridge watchers scan).
+    #[method(name = "getBlockReceipts")]
+    async fn block_receipts(&self, number: BlockNumber) -> RpcResult<Option<BlockReceipts>>;
 
     /// Connected peers with their scores and known heads.
     #[method(name = "peers")]

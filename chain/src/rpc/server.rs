@@ -9,19 +9,22 @@ use jsonrpsee::types::ErrorObjectOwned;
 use rayon::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::block::PegEvent;
 use crate::config::NodeConfig;
 use crate::fee::FeeInfo;
 use crate::mempool::Rejection;
 use crate::network::{PeerInfo, SyncStatus};
 use crate::node::{Chain, NodeError};
+use crate::peg::PegError;
 use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
 use crate::rpc::http::HttpExtrasLayer;
 use crate::rpc::types::{
-    AccountView, BlockSummary, BlockView, ChainInfo, Health, SubmitResult, TxError, TxLookup,
-    TxStatus, TxView,
+    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo, PegPayout,
+    PegSource, PegTransferView, SubmitResult, TxError, TxLookup, TxStatus, TxView,
 };
 use crate::store::{StoreError, StoredBlock};
 use crate::tx::{RecoveredTx, SignedTransaction};
+use crate::types::Amount;
 use crate::types::{to_quantity, Address, BlockNumber, Bytes, Hash};
 
 /// JSON-RPC error codes beyond the standard ones; each refusal has its own.
@@ -50,6 +53,12 @@ pub mod codes {
     pub const STATE_UNAVAILABLE: i32 = -32021;
     /// Storage failure inside the node.
     pub const INTERNAL: i32 = -32603;
+    /// A payout whose signatures do not prove M distinct current members signed it.
+    pub const BAD_ATTESTATION: i32 = -32030;
+    /// A peg operation outside the limits, on the wrong chain, or on a chain without a peg.
+    pub const PEG_REFUSED: i32 = -32031;
+    /// A payout of an id that was paid out already (a replay).
+    pub const PEG_ID_USED: i32 = -32032;
 }
 
 /// The JSON-RPC error code for a refusal.
@@ -65,6 +74,12 @@ pub fn rejection_code(r: &Rejection) -> i32 {
         Rejection::FeeTooLow(_) | Rejection::WrongFeeForm(_) => FEE_TOO_LOW,
         Rejection::AlreadyKnown(_) | Rejection::ReplacementUnderpriced { .. } => ALREADY_KNOWN,
         Rejection::PoolFull { .. } | Rejection::SenderFull { .. } => BUSY,
+        Rejection::Peg(PegError::IdUsed { .. }) => PEG_ID_USED,
+        Rejection::Peg(PegError::IdPending(_)) => ALREADY_KNOWN,
+        Rejection::Peg(PegError::Signatures(_)) | Rejection::Peg(PegError::ZeroId) => {
+            BAD_ATTESTATION
+        }
+        Rejection::Peg(_) => PEG_REFUSED,
     }
 }
 
@@ -327,6 +342,129 @@ impl TwinpegApiServer for RpcImpl {
             pending_nonce,
             block_number: number,
         })
+    }
+
+    async fn peg_info(&self) -> RpcResult<PegInfo> {
+        let peg = self.chain.peg.as_ref().ok_or_else(|| {
+            ErrorObjectOwned::owned(
+                codes::PEG_REFUSED,
+                "this chain has no peg configured",
+                None::<()>,
+            )
+        })?;
+        let genesis_supply = self
+            .chain
+            .genesis
+            .accounts
+            .iter()
+            .fold(0u128, |a, x| a.saturating_add(x.balance.0));
+        let tip = self.chain.tip();
+        let t = tip.state.totals;
+        let escrow = crate::peg::escrow_address();
+        let (escrow, escrow_balance) = match peg.role {
+            crate::peg::PegRole::Main => (Some(escrow), Some(tip.state.account(&escrow).balance)),
+            crate::peg::PegRole::Side => (None, None),
+        };
+        let supply = Amount(
+            genesis_supply
+                .saturating_add(t.minted.0)
+                .saturating_sub(t.burned_peg.0)
+                .saturating_sub(t.burned_fees.0),
+        );
+        let today = crate::execution::totals_on(t, crate::producer::now_ms());
+        Ok(PegInfo {
+            role: match peg.role {
+                crate::peg::PegRole::Main => "main".into(),
+                crate::peg::PegRole::Side => "side".into(),
+            },
+            domain: peg.domain,
+            params: peg.params.clone(),
+            escrow,
+            escrow_balance,
+            supply,
+            totals: t,
+            today_deposits: today.day_deposits,
+            today_withdrawals: today.day_withdrawals,
+            head: tip.head.number,
+            head_hash: tip.head_hash,
+        })
+    }
+
+    async fn peg_transfer(&self, id: Hash) -> RpcResult<PegTransferView> {
+        let store = &self.chain.store;
+        let (head, processed) = {
+            let tip = self.chain.tip();
+            (tip.head.number, tip.state.processed(&id))
+        };
+        let mut source = None;
+        if let Some(loc) = store.tx_location(&id).map_err(internal)? {
+            let receipts = store
+                .receipts(&loc.block_hash)
+                .map_err(internal)?
+                .unwrap_or_default();
+            if let Some(event) = receipts
+                .get(loc.index as usize)
+                .and_then(|r| r.peg_event.clone())
+            {
+                source = Some(PegSource {
+                    block_number: loc.block_number,
+                    block_hash: loc.block_hash,
+                    confirmations: head.saturating_sub(loc.block_number) + 1,
+                    event,
+                });
+            }
+        }
+        let mut payout = None;
+        if let Some(block_number) = processed {
+            let hash = store.canonical_hash(block_number).map_err(internal)?;
+            let mut found = None;
+            if let Some(h) = hash {
+                let stored = store.block(&h).map_err(internal)?;
+                let receipts = store.receipts(&h).map_err(internal)?.unwrap_or_default();
+                for (i, r) in receipts.iter().enumerate() {
+                    let hit = matches!(&r.peg_event,
+                        Some(PegEvent::Minted { id: x, .. }) | Some(PegEvent::Released { id: x, .. }) if *x == id);
+                    if hit {
+                        found = Some((
+                            r.tx_hash,
+                            r.peg_event.clone(),
+                            stored.as_ref().and_then(|b| b.senders.get(i).copied()),
+                        ));
+                    }
+                }
+            }
+            payout = Some(PegPayout {
+                block_number,
+                block_hash: hash,
+                tx_hash: found.as_ref().map(|f| f.0),
+                event: found.as_ref().and_then(|f| f.1.clone()),
+                submitter: found.and_then(|f| f.2),
+            });
+        }
+        Ok(PegTransferView {
+            id,
+            head,
+            source,
+            payout,
+        })
+    }
+
+    async fn block_receipts(&self, number: BlockNumber) -> RpcResult<Option<BlockReceipts>> {
+        let store = &self.chain.store;
+        let Some(hash) = store.canonical_hash(number).map_err(internal)? else {
+            return Ok(None);
+        };
+        let Some(header) = store.header(&hash).map_err(internal)? else {
+            return Ok(None);
+        };
+        let receipts = store.receipts(&hash).map_err(internal)?.unwrap_or_default();
+        Ok(Some(BlockReceipts {
+            hash,
+            number,
+            parent_hash: header.parent_hash,
+            timestamp_ms: header.timestamp_ms,
+            receipts,
+        }))
     }
 
     async fn peers(&self) -> RpcResult<Vec<PeerInfo>> {

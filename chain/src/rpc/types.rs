@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Header, Receipt};
+use crate::block::{Header, PegEvent, Receipt};
 use crate::crypto::Signature;
+use crate::peg::PegParams;
+use crate::state::Totals;
 use crate::tx::Transaction;
 use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Slot, Weight};
 
@@ -185,4 +187,87 @@ pub struct Health {
     pub mempool: usize,
     /// Whether this node produces blocks.
     pub authority: bool,
+}
+
+/// The peg as one chain sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegInfo {
+    /// `main` or `side`.
+    pub role: String,
+    /// The domain every attestation binds.
+    pub domain: Hash,
+    /// Federation and limits from genesis.
+    pub params: PegParams,
+    /// The escrow address (mainchain).
+    pub escrow: Option<Address>,
+    /// The escrow balance (mainchain).
+    pub escrow_balance: Option<Amount>,
+    /// Coins in circulation on this chain (genesis + minted - burned).
+    pub supply: Amount,
+    /// Running totals: locked, released, peg fees (main); minted, burned (side); burned fees.
+    pub totals: Totals,
+    /// Deposits counted against today's limit.
+    pub today_deposits: Amount,
+    /// Withdrawals counted against today's limit.
+    pub today_withdrawals: Amount,
+    /// The height these figures reflect.
+    pub head: BlockNumber,
+    /// Its hash.
+    pub head_hash: Hash,
+}
+
+/// A source event of a peg transfer on this chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegSource {
+    /// Block of the Lock or Burn.
+    pub block_number: BlockNumber,
+    /// Its hash.
+    pub block_hash: Hash,
+    /// Blocks from it to the head, itself included.
+    pub confirmations: u64,
+    /// The Deposit or Withdrawal event.
+    pub event: PegEvent,
+}
+
+/// A payout of a peg transfer on this chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegPayout {
+    /// Block of the Mint or Release.
+    pub block_number: BlockNumber,
+    /// Its hash.
+    pub block_hash: Option<Hash>,
+    /// The payout transaction.
+    pub tx_hash: Option<Hash>,
+    /// The Minted or Released event.
+    pub event: Option<PegEvent>,
+    /// Who submitted it.
+    pub submitter: Option<Address>,
+}
+
+/// What this chain knows of a peg transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegTransferView {
+    /// The transfer id.
+    pub id: Hash,
+    /// This chain's head height.
+    pub head: BlockNumber,
+    /// The Lock or Burn, when this chain is the source.
+    pub source: Option<PegSource>,
+    /// The Mint or Release, when this chain is the destination and it was paid.
+    pub payout: Option<PegPayout>,
+}
+
+/// A canonical block's receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockReceipts {
+    /// Block hash.
+    pub hash: Hash,
+    /// Height.
+    pub number: BlockNumber,
+    /// Parent hash (watchers detect reorgs by it).
+    pub parent_hash: Hash,
+    /// Block time.
+    pub timestamp_ms: u64,
+    /// One per transaction.
+    pub receipts: Vec<Receipt>,
 }

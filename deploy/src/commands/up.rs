@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::health;
 use crate::info::{AccountInfo, ChainSection, DevnetInfo, NodeInfo};
@@ -57,14 +57,15 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let _pid_file = PidFile::create(&plan.dir)?;
     let specs = process_specs(&plan, &bins)?;
     let grace = Duration::from_secs(args.stop_grace_secs);
-    let mut sup = Supervisor::new(
-        specs,
-        args.restart,
-        Duration::from_secs(args.start_timeout_secs),
-    );
+    let start_timeout = Duration::from_secs(args.start_timeout_secs);
+    let mut sup = Supervisor::new(specs, args.restart, start_timeout);
 
     let started = tokio::select! {
-        r = sup.start_all() => Ok(r),
+        r = async {
+            sup.start_all().await?;
+            eprintln!("devnet: every node is up; waiting until each has a peer");
+            wait_connected(&plan, &mut sup, start_timeout).await
+        } => Ok(r),
         sig = shutdown.requested() => Err(sig),
     };
     let info = match started {
@@ -123,23 +124,79 @@ async fn stop(sup: &mut Supervisor, grace: Duration) {
     eprintln!("devnet: stopped");
 }
 
-/// One process per node: `<chain> run --config <home>/node.toml`, in plan order.
+/// One process per node: `<chain> run --config <home>/node.toml`, in plan order. With
+/// ephemeral p2p ports, each node of a chain after the first is started once the earlier ones
+/// run and given their addresses (`--bootstrap`); with fixed ports its node.toml names them.
 fn process_specs(plan: &Plan, bins: &Binaries) -> Result<Vec<ProcessSpec>> {
     let mut specs = Vec::new();
-    for node in plan.nodes() {
-        specs.push(ProcessSpec {
-            name: node.name.clone(),
-            program: bins.node(node.chain)?,
-            args: vec!["run".into(), "--config".into(), node.config_path().into()],
-            log: node.log.clone(),
-            ready: Readiness::Node {
-                endpoints_file: node.endpoints_file(),
-            },
-        });
+    for chain in &plan.chains {
+        let first = specs.len();
+        for (i, node) in chain.nodes.iter().enumerate() {
+            specs.push(ProcessSpec {
+                name: node.name.clone(),
+                program: bins.node(node.chain)?,
+                args: vec!["run".into(), "--config".into(), node.config_path().into()],
+                log: node.log.clone(),
+                ready: Readiness::Node {
+                    endpoints_file: node.endpoints_file(),
+                    p2p_addr: node.p2p_addr,
+                },
+                bootstrap_from: if chain.ephemeral_p2p() {
+                    (first..first + i).collect()
+                } else {
+                    vec![]
+                },
+            });
+        }
     }
     // Bridge members (issue 4) are appended here, after the nodes they talk to, with
     // `Readiness::Member`; `collect_info` then fills `members`.
     Ok(specs)
+}
+
+/// Waits until every node of a chain with several nodes has at least one peer (`tp_peers`),
+/// so the network printed is connected; fails at `timeout` or when a node exits.
+async fn wait_connected(plan: &Plan, sup: &mut Supervisor, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut index = 0;
+    let mut waiting = Vec::new();
+    for chain in &plan.chains {
+        for node in &chain.nodes {
+            if chain.nodes.len() > 1 {
+                waiting.push((index, node.name.clone()));
+            }
+            index += 1;
+        }
+    }
+    loop {
+        sup.check_running()?;
+        let mut still = Vec::new();
+        for (i, name) in waiting {
+            let connected = match sup.endpoints(i) {
+                Some(e) => health::peer_count(&e.rpc_http, Duration::from_secs(2))
+                    .await
+                    .is_ok_and(|n| n > 0),
+                None => false,
+            };
+            if !connected {
+                still.push((i, name));
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<&str> = waiting.iter().map(|(_, n)| n.as_str()).collect();
+            return Err(Error::Timeout(format!(
+                "{} had no peer after {} s (see their logs in {})",
+                names.join(", "),
+                timeout.as_secs(),
+                plan.log_dir.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Asks the running nodes for what `devnet.json` and the table show.

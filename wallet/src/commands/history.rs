@@ -4,7 +4,6 @@
 //! (full blocks, a few requests at a time) and looks up the status of each match.
 
 use chain::rpc::types::{BlockView, TxStatus};
-use chain::tx::TxKind;
 use chain::types::{Address, Amount, BlockNumber, Hash, Nonce};
 use serde::Serialize;
 
@@ -113,7 +112,7 @@ pub async fn run(ctx: &Ctx, who: &str, chain: Option<ChainSel>, blocks: u64) -> 
         if blocks > 0 {
             for block in fetch_blocks(&node, from, head).await? {
                 for t in block.transactions.unwrap_or_default() {
-                    let TxKind::Transfer { to, amount } = t.tx.kind;
+                    let (to, amount) = t.tx.kind.recipient_and_amount();
                     let direction = match (t.from == address, to == address) {
                         (true, true) => Direction::SelfTransfer,
                         (true, false) => Direction::Out,

@@ -5,5 +5,6 @@ pub mod balance;
 pub mod config;
 pub mod history;
 pub mod keys;
+pub mod peg;
 pub mod transfer;
 pub mod tx;

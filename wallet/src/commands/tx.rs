@@ -64,12 +64,11 @@ fn human(out: &TxOut) -> String {
         format!("from      {}", t.transaction.from),
         format!("nonce     {}", t.transaction.tx.nonce),
     ];
-    match &t.transaction.tx.kind {
-        chain::tx::TxKind::Transfer { to, amount } => {
-            lines.push(format!("to        {to}"));
-            lines.push(format!("amount    {} coins", coins(*amount)));
-        }
-    }
+    let kind = &t.transaction.tx.kind;
+    let (to, amount) = kind.recipient_and_amount();
+    lines.push(format!("kind      {}", kind.name()));
+    lines.push(format!("to        {to}"));
+    lines.push(format!("amount    {} coins", coins(amount)));
     if let (Some(n), Some(h)) = (t.block_number, t.block_hash) {
         lines.push(format!("block     {n} ({h})"));
     }

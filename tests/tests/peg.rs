@@ -1,0 +1,385 @@
+//! End-to-end: the peg's on-chain rules on real pegged nodes, with the test holding the
+//! federation's keys (the member processes are exercised in bridge.rs).
+
+use chain::crypto::{SecretKey, Signature};
+use chain::fee::FeeInfo;
+use chain::peg::{Direction, PegMessage};
+use chain::rpc::types::TxStatus;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee::http_client::HttpClient;
+use parity_scale_codec::Encode;
+use twinpeg_e2e::{dev_key, eventually, pegged_geneses, test_peg, ChainKind, TestNode};
+
+struct Net {
+    main: TestNode,
+    side: TestNode,
+    members: Vec<SecretKey>,
+    domain: Hash,
+    main_id: u64,
+    side_id: u64,
+}
+
+fn start() -> Net {
+    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let addrs: Vec<Address> = members.iter().map(|k| k.address()).collect();
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    let side = TestNode::start(ChainKind::Side, &sg, Some(sa)).expect("side starts");
+    let domain = chain::peg::domain(&mg.base_hash(), &sg.base_hash());
+    Net {
+        main,
+        side,
+        members,
+        domain,
+        main_id: mg.chain_id,
+        side_id: sg.chain_id,
+    }
+}
+
+async fn fee_for(c: &HttpClient) -> Fee {
+    match c.fee_info().await.expect("fee info") {
+        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
+            fee: Amount(min_fee_rate.0 * 400),
+        },
+        FeeInfo::BaseFee {
+            suggested_max_fee,
+            suggested_max_tip,
+            ..
+        } => Fee::Dynamic {
+            max_fee: Amount(suggested_max_fee.0 * 4),
+            max_tip: suggested_max_tip,
+        },
+    }
+}
+
+fn raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
+    Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind,
+        }
+        .sign(key)
+        .encode(),
+    )
+}
+
+fn code_and_reason(e: ClientError) -> (i32, String) {
+    match e {
+        ClientError::Call(obj) => {
+            let reason = obj
+                .data()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                .and_then(|v| v["reason"].as_str().map(String::from))
+                .unwrap_or_default();
+            (obj.code(), reason)
+        }
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+async fn included(c: &HttpClient, h: Hash) -> chain::rpc::types::TxLookup {
+    eventually(&format!("inclusion of {h}"), || async {
+        c.transaction(h)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.status != TxStatus::Pending)
+    })
+    .await
+    .expect("included")
+}
+
+fn sign(keys: &[&SecretKey], msg: &PegMessage) -> Vec<Signature> {
+    keys.iter()
+        .map(|k| k.sign_prehash(&msg.signing_hash()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_attestations_and_replays_are_refused_on_chain() {
+    let net = start();
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let user = dev_key(0);
+    let recipient = SecretKey::random().address();
+    let amount = Amount::coins(5);
+    let lock = mc
+        .send_transaction(raw(
+            &user,
+            net.main_id,
+            0,
+            fee_for(&mc).await,
+            TxKind::Lock { amount, recipient },
+        ))
+        .await
+        .expect("lock accepted");
+    let t = included(&mc, lock).await;
+    assert_eq!(t.status, TxStatus::Success);
+    let seen = mc.peg_transfer(lock).await.expect("lookup");
+    assert!(seen.source.is_some_and(|s| s.confirmations >= 1));
+
+    let msg = PegMessage {
+        domain: net.domain,
+        direction: Direction::MainToSide,
+        id: lock,
+        recipient,
+        amount,
+    };
+    let [m0, m1, m2] = [&net.members[0], &net.members[1], &net.members[2]];
+    let submitter = m2;
+    let mint = |nonce: u64, signatures: Vec<Signature>, recipient: Address, amount: Amount| {
+        raw(
+            submitter,
+            net.side_id,
+            nonce,
+            Fee::Dynamic {
+                max_fee: Amount(0),
+                max_tip: Amount(0),
+            },
+            TxKind::Mint {
+                id: lock,
+                recipient,
+                amount,
+                signatures,
+            },
+        )
+    };
+    // A non-member key.
+    let stranger = SecretKey::random();
+    let e = sc
+        .send_transaction(mint(0, sign(&[m0, &stranger], &msg), recipient, amount))
+        .await
+        .expect_err("stranger");
+    assert_eq!(code_and_reason(e), (-32030, "peg_bad_attestation".into()));
+    // A duplicated member signature.
+    let e = sc
+        .send_transaction(mint(0, sign(&[m0, m0], &msg), recipient, amount))
+        .await
+        .expect_err("dup");
+    assert_eq!(code_and_reason(e).1, "peg_bad_attestation");
+    // M-1 members.
+    let e = sc
+        .send_transaction(mint(0, sign(&[m0], &msg), recipient, amount))
+        .await
+        .expect_err("too few");
+    assert_eq!(code_and_reason(e).1, "peg_bad_attestation");
+    // Signatures over another amount, recipient, direction or domain do not pay this transfer.
+    let mut others = Vec::new();
+    let mut m = msg.clone();
+    m.amount = Amount::coins(50);
+    others.push(m);
+    let mut m = msg.clone();
+    m.recipient = SecretKey::random().address();
+    others.push(m);
+    let mut m = msg.clone();
+    m.direction = Direction::SideToMain;
+    others.push(m);
+    let mut m = msg.clone();
+    m.domain = chain::crypto::keccak256(b"another bridge");
+    others.push(m);
+    for other in others {
+        let e = sc
+            .send_transaction(mint(0, sign(&[m0, m1], &other), recipient, amount))
+            .await
+            .expect_err("forged");
+        assert_eq!(code_and_reason(e).1, "peg_bad_attestation", "{other:?}");
+    }
+    // The real attestation pays once.
+    let h = sc
+        .send_transaction(mint(0, sign(&[m0, m1], &msg), recipient, amount))
+        .await
+        .expect("valid mint");
+    // A second payout of the same id while the first is pending, and after it is paid.
+    let e = sc
+        .send_transaction(mint(1, sign(&[m1, m2], &msg), recipient, amount))
+        .await
+        .expect_err("pending");
+    assert_eq!(code_and_reason(e).1, "peg_id_pending");
+    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    let e = sc
+        .send_transaction(mint(1, sign(&[m1, m2], &msg), recipient, amount))
+        .await
+        .expect_err("replay");
+    assert_eq!(code_and_reason(e), (-32032, "peg_id_used".into()));
+    assert_eq!(
+        sc.account(recipient).await.expect("account").balance,
+        amount
+    );
+    let paid = sc.peg_transfer(lock).await.expect("lookup");
+    assert_eq!(paid.payout.and_then(|p| p.tx_hash), Some(h));
+    let info = sc.peg_info().await.expect("peg info");
+    assert_eq!(info.totals.minted, amount);
+    assert_eq!(info.supply, amount);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escrow_balanced() {
+    let net = start();
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let user = dev_key(1);
+    let to = user.address();
+    let mfee = fee_for(&mc).await;
+    let lock = |nonce, amount| {
+        raw(
+            &user,
+            net.main_id,
+            nonce,
+            mfee.clone(),
+            TxKind::Lock {
+                amount,
+                recipient: to,
+            },
+        )
+    };
+    let e = mc
+        .send_transaction(lock(0, Amount(Amount::COIN / 2)))
+        .await
+        .expect_err("below min");
+    assert_eq!(
+        code_and_reason(e),
+        (-32031, "peg_amount_out_of_range".into())
+    );
+    let e = mc
+        .send_transaction(lock(0, Amount::coins(101)))
+        .await
+        .expect_err("above max");
+    assert_eq!(code_and_reason(e).1, "peg_amount_out_of_range");
+    // A Burn on the mainchain is not a mainchain operation.
+    let e = mc
+        .send_transaction(raw(
+            &user,
+            net.main_id,
+            0,
+            mfee.clone(),
+            TxKind::Burn {
+                amount: Amount::coins(2),
+                recipient: to,
+            },
+        ))
+        .await
+        .expect_err("wrong chain");
+    assert_eq!(code_and_reason(e).1, "peg_wrong_chain");
+    assert_eq!(
+        mc.account(to).await.expect("account").balance,
+        Amount::coins(1000),
+        "nothing moved"
+    );
+
+    // Deposit 10 and mint it (the test plays the federation), then withdraw 4.
+    let id = mc
+        .send_transaction(lock(0, Amount::coins(10)))
+        .await
+        .expect("lock");
+    included(&mc, id).await;
+    let msg = PegMessage {
+        domain: net.domain,
+        direction: Direction::MainToSide,
+        id,
+        recipient: to,
+        amount: Amount::coins(10),
+    };
+    let zero = Fee::Dynamic {
+        max_fee: Amount(0),
+        max_tip: Amount(0),
+    };
+    let m = sc
+        .send_transaction(raw(
+            &net.members[0],
+            net.side_id,
+            0,
+            zero.clone(),
+            TxKind::Mint {
+                id,
+                recipient: to,
+                amount: Amount::coins(10),
+                signatures: sign(&[&net.members[1], &net.members[2]], &msg),
+            },
+        ))
+        .await
+        .expect("mint");
+    included(&sc, m).await;
+    let sfee = fee_for(&sc).await;
+    // Too small to withdraw: refused before burning.
+    let e = sc
+        .send_transaction(raw(
+            &user,
+            net.side_id,
+            0,
+            sfee.clone(),
+            TxKind::Burn {
+                amount: Amount(Amount::COIN / 2),
+                recipient: to,
+            },
+        ))
+        .await
+        .expect_err("below min");
+    assert_eq!(code_and_reason(e).1, "peg_amount_out_of_range");
+    assert_eq!(
+        sc.account(to).await.expect("account").balance,
+        Amount::coins(10),
+        "nothing burned"
+    );
+    let burn = sc
+        .send_transaction(raw(
+            &user,
+            net.side_id,
+            0,
+            sfee,
+            TxKind::Burn {
+                amount: Amount::coins(4),
+                recipient: to,
+            },
+        ))
+        .await
+        .expect("burn");
+    let b = included(&sc, burn).await;
+    assert_eq!(b.status, TxStatus::Success);
+    let fee = Amount(Amount::COIN / 10);
+    let payout = Amount(Amount::coins(4).0 - fee.0);
+    let rmsg = PegMessage {
+        domain: net.domain,
+        direction: Direction::SideToMain,
+        id: burn,
+        recipient: to,
+        amount: payout,
+    };
+    let r = mc
+        .send_transaction(raw(
+            &net.members[2],
+            net.main_id,
+            0,
+            Fee::Flat { fee: Amount(0) },
+            TxKind::Release {
+                id: burn,
+                recipient: to,
+                amount: payout,
+                signatures: sign(&[&net.members[0], &net.members[2]], &rmsg),
+            },
+        ))
+        .await
+        .expect("release");
+    assert_eq!(included(&mc, r).await.status, TxStatus::Success);
+
+    // Invariant 2 at rest: escrow == side supply + side burned fees + burns not yet released.
+    let main_info = mc.peg_info().await.expect("main peg info");
+    let side_info = sc.peg_info().await.expect("side peg info");
+    let escrow = main_info.escrow_balance.expect("escrow").0;
+    let unreleased =
+        side_info.totals.burned_peg.0 - main_info.totals.released.0 - main_info.totals.peg_fees.0;
+    assert_eq!(unreleased, 0);
+    assert_eq!(
+        escrow,
+        side_info.supply.0 + side_info.totals.burned_fees.0 + unreleased
+    );
+    assert_eq!(escrow, Amount::coins(6).0);
+    // Invariant 1.
+    assert!(side_info.totals.minted <= main_info.totals.locked);
+    assert!(
+        main_info.totals.released.0 + main_info.totals.peg_fees.0 <= side_info.totals.burned_peg.0
+    );
+}
