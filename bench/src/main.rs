@@ -1,0 +1,56 @@
+//! `bench`: the `make bench` suite.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs the Twinpeg benchmark suite against release binaries on loopback.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Distinct senders.
+    #[arg(long, default_value_t = 200)]
+    senders: usize,
+    /// Transfers for the sidechain run.
+    #[arg(long, default_value_t = 300_000)]
+    side_txs: u64,
+    /// Transfers for the mainchain run.
+    #[arg(long, default_value_t = 200_000)]
+    main_txs: u64,
+    /// Transactions per tp_sendTransactions call.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Where results.json goes.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = bench::suite::SuiteConfig {
+        senders: a.senders,
+        side_txs: a.side_txs,
+        main_txs: a.main_txs,
+        batch: a.batch,
+        connections: a.connections,
+        out_dir: a.out_dir,
+    };
+    match rt.block_on(bench::suite::run(cfg)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! `make bench`: throughput of each chain against the machine's signature-recovery limit,
+//! with latency and memory, printed as a table and written to `target/bench/results.json`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use chain::crypto::SecretKey;
+use chain::genesis::{FeeParams, Genesis, GenesisAccount};
+use chain::rpc::TwinpegApiClient;
+use chain::types::{Address, Amount};
+use jsonrpsee::http_client::HttpClientBuilder;
+use serde::Serialize;
+
+use crate::loadgen::{self, LoadConfig, LoadResult};
+use crate::node::{cpu_seconds, BenchNode};
+use crate::reference::recoveries_per_second;
+
+/// Suite settings.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    /// Distinct senders.
+    pub senders: usize,
+    /// Transfers per chain (the sidechain run).
+    pub side_txs: u64,
+    /// Transfers for the mainchain run.
+    pub main_txs: u64,
+    /// Transactions per `tp_sendTransactions` call.
+    pub batch: usize,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Where results.json goes.
+    pub out_dir: PathBuf,
+}
+
+/// One chain's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainRun {
+    /// `mainchain` or `sidechain`.
+    pub chain: String,
+    /// Block time used.
+    pub block_time_ms: u64,
+    /// The load's measurements.
+    pub load: LoadResult,
+    /// Throughput as a fraction of the machine's recovery rate.
+    pub fraction_of_recovery_limit: f64,
+    /// The goal (committed transfers per second).
+    pub goal_tps: f64,
+    /// Whether the goal was reached.
+    pub goal_met: bool,
+    /// Node CPU seconds per 1,000 committed transfers.
+    pub node_cpu_ms_per_tx: Option<f64>,
+    /// Peak RSS of the node, MiB.
+    pub node_peak_rss_mib: Option<f64>,
+}
+
+/// The whole suite's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Recoveries per second on all cores, measured in this run.
+    pub recoveries_per_second: f64,
+    /// Cores.
+    pub cores: usize,
+    /// Per chain.
+    pub chains: Vec<ChainRun>,
+    /// What this suite does not measure yet.
+    pub not_measured: Vec<String>,
+}
+
+fn genesis(chain: &str, authority: Address, senders: &[SecretKey], block_time_ms: u64) -> Genesis {
+    Genesis {
+        chain_id: if chain == "mainchain" { 1001 } else { 2002 },
+        block_time_ms,
+        timestamp_ms: 0,
+        authorities: vec![authority],
+        max_block_weight: 16_000_000,
+        max_tx_size: 16_384,
+        fee: if chain == "mainchain" {
+            FeeParams::FeeRate {
+                min_fee_rate: Amount(1_000),
+            }
+        } else {
+            FeeParams::BaseFee {
+                initial_base_fee: Amount(1_000),
+                min_base_fee: Amount(1_000),
+            }
+        },
+        accounts: senders
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount::coins(1_000_000),
+            })
+            .collect(),
+        peg: None,
+    }
+}
+
+async fn run_chain(
+    cfg: &SuiteConfig,
+    chain: &str,
+    block_time_ms: u64,
+    txs: u64,
+    goal: f64,
+    limit: f64,
+) -> Result<ChainRun> {
+    let authority = SecretKey::random();
+    let senders = loadgen::sender_keys(chain, cfg.senders);
+    let g = genesis(chain, authority.address(), &senders, block_time_ms);
+    let node = BenchNode::start(
+        chain,
+        &g,
+        &authority,
+        "mempool_max_txs = 2000000\nmempool_max_per_sender = 200000\nmempool_max_nonce_gap = 200000\nrpc_max_txs_per_call = 10000\nrpc_max_request_bytes = 67108864\nrpc_max_response_bytes = 67108864\n",
+    )?;
+    let client = HttpClientBuilder::default().build(&node.http)?;
+    let fee = loadgen::generous_fee(&client.fee_info().await?);
+    let per_sender = txs.div_ceil(cfg.senders as u64);
+    eprintln!(
+        "{chain}: pre-signing {} transfers from {} senders (not timed)",
+        per_sender * cfg.senders as u64,
+        cfg.senders
+    );
+    let load = loadgen::presign(&senders, per_sender, g.chain_id, &fee, Address([0x42; 20]));
+    let cpu_before = cpu_seconds(node.pid());
+    eprintln!("{chain}: submitting");
+    let result = loadgen::run(
+        &LoadConfig {
+            http: node.http.clone(),
+            ws: node.ws.clone(),
+            batch: cfg.batch,
+            connections: cfg.connections,
+            timeout: Duration::from_secs(300),
+        },
+        load,
+    )
+    .await?;
+    let cpu_after = cpu_seconds(node.pid());
+    let node_cpu_ms_per_tx = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if result.committed > 0 => {
+            Some((b - a) * 1000.0 / result.committed as f64)
+        }
+        _ => None,
+    };
+    eprintln!(
+        "{chain}: {} committed in {:.1} s = {:.0}/s (p50 {:.0} ms, p99 {:.0} ms)",
+        result.committed, result.seconds, result.tps, result.p50_ms, result.p99_ms
+    );
+    Ok(ChainRun {
+        chain: chain.to_string(),
+        block_time_ms,
+        fraction_of_recovery_limit: if limit > 0.0 { result.tps / limit } else { 0.0 },
+        goal_tps: goal,
+        goal_met: result.tps >= goal,
+        node_cpu_ms_per_tx,
+        node_peak_rss_mib: node.peak_rss_mib(),
+        load: result,
+    })
+}
+
+/// Runs the suite and prints the table.
+pub async fn run(cfg: SuiteConfig) -> Result<Results> {
+    eprintln!("measuring this machine's signature-recovery rate (all cores, 3 s)");
+    let limit =
+        tokio::task::spawn_blocking(|| recoveries_per_second(Duration::from_secs(3))).await?;
+    eprintln!("recoveries/s: {limit:.0}");
+    let side = run_chain(&cfg, "sidechain", 1000, cfg.side_txs, 15_000.0, limit).await?;
+    let main = run_chain(&cfg, "mainchain", 2000, cfg.main_txs, 5_000.0, limit).await?;
+    let results = Results {
+        recoveries_per_second: limit,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        chains: vec![side, main],
+        not_measured: vec![
+            "peg latency and peg throughput (needs the bridge members in the suite)".into(),
+            "block import/commit time at 10k/100k/1M accounts and 10,000-block sync".into(),
+        ],
+    };
+    print_table(&results);
+    std::fs::create_dir_all(&cfg.out_dir)?;
+    let path = cfg.out_dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("\nwritten to {}", path.display());
+    Ok(results)
+}
+
+fn print_table(r: &Results) {
+    println!();
+    println!(
+        "reference: {:.0} k256 recoveries/s on {} cores (measured in this run)",
+        r.recoveries_per_second, r.cores
+    );
+    println!();
+    println!(
+        "{:<10} {:>6} {:>9} {:>9} {:>10} {:>7} {:>9} {:>9} {:>12} {:>9} {:>10}",
+        "chain",
+        "block",
+        "committed",
+        "tx/s",
+        "of limit",
+        "goal",
+        "met",
+        "p50 ms",
+        "p99 ms",
+        "cpu ms/tx",
+        "node RSS"
+    );
+    for c in &r.chains {
+        println!(
+            "{:<10} {:>5}s {:>9} {:>9.0} {:>9.1}% {:>7.0} {:>9} {:>9.0} {:>12.0} {:>9.3} {:>8.0}MB",
+            c.chain,
+            c.block_time_ms / 1000,
+            c.load.committed,
+            c.load.tps,
+            c.fraction_of_recovery_limit * 100.0,
+            c.goal_tps,
+            if c.goal_met { "yes" } else { "NO" },
+            c.load.p50_ms,
+            c.load.p99_ms,
+            c.node_cpu_ms_per_tx.unwrap_or(f64::NAN),
+            c.node_peak_rss_mib.unwrap_or(f64::NAN),
+        );
+    }
+    for n in &r.not_measured {
+        println!("not measured yet: {n}");
+    }
+}

@@ -1,0 +1,333 @@
+//! Attestations: the gossip envelope, its verification against the federation, aggregation
+//! of M matching signatures, and the designated submitter of each transfer.
+
+use std::collections::HashSet;
+
+use chain::crypto::{SecretKey, Signature};
+use chain::peg::{Direction, PegMessage, PegParams};
+use chain::types::{Address, Hash};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
+
+/// What members gossip on `/twinpeg-bridge/<domain>/attestations`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AttestationGossip {
+    /// The message signed, in full (receivers recompute its hash).
+    pub message: PegMessage,
+    /// The member who claims to have signed it.
+    pub member: Address,
+    /// The member's signature over `message.signing_hash()`.
+    pub signature: Signature,
+    /// When it was sent (unix ms): makes re-gossip of the same signature a new gossip
+    /// message, so a member that was down receives it.
+    pub sent_ms: u64,
+}
+
+impl AttestationGossip {
+    /// Decodes exactly `bytes`.
+    pub fn decode_bytes(bytes: &[u8]) -> Result<Self, AttestationError> {
+        Self::decode_all(&mut &bytes[..]).map_err(|e| AttestationError::Malformed(e.to_string()))
+    }
+}
+
+/// Why an attestation is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttestationError {
+    /// Undecodable gossip.
+    #[error("malformed attestation: {0}")]
+    Malformed(String),
+    /// For another bridge or chain pair.
+    #[error("attestation for domain {got}, ours is {ours}")]
+    WrongDomain {
+        /// Its domain.
+        got: Hash,
+        /// Ours.
+        ours: Hash,
+    },
+    /// A zero id is never valid.
+    #[error("attestation for the zero id")]
+    ZeroId,
+    /// The claimed signer is not a member.
+    #[error("{0} is not a federation member")]
+    NotMember(Address),
+    /// The signature does not recover to the claimed member.
+    #[error("signature does not recover to {claimed} over message {message}")]
+    BadSignature {
+        /// The claimed member.
+        claimed: Address,
+        /// The message hash.
+        message: Hash,
+    },
+}
+
+/// The federation as this member knows it from genesis (read from its nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Federation {
+    /// The peg domain every attestation binds.
+    pub domain: Hash,
+    /// Members in genesis order.
+    pub members: Vec<Address>,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// Kept from each withdrawal.
+    pub peg_out_fee: chain::types::Amount,
+    /// Depth on main before a deposit is signed.
+    pub main_confirmations: u64,
+    /// Depth on side before a withdrawal is signed.
+    pub side_confirmations: u64,
+}
+
+impl Federation {
+    /// From the peg parameters and domain a node reports.
+    pub fn new(domain: Hash, p: &PegParams) -> Self {
+        Self {
+            domain,
+            members: p.members.clone(),
+            threshold: p.threshold,
+            peg_out_fee: p.peg_out_fee,
+            main_confirmations: p.main_confirmations,
+            side_confirmations: p.side_confirmations,
+        }
+    }
+
+    /// The depth a source event of `direction` must reach before it is signed.
+    pub fn confirmations(&self, direction: Direction) -> u64 {
+        match direction {
+            Direction::MainToSide => self.main_confirmations,
+            Direction::SideToMain => self.side_confirmations,
+        }
+    }
+
+    /// The member that submits the payout of `id` first: `members[be_u64(id[0..8]) % N]`.
+    pub fn designated_submitter(&self, id: &Hash) -> Option<Address> {
+        let n = self.members.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&id.0[..8]);
+        let i = u64::from_be_bytes(first) % n;
+        self.members.get(i as usize).copied()
+    }
+
+    /// Checks a gossiped attestation: our domain, a non-zero id, a member, and a signature
+    /// that recovers to that member over the message it carries. Returns the message hash.
+    pub fn verify(&self, g: &AttestationGossip) -> Result<Hash, AttestationError> {
+        if g.message.domain != self.domain {
+            return Err(AttestationError::WrongDomain {
+                got: g.message.domain,
+                ours: self.domain,
+            });
+        }
+        if g.message.id.is_zero() {
+            return Err(AttestationError::ZeroId);
+        }
+        if !self.members.contains(&g.member) {
+            return Err(AttestationError::NotMember(g.member));
+        }
+        let message = g.message.signing_hash();
+        match g.signature.recover(&message) {
+            Ok(a) if a == g.member => Ok(message),
+            _ => Err(AttestationError::BadSignature {
+                claimed: g.member,
+                message,
+            }),
+        }
+    }
+
+    /// M signatures of distinct members over exactly `message`, in member order, from those
+    /// held; `None` while fewer are held. Every signature is re-verified here: a held one
+    /// over another message, from a non-member or a duplicate never counts.
+    pub fn aggregate(
+        &self,
+        message: &PegMessage,
+        held: &[(Address, Signature)],
+    ) -> Option<Vec<Signature>> {
+        let prehash = message.signing_hash();
+        let mut seen = HashSet::new();
+        let mut valid: Vec<(usize, Signature)> = Vec::new();
+        for (member, sig) in held {
+            let Some(pos) = self.members.iter().position(|m| m == member) else {
+                continue;
+            };
+            if sig.recover(&prehash).ok() != Some(*member) || !seen.insert(*member) {
+                continue;
+            }
+            valid.push((pos, *sig));
+        }
+        if (valid.len() as u32) < self.threshold {
+            return None;
+        }
+        valid.sort_by_key(|(pos, _)| *pos);
+        Some(
+            valid
+                .into_iter()
+                .take(self.threshold as usize)
+                .map(|(_, s)| s)
+                .collect(),
+        )
+    }
+
+    /// Signs `message` with this member's key (the caller stores it durably first).
+    pub fn sign(key: &SecretKey, message_hash: &Hash) -> Signature {
+        key.sign_prehash(message_hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain::types::Amount;
+
+    fn fed(keys: &[SecretKey], threshold: u32) -> Federation {
+        Federation {
+            domain: Hash([9; 32]),
+            members: keys.iter().map(SecretKey::address).collect(),
+            threshold,
+            peg_out_fee: Amount(1),
+            main_confirmations: 3,
+            side_confirmations: 2,
+        }
+    }
+
+    fn msg(f: &Federation, amount: u128) -> PegMessage {
+        PegMessage {
+            domain: f.domain,
+            direction: Direction::MainToSide,
+            id: Hash([5; 32]),
+            recipient: Address([4; 20]),
+            amount: Amount(amount),
+        }
+    }
+
+    fn gossip(k: &SecretKey, m: &PegMessage) -> AttestationGossip {
+        AttestationGossip {
+            message: m.clone(),
+            member: k.address(),
+            signature: k.sign_prehash(&m.signing_hash()),
+            sent_ms: 1,
+        }
+    }
+
+    #[test]
+    fn verify_refuses_strangers_forgeries_and_other_domains() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let f = fed(&keys, 2);
+        let m = msg(&f, 100);
+        let g = gossip(&keys[0], &m);
+        assert_eq!(f.verify(&g), Ok(m.signing_hash()));
+        let round = AttestationGossip::decode_bytes(&g.encode()).expect("decodes");
+        assert_eq!(round, g);
+        assert!(AttestationGossip::decode_bytes(&[1, 2, 3]).is_err());
+
+        let stranger = SecretKey::random();
+        assert_eq!(
+            f.verify(&gossip(&stranger, &m)),
+            Err(AttestationError::NotMember(stranger.address()))
+        );
+        // A member's name on someone else's signature.
+        let mut forged = gossip(&stranger, &m);
+        forged.member = keys[1].address();
+        assert!(matches!(
+            f.verify(&forged),
+            Err(AttestationError::BadSignature { .. })
+        ));
+        // A signature over another amount carried with this message.
+        let mut swapped = gossip(&keys[0], &m);
+        swapped.signature = keys[0].sign_prehash(&msg(&f, 101).signing_hash());
+        assert!(matches!(
+            f.verify(&swapped),
+            Err(AttestationError::BadSignature { .. })
+        ));
+        let mut other = m.clone();
+        other.domain = Hash([8; 32]);
+        assert!(matches!(
+            f.verify(&gossip(&keys[0], &other)),
+            Err(AttestationError::WrongDomain { .. })
+        ));
+        let mut zero = m;
+        zero.id = Hash::ZERO;
+        assert_eq!(
+            f.verify(&gossip(&keys[0], &zero)),
+            Err(AttestationError::ZeroId)
+        );
+    }
+
+    #[test]
+    fn aggregation_needs_threshold_distinct_members_over_our_message() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let f = fed(&keys, 2);
+        let m = msg(&f, 100);
+        let sig = |k: &SecretKey, m: &PegMessage| (k.address(), k.sign_prehash(&m.signing_hash()));
+        // One member: not enough.
+        assert!(f.aggregate(&m, &[sig(&keys[0], &m)]).is_none());
+        // One member twice: still one.
+        assert!(f
+            .aggregate(&m, &[sig(&keys[0], &m), sig(&keys[0], &m)])
+            .is_none());
+        // A non-member does not count.
+        let stranger = SecretKey::random();
+        assert!(f
+            .aggregate(&m, &[sig(&keys[0], &m), sig(&stranger, &m)])
+            .is_none());
+        // A member's signature over a different amount does not count.
+        let other = msg(&f, 999);
+        assert!(f
+            .aggregate(&m, &[sig(&keys[0], &m), sig(&keys[1], &other)])
+            .is_none());
+        // A signature filed under the wrong member does not count.
+        let (_, s2) = sig(&keys[2], &m);
+        assert!(f
+            .aggregate(&m, &[sig(&keys[0], &m), (keys[1].address(), s2)])
+            .is_none());
+        // Two distinct members: exactly M signatures, in member order, that the chain accepts.
+        let got = f
+            .aggregate(
+                &m,
+                &[sig(&keys[2], &m), sig(&keys[0], &m), sig(&keys[1], &m)],
+            )
+            .expect("threshold met");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].recover(&m.signing_hash()), Ok(keys[0].address()));
+        assert_eq!(got[1].recover(&m.signing_hash()), Ok(keys[1].address()));
+        let cfg = chain::peg::PegConfig {
+            role: chain::peg::PegRole::Side,
+            params: chain::peg::PegParams {
+                members: f.members.clone(),
+                threshold: 2,
+                main_confirmations: 3,
+                side_confirmations: 2,
+                min_amount: Amount(1),
+                max_amount: Amount(1000),
+                daily_limit_deposits: Amount(10_000),
+                daily_limit_withdrawals: Amount(10_000),
+                peg_out_fee: Amount(0),
+                fee_recipient: Address([7; 20]),
+                counterpart_genesis: Hash::ZERO,
+            },
+            domain: f.domain,
+        };
+        assert_eq!(cfg.verify_attestation(&m, &got), Ok(()));
+    }
+
+    #[test]
+    fn designated_submitter_is_deterministic_and_spread() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let f = fed(&keys, 2);
+        let mut id = [0u8; 32];
+        id[7] = 4; // 4 % 3 == 1
+        assert_eq!(f.designated_submitter(&Hash(id)), Some(keys[1].address()));
+        id[7] = 3;
+        assert_eq!(f.designated_submitter(&Hash(id)), Some(keys[0].address()));
+        id[0] = 0xff; // the first eight bytes, big-endian
+        let expect = (u64::from_be_bytes([0xff, 0, 0, 0, 0, 0, 0, 3]) % 3) as usize;
+        assert_eq!(
+            f.designated_submitter(&Hash(id)),
+            Some(keys[expect].address())
+        );
+        let empty = Federation {
+            members: vec![],
+            ..f
+        };
+        assert_eq!(empty.designated_submitter(&Hash(id)), None);
+    }
+}

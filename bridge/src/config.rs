@@ -1,0 +1,226 @@
+//! The member's configuration: defaults in code, then a TOML file, then `BRIDGE_*`
+//! environment variables (every key is documented in `deploy/member.toml`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chain::config::LogFormat;
+use serde::Deserialize;
+
+use crate::error::{BridgeError, Result};
+
+/// Everything `bridge run` reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Where `bridge.redb`, `p2p.key` and `endpoints.json` live.
+    pub data_dir: PathBuf,
+    /// The member key as a hex file with mode 0600 (or use `keystore_file`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The member key as a Web3 v3 keystore (encrypted), unlocked with `password_file`.
+    #[serde(default)]
+    pub keystore_file: Option<PathBuf>,
+    /// File holding the keystore password (mode 0600).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The member's own mainchain node, `http://host:port`.
+    pub main_rpc: String,
+    /// The member's own sidechain node, `http://host:port`.
+    pub side_rpc: String,
+    /// WebSocket URL of the mainchain node; derived from `main_rpc` when absent.
+    #[serde(default)]
+    pub main_ws: Option<String>,
+    /// WebSocket URL of the sidechain node; derived from `side_rpc` when absent.
+    #[serde(default)]
+    pub side_ws: Option<String>,
+    /// libp2p listen address for the members' gossip.
+    #[serde(default = "default_p2p_listen")]
+    pub p2p_listen: String,
+    /// Other members' p2p addresses, dialed at start and redialed with backoff.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// `GET /health`, `/metrics`, `/status` and the `bridge_status` JSON-RPC method.
+    #[serde(default = "default_status_addr")]
+    pub status_addr: SocketAddr,
+    /// How long a non-designated member waits, once M signatures are held, before it
+    /// submits the payout itself; also the wait between resubmissions.
+    #[serde(default = "default_submit_timeout_ms")]
+    pub submit_timeout_ms: u64,
+    /// Polling interval when no head notification arrives.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How often own attestations of unpaid transfers are gossiped again.
+    #[serde(default = "default_regossip_interval_ms")]
+    pub regossip_interval_ms: u64,
+    /// Scanned block hashes kept per chain for reorg detection.
+    #[serde(default = "default_scan_history")]
+    pub scan_history: u64,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `bridge=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_p2p_listen() -> String {
+    "/ip4/0.0.0.0/tcp/30500".into()
+}
+fn default_status_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9500))
+}
+fn default_submit_timeout_ms() -> u64 {
+    10_000
+}
+fn default_poll_interval_ms() -> u64 {
+    1_000
+}
+fn default_regossip_interval_ms() -> u64 {
+    5_000
+}
+fn default_scan_history() -> u64 {
+    1_024
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// `ws://` for `http://`, `wss://` for `https://`.
+pub fn ws_url(http: &str) -> String {
+    if let Some(rest) = http.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = http.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        http.to_string()
+    }
+}
+
+impl MemberConfig {
+    /// Loads the file (if any), then the environment (`BRIDGE_MAIN_RPC`, ...), and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            b = b.add_source(
+                config::File::from(f)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("BRIDGE")
+                .prefix_separator("_")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("bootstrap"),
+        );
+        let cfg: MemberConfig = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| BridgeError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and that exactly one key source is named.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(BridgeError::Config(m));
+        match (&self.key_file, &self.keystore_file, &self.password_file) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            _ => return bad("name either key_file, or keystore_file with password_file".into()),
+        }
+        for (name, url) in [("main_rpc", &self.main_rpc), ("side_rpc", &self.side_rpc)] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!("{name} {url:?} must be an http:// or https:// URL"));
+            }
+        }
+        if self.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
+            return bad(format!(
+                "p2p_listen {:?} is not a multiaddr",
+                self.p2p_listen
+            ));
+        }
+        for b in &self.bootstrap {
+            if b.parse::<libp2p::Multiaddr>().is_err() {
+                return bad(format!("bootstrap entry {b:?} is not a multiaddr"));
+            }
+        }
+        if self.poll_interval_ms == 0
+            || self.submit_timeout_ms == 0
+            || self.regossip_interval_ms == 0
+        {
+            return bad(
+                "poll_interval_ms, submit_timeout_ms and regossip_interval_ms must be positive"
+                    .into(),
+            );
+        }
+        if self.scan_history < 16 {
+            return bad(format!(
+                "scan_history {} must be at least 16",
+                self.scan_history
+            ));
+        }
+        Ok(())
+    }
+
+    /// The mainchain WebSocket URL.
+    pub fn main_ws_url(&self) -> String {
+        self.main_ws
+            .clone()
+            .unwrap_or_else(|| ws_url(&self.main_rpc))
+    }
+
+    /// The sidechain WebSocket URL.
+    pub fn side_ws_url(&self) -> String {
+        self.side_ws
+            .clone()
+            .unwrap_or_else(|| ws_url(&self.side_rpc))
+    }
+
+    /// `submit_timeout_ms` as a duration.
+    pub fn submit_timeout(&self) -> Duration {
+        Duration::from_millis(self.submit_timeout_ms)
+    }
+
+    /// `poll_interval_ms` as a duration.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_defaults_and_typos() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("member.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/tmp/m\"\nkey_file = \"/tmp/k\"\nmain_rpc = \"http://127.0.0.1:1\"\nside_rpc = \"http://127.0.0.1:2\"\n",
+        )
+        .expect("write");
+        let c = MemberConfig::load(Some(&f)).expect("loads");
+        assert_eq!(c.submit_timeout_ms, 10_000);
+        assert_eq!(c.main_ws_url(), "ws://127.0.0.1:1");
+        std::fs::write(&f, "data_dirr = \"/tmp/m\"\n").expect("write");
+        assert!(MemberConfig::load(Some(&f)).is_err());
+        std::fs::write(
+            &f,
+            "data_dir = \"/tmp/m\"\nmain_rpc = \"http://127.0.0.1:1\"\nside_rpc = \"http://127.0.0.1:2\"\n",
+        )
+        .expect("write");
+        assert!(MemberConfig::load(Some(&f)).is_err(), "no key source");
+    }
+
+    #[test]
+    fn the_example_in_deploy_parses() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/member.toml");
+        let c = MemberConfig::load(Some(&example)).expect("deploy/member.toml is valid");
+        assert_eq!(c.status_addr.port(), 9500);
+        assert!(c.key_file.is_some());
+    }
+}

@@ -1,0 +1,367 @@
+//! The members' p2p network (libp2p 0.57: TCP, noise, yamux): one gossipsub topic per bridge
+//! domain, `/twinpeg-bridge/<domain>/attestations`, identify (a peer of another bridge is
+//! dropped), bootstrap peers redialed with backoff, and a persistent identity key.
+//!
+//! Shaped like the nodes' network: [`start`] returns a cloneable [`NetHandle`] and the event
+//! loop to spawn; the Swarm never leaves the loop. Gossip is validated in the loop (decode,
+//! domain, membership, signature) before it is accepted and forwarded to other members.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chain::types::Hash;
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
+};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use parity_scale_codec::Encode;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::attest::{AttestationGossip, Federation};
+use crate::error::{BridgeError, Result};
+use crate::metrics::Metrics;
+
+/// Largest attestation message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The gossip topic of a bridge domain.
+pub fn topic(domain: &Hash) -> IdentTopic {
+    IdentTopic::new(format!("/twinpeg-bridge/{domain}/attestations"))
+}
+
+/// The identify protocol version: members of another bridge never match.
+pub fn protocol_version(domain: &Hash) -> String {
+    format!("/twinpeg-bridge/{domain}/1")
+}
+
+mod behaviour {
+    // The derive generates an event enum without doc comments.
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// The behaviour every member runs.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Attestation gossip.
+        pub gossipsub: gossipsub::Behaviour,
+        /// Protocol version exchange (bridge check).
+        pub identify: identify::Behaviour,
+    }
+}
+use behaviour::{Behaviour, BehaviourEvent};
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Where to listen.
+    pub listen: Multiaddr,
+    /// Peers to dial and keep dialing.
+    pub bootstrap: Vec<Multiaddr>,
+    /// The persistent p2p identity (created on first run, mode 0600).
+    pub key_path: PathBuf,
+}
+
+/// A connected member process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+}
+
+/// A verified attestation received from the network, with its message hash.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// The gossip as received.
+    pub gossip: AttestationGossip,
+    /// `gossip.message.signing_hash()`.
+    pub message_hash: Hash,
+}
+
+/// A cloneable handle to the network loop.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    tx: mpsc::Sender<Vec<u8>>,
+    /// This member's peer id.
+    pub peer_id: PeerId,
+    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    peers: Arc<Mutex<HashMap<PeerId, Multiaddr>>>,
+}
+
+impl NetHandle {
+    /// Gossips an attestation (best effort: re-gossip covers losses).
+    pub fn publish(&self, g: &AttestationGossip) {
+        if self.tx.try_send(g.encode()).is_err() {
+            tracing::debug!(peg_id = %g.message.id, "gossip queue full; the next re-gossip sends it");
+        }
+    }
+
+    /// Listen addresses with our peer id appended.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let addrs = self.listen.lock().map(|l| l.clone()).unwrap_or_default();
+        addrs
+            .into_iter()
+            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .map(|(id, a)| PeerView {
+                        peer_id: id.to_string(),
+                        address: a.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<Swarm<Behaviour>> {
+    let build = |e: String| BridgeError::Network(e);
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_MESSAGE_BYTES)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(500))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(chain::crypto::keccak256(&m.data).0.to_vec())
+        })
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    let version = protocol_version(domain);
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build(e.to_string()))?
+        .with_behaviour(|key| {
+            Ok(Behaviour {
+                gossipsub: gossipsub::Behaviour::new(
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossip_cfg,
+                )?,
+                identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
+            })
+        })
+        .map_err(|e| build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic(domain))
+        .map_err(|e| build(e.to_string()))?;
+    Ok(swarm)
+}
+
+/// Creates the swarm, starts listening, and returns the handle and the loop to spawn.
+/// Verified attestations go to `inbound`.
+pub fn start(
+    cfg: NetConfig,
+    federation: Federation,
+    inbound: mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, impl std::future::Future<Output = ()>)> {
+    let keypair = chain::network::load_or_create_keypair(&cfg.key_path)
+        .map_err(|e| BridgeError::Network(e.to_string()))?;
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = build_swarm(keypair, &federation.domain)?;
+    swarm
+        .listen_on(cfg.listen.clone())
+        .map_err(|e| BridgeError::Network(format!("listening on {}: {e}", cfg.listen)))?;
+    let (tx, rx) = mpsc::channel(1024);
+    let listen = Arc::new(Mutex::new(Vec::new()));
+    let peers = Arc::new(Mutex::new(HashMap::new()));
+    let handle = NetHandle {
+        tx,
+        peer_id,
+        listen: listen.clone(),
+        peers: peers.clone(),
+    };
+    let lp = EventLoop {
+        topic: topic(&federation.domain),
+        version: protocol_version(&federation.domain),
+        federation,
+        swarm,
+        rx,
+        inbound,
+        listen,
+        peers,
+        metrics,
+        bootstrap: cfg
+            .bootstrap
+            .into_iter()
+            .map(|addr| Redial {
+                addr,
+                next: Instant::now(),
+                delay: Duration::from_millis(250),
+            })
+            .collect(),
+    };
+    Ok((handle, lp.run(shutdown)))
+}
+
+struct Redial {
+    addr: Multiaddr,
+    next: Instant,
+    delay: Duration,
+}
+
+struct EventLoop {
+    federation: Federation,
+    topic: IdentTopic,
+    version: String,
+    swarm: Swarm<Behaviour>,
+    rx: mpsc::Receiver<Vec<u8>>,
+    inbound: mpsc::Sender<Inbound>,
+    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    peers: Arc<Mutex<HashMap<PeerId, Multiaddr>>>,
+    metrics: Arc<Metrics>,
+    bootstrap: Vec<Redial>,
+}
+
+impl EventLoop {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                Some(bytes) = self.rx.recv() => self.publish(bytes),
+                _ = tick.tick() => self.redial(),
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::info!("bridge network stopped");
+    }
+
+    fn publish(&mut self, bytes: Vec<u8>) {
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            tracing::debug!(error = %e, "attestation gossip skipped (no peers yet?)");
+        }
+    }
+
+    fn connected(&self) -> Vec<PeerId> {
+        self.peers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn redial(&mut self) {
+        let now = Instant::now();
+        let connected = self.connected();
+        for r in &mut self.bootstrap {
+            let peer = r.addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            if peer.is_some_and(|p| connected.contains(&p)) {
+                r.delay = Duration::from_millis(250);
+                continue;
+            }
+            if r.next <= now {
+                tracing::debug!(addr = %r.addr, "dialing bootstrap member");
+                let _ = self.swarm.dial(r.addr.clone());
+                r.next = now + r.delay;
+                r.delay = (r.delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "bridge p2p listening");
+                if let Ok(mut l) = self.listen.lock() {
+                    l.push(address);
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                tracing::info!(peer = %peer_id, %addr, "member connected");
+                let n = self.peers.lock().map(|mut p| {
+                    p.insert(peer_id, addr);
+                    p.len()
+                });
+                self.metrics.peers.set(n.unwrap_or(0) as i64);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::info!(peer = %peer_id, "member disconnected");
+                let n = self.peers.lock().map(|mut p| {
+                    p.remove(&peer_id);
+                    p.len()
+                });
+                self.metrics.peers.set(n.unwrap_or(0) as i64);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocol_version != self.version => {
+                tracing::warn!(peer = %peer_id, theirs = %info.protocol_version, ours = %self.version, "peer of another bridge; disconnecting");
+                self.metrics.error("wrong_bridge_peer");
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, &message.data),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, data: &[u8]) {
+        let verdict = AttestationGossip::decode_bytes(data)
+            .and_then(|g| self.federation.verify(&g).map(|h| (g, h)));
+        let acceptance = match verdict {
+            Ok((gossip, message_hash)) => {
+                tracing::debug!(peer = %source, peg_id = %gossip.message.id, member = %gossip.member, "attestation received");
+                match self.inbound.try_send(Inbound {
+                    gossip,
+                    message_hash,
+                }) {
+                    Ok(()) => MessageAcceptance::Accept,
+                    // Full: drop it without judging the peer; re-gossip brings it again.
+                    Err(_) => MessageAcceptance::Ignore,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(peer = %source, error = %e, "invalid attestation gossip refused");
+                self.metrics.error("invalid_attestation");
+                MessageAcceptance::Reject
+            }
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+    }
+}

@@ -1,0 +1,158 @@
+//! The member's own chain nodes, over the jsonrpsee clients generated from `chain::rpc::api`,
+//! behind the small traits the watcher and worker need (so tests drive them with fakes).
+
+use std::future::Future;
+use std::time::Duration;
+
+use chain::rpc::types::{AccountView, BlockReceipts, ChainInfo, PegInfo, PegTransferView};
+use chain::rpc::TwinpegApiClient;
+use chain::types::{Address, BlockNumber, Bytes, Hash};
+use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BridgeError, Result};
+
+/// JSON-RPC codes the destination answers a payout with (`chain::rpc::server::codes`).
+pub mod codes {
+    /// The id was paid out already.
+    pub const PEG_ID_USED: i32 = -32032;
+    /// Already pooled: with reason `peg_id_pending`, another payout of the id waits.
+    pub const ALREADY_KNOWN: i32 = -32017;
+}
+
+/// A block's height and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Height.
+    pub number: BlockNumber,
+    /// Hash.
+    pub hash: Hash,
+}
+
+/// What a watcher reads from its source chain.
+pub trait SourceChain: Send + Sync {
+    /// The canonical head.
+    fn head(&self) -> impl Future<Output = Result<BlockRef>> + Send;
+    /// The canonical block at `number` with its receipts; `None` above the head.
+    fn block(
+        &self,
+        number: BlockNumber,
+    ) -> impl Future<Output = Result<Option<BlockReceipts>>> + Send;
+}
+
+/// How a destination node answered a payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Accepted into the mempool.
+    Accepted(Hash),
+    /// The id was paid out already (`peg_id_used`).
+    IdUsed,
+    /// Another payout of the id is pending (`peg_id_pending`).
+    IdPending,
+    /// Refused for another reason.
+    Refused {
+        /// JSON-RPC code.
+        code: i32,
+        /// Readable message.
+        message: String,
+    },
+}
+
+impl SubmitOutcome {
+    /// The stable name stored with the submission.
+    pub fn name(&self) -> String {
+        match self {
+            SubmitOutcome::Accepted(_) => "accepted".into(),
+            SubmitOutcome::IdUsed => "id_used".into(),
+            SubmitOutcome::IdPending => "id_pending".into(),
+            SubmitOutcome::Refused { code, message } => format!("refused {code}: {message}"),
+        }
+    }
+}
+
+/// One of the member's nodes.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    /// `main` or `side`.
+    pub name: &'static str,
+    /// The HTTP JSON-RPC client.
+    pub http: HttpClient,
+}
+
+impl NodeClient {
+    /// A client for `url` (http).
+    pub fn new(name: &'static str, url: &str) -> Result<Self> {
+        let http = HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(15))
+            .build(url)
+            .map_err(|e| BridgeError::Config(format!("{name} RPC URL {url}: {e}")))?;
+        Ok(Self { name, http })
+    }
+
+    fn err(&self, e: ClientError) -> BridgeError {
+        BridgeError::Rpc {
+            chain: self.name,
+            reason: e.to_string(),
+        }
+    }
+
+    /// Chain id and genesis.
+    pub async fn chain_info(&self) -> Result<ChainInfo> {
+        self.http.chain_info().await.map_err(|e| self.err(e))
+    }
+
+    /// The peg as this node sees it.
+    pub async fn peg_info(&self) -> Result<PegInfo> {
+        self.http.peg_info().await.map_err(|e| self.err(e))
+    }
+
+    /// A transfer by id.
+    pub async fn peg_transfer(&self, id: Hash) -> Result<PegTransferView> {
+        self.http.peg_transfer(id).await.map_err(|e| self.err(e))
+    }
+
+    /// An account at the head.
+    pub async fn account(&self, address: Address) -> Result<AccountView> {
+        self.http.account(address).await.map_err(|e| self.err(e))
+    }
+
+    /// Submits a signed payout; peg refusals are outcomes, transport failures errors.
+    pub async fn submit(&self, raw: Bytes) -> Result<SubmitOutcome> {
+        match self.http.send_transaction(raw).await {
+            Ok(h) => Ok(SubmitOutcome::Accepted(h)),
+            Err(ClientError::Call(obj)) => {
+                let reason = obj
+                    .data()
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                    .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(String::from));
+                Ok(match (obj.code(), reason.as_deref()) {
+                    (codes::PEG_ID_USED, _) => SubmitOutcome::IdUsed,
+                    (codes::ALREADY_KNOWN, Some("peg_id_pending")) => SubmitOutcome::IdPending,
+                    (code, _) => SubmitOutcome::Refused {
+                        code,
+                        message: obj.message().to_string(),
+                    },
+                })
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}
+
+impl SourceChain for NodeClient {
+    async fn head(&self) -> Result<BlockRef> {
+        let h = self.http.head().await.map_err(|e| self.err(e))?;
+        Ok(BlockRef {
+            number: h.number,
+            hash: h.hash,
+        })
+    }
+
+    async fn block(&self, number: BlockNumber) -> Result<Option<BlockReceipts>> {
+        self.http
+            .block_receipts(number)
+            .await
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,377 @@
+//! What an operator sees: the status snapshot (per-direction backlog, each pending transfer
+//! with its signatures and age, lag behind both heads, peers), served as `GET /status`,
+//! `GET /health`, `GET /metrics` and the JSON-RPC method `bridge_status`, which
+//! `bridge status` calls through the client jsonrpsee generates from [`BridgeApiClient`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use chain::peg::Direction;
+use chain::types::{Address, Amount, BlockNumber, Hash};
+use jsonrpsee::core::async_trait;
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use serde::{Deserialize, Serialize};
+use tower::{Layer, Service};
+
+use crate::attest::Federation;
+use crate::error::{BridgeError, Result};
+use crate::metrics::{direction_name, Metrics};
+use crate::network::{NetHandle, PeerView};
+use crate::store::{EventState, Store, Submission};
+
+/// The member's status API, namespace `bridge`.
+#[rpc(server, client, namespace = "bridge")]
+pub trait BridgeApi {
+    /// The member's status snapshot (the same JSON as `GET /status`).
+    #[method(name = "status")]
+    async fn status(&self) -> std::result::Result<MemberStatus, ErrorObjectOwned>;
+}
+
+/// One transfer this member has not seen paid yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTransfer {
+    /// Transfer id (the Lock or Burn hash).
+    pub id: Hash,
+    /// `seen` (waiting for depth) or `signed`.
+    pub state: EventState,
+    /// Who is paid.
+    pub recipient: Address,
+    /// What the payout pays.
+    pub payout_amount: Amount,
+    /// Source block height.
+    pub source_height: BlockNumber,
+    /// Matching member signatures held (ours included).
+    pub signatures: usize,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// Milliseconds since first seen.
+    pub age_ms: u64,
+    /// The member that submits first.
+    pub designated_submitter: Option<Address>,
+    /// This member's last submission, if any.
+    pub submission: Option<Submission>,
+}
+
+/// One direction's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectionStatus {
+    /// `deposits` (main -> side) or `withdrawals` (side -> main).
+    pub direction: String,
+    /// The source chain's head, as last seen.
+    pub source_head: Option<BlockNumber>,
+    /// The last scanned source block.
+    pub cursor: Option<BlockNumber>,
+    /// Source head minus cursor.
+    pub lag_blocks: Option<u64>,
+    /// The destination chain's head, as last seen.
+    pub destination_head: Option<BlockNumber>,
+    /// Unpaid transfers.
+    pub backlog: usize,
+    /// Each of them.
+    pub pending: Vec<PendingTransfer>,
+    /// The last error of this direction's worker, if its last step failed.
+    pub last_error: Option<String>,
+}
+
+/// The member's status snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// This member's address.
+    pub member: Address,
+    /// The peg domain.
+    pub domain: Hash,
+    /// Members in genesis order.
+    pub members: Vec<Address>,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// Deposits and withdrawals.
+    pub directions: Vec<DirectionStatus>,
+    /// This member's p2p peer id.
+    pub peer_id: String,
+    /// Connected members.
+    pub peers: Vec<PeerView>,
+}
+
+/// Progress the workers report for status (kept in memory, held only briefly).
+#[derive(Debug, Default, Clone)]
+pub struct DirectionBoard {
+    /// Source head.
+    pub source_head: Option<BlockNumber>,
+    /// Cursor height.
+    pub cursor: Option<BlockNumber>,
+    /// Destination head.
+    pub destination_head: Option<BlockNumber>,
+    /// Last error, cleared by a good step.
+    pub last_error: Option<String>,
+}
+
+/// What the workers share with the status server.
+#[derive(Debug)]
+pub struct Shared {
+    /// The member's store.
+    pub store: Arc<Store>,
+    /// The federation.
+    pub federation: Federation,
+    /// This member.
+    pub member: Address,
+    /// The network handle (peers).
+    pub net: NetHandle,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-direction progress: [deposits, withdrawals].
+    pub board: Mutex<[DirectionBoard; 2]>,
+}
+
+/// Index of a direction in [`Shared::board`].
+pub fn board_index(d: Direction) -> usize {
+    match d {
+        Direction::MainToSide => 0,
+        Direction::SideToMain => 1,
+    }
+}
+
+impl Shared {
+    /// Updates one direction's board.
+    pub fn update_board(&self, d: Direction, f: impl FnOnce(&mut DirectionBoard)) {
+        if let Ok(mut b) = self.board.lock() {
+            f(&mut b[board_index(d)]);
+        }
+    }
+
+    /// The status snapshot, from the store and the boards.
+    pub fn status(&self, now_ms: u64) -> Result<MemberStatus> {
+        let boards = self.board.lock().map(|b| b.clone()).unwrap_or_default();
+        let mut directions = Vec::new();
+        for d in [Direction::MainToSide, Direction::SideToMain] {
+            let b = &boards[board_index(d)];
+            let mut pending = Vec::new();
+            for e in self.store.open_events(Some(d))? {
+                let signatures = match self.store.own_signature(&e.id)? {
+                    Some(own) => self.store.attestations(&own.message_hash)?.len(),
+                    None => 0,
+                };
+                pending.push(PendingTransfer {
+                    id: e.id,
+                    state: e.state,
+                    recipient: e.recipient,
+                    payout_amount: e.payout_amount,
+                    source_height: e.source_height,
+                    signatures,
+                    threshold: self.federation.threshold,
+                    age_ms: now_ms.saturating_sub(e.seen_ms),
+                    designated_submitter: self.federation.designated_submitter(&e.id),
+                    submission: self.store.submission(&e.id)?,
+                });
+            }
+            directions.push(DirectionStatus {
+                direction: direction_name(d).to_string(),
+                source_head: b.source_head,
+                cursor: b.cursor,
+                lag_blocks: b
+                    .source_head
+                    .zip(b.cursor)
+                    .map(|(h, c)| h.saturating_sub(c)),
+                destination_head: b.destination_head,
+                backlog: pending.len(),
+                pending,
+                last_error: b.last_error.clone(),
+            });
+        }
+        Ok(MemberStatus {
+            member: self.member,
+            domain: self.federation.domain,
+            members: self.federation.members.clone(),
+            threshold: self.federation.threshold,
+            directions,
+            peer_id: self.net.peer_id.to_string(),
+            peers: self.net.peers(),
+        })
+    }
+}
+
+/// A readable multi-line rendering of a status snapshot.
+pub fn render(s: &MemberStatus) -> String {
+    let mut out = format!(
+        "member {} ({} of {} members needed), peer id {}, {} peers\n",
+        s.member,
+        s.threshold,
+        s.members.len(),
+        s.peer_id,
+        s.peers.len()
+    );
+    for d in &s.directions {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "{}: source head {}, cursor {} (lag {}), destination head {}, backlog {}\n",
+            d.direction,
+            opt(d.source_head),
+            opt(d.cursor),
+            opt(d.lag_blocks),
+            opt(d.destination_head),
+            d.backlog
+        ));
+        if let Some(e) = &d.last_error {
+            out.push_str(&format!("  last error: {e}\n"));
+        }
+        for p in &d.pending {
+            out.push_str(&format!(
+                "  {} {:?} {} -> {} signatures {}/{} age {:.1}s{}\n",
+                p.id,
+                p.state,
+                p.payout_amount.to_coins_string(),
+                p.recipient,
+                p.signatures,
+                p.threshold,
+                p.age_ms as f64 / 1000.0,
+                p.submission
+                    .as_ref()
+                    .map(|s| format!(" submitted x{} ({})", s.attempts, s.outcome))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for p in &s.peers {
+        out.push_str(&format!("peer {} at {}\n", p.peer_id, p.address));
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct StatusRpc {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BridgeApiServer for StatusRpc {
+    async fn status(&self) -> std::result::Result<MemberStatus, ErrorObjectOwned> {
+        self.shared
+            .status(chain::producer::now_ms())
+            .map_err(|e| ErrorObjectOwned::owned(-32603, e.to_string(), None::<()>))
+    }
+}
+
+/// Adds `GET /health`, `/metrics` and `/status` in front of the JSON-RPC service.
+#[derive(Debug, Clone)]
+pub struct StatusLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> Layer<S> for StatusLayer {
+    type Service = StatusService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        StatusService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`StatusLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct StatusService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+fn response(status: u16, content_type: &'static str, body: String) -> HttpResponse {
+    let mut r = HttpResponse::new(HttpBody::from(body));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    member: Address,
+    peers: usize,
+    errors: Vec<String>,
+}
+
+impl<S> Service<HttpRequest<HttpBody>> for StatusService<S>
+where
+    S: Service<HttpRequest<HttpBody>, Response = HttpResponse> + Send,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: HttpRequest<HttpBody>) -> Self::Future {
+        if req.method() == http::Method::GET {
+            let r = match req.uri().path() {
+                "/health" => {
+                    let errors: Vec<String> = self
+                        .shared
+                        .board
+                        .lock()
+                        .map(|b| b.iter().filter_map(|d| d.last_error.clone()).collect())
+                        .unwrap_or_default();
+                    let body = HealthBody {
+                        status: if errors.is_empty() { "ok" } else { "degraded" },
+                        member: self.shared.member,
+                        peers: self.shared.net.peers().len(),
+                        errors,
+                    };
+                    Some(response(
+                        200,
+                        "application/json",
+                        serde_json::to_string(&body).unwrap_or_default(),
+                    ))
+                }
+                "/metrics" => Some(response(
+                    200,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    self.shared.metrics.encode(),
+                )),
+                "/status" => Some(match self.shared.status(chain::producer::now_ms()) {
+                    Ok(s) => response(
+                        200,
+                        "application/json",
+                        serde_json::to_string(&s).unwrap_or_default(),
+                    ),
+                    Err(e) => response(500, "text/plain", e.to_string()),
+                }),
+                _ => None,
+            };
+            if let Some(r) = r {
+                return Box::pin(async move { Ok(r) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+/// Binds the status server; returns its address and handle.
+pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> Result<(SocketAddr, ServerHandle)> {
+    let http = tower::ServiceBuilder::new().layer(StatusLayer {
+        shared: shared.clone(),
+    });
+    let server = jsonrpsee::server::Server::builder()
+        .set_http_middleware(http)
+        .build(addr)
+        .await
+        .map_err(|error| BridgeError::Io {
+            what: format!("binding the status server to {addr}"),
+            error,
+        })?;
+    let bound = server.local_addr().map_err(|error| BridgeError::Io {
+        what: "reading the status server address".into(),
+        error,
+    })?;
+    let module = BridgeApiServer::into_rpc(StatusRpc { shared });
+    Ok((bound, server.start(module)))
+}

@@ -1,0 +1,713 @@
+//! The member's own redb (`bridge.redb`): everything that decides a payout is committed with
+//! `Durability::Immediate` before the member acts on it.
+//!
+//! Tables: per-direction scan cursor (height + hash) and recently scanned hashes (reorg
+//! detection); peg events (id -> record) with an index of the unpaid ones; own signatures
+//! (id -> message hash + signature, never two messages for one id); received attestations
+//! keyed by (message hash, member); submissions (id -> tx hash, time, outcome).
+
+use std::path::Path;
+
+use chain::crypto::Signature;
+use chain::peg::Direction;
+use chain::types::{Address, Amount, BlockNumber, Hash};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const CURSORS: TableDefinition<u8, &[u8]> = TableDefinition::new("cursors");
+const SCANNED: TableDefinition<(u8, u64), [u8; 32]> = TableDefinition::new("scanned");
+const EVENTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("events");
+const OPEN: TableDefinition<[u8; 32], u8> = TableDefinition::new("open_events");
+const OWN_SIGS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("own_signatures");
+const ATTESTATIONS: TableDefinition<([u8; 32], [u8; 20]), &[u8]> =
+    TableDefinition::new("attestations");
+const SUBMISSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("submissions");
+
+/// Errors from the member's store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt record in {table}: {detail}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// The decode error.
+        detail: String,
+    },
+    /// A different message for an id this member already signed.
+    #[error("peg id {id} already signed with message {signed}, refusing message {asked}")]
+    AlreadySignedOther {
+        /// Transfer id.
+        id: Hash,
+        /// Message hash signed before.
+        signed: Hash,
+        /// Message hash refused now.
+        asked: Hash,
+    },
+    /// The data directory could not be created.
+    #[error("creating {path}: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        error: std::io::Error,
+    },
+}
+
+macro_rules! redb_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+redb_error_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Result alias for the store.
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// A scanned block: where a watcher stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Height of the last scanned block.
+    pub height: BlockNumber,
+    /// Its hash, to notice when it is reorged away.
+    pub hash: Hash,
+}
+
+/// Where a peg transfer stands for this member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventState {
+    /// Seen on the source, not yet at depth: never signed in this state.
+    Seen,
+    /// At depth on our own node and signed by us.
+    Signed,
+    /// Paid on the destination (by anyone).
+    Paid,
+}
+
+/// A peg event found on the source chain, and this member's progress on it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Deposit or withdrawal.
+    pub direction: Direction,
+    /// The source transaction hash (the transfer id).
+    pub id: Hash,
+    /// Who is paid on the destination.
+    pub recipient: Address,
+    /// Base units locked or burned on the source.
+    pub source_amount: Amount,
+    /// Base units the payout pays (a withdrawal keeps the peg-out fee).
+    pub payout_amount: Amount,
+    /// Source block height.
+    pub source_height: BlockNumber,
+    /// Source block hash.
+    pub source_block: Hash,
+    /// Progress.
+    pub state: EventState,
+    /// When first seen (unix ms).
+    pub seen_ms: u64,
+    /// When signed at depth.
+    pub signed_ms: Option<u64>,
+    /// When M matching signatures were first held.
+    pub ready_ms: Option<u64>,
+    /// When seen paid on the destination.
+    pub paid_ms: Option<u64>,
+    /// The payout transaction, once known.
+    pub payout_tx: Option<Hash>,
+}
+
+/// This member's signature over one transfer's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct OwnSignature {
+    /// `PegMessage::signing_hash()` signed.
+    pub message_hash: Hash,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// A payout this member submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Submission {
+    /// The Mint or Release transaction hash, when the node accepted it.
+    pub tx_hash: Option<Hash>,
+    /// When (unix ms) of the last attempt.
+    pub at_ms: u64,
+    /// How many attempts.
+    pub attempts: u32,
+    /// `accepted`, `id_used`, `id_pending` or `refused: <reason>`.
+    pub outcome: String,
+}
+
+fn dir_code(d: Direction) -> u8 {
+    match d {
+        Direction::MainToSide => 0,
+        Direction::SideToMain => 1,
+    }
+}
+
+fn decode<T: Decode>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    T::decode_all(&mut &bytes[..]).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// The member's database.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/bridge.redb`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Io {
+            path: dir.display().to_string(),
+            error,
+        })?;
+        let db = Database::create(dir.join("bridge.redb"))?;
+        let mut wtx = db.begin_write()?;
+        wtx.set_durability(Durability::Immediate)?;
+        wtx.open_table(CURSORS)?;
+        wtx.open_table(SCANNED)?;
+        wtx.open_table(EVENTS)?;
+        wtx.open_table(OPEN)?;
+        wtx.open_table(OWN_SIGS)?;
+        wtx.open_table(ATTESTATIONS)?;
+        wtx.open_table(SUBMISSIONS)?;
+        wtx.commit()?;
+        Ok(Self { db })
+    }
+
+    fn write(&self) -> StoreResult<redb::WriteTransaction> {
+        let mut wtx = self.db.begin_write()?;
+        wtx.set_durability(Durability::Immediate)?;
+        Ok(wtx)
+    }
+
+    /// The watcher's cursor for `direction` (source chain), if it scanned anything yet.
+    pub fn cursor(&self, direction: Direction) -> StoreResult<Option<Cursor>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(CURSORS)?;
+        match t.get(dir_code(direction))? {
+            Some(v) => Ok(Some(decode("cursors", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The hash this member scanned at `height`, if still retained.
+    pub fn scanned_hash(
+        &self,
+        direction: Direction,
+        height: BlockNumber,
+    ) -> StoreResult<Option<Hash>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(SCANNED)?;
+        Ok(t.get((dir_code(direction), height))?
+            .map(|v| Hash(v.value())))
+    }
+
+    /// The oldest scanned height still retained.
+    pub fn oldest_scanned(&self, direction: Direction) -> StoreResult<Option<BlockNumber>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(SCANNED)?;
+        let d = dir_code(direction);
+        let first = t.range((d, 0)..=(d, u64::MAX))?.next();
+        Ok(match first {
+            Some(r) => Some(r?.0.value().1),
+            None => None,
+        })
+    }
+
+    /// Records one scanned block and the peg events in it, and moves the cursor to it, in one
+    /// durable transaction. Events already known (a transaction reorged into another block)
+    /// get their new location; their progress is kept. Keeps `history` scanned hashes.
+    pub fn commit_scan(
+        &self,
+        direction: Direction,
+        block: Cursor,
+        events: &[EventRecord],
+        history: u64,
+    ) -> StoreResult<()> {
+        let d = dir_code(direction);
+        let wtx = self.write()?;
+        {
+            let mut ev = wtx.open_table(EVENTS)?;
+            let mut open = wtx.open_table(OPEN)?;
+            for e in events {
+                let existing: Option<EventRecord> = match ev.get(e.id.0)? {
+                    Some(v) => Some(decode("events", v.value())?),
+                    None => None,
+                };
+                let rec = match existing {
+                    Some(mut old) => {
+                        old.source_height = e.source_height;
+                        old.source_block = e.source_block;
+                        old
+                    }
+                    None => e.clone(),
+                };
+                ev.insert(e.id.0, rec.encode().as_slice())?;
+                if rec.state != EventState::Paid {
+                    open.insert(e.id.0, d)?;
+                }
+            }
+            let mut scanned = wtx.open_table(SCANNED)?;
+            scanned.insert((d, block.height), block.hash.0)?;
+            if block.height > history {
+                let cutoff = block.height - history;
+                let old: Vec<u64> = scanned
+                    .range((d, 0)..(d, cutoff))?
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?;
+                for h in old {
+                    scanned.remove((d, h))?;
+                }
+            }
+            wtx.open_table(CURSORS)?
+                .insert(d, block.encode().as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// Rewinds a watcher to the fork point after a reorg: forgets scanned blocks above it and
+    /// every not-yet-signed event from them (a deposit reorged out before depth is never
+    /// signed). Returns the ids of events above the fork that were already signed (a reorg
+    /// deeper than the confirmation depth: they are kept and reported).
+    pub fn rewind(&self, direction: Direction, fork: Cursor) -> StoreResult<Vec<Hash>> {
+        let d = dir_code(direction);
+        let wtx = self.write()?;
+        let mut signed_above = Vec::new();
+        {
+            let mut scanned = wtx.open_table(SCANNED)?;
+            let above: Vec<u64> = scanned
+                .range((d, fork.height + 1)..=(d, u64::MAX))?
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?;
+            for h in above {
+                scanned.remove((d, h))?;
+            }
+            let mut ev = wtx.open_table(EVENTS)?;
+            let mut open = wtx.open_table(OPEN)?;
+            let ids: Vec<[u8; 32]> = open
+                .iter()?
+                .map(|r| r.map(|(k, v)| (k.value(), v.value())))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|(_, dir)| *dir == d)
+                .map(|(k, _)| k)
+                .collect();
+            for id in ids {
+                let rec: EventRecord = match ev.get(id)? {
+                    Some(v) => decode("events", v.value())?,
+                    None => continue,
+                };
+                if rec.source_height <= fork.height {
+                    continue;
+                }
+                if rec.state == EventState::Seen {
+                    ev.remove(id)?;
+                    open.remove(id)?;
+                } else {
+                    signed_above.push(rec.id);
+                }
+            }
+            wtx.open_table(CURSORS)?
+                .insert(d, fork.encode().as_slice())?;
+        }
+        wtx.commit()?;
+        Ok(signed_above)
+    }
+
+    /// One event by id.
+    pub fn event(&self, id: &Hash) -> StoreResult<Option<EventRecord>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(EVENTS)?;
+        match t.get(id.0)? {
+            Some(v) => Ok(Some(decode("events", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every unpaid event of `direction` (all directions with `None`), oldest first.
+    pub fn open_events(&self, direction: Option<Direction>) -> StoreResult<Vec<EventRecord>> {
+        let rtx = self.db.begin_read()?;
+        let open = rtx.open_table(OPEN)?;
+        let ev = rtx.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for r in open.iter()? {
+            let (k, v) = r?;
+            if direction.is_some_and(|d| dir_code(d) != v.value()) {
+                continue;
+            }
+            if let Some(rec) = ev.get(k.value())? {
+                out.push(decode::<EventRecord>("events", rec.value())?);
+            }
+        }
+        out.sort_by_key(|e| (e.source_height, e.seen_ms));
+        Ok(out)
+    }
+
+    /// Every event ever recorded (for tests and status).
+    pub fn all_events(&self) -> StoreResult<Vec<EventRecord>> {
+        let rtx = self.db.begin_read()?;
+        let ev = rtx.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for r in ev.iter()? {
+            out.push(decode::<EventRecord>("events", r?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Signs `message_hash` for `id` unless this member already signed something for it:
+    /// the same message returns the stored signature (idempotent after a restart); a
+    /// different one is refused. The signature is durable, and the event marked signed,
+    /// before it is returned (and so before it is gossiped).
+    pub fn sign_once(
+        &self,
+        id: &Hash,
+        message_hash: Hash,
+        now_ms: u64,
+        sign: impl FnOnce(&Hash) -> Signature,
+    ) -> StoreResult<Signature> {
+        let wtx = self.write()?;
+        let sig;
+        {
+            let mut own = wtx.open_table(OWN_SIGS)?;
+            let existing: Option<OwnSignature> = match own.get(id.0)? {
+                Some(v) => Some(decode("own_signatures", v.value())?),
+                None => None,
+            };
+            if let Some(o) = existing {
+                if o.message_hash != message_hash {
+                    return Err(StoreError::AlreadySignedOther {
+                        id: *id,
+                        signed: o.message_hash,
+                        asked: message_hash,
+                    });
+                }
+                sig = o.signature;
+            } else {
+                sig = sign(&message_hash);
+                own.insert(
+                    id.0,
+                    OwnSignature {
+                        message_hash,
+                        signature: sig,
+                    }
+                    .encode()
+                    .as_slice(),
+                )?;
+            }
+            let mut ev = wtx.open_table(EVENTS)?;
+            let rec: Option<EventRecord> = match ev.get(id.0)? {
+                Some(v) => Some(decode("events", v.value())?),
+                None => None,
+            };
+            if let Some(mut rec) = rec {
+                if rec.state == EventState::Seen {
+                    rec.state = EventState::Signed;
+                    rec.signed_ms = Some(now_ms);
+                    ev.insert(id.0, rec.encode().as_slice())?;
+                }
+            }
+        }
+        wtx.commit()?;
+        Ok(sig)
+    }
+
+    /// This member's signature for `id`, if any.
+    pub fn own_signature(&self, id: &Hash) -> StoreResult<Option<OwnSignature>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(OWN_SIGS)?;
+        match t.get(id.0)? {
+            Some(v) => Ok(Some(decode("own_signatures", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a verified attestation (the signature recovers to `member` over
+    /// `message_hash`); returns whether it was new.
+    pub fn put_attestation(
+        &self,
+        message_hash: &Hash,
+        member: &Address,
+        sig: &Signature,
+    ) -> StoreResult<bool> {
+        let key = (message_hash.0, member.0);
+        {
+            let rtx = self.db.begin_read()?;
+            if rtx.open_table(ATTESTATIONS)?.get(key)?.is_some() {
+                return Ok(false);
+            }
+        }
+        let wtx = self.write()?;
+        let new = wtx
+            .open_table(ATTESTATIONS)?
+            .insert(key, sig.0.as_slice())?
+            .is_none();
+        wtx.commit()?;
+        Ok(new)
+    }
+
+    /// The attestations held for exactly `message_hash`, by member.
+    pub fn attestations(&self, message_hash: &Hash) -> StoreResult<Vec<(Address, Signature)>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(ATTESTATIONS)?;
+        let mut out = Vec::new();
+        for r in t.range((message_hash.0, [0u8; 20])..=(message_hash.0, [0xffu8; 20]))? {
+            let (k, v) = r?;
+            let bytes: [u8; 65] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+                table: "attestations",
+                detail: "signature is not 65 bytes".into(),
+            })?;
+            out.push((Address(k.value().1), Signature(bytes)));
+        }
+        Ok(out)
+    }
+
+    /// Updates an event in place (state, timestamps) if it exists; paid events leave the
+    /// unpaid index.
+    pub fn update_event(
+        &self,
+        id: &Hash,
+        f: impl FnOnce(&mut EventRecord),
+    ) -> StoreResult<Option<EventRecord>> {
+        let wtx = self.write()?;
+        let out;
+        {
+            let mut ev = wtx.open_table(EVENTS)?;
+            let rec: Option<EventRecord> = match ev.get(id.0)? {
+                Some(v) => Some(decode("events", v.value())?),
+                None => None,
+            };
+            out = match rec {
+                Some(mut rec) => {
+                    f(&mut rec);
+                    ev.insert(id.0, rec.encode().as_slice())?;
+                    if rec.state == EventState::Paid {
+                        wtx.open_table(OPEN)?.remove(id.0)?;
+                    }
+                    Some(rec)
+                }
+                None => None,
+            };
+        }
+        wtx.commit()?;
+        Ok(out)
+    }
+
+    /// Records a submission attempt's outcome.
+    pub fn put_submission(&self, id: &Hash, s: &Submission) -> StoreResult<()> {
+        let wtx = self.write()?;
+        wtx.open_table(SUBMISSIONS)?
+            .insert(id.0, s.encode().as_slice())?;
+        wtx.commit()?;
+        Ok(())
+    }
+
+    /// The last submission attempt for `id`.
+    pub fn submission(&self, id: &Hash) -> StoreResult<Option<Submission>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(SUBMISSIONS)?;
+        match t.get(id.0)? {
+            Some(v) => Ok(Some(decode("submissions", v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain::crypto::SecretKey;
+
+    fn event(id: u8, height: u64) -> EventRecord {
+        EventRecord {
+            direction: Direction::MainToSide,
+            id: Hash([id; 32]),
+            recipient: Address([1; 20]),
+            source_amount: Amount(10),
+            payout_amount: Amount(10),
+            source_height: height,
+            source_block: Hash([height as u8; 32]),
+            state: EventState::Seen,
+            seen_ms: 1,
+            signed_ms: None,
+            ready_ms: None,
+            paid_ms: None,
+            payout_tx: None,
+        }
+    }
+
+    #[test]
+    fn scans_survive_reopen_and_rewind_forgets_unsigned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Direction::MainToSide;
+        {
+            let s = Store::open(dir.path()).expect("open");
+            s.commit_scan(
+                d,
+                Cursor {
+                    height: 1,
+                    hash: Hash([1; 32]),
+                },
+                &[event(7, 1)],
+                100,
+            )
+            .expect("scan");
+            s.commit_scan(
+                d,
+                Cursor {
+                    height: 2,
+                    hash: Hash([2; 32]),
+                },
+                &[event(8, 2)],
+                100,
+            )
+            .expect("scan");
+            s.sign_once(&Hash([7; 32]), Hash([70; 32]), 5, |_| Signature([1; 65]))
+                .expect("sign");
+            // Dropped without any shutdown: every commit above was durable.
+        }
+        let s = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            s.cursor(d).expect("cursor"),
+            Some(Cursor {
+                height: 2,
+                hash: Hash([2; 32])
+            })
+        );
+        assert_eq!(s.open_events(Some(d)).expect("open").len(), 2);
+        assert_eq!(
+            s.open_events(Some(Direction::SideToMain))
+                .expect("open")
+                .len(),
+            0
+        );
+        let signed = s
+            .rewind(
+                d,
+                Cursor {
+                    height: 0,
+                    hash: Hash::ZERO,
+                },
+            )
+            .expect("rewind");
+        assert_eq!(
+            signed,
+            vec![Hash([7; 32])],
+            "a signed event is kept and reported"
+        );
+        assert!(
+            s.event(&Hash([8; 32])).expect("get").is_none(),
+            "unsigned event forgotten"
+        );
+        assert_eq!(s.scanned_hash(d, 1).expect("get"), None);
+        assert_eq!(s.cursor(d).expect("cursor").map(|c| c.height), Some(0));
+    }
+
+    #[test]
+    fn never_signs_two_messages_for_one_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SecretKey::random();
+        let id = Hash([3; 32]);
+        let m1 = Hash([10; 32]);
+        let first = {
+            let s = Store::open(dir.path()).expect("open");
+            s.sign_once(&id, m1, 1, |h| key.sign_prehash(h))
+                .expect("sign")
+        };
+        let s = Store::open(dir.path()).expect("reopen");
+        // The same message after a restart: the stored signature, no new signing.
+        let again = s
+            .sign_once(&id, m1, 2, |_| panic!("must not sign again"))
+            .expect("same message");
+        assert_eq!(first, again);
+        // A different message for the same id: refused, and the signer is never called.
+        let err = s.sign_once(&id, Hash([11; 32]), 3, |_| panic!("must not sign"));
+        assert!(matches!(err, Err(StoreError::AlreadySignedOther { .. })));
+        assert_eq!(
+            s.own_signature(&id).expect("get").map(|o| o.message_hash),
+            Some(m1)
+        );
+    }
+
+    #[test]
+    fn attestations_keyed_by_message_and_member() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("open");
+        let m = Hash([1; 32]);
+        assert!(s
+            .put_attestation(&m, &Address([1; 20]), &Signature([1; 65]))
+            .expect("put"));
+        assert!(!s
+            .put_attestation(&m, &Address([1; 20]), &Signature([2; 65]))
+            .expect("dup"));
+        assert!(s
+            .put_attestation(&m, &Address([2; 20]), &Signature([3; 65]))
+            .expect("put"));
+        assert!(s
+            .put_attestation(&Hash([2; 32]), &Address([3; 20]), &Signature([4; 65]))
+            .expect("put"));
+        let got = s.attestations(&m).expect("get");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            (Address([1; 20]), Signature([1; 65])),
+            "the first one is kept"
+        );
+    }
+
+    #[test]
+    fn scanned_history_is_pruned_and_paid_events_leave_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("open");
+        let d = Direction::SideToMain;
+        for h in 1..=40u64 {
+            s.commit_scan(
+                d,
+                Cursor {
+                    height: h,
+                    hash: Hash([h as u8; 32]),
+                },
+                &[],
+                16,
+            )
+            .expect("scan");
+        }
+        assert_eq!(s.oldest_scanned(d).expect("oldest"), Some(24));
+        let mut e = event(9, 40);
+        e.direction = d;
+        s.commit_scan(
+            d,
+            Cursor {
+                height: 41,
+                hash: Hash([41; 32]),
+            },
+            &[e],
+            16,
+        )
+        .expect("scan");
+        s.update_event(&Hash([9; 32]), |r| r.state = EventState::Paid)
+            .expect("update");
+        assert!(s.open_events(None).expect("open").is_empty());
+        assert_eq!(s.all_events().expect("all").len(), 1);
+    }
+}

@@ -1,0 +1,577 @@
+//! End-to-end: three real `bridge` member processes (threshold 2) between a real mainchain and
+//! sidechain node: round trips, members down, `kill -9` mid-flight, and `bridge audit`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chain::crypto::SecretKey;
+use chain::fee::FeeInfo;
+use chain::rpc::types::TxStatus;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::http_client::HttpClient;
+use parity_scale_codec::Encode;
+use twinpeg_e2e::{bin, dev_key, pegged_geneses, test_peg, ChainKind, TestNode};
+
+/// Anything the network must eventually do, on a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One member process with its own data dir and key; killed on drop.
+struct Member {
+    dir: tempfile::TempDir,
+    key: SecretKey,
+    main_rpc: String,
+    side_rpc: String,
+    child: Option<Child>,
+    p2p: Vec<String>,
+    status_url: String,
+}
+
+impl Member {
+    fn new(key: SecretKey, main: &TestNode, side: &TestNode) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bridge").tempdir()?;
+        chain::node::write_key_file(&dir.path().join("member.key"), &key)?;
+        Ok(Self {
+            dir,
+            key,
+            main_rpc: main.http.clone(),
+            side_rpc: side.http.clone(),
+            child: None,
+            p2p: Vec::new(),
+            status_url: String::new(),
+        })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("member.log")).unwrap_or_default()
+    }
+
+    /// Writes the config with `bootstrap` and starts the process; waits for its endpoints.
+    fn spawn(&mut self, bootstrap: &[String]) -> Result<()> {
+        let mut t = toml::Table::new();
+        let s = |v: &str| toml::Value::String(v.to_string());
+        t.insert("data_dir".into(), s(&self.data_dir().display().to_string()));
+        t.insert(
+            "key_file".into(),
+            s(&self.dir.path().join("member.key").display().to_string()),
+        );
+        t.insert("main_rpc".into(), s(&self.main_rpc));
+        t.insert("side_rpc".into(), s(&self.side_rpc));
+        t.insert("p2p_listen".into(), s("/ip4/127.0.0.1/tcp/0"));
+        t.insert(
+            "bootstrap".into(),
+            toml::Value::Array(bootstrap.iter().map(|b| s(b)).collect()),
+        );
+        t.insert("status_addr".into(), s("127.0.0.1:0"));
+        t.insert("submit_timeout_ms".into(), toml::Value::Integer(2_000));
+        t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
+        t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
+        let cfg = self.dir.path().join("member.toml");
+        std::fs::write(&cfg, toml::to_string(&t)?)?;
+        let endpoints = self.data_dir().join("endpoints.json");
+        let _ = std::fs::remove_file(&endpoints);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("member.log"))?;
+        let mut child = Command::new(bin("bridge"))
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info,bridge=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let pid = child.id();
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&endpoints) {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
+                if v["pid"].as_u64() == Some(pid as u64) {
+                    self.status_url = v["status_http"].as_str().context("status_http")?.into();
+                    self.p2p = v["p2p"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    break;
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("member exited with {status}; log:\n{}", self.log());
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                bail!("member did not start; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// `bridge status --json` against the running member.
+    fn status(&self) -> Result<serde_json::Value> {
+        let out = Command::new(bin("bridge"))
+            .args(["status", "--json", "--status-url", &self.status_url])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "bridge status failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+struct Net {
+    main: TestNode,
+    side: TestNode,
+    members: Vec<Member>,
+    main_id: u64,
+    side_id: u64,
+}
+
+impl Net {
+    async fn start() -> Net {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+        let (ma, sa) = (SecretKey::random(), SecretKey::random());
+        let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+        let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+        let side = TestNode::start(ChainKind::Side, &sg, Some(sa)).expect("side starts");
+        let mut net = Net {
+            members: keys
+                .into_iter()
+                .map(|k| Member::new(k, &main, &side).expect("member dir"))
+                .collect(),
+            main,
+            side,
+            main_id: mg.chain_id,
+            side_id: sg.chain_id,
+        };
+        for i in 0..3 {
+            net.restart(i);
+        }
+        net
+    }
+
+    /// (Re)starts member `i`, bootstrapping to every other running member.
+    fn restart(&mut self, i: usize) {
+        let mut bootstrap = Vec::new();
+        for (j, m) in self.members.iter_mut().enumerate() {
+            if j != i && m.is_running() {
+                bootstrap.extend(m.p2p.iter().take(1).cloned());
+            }
+        }
+        self.members[i].spawn(&bootstrap).expect("member starts");
+    }
+
+    fn audit(&self) -> (bool, String) {
+        let out = Command::new(bin("bridge"))
+            .args([
+                "audit",
+                "--main-rpc",
+                &self.main.http,
+                "--side-rpc",
+                &self.side.http,
+            ])
+            .output()
+            .expect("bridge audit runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn logs(&self) -> String {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("--- member {i} ({})\n{}", m.key.address(), m.log()))
+            .collect()
+    }
+}
+
+async fn fee_for(c: &HttpClient) -> Fee {
+    match c.fee_info().await.expect("fee info") {
+        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
+            fee: Amount(min_fee_rate.0 * 400),
+        },
+        FeeInfo::BaseFee {
+            suggested_max_fee,
+            suggested_max_tip,
+            ..
+        } => Fee::Dynamic {
+            max_fee: Amount(suggested_max_fee.0 * 4),
+            max_tip: suggested_max_tip,
+        },
+    }
+}
+
+/// Sends a Lock or Burn from `key` and waits for it to be included successfully.
+async fn send(c: &HttpClient, chain_id: u64, key: &SecretKey, kind: TxKind) -> Hash {
+    let nonce = c
+        .account(key.address())
+        .await
+        .expect("account")
+        .pending_nonce;
+    let raw = Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee: fee_for(c).await,
+            kind,
+        }
+        .sign(key)
+        .encode(),
+    );
+    let h = c.send_transaction(raw).await.expect("accepted");
+    let t = wait_for(&format!("inclusion of {h}"), || async {
+        c.transaction(h)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.status != TxStatus::Pending)
+    })
+    .await;
+    assert_eq!(t.status, TxStatus::Success, "{t:?}");
+    h
+}
+
+async fn wait_paid(net: &Net, dest: &HttpClient, id: Hash) {
+    let start = Instant::now();
+    loop {
+        if let Ok(v) = dest.peg_transfer(id).await {
+            if v.payout.is_some() {
+                return;
+            }
+        }
+        if start.elapsed() > DEADLINE {
+            panic!("transfer {id} not paid in time; logs:\n{}", net.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Invariant 2 at rest, from both nodes' tp_pegInfo.
+async fn assert_invariant_2_at_rest(net: &Net) {
+    let mi = net.main.client().peg_info().await.expect("main peg info");
+    let si = net.side.client().peg_info().await.expect("side peg info");
+    let unreleased = si.totals.burned_peg.0 - mi.totals.released.0 - mi.totals.peg_fees.0;
+    assert_eq!(
+        mi.escrow_balance.expect("main has an escrow").0,
+        si.supply.0 + si.totals.burned_fees.0 + unreleased,
+        "escrow == side supply + side burned fees + unreleased burns: {mi:?} {si:?}"
+    );
+    assert_eq!(
+        mi.totals.locked, si.totals.minted,
+        "at rest every lock is minted"
+    );
+}
+
+async fn balance(c: &HttpClient, a: Address) -> Amount {
+    c.account(a).await.expect("account").balance
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_members_down_and_back_and_audit() {
+    let mut net = Net::start().await;
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let user = dev_key(0);
+    let side_user = SecretKey::random();
+    let main_payee = SecretKey::random().address();
+
+    // Deposit: lock on main -> minted on side after the confirmation depth.
+    let t0 = Instant::now();
+    let lock = send(
+        &mc,
+        net.main_id,
+        &user,
+        TxKind::Lock {
+            amount: Amount::coins(10),
+            recipient: side_user.address(),
+        },
+    )
+    .await;
+    wait_paid(&net, &sc, lock).await;
+    let view = sc.peg_transfer(lock).await.expect("transfer");
+    let src = mc.peg_transfer(lock).await.expect("source");
+    let payout = view.payout.expect("paid");
+    assert!(
+        src.source.expect("source").block_number + 2 <= mc.head().await.expect("head").number,
+        "minted only after the confirmation depth"
+    );
+    assert_eq!(balance(&sc, side_user.address()).await, Amount::coins(10));
+    assert!(payout.tx_hash.is_some());
+    eprintln!("deposit paid after {:?}", t0.elapsed());
+
+    // Withdrawal: burn on side -> released on main minus the peg-out fee.
+    let burn = send(
+        &sc,
+        net.side_id,
+        &side_user,
+        TxKind::Burn {
+            amount: Amount::coins(5),
+            recipient: main_payee,
+        },
+    )
+    .await;
+    wait_paid(&net, &mc, burn).await;
+    assert_eq!(
+        balance(&mc, main_payee).await,
+        Amount(Amount::coins(5).0 - Amount::COIN / 10),
+        "released minus the fee"
+    );
+    assert_invariant_2_at_rest(&net).await;
+    let (ok, report) = net.audit();
+    assert!(ok, "audit on a healthy network:\n{report}");
+    eprintln!("round trip done after {:?}", t0.elapsed());
+
+    // One member down: transfers still complete.
+    net.members[2].kill9();
+    let lock2 = send(
+        &mc,
+        net.main_id,
+        &user,
+        TxKind::Lock {
+            amount: Amount::coins(2),
+            recipient: side_user.address(),
+        },
+    )
+    .await;
+    wait_paid(&net, &sc, lock2).await;
+    eprintln!("one member down: paid after {:?}", t0.elapsed());
+
+    // Two members down: nothing is paid, nothing is lost.
+    let before = balance(&sc, side_user.address()).await;
+    net.members[1].kill9();
+    let lock3 = send(
+        &mc,
+        net.main_id,
+        &user,
+        TxKind::Lock {
+            amount: Amount::coins(3),
+            recipient: side_user.address(),
+        },
+    )
+    .await;
+    let lock3_height = mc
+        .peg_transfer(lock3)
+        .await
+        .expect("source")
+        .source
+        .expect("source event")
+        .block_number;
+    // The live member signs it at depth and waits with one signature of two.
+    let alive = &net.members[0];
+    let id = lock3.to_string();
+    wait_for(
+        "the live member to sign and hold 1 of 2 signatures",
+        || async {
+            let s = alive.status().ok()?;
+            let pending = s["directions"][0]["pending"].as_array()?.clone();
+            pending
+                .iter()
+                .find(|p| p["id"].as_str() == Some(id.as_str()))
+                .filter(|p| p["state"] == "signed" && p["signatures"] == 1)
+                .map(|_| ())
+        },
+    )
+    .await;
+    // Well past the depth and the submit timeout, still unpaid.
+    net.main
+        .wait_for_height(lock3_height + 15)
+        .await
+        .expect("main grows");
+    assert!(
+        sc.peg_transfer(lock3).await.expect("view").payout.is_none(),
+        "paid with one member"
+    );
+    assert_eq!(balance(&sc, side_user.address()).await, before);
+
+    // One comes back: everything completes.
+    net.restart(1);
+    wait_paid(&net, &sc, lock3).await;
+    assert_eq!(
+        balance(&sc, side_user.address()).await,
+        Amount(before.0 + Amount::coins(3).0)
+    );
+    net.restart(2);
+    assert_invariant_2_at_rest(&net).await;
+    let (ok, report) = net.audit();
+    assert!(ok, "audit after members came back:\n{report}");
+    assert!(report.contains("at rest"), "{report}");
+    eprintln!("scenario done after {:?}", t0.elapsed());
+}
+
+/// A plain `GET` on a member's status server (`/metrics`, `/health`).
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(host).expect("connect to the status server");
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// The pending deposits a member's status shows, as (id, state, signatures).
+fn pending_deposits(m: &Member) -> Option<Vec<(String, String, u64)>> {
+    let s = m.status().ok()?;
+    Some(
+        s["directions"][0]["pending"]
+            .as_array()?
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap_or_default().to_string(),
+                    p["state"].as_str().unwrap_or_default().to_string(),
+                    p["signatures"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_members_mid_flight_pays_each_transfer_exactly_once() {
+    let mut net = Net::start().await;
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let recipient = SecretKey::random().address();
+    let t0 = Instant::now();
+    // Members 1 and 2 down: member 0 signs every deposit and holds 1 of 2 signatures.
+    net.members[1].kill9();
+    net.members[2].kill9();
+    let mut ids = Vec::new();
+    let mut total = 0u128;
+    for i in 1..5u64 {
+        let amount = Amount::coins(i);
+        total += amount.0;
+        let id = send(
+            &mc,
+            net.main_id,
+            &dev_key(i as usize),
+            TxKind::Lock { amount, recipient },
+        )
+        .await;
+        ids.push(id.to_string());
+    }
+    wait_for("member 0 to sign all four deposits", || async {
+        let p = pending_deposits(&net.members[0])?;
+        (p.len() == 4 && p.iter().all(|(_, state, n)| state == "signed" && *n == 1)).then_some(())
+    })
+    .await;
+    // kill -9 member 0 with everything signed and nothing paid; it resumes from its store
+    // and never signs again.
+    net.members[0].kill9();
+    net.restart(0);
+    let after = wait_for("member 0 to serve its status again", || async {
+        pending_deposits(&net.members[0]).filter(|p| p.len() == 4)
+    })
+    .await;
+    assert!(
+        after
+            .iter()
+            .all(|(id, state, _)| state == "signed" && ids.contains(id)),
+        "{after:?}"
+    );
+    // Member 1 comes back; it dies (kill -9) as soon as the first payout lands, with the
+    // rest in flight, and comes back again; member 2 too.
+    net.restart(1);
+    let first = ids[0].parse().expect("hash");
+    wait_paid(&net, &sc, first).await;
+    net.members[1].kill9();
+    net.restart(1);
+    net.restart(2);
+    for id in &ids {
+        wait_paid(&net, &sc, id.parse().expect("hash")).await;
+    }
+    eprintln!("all deposits paid after {:?}", t0.elapsed());
+    assert_eq!(
+        balance(&sc, recipient).await,
+        Amount(total),
+        "each transfer paid exactly once"
+    );
+    let metrics = http_get(&net.members[0].status_url, "/metrics");
+    assert!(
+        !metrics.contains("bridge_events_signed_total{direction=\"deposits\"} 1"),
+        "member 0 signed again after its restart:\n{metrics}"
+    );
+    assert!(metrics.contains("bridge_events_paid_total"), "{metrics}");
+    assert!(http_get(&net.members[0].status_url, "/health").contains("\"status\""));
+    // Let any late resubmission reach the chain, then audit: no id paid twice.
+    let h = sc.head().await.expect("head").number;
+    net.side.wait_for_height(h + 15).await.expect("side grows");
+    assert_eq!(
+        sc.peg_info().await.expect("peg info").totals.minted,
+        Amount(total)
+    );
+    assert_invariant_2_at_rest(&net).await;
+    let (ok, report) = net.audit();
+    assert!(ok, "audit:\n{report}");
+    // Every member recorded every transfer as paid (its store resumed where it was).
+    for (i, m) in net.members.iter().enumerate() {
+        wait_for(&format!("member {i} to see everything paid"), || async {
+            pending_deposits(m).filter(|p| p.is_empty())
+        })
+        .await;
+    }
+    if std::env::var_os("TWINPEG_E2E_BRIDGE_LOGS").is_some() {
+        eprintln!("{}", net.logs());
+    }
+}
