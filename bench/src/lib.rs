@@ -4,4 +4,5 @@
 pub mod loadgen;
 pub mod node;
 pub mod reference;
+pub mod scaling;
 pub mod suite;

@@ -27,6 +27,12 @@ struct Args {
     /// Where results.json goes.
     #[arg(long, default_value = "target/bench")]
     out_dir: PathBuf,
+    /// Skip the state-size scaling and sync measurements.
+    #[arg(long)]
+    no_scaling: bool,
+    /// Blocks for the sync measurement.
+    #[arg(long, default_value_t = 10_000)]
+    sync_blocks: u64,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,8 @@ fn main() -> ExitCode {
         batch: a.batch,
         connections: a.connections,
         out_dir: a.out_dir,
+        scaling: !a.no_scaling,
+        sync_blocks: a.sync_blocks,
     };
     match rt.block_on(bench::suite::run(cfg)) {
         Ok(_) => ExitCode::SUCCESS,

@@ -17,6 +17,8 @@ pub struct BenchNode {
     pub http: String,
     /// `ws://127.0.0.1:port`.
     pub ws: String,
+    /// Its p2p multiaddrs.
+    pub p2p: Vec<String>,
     child: Child,
 }
 
@@ -28,12 +30,24 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-impl BenchNode {
-    /// Initializes a data dir from `genesis` and starts `binary` with `extra_config` TOML lines.
-    pub fn start(
+/// A data dir initialized from a genesis, not yet running.
+pub struct Prepared {
+    dir: tempfile::TempDir,
+    binary: String,
+    config: PathBuf,
+}
+
+impl Prepared {
+    /// Writes genesis, key and config, and runs `init`.
+    pub fn new(binary: &str, genesis: &Genesis, authority: Option<&SecretKey>) -> Result<Self> {
+        Self::with_config(binary, genesis, authority, "")
+    }
+
+    /// Like [`Prepared::new`] with extra node config TOML lines.
+    pub fn with_config(
         binary: &str,
         genesis: &Genesis,
-        authority: &SecretKey,
+        authority: Option<&SecretKey>,
         extra_config: &str,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("twinpeg-bench").tempdir()?;
@@ -46,18 +60,21 @@ impl BenchNode {
         }
         let g = dir.path().join("genesis.toml");
         std::fs::write(&g, toml::to_string(genesis)?)?;
-        let key = dir.path().join("authority.key");
-        chain::node::write_key_file(&key, authority)?;
         let data = dir.path().join("data");
-        let cfg = dir.path().join("node.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = {:?}\nrpc_addr = \"127.0.0.1:0\"\np2p_listen = \"/ip4/127.0.0.1/tcp/0\"\nauthority_key_file = {:?}\nlog_level = \"warn\"\n{extra_config}\n",
-                data.display().to_string(),
+        let mut cfg_text = format!(
+            "data_dir = {:?}\nrpc_addr = \"127.0.0.1:0\"\np2p_listen = \"/ip4/127.0.0.1/tcp/0\"\nlog_level = \"warn\"\n{extra_config}\n",
+            data.display().to_string()
+        );
+        if let Some(k) = authority {
+            let key = dir.path().join("authority.key");
+            chain::node::write_key_file(&key, k)?;
+            cfg_text.push_str(&format!(
+                "authority_key_file = {:?}\n",
                 key.display().to_string()
-            ),
-        )?;
+            ));
+        }
+        let config = dir.path().join("node.toml");
+        std::fs::write(&config, cfg_text)?;
         let out = Command::new(&bin)
             .args(["init", "--genesis"])
             .arg(&g)
@@ -67,16 +84,32 @@ impl BenchNode {
         if !out.status.success() {
             bail!("init: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let log = std::fs::File::create(dir.path().join("node.log"))?;
-        let mut child = Command::new(&bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg)
+        Ok(Self {
+            dir,
+            binary: binary.to_string(),
+            config,
+        })
+    }
+
+    /// The node's data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the node, dialing `bootstrap`, and waits until it serves.
+    pub fn run(self, bootstrap: &[String]) -> Result<BenchNode> {
+        let log = std::fs::File::create(self.dir.path().join("node.log"))?;
+        let mut cmd = Command::new(bin_dir().join(&self.binary));
+        cmd.arg("run").arg("--config").arg(&self.config);
+        for b in bootstrap {
+            cmd.arg("--bootstrap").arg(b);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        let endpoints = data.join("endpoints.json");
+        let endpoints = self.data_dir().join("endpoints.json");
         let start = Instant::now();
         loop {
             if let Ok(text) = std::fs::read_to_string(&endpoints) {
@@ -84,26 +117,48 @@ impl BenchNode {
                 if v["pid"].as_u64() == Some(u64::from(child.id())) {
                     let http = v["rpc_http"].as_str().context("rpc_http")?.to_string();
                     let ws = v["rpc_ws"].as_str().context("rpc_ws")?.to_string();
-                    return Ok(Self {
-                        dir,
+                    let p2p = v["p2p"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    return Ok(BenchNode {
+                        dir: self.dir,
                         http,
                         ws,
+                        p2p,
                         child,
                     });
                 }
             }
             if let Some(s) = child.try_wait()? {
                 bail!(
-                    "{binary} exited with {s}: {}",
-                    std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+                    "{} exited with {s}: {}",
+                    self.binary,
+                    std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
                 );
             }
-            if start.elapsed() > Duration::from_secs(60) {
+            if start.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
-                bail!("{binary} did not start");
+                bail!("{} did not start", self.binary);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl BenchNode {
+    /// Initializes a data dir from `genesis` and starts `binary` as its authority.
+    pub fn start(
+        binary: &str,
+        genesis: &Genesis,
+        authority: &SecretKey,
+        extra_config: &str,
+    ) -> Result<Self> {
+        Prepared::with_config(binary, genesis, Some(authority), extra_config)?.run(&[])
     }
 
     /// Peak resident memory of the process so far, in MiB (Linux `VmHWM`).

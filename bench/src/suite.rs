@@ -31,6 +31,10 @@ pub struct SuiteConfig {
     pub connections: usize,
     /// Where results.json goes.
     pub out_dir: PathBuf,
+    /// Run the state-size scaling and sync measurements.
+    pub scaling: bool,
+    /// Blocks for the sync measurement.
+    pub sync_blocks: u64,
 }
 
 /// One chain's figures.
@@ -63,6 +67,8 @@ pub struct Results {
     pub cores: usize,
     /// Per chain.
     pub chains: Vec<ChainRun>,
+    /// Import/commit time against state size, and sync time.
+    pub scaling: Option<crate::scaling::Scaling>,
     /// What this suite does not measure yet.
     pub not_measured: Vec<String>,
 }
@@ -166,15 +172,42 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     eprintln!("recoveries/s: {limit:.0}");
     let side = run_chain(&cfg, "sidechain", 1000, cfg.side_txs, 15_000.0, limit).await?;
     let main = run_chain(&cfg, "mainchain", 2000, cfg.main_txs, 5_000.0, limit).await?;
+    let scaling = if cfg.scaling {
+        let mut points = Vec::new();
+        for n in [10_000u64, 100_000, 1_000_000] {
+            eprintln!("scaling: a 10,000-transfer block at {n} accounts (median of 3)");
+            points.push(
+                tokio::task::spawn_blocking(move || crate::scaling::median_point(n, 10_000))
+                    .await??,
+            );
+        }
+        eprintln!(
+            "scaling: a fresh follower syncing {} blocks",
+            cfg.sync_blocks
+        );
+        let sync_seconds = crate::scaling::sync_time(cfg.sync_blocks).await?;
+        let commit_ratio = match (points.first(), points.last()) {
+            (Some(a), Some(b)) if a.commit_ms > 0.0 => b.commit_ms / a.commit_ms,
+            _ => 0.0,
+        };
+        Some(crate::scaling::Scaling {
+            points,
+            commit_ratio,
+            sync_seconds: Some(sync_seconds),
+            sync_blocks: cfg.sync_blocks,
+        })
+    } else {
+        None
+    };
     let results = Results {
         recoveries_per_second: limit,
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         chains: vec![side, main],
+        scaling,
         not_measured: vec![
             "peg latency and peg throughput (needs the bridge members in the suite)".into(),
-            "block import/commit time at 10k/100k/1M accounts and 10,000-block sync".into(),
         ],
     };
     print_table(&results);
@@ -221,6 +254,35 @@ fn print_table(r: &Results) {
             c.node_cpu_ms_per_tx.unwrap_or(f64::NAN),
             c.node_peak_rss_mib.unwrap_or(f64::NAN),
         );
+    }
+    if let Some(s) = &r.scaling {
+        println!();
+        println!(
+            "{:>10} {:>10} {:>12} {:>11} {:>15}",
+            "accounts", "block txs", "execute ms", "commit ms", "checkpoint ms"
+        );
+        for p in &s.points {
+            println!(
+                "{:>10} {:>10} {:>12.1} {:>11.1} {:>15.1}",
+                p.accounts, p.block_txs, p.execute_ms, p.commit_ms, p.checkpoint_ms
+            );
+        }
+        println!(
+            "commit time at 1M vs 10k accounts: {:.2}x (goal <= 2x: {})",
+            s.commit_ratio,
+            if s.commit_ratio <= 2.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+        if let Some(t) = s.sync_seconds {
+            println!(
+                "a new follower synced {} blocks in {t:.1} s ({:.0} blocks/s)",
+                s.sync_blocks,
+                s.sync_blocks as f64 / t
+            );
+        }
     }
     for n in &r.not_measured {
         println!("not measured yet: {n}");
