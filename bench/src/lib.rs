@@ -3,6 +3,7 @@
 
 pub mod loadgen;
 pub mod node;
+pub mod peg;
 pub mod reference;
 pub mod scaling;
 pub mod suite;

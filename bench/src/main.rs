@@ -33,6 +33,15 @@ struct Args {
     /// Blocks for the sync measurement.
     #[arg(long, default_value_t = 10_000)]
     sync_blocks: u64,
+    /// Skip the peg measurements.
+    #[arg(long)]
+    no_peg: bool,
+    /// Deposits and withdrawals measured for latency.
+    #[arg(long, default_value_t = 50)]
+    peg_transfers: usize,
+    /// Deposits landing together in the burst.
+    #[arg(long, default_value_t = 1000)]
+    peg_burst: usize,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +62,9 @@ fn main() -> ExitCode {
         out_dir: a.out_dir,
         scaling: !a.no_scaling,
         sync_blocks: a.sync_blocks,
+        peg: !a.no_peg,
+        peg_transfers: a.peg_transfers,
+        peg_burst: a.peg_burst,
     };
     match rt.block_on(bench::suite::run(cfg)) {
         Ok(_) => ExitCode::SUCCESS,

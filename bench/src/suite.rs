@@ -35,6 +35,12 @@ pub struct SuiteConfig {
     pub scaling: bool,
     /// Blocks for the sync measurement.
     pub sync_blocks: u64,
+    /// Run the peg measurements.
+    pub peg: bool,
+    /// Deposits and withdrawals measured for latency.
+    pub peg_transfers: usize,
+    /// Deposits in the burst.
+    pub peg_burst: usize,
 }
 
 /// One chain's figures.
@@ -69,6 +75,8 @@ pub struct Results {
     pub chains: Vec<ChainRun>,
     /// Import/commit time against state size, and sync time.
     pub scaling: Option<crate::scaling::Scaling>,
+    /// Peg latency and burst throughput.
+    pub peg: Option<crate::peg::PegResults>,
     /// What this suite does not measure yet.
     pub not_measured: Vec<String>,
 }
@@ -199,6 +207,11 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     } else {
         None
     };
+    let peg = if cfg.peg {
+        Some(crate::peg::run(cfg.peg_transfers, cfg.peg_burst).await?)
+    } else {
+        None
+    };
     let results = Results {
         recoveries_per_second: limit,
         cores: std::thread::available_parallelism()
@@ -206,9 +219,8 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
             .unwrap_or(1),
         chains: vec![side, main],
         scaling,
-        not_measured: vec![
-            "peg latency and peg throughput (needs the bridge members in the suite)".into(),
-        ],
+        peg,
+        not_measured: vec![],
     };
     print_table(&results);
     std::fs::create_dir_all(&cfg.out_dir)?;
@@ -282,6 +294,48 @@ fn print_table(r: &Results) {
                 s.sync_blocks,
                 s.sync_blocks as f64 / t
             );
+        }
+    }
+    if let Some(p) = &r.peg {
+        println!();
+        println!(
+            "peg (main {} ms, side {} ms blocks; 3 members, threshold 2): inclusion -> payout, ms",
+            p.main_block_ms, p.side_block_ms
+        );
+        println!(
+            "{:<12} {:>6} {:>10} {:>10} {:>14} {:>14} {:>14}",
+            "direction",
+            "n",
+            "total p50",
+            "total p99",
+            "protocol p50",
+            "overhead p50",
+            "overhead p99"
+        );
+        for (name, l) in [("deposit", &p.deposits), ("withdrawal", &p.withdrawals)] {
+            println!(
+                "{:<12} {:>6} {:>10.0} {:>10.0} {:>14.0} {:>14.0} {:>14.0}",
+                name,
+                l.transfers,
+                l.total_p50_ms,
+                l.total_p99_ms,
+                l.protocol_p50_ms,
+                l.overhead_p50_ms,
+                l.overhead_p99_ms
+            );
+        }
+        println!(
+            "bridge overhead goal: p50 < 100 ms and p99 < 500 ms (resolved to the destination block time)"
+        );
+        println!(
+            "burst: {} deposits paid {} sidechain blocks after depth ({:.0}/s; goal: within 3 blocks: {})",
+            p.burst_deposits,
+            p.burst_side_blocks_after_depth,
+            p.burst_paid_per_second,
+            if p.burst_side_blocks_after_depth <= 3 { "met" } else { "NOT met" }
+        );
+        if let Some(m) = p.member_peak_rss_mib {
+            println!("bridge member peak RSS: {m:.0} MB");
         }
     }
     for n in &r.not_measured {

@@ -1,0 +1,427 @@
+//! Peg latency and throughput: real nodes and three real members (threshold 2). For each
+//! transfer, the time from inclusion on the source chain to the payout on the other is split
+//! into what the protocol imposes (reaching `confirmations`, then the next destination slot)
+//! and the bridge's own overhead (the rest). Times are block timestamps (slot starts), so the
+//! overhead is resolved to the destination's block time.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chain::crypto::SecretKey;
+use chain::genesis::{FeeParams, Genesis, GenesisAccount};
+use chain::peg::PegParams;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use parity_scale_codec::Encode;
+use serde::Serialize;
+
+use crate::node::{bin_dir, peak_rss_mib, BenchNode, Prepared};
+
+/// Latency figures of one direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Transfers measured.
+    pub transfers: usize,
+    /// Inclusion to payout, median, ms.
+    pub total_p50_ms: f64,
+    /// 99th percentile, ms.
+    pub total_p99_ms: f64,
+    /// What the protocol imposes, median, ms.
+    pub protocol_p50_ms: f64,
+    /// The bridge's own overhead, median, ms.
+    pub overhead_p50_ms: f64,
+    /// 99th percentile, ms.
+    pub overhead_p99_ms: f64,
+}
+
+/// The peg section of the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct PegResults {
+    /// Mainchain block time used, ms.
+    pub main_block_ms: u64,
+    /// Sidechain block time used, ms.
+    pub side_block_ms: u64,
+    /// Deposits (main -> side).
+    pub deposits: Latency,
+    /// Withdrawals (side -> main).
+    pub withdrawals: Latency,
+    /// Deposits landing together for the burst.
+    pub burst_deposits: usize,
+    /// Sidechain blocks from the burst reaching depth until the last one was minted.
+    pub burst_side_blocks_after_depth: u64,
+    /// Deposits paid per second in the burst (from depth to the last payout).
+    pub burst_paid_per_second: f64,
+    /// Peak RSS of a member process, MiB.
+    pub member_peak_rss_mib: Option<f64>,
+}
+
+struct Member {
+    child: Child,
+    _dir: tempfile::TempDir,
+    p2p: Vec<String>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_member(
+    key: &SecretKey,
+    main: &BenchNode,
+    side: &BenchNode,
+    bootstrap: &[String],
+) -> Result<Member> {
+    let dir = tempfile::Builder::new()
+        .prefix("twinpeg-bench-member")
+        .tempdir()?;
+    let key_file = dir.path().join("member.key");
+    chain::node::write_key_file(&key_file, key)?;
+    let data = dir.path().join("data");
+    let mut t = toml::Table::new();
+    let s = |v: &str| toml::Value::String(v.to_string());
+    t.insert("data_dir".into(), s(&data.display().to_string()));
+    t.insert("key_file".into(), s(&key_file.display().to_string()));
+    t.insert("main_rpc".into(), s(&main.http));
+    t.insert("side_rpc".into(), s(&side.http));
+    t.insert("p2p_listen".into(), s("/ip4/127.0.0.1/tcp/0"));
+    t.insert(
+        "bootstrap".into(),
+        toml::Value::Array(bootstrap.iter().map(|b| s(b)).collect()),
+    );
+    t.insert("status_addr".into(), s("127.0.0.1:0"));
+    t.insert("submit_timeout_ms".into(), toml::Value::Integer(2_000));
+    t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
+    t.insert("log_level".into(), s("warn"));
+    let cfg = dir.path().join("member.toml");
+    std::fs::write(&cfg, toml::to_string(&t)?)?;
+    let log = std::fs::File::create(dir.path().join("member.log"))?;
+    let child = Command::new(bin_dir().join("bridge"))
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let endpoints: PathBuf = data.join("endpoints.json");
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&endpoints) {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            if v["pid"].as_u64() == Some(u64::from(child.id())) {
+                let p2p = v["p2p"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Ok(Member {
+                    child,
+                    _dir: dir,
+                    p2p,
+                });
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("bridge member did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[(((v.len() - 1) as f64) * p).round() as usize]
+}
+
+async fn send(
+    c: &HttpClient,
+    chain_id: u64,
+    key: &SecretKey,
+    nonce: u64,
+    fee: &Fee,
+    kind: TxKind,
+) -> Result<Hash> {
+    let t = Transaction {
+        chain_id,
+        nonce,
+        fee: fee.clone(),
+        kind,
+    }
+    .sign(key);
+    Ok(c.send_transaction(Bytes(t.encode())).await?)
+}
+
+async fn block_ts(c: &HttpClient, n: u64) -> Result<u64> {
+    Ok(c.block_by_number(n, None)
+        .await?
+        .context("block")?
+        .summary
+        .timestamp_ms)
+}
+
+/// Waits until every id is paid on `dst`; returns per id (source block, payout block).
+async fn wait_paid(
+    src: &HttpClient,
+    dst: &HttpClient,
+    ids: &[Hash],
+    timeout: Duration,
+) -> Result<Vec<(u64, u64)>> {
+    let start = Instant::now();
+    let mut out = vec![None; ids.len()];
+    loop {
+        for (i, id) in ids.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            let d = dst.peg_transfer(*id).await?;
+            if let Some(p) = d.payout {
+                let s = src.peg_transfer(*id).await?;
+                if let Some(s) = s.source {
+                    out[i] = Some((s.block_number, p.block_number));
+                }
+            }
+        }
+        if out.iter().all(Option::is_some) {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "{} of {} transfers paid in time",
+                out.iter().filter(|x| x.is_some()).count(),
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn latency(
+    src: &HttpClient,
+    dst: &HttpClient,
+    pairs: &[(u64, u64)],
+    confirmations: u64,
+    dst_block_ms: u64,
+) -> Result<Latency> {
+    let (mut total, mut protocol, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for (sb, pb) in pairs {
+        let t_src = block_ts(src, *sb).await? as f64;
+        let t_depth = block_ts(src, sb + confirmations - 1).await? as f64;
+        let t_pay = block_ts(dst, *pb).await? as f64;
+        let next_slot = ((t_depth / dst_block_ms as f64).floor() + 1.0) * dst_block_ms as f64;
+        total.push(t_pay - t_src);
+        protocol.push(next_slot - t_src);
+        overhead.push((t_pay - next_slot).max(0.0));
+    }
+    Ok(Latency {
+        transfers: pairs.len(),
+        total_p50_ms: pct(&mut total.clone(), 0.5),
+        total_p99_ms: pct(&mut total, 0.99),
+        protocol_p50_ms: pct(&mut protocol, 0.5),
+        overhead_p50_ms: pct(&mut overhead.clone(), 0.5),
+        overhead_p99_ms: pct(&mut overhead, 0.99),
+    })
+}
+
+/// Runs the peg measurements: `n` deposits and `n` withdrawals, then a burst of `burst` deposits.
+pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
+    let (main_ms, side_ms) = (1000u64, 500u64);
+    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let users: Vec<SecretKey> = crate::loadgen::sender_keys("peg", burst.max(n));
+    let peg = PegParams {
+        members: members.iter().map(|k| k.address()).collect(),
+        threshold: 2,
+        main_confirmations: 3,
+        side_confirmations: 2,
+        min_amount: Amount::coins(1),
+        max_amount: Amount::coins(100),
+        daily_limit_deposits: Amount::coins(1_000_000),
+        daily_limit_withdrawals: Amount::coins(1_000_000),
+        peg_out_fee: Amount(Amount::COIN / 100),
+        fee_recipient: Address([0xfe; 20]),
+        counterpart_genesis: Hash::ZERO,
+    };
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let genesis = |chain_id, block_time_ms, authority: Address, fee, accounts| Genesis {
+        chain_id,
+        block_time_ms,
+        timestamp_ms: 0,
+        authorities: vec![authority],
+        max_block_weight: 16_000_000,
+        max_tx_size: 16_384,
+        fee,
+        accounts,
+        peg: Some(peg.clone()),
+    };
+    let mut mg = genesis(
+        1001,
+        main_ms,
+        ma.address(),
+        FeeParams::FeeRate {
+            min_fee_rate: Amount(1_000),
+        },
+        users
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount::coins(1000),
+            })
+            .collect(),
+    );
+    let mut sg = genesis(
+        2002,
+        side_ms,
+        sa.address(),
+        FeeParams::BaseFee {
+            initial_base_fee: Amount(1_000),
+            min_base_fee: Amount(1_000),
+        },
+        vec![],
+    );
+    chain::peg::link_geneses(&mut mg, &mut sg);
+    let big = "mempool_max_txs = 200000\nrpc_max_txs_per_call = 10000\n";
+    let main = Prepared::with_config("mainchain", &mg, Some(&ma), big)?.run(&[])?;
+    let side = Prepared::with_config("sidechain", &sg, Some(&sa), big)?.run(&[])?;
+    let mut running = Vec::new();
+    let first = start_member(&members[0], &main, &side, &[])?;
+    let boot = first.p2p.first().cloned().into_iter().collect::<Vec<_>>();
+    running.push(first);
+    for k in &members[1..] {
+        running.push(start_member(k, &main, &side, &boot)?);
+    }
+    let mc = HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .build(&main.http)?;
+    let sc = HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .build(&side.http)?;
+    let mfee = Fee::Flat {
+        fee: Amount(1_000 * 400),
+    };
+    let sfee = Fee::Dynamic {
+        max_fee: Amount(1_000_000),
+        max_tip: Amount(1),
+    };
+
+    // Deposits: one per user, spread over a few blocks.
+    eprintln!("peg: {n} deposits");
+    let mut ids = Vec::new();
+    for (i, u) in users.iter().take(n).enumerate() {
+        ids.push(
+            send(
+                &mc,
+                mg.chain_id,
+                u,
+                0,
+                &mfee,
+                TxKind::Lock {
+                    amount: Amount::coins(10),
+                    recipient: u.address(),
+                },
+            )
+            .await?,
+        );
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(main_ms / 2)).await;
+        }
+    }
+    let pairs = wait_paid(&mc, &sc, &ids, Duration::from_secs(300)).await?;
+    let deposits = latency(&mc, &sc, &pairs, peg.main_confirmations, side_ms).await?;
+
+    // Withdrawals: each user sends back part of what was minted.
+    eprintln!("peg: {n} withdrawals");
+    let mut wids = Vec::new();
+    for (i, u) in users.iter().take(n).enumerate() {
+        wids.push(
+            send(
+                &sc,
+                sg.chain_id,
+                u,
+                0,
+                &sfee,
+                TxKind::Burn {
+                    amount: Amount::coins(5),
+                    recipient: u.address(),
+                },
+            )
+            .await?,
+        );
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(side_ms / 2)).await;
+        }
+    }
+    let wpairs = wait_paid(&sc, &mc, &wids, Duration::from_secs(300)).await?;
+    let withdrawals = latency(&sc, &mc, &wpairs, peg.side_confirmations, main_ms).await?;
+
+    // A burst: `burst` deposits submitted at once (one batch call), landing in a block or two.
+    eprintln!("peg: a burst of {burst} deposits");
+    let raws: Vec<Bytes> = users
+        .iter()
+        .take(burst)
+        .enumerate()
+        .map(|(i, u)| {
+            let nonce = if i < n { 1 } else { 0 };
+            Bytes(
+                Transaction {
+                    chain_id: mg.chain_id,
+                    nonce,
+                    fee: mfee.clone(),
+                    kind: TxKind::Lock {
+                        amount: Amount::coins(2),
+                        recipient: u.address(),
+                    },
+                }
+                .sign(u)
+                .encode(),
+            )
+        })
+        .collect();
+    let res = mc.send_transactions(raws).await?;
+    let bids: Vec<Hash> = res.iter().filter_map(|r| r.hash).collect();
+    if bids.len() != burst {
+        bail!("{} of {burst} burst deposits accepted", bids.len());
+    }
+    let bpairs = wait_paid(&mc, &sc, &bids, Duration::from_secs(600)).await?;
+    let last_src = bpairs.iter().map(|p| p.0).max().unwrap_or(0);
+    let last_pay = bpairs.iter().map(|p| p.1).max().unwrap_or(0);
+    let t_depth = block_ts(&mc, last_src + peg.main_confirmations - 1).await?;
+    let t_last = block_ts(&sc, last_pay).await?;
+    let side_blocks_after_depth = t_last.saturating_sub(t_depth).div_ceil(side_ms);
+    let paid_per_second = if t_last > t_depth {
+        burst as f64 / ((t_last - t_depth) as f64 / 1000.0)
+    } else {
+        f64::INFINITY
+    };
+    let member_peak_rss_mib = running
+        .iter()
+        .filter_map(|m| peak_rss_mib(m.child.id()))
+        .reduce(f64::max);
+    // Make sure nothing was paid twice.
+    let info = sc.peg_info().await?;
+    let expected = Amount::coins(10).0 * n as u128 + Amount::coins(2).0 * burst as u128;
+    if info.totals.minted.0 != expected {
+        bail!("minted {} != deposited {expected}", info.totals.minted);
+    }
+    Ok(PegResults {
+        main_block_ms: main_ms,
+        side_block_ms: side_ms,
+        deposits,
+        withdrawals,
+        burst_deposits: burst,
+        burst_side_blocks_after_depth: side_blocks_after_depth,
+        burst_paid_per_second: paid_per_second,
+        member_peak_rss_mib,
+    })
+}
