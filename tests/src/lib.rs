@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chain::crypto::SecretKey;
+use chain::fee::FeeInfo;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::peg::PegParams;
 use chain::rpc::TwinpegApiClient;
+use chain::tx::Fee;
 use chain::types::{Address, Amount};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
@@ -338,6 +340,24 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A fee the node's current rule accepts with room to spare (a peg transaction or a
+/// transfer stays under 400 bytes; the base fee may rise 4x while it travels).
+pub async fn fee_for(c: &HttpClient) -> Fee {
+    match c.fee_info().await.expect("fee info") {
+        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
+            fee: Amount(min_fee_rate.0 * 400),
+        },
+        FeeInfo::BaseFee {
+            suggested_max_fee,
+            suggested_max_tip,
+            ..
+        } => Fee::Dynamic {
+            max_fee: Amount(suggested_max_fee.0 * 4),
+            max_tip: suggested_max_tip,
+        },
     }
 }
 

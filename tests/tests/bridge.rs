@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chain::crypto::SecretKey;
-use chain::fee::FeeInfo;
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
+use chain::tx::{Transaction, TxKind};
 use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{bin, dev_key, pegged_geneses, test_peg, ChainKind, TestNode};
+use twinpeg_e2e::{bin, dev_key, fee_for, pegged_geneses, test_peg, ChainKind, TestNode};
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -240,22 +239,6 @@ impl Net {
             .enumerate()
             .map(|(i, m)| format!("--- member {i} ({})\n{}", m.key.address(), m.log()))
             .collect()
-    }
-}
-
-async fn fee_for(c: &HttpClient) -> Fee {
-    match c.fee_info().await.expect("fee info") {
-        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
-            fee: Amount(min_fee_rate.0 * 400),
-        },
-        FeeInfo::BaseFee {
-            suggested_max_fee,
-            suggested_max_tip,
-            ..
-        } => Fee::Dynamic {
-            max_fee: Amount(suggested_max_fee.0 * 4),
-            max_tip: suggested_max_tip,
-        },
     }
 }
 

@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use chain::crypto::SecretKey;
-use chain::fee::FeeInfo;
 use chain::rpc::types::{SubmitResult, TxStatus};
 use chain::rpc::{EthApiClient, NetApiClient, TwinpegApiClient};
 use chain::tx::{Fee, Transaction, TxKind};
@@ -12,7 +11,7 @@ use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, test_genesis, ChainKind, TestNode};
+use twinpeg_e2e::{dev_key, eventually, fee_for, test_genesis, ChainKind, TestNode};
 
 fn transfer(
     key: &SecretKey,
@@ -32,24 +31,6 @@ fn transfer(
         .sign(key)
         .encode(),
     )
-}
-
-/// A fee that satisfies the node's current rule, read over RPC.
-async fn fee_for(c: &HttpClient) -> Fee {
-    match c.fee_info().await.expect("fee info") {
-        // A transfer encodes to well under 200 bytes.
-        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
-            fee: Amount(min_fee_rate.0 * 200),
-        },
-        FeeInfo::BaseFee {
-            suggested_max_fee,
-            suggested_max_tip,
-            ..
-        } => Fee::Dynamic {
-            max_fee: suggested_max_fee,
-            max_tip: suggested_max_tip,
-        },
-    }
 }
 
 async fn wait_included(c: &HttpClient, hash: Hash) -> chain::rpc::types::TxLookup {

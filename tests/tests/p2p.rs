@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chain::block::{receipts_root, tx_root, Block, Header};
 use chain::crypto::SecretKey;
-use chain::fee::FeeInfo;
 use chain::genesis::Genesis;
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
@@ -16,29 +15,12 @@ use jsonrpsee::http_client::HttpClient;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, test_genesis, ChainKind, TestNode};
+use twinpeg_e2e::{dev_key, eventually, fee_for, test_genesis, ChainKind, TestNode};
 
 fn genesis_with(kind: ChainKind, authorities: &[&SecretKey], block_time_ms: u64) -> Genesis {
     let mut g = test_genesis(kind, authorities[0].address(), block_time_ms);
     g.authorities = authorities.iter().map(|k| k.address()).collect();
     g
-}
-
-async fn fee_for(c: &HttpClient) -> Fee {
-    match c.fee_info().await.expect("fee info") {
-        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
-            fee: Amount(min_fee_rate.0 * 200),
-        },
-        FeeInfo::BaseFee {
-            suggested_max_fee,
-            suggested_max_tip,
-            ..
-        } => Fee::Dynamic {
-            // Room for the base fee to rise while the transaction travels.
-            max_fee: Amount(suggested_max_fee.0 * 4),
-            max_tip: suggested_max_tip,
-        },
-    }
 }
 
 fn transfer(

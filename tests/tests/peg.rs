@@ -2,7 +2,6 @@
 //! federation's keys (the member processes are exercised in bridge.rs).
 
 use chain::crypto::{SecretKey, Signature};
-use chain::fee::FeeInfo;
 use chain::peg::{Direction, PegMessage};
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
@@ -11,7 +10,7 @@ use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::core::client::Error as ClientError;
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, pegged_geneses, test_peg, ChainKind, TestNode};
+use twinpeg_e2e::{dev_key, eventually, fee_for, pegged_geneses, test_peg, ChainKind, TestNode};
 
 struct Net {
     main: TestNode,
@@ -37,22 +36,6 @@ fn start() -> Net {
         domain,
         main_id: mg.chain_id,
         side_id: sg.chain_id,
-    }
-}
-
-async fn fee_for(c: &HttpClient) -> Fee {
-    match c.fee_info().await.expect("fee info") {
-        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
-            fee: Amount(min_fee_rate.0 * 400),
-        },
-        FeeInfo::BaseFee {
-            suggested_max_fee,
-            suggested_max_tip,
-            ..
-        } => Fee::Dynamic {
-            max_fee: Amount(suggested_max_fee.0 * 4),
-            max_tip: suggested_max_tip,
-        },
     }
 }
 
