@@ -26,10 +26,54 @@ pub struct Endpoints {
     pub pid: u32,
 }
 
+/// What a bridge member writes to `<data_dir>/endpoints.json` once it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberEndpoints {
+    /// Its gossip addresses with `/p2p/<peer id>`.
+    #[serde(default)]
+    pub p2p: Vec<String>,
+    /// `http://host:port` of its status server (`GET /health`, `/status`, `/metrics`,
+    /// JSON-RPC `bridge_status`).
+    pub status_http: String,
+    /// The member's pid: tells this start's file from a stale one.
+    pub pid: u32,
+    /// Its member address.
+    pub member: String,
+}
+
 /// Reads an endpoints file; `None` while it is missing or half-written.
 pub fn read_endpoints(path: &Path) -> Option<Endpoints> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Reads a member's endpoints file; `None` while it is missing or half-written.
+pub fn read_member_endpoints(path: &Path) -> Option<MemberEndpoints> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The loopback entry of a list of multiaddrs if there is one, else the first.
+pub fn prefer_loopback(addrs: &[String]) -> Option<&String> {
+    addrs
+        .iter()
+        .find(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"))
+        .or_else(|| addrs.first())
+}
+
+/// A member's status snapshot (`bridge_status`, the JSON `bridge status --json` prints).
+pub async fn member_status(url: &str, timeout: Duration) -> Result<serde_json::Value> {
+    use jsonrpsee::core::client::ClientT;
+    client(url, timeout)?
+        .request("bridge_status", jsonrpsee::rpc_params![])
+        .await
+        .map_err(|e| rpc_err(url, e))
+}
+
+/// How many other members a member is connected to (`peers` of `bridge_status`).
+pub async fn member_peer_count(url: &str, timeout: Duration) -> Result<usize> {
+    let s = member_status(url, timeout).await?;
+    Ok(s["peers"].as_array().map_or(0, Vec::len))
 }
 
 /// An HTTP JSON-RPC client for `url` with a per-request timeout.

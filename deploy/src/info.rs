@@ -19,7 +19,10 @@ pub struct DevnetInfo {
     pub mainchain: ChainSection,
     /// The sidechain.
     pub sidechain: ChainSection,
-    /// The bridge federation's members (empty until the bridge exists).
+    /// The peg's parameters, when the chains are pegged (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationInfo>,
+    /// The bridge federation's members, in member order (empty without a peg).
     pub members: Vec<MemberInfo>,
     /// The prefunded development accounts.
     pub accounts: Vec<AccountInfo>,
@@ -55,11 +58,39 @@ pub struct NodeInfo {
     pub pid: u32,
 }
 
-/// One federation member (filled once the bridge exists).
+/// The peg as both genesis files define it. Amounts are base units, decimal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationInfo {
+    /// Member signatures a payout needs.
+    pub threshold: u32,
+    /// Depth a deposit (Lock) reaches on the mainchain before the members sign it.
+    pub main_confirmations: u64,
+    /// Depth a withdrawal (Burn) reaches on the sidechain before the members sign it.
+    pub side_confirmations: u64,
+    /// Smallest transfer.
+    pub min_amount: String,
+    /// Largest transfer.
+    pub max_amount: String,
+    /// Deposits per UTC day.
+    pub daily_limit_deposits: String,
+    /// Withdrawals per UTC day.
+    pub daily_limit_withdrawals: String,
+    /// Kept from each withdrawal.
+    pub peg_out_fee: String,
+    /// Receives the peg-out fees on the mainchain.
+    pub fee_recipient: String,
+    /// The mainchain escrow that holds the locked coins.
+    pub escrow: String,
+}
+
+/// One federation member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
     /// `member-0`, ...
     pub name: String,
+    /// Its member address (in both genesis files' `peg.members`).
+    #[serde(default)]
+    pub address: String,
     /// Its status endpoint (`GET /status`, `/metrics`).
     pub status_http: String,
     /// Its log file.
@@ -145,23 +176,53 @@ impl DevnetInfo {
             "  Every node also serves GET /health and GET /metrics on its HTTP port. Authorities\n  \
              produce blocks in turn (leader order = node order); followers only follow."
         );
-        if self.members.is_empty() {
-            let _ = writeln!(
-                t,
-                "\nFederation: none yet (the bridge members come with the peg)."
-            );
-        } else {
-            let _ = writeln!(t, "\nFederation members:");
-            for m in &self.members {
-                let _ = writeln!(t, "  {:<12} {}", m.name, m.status_http);
+        match &self.federation {
+            None => {
+                let _ = writeln!(
+                    t,
+                    "\nFederation: none (federation.members = 0): the chains are not pegged."
+                );
+            }
+            Some(f) => {
+                let _ = writeln!(
+                    t,
+                    "\nFederation: {} of {} members sign each transfer; deposits final at {} mainchain\n  \
+                     blocks, withdrawals at {} sidechain blocks. Per transfer {} to {} coins, per day {} in\n  \
+                     and {} out; each withdrawal pays a {} coin fee to {}.\n  \
+                     Escrow (mainchain): {}",
+                    f.threshold,
+                    self.members.len(),
+                    f.main_confirmations,
+                    f.side_confirmations,
+                    coins(&f.min_amount),
+                    coins(&f.max_amount),
+                    coins(&f.daily_limit_deposits),
+                    coins(&f.daily_limit_withdrawals),
+                    coins(&f.peg_out_fee),
+                    f.fee_recipient,
+                    f.escrow
+                );
+                let _ = writeln!(
+                    t,
+                    "    {:<12} {:<42}  status (GET /health, /status, /metrics)",
+                    "member", "address"
+                );
+                for m in &self.members {
+                    let _ = writeln!(t, "    {:<12} {:<42}  {}", m.name, m.address, m.status_http);
+                }
             }
         }
+        let pegged = self.federation.is_some();
         let _ = writeln!(
             t,
             "\nDevelopment accounts: mnemonic \"{}\", m/44'/60'/0'/0/i.\n\
-             These keys are public: never use them for real funds. Balances in coins (sidechain\n\
-             balances are prefunded until the peg mints them).",
-            chain::dev::DEV_MNEMONIC
+             These keys are public: never use them for real funds. Balances in coins{}",
+            chain::dev::DEV_MNEMONIC,
+            if pegged {
+                " (the sidechain\nstarts empty: its coins come only from deposits)."
+            } else {
+                "."
+            }
         );
         let _ = writeln!(
             t,
@@ -179,11 +240,19 @@ impl DevnetInfo {
                 coins(&a.balance_side)
             );
         }
+        if pegged {
+            let _ = writeln!(
+                t,
+                "  `wallet import-dev dev0 0`, then `wallet deposit --from dev0 10` moves coins to the sidechain\n  \
+                 (`wallet withdraw --from dev0 5` moves them back)."
+            );
+        }
         let logs = self
             .nodes()
-            .map(|(_, n)| {
-                n.log
-                    .file_name()
+            .map(|(_, n)| &n.log)
+            .chain(self.members.iter().map(|m| &m.log))
+            .map(|l| {
+                l.file_name()
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned()
@@ -198,7 +267,7 @@ impl DevnetInfo {
         let _ = writeln!(t, "\nLogs:  {}/  ({logs})", log_dir.display());
         let _ = writeln!(
             t,
-            "Data:  {dir}/<node>/data    For scripts: {dir}/devnet.json"
+            "Data:  {dir}/<node>/data, {dir}/<member>/data    For scripts: {dir}/devnet.json"
         );
         let _ = writeln!(
             t,
@@ -248,6 +317,7 @@ mod tests {
             dir: "/d".into(),
             mainchain: section.clone(),
             sidechain: section,
+            federation: None,
             members: vec![],
             accounts: vec![AccountInfo {
                 index: 0,

@@ -9,6 +9,10 @@
 //! <dir>/mainchain-0/authority.key   its authority key (0600), authorities only
 //! <dir>/mainchain-0/data/           its redb data dir (and endpoints.json)
 //! <dir>/logs/mainchain-0.log        its stdout and stderr
+//! <dir>/member-0/member.toml        a bridge member's config (`bridge run --config ...`)
+//! <dir>/member-0/member.key         its member key (0600)
+//! <dir>/member-0/data/              its bridge.redb, p2p.key and endpoints.json
+//! <dir>/logs/member-0.log           its stdout and stderr
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -117,6 +121,46 @@ pub struct ChainPlan {
     pub nodes: Vec<NodeSpec>,
 }
 
+/// One federation member process (`bridge run --config <home>/member.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSpec {
+    /// `member-0`, ...
+    pub name: String,
+    /// Its position in the federation (and in genesis `peg.members`).
+    pub index: usize,
+    /// Its directory: `<dir>/<name>`.
+    pub home: PathBuf,
+    /// Where its status server binds (port 0: ephemeral).
+    pub status_addr: SocketAddr,
+    /// Where its attestation gossip listens (port 0: ephemeral).
+    pub p2p_addr: SocketAddr,
+    /// Index of the mainchain node it uses, in that chain's `nodes` (`index mod nodes`).
+    pub main_node: usize,
+    /// Index of the sidechain node it uses (`index mod nodes`).
+    pub side_node: usize,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl MemberSpec {
+    /// Its data dir: `bridge.redb`, `p2p.key`, `endpoints.json`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("data")
+    }
+    /// Its config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.home.join("member.toml")
+    }
+    /// Its member key (0600).
+    pub fn key_path(&self) -> PathBuf {
+        self.home.join("member.key")
+    }
+    /// The file the member writes once it runs (p2p addresses, status URL, pid).
+    pub fn endpoints_file(&self) -> PathBuf {
+        self.data_dir().join("endpoints.json")
+    }
+}
+
 impl ChainPlan {
     /// Whether its nodes bind ephemeral p2p ports: then a node's address is known only once
     /// it runs (from its `endpoints.json`), not when the configs are written.
@@ -154,8 +198,8 @@ pub struct Plan {
     pub log_dir: PathBuf,
     /// Both chains, main first.
     pub chains: Vec<ChainPlan>,
-    // Bridge members (issue 4) become a `members: Vec<MemberSpec>` here, each with its home
-    // (`<dir>/member-i`), key, `member.toml`, status address and log.
+    /// The federation's members (none when the chains are not pegged).
+    pub members: Vec<MemberSpec>,
 }
 
 impl Plan {
@@ -195,11 +239,37 @@ impl Plan {
                     nodes,
                 }
             })
+            .collect::<Vec<ChainPlan>>();
+        let f = &topology.federation;
+        let (main_nodes, side_nodes) = (chains[0].nodes.len().max(1), chains[1].nodes.len().max(1));
+        let members = (0..f.members)
+            .map(|i| {
+                let name = format!("member-{i}");
+                MemberSpec {
+                    index: i,
+                    home: dir.join(&name),
+                    status_addr: SocketAddr::new(topology.rpc_host, port(f.status_port, i)),
+                    p2p_addr: SocketAddr::new(topology.rpc_host, port(f.p2p_port, i)),
+                    main_node: i % main_nodes,
+                    side_node: i % side_nodes,
+                    log: log_dir.join(format!("{name}.log")),
+                    name,
+                }
+            })
             .collect();
         Plan {
             dir,
             log_dir,
             chains,
+            members,
+        }
+    }
+
+    /// The chain of `kind`.
+    pub fn chain(&self, kind: ChainKind) -> &ChainPlan {
+        match kind {
+            ChainKind::Main => &self.chains[0],
+            ChainKind::Side => &self.chains[1],
         }
     }
 
@@ -306,6 +376,34 @@ mod tests {
             );
         }
         assert_eq!(p.nodes().count(), 6);
+        // Three members, each on node i mod 3 of each chain, fixed ports.
+        assert_eq!(p.members.len(), 3);
+        let m = &p.members[2];
+        assert_eq!(m.name, "member-2");
+        assert_eq!((m.main_node, m.side_node), (2, 2));
+        assert_eq!(m.status_addr.port(), 7547);
+        assert_eq!(m.p2p_addr.port(), 31335);
+        assert_eq!(
+            m.config_path(),
+            PathBuf::from("/w/devnet/member-2/member.toml")
+        );
+        assert_eq!(m.key_path(), PathBuf::from("/w/devnet/member-2/member.key"));
+        assert_eq!(
+            m.endpoints_file(),
+            PathBuf::from("/w/devnet/member-2/data/endpoints.json")
+        );
+        assert_eq!(m.log, PathBuf::from("/w/devnet/logs/member-2.log"));
+        let mut t = Topology::default();
+        t.federation.members = 4;
+        t.federation.threshold = 3;
+        t.mainchain.followers = 0;
+        let p = Plan::new(&t, Path::new("/w"));
+        let on: Vec<(usize, usize)> = p
+            .members
+            .iter()
+            .map(|m| (m.main_node, m.side_node))
+            .collect();
+        assert_eq!(on, [(0, 0), (1, 1), (0, 2), (1, 0)]);
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub struct ProcessSpec {
     /// How the supervisor knows it is ready.
     pub ready: Readiness,
     /// Earlier processes (indices into the supervisor's list) this one is started after, each
-    /// passed as `--bootstrap <its first p2p address>`: with ephemeral p2p ports a node's
-    /// address is known only once it runs. Empty when its `node.toml` already names its peers.
+    /// passed as `--bootstrap <its first p2p address>` (a member: `BRIDGE_BOOTSTRAP`): with
+    /// ephemeral p2p ports a node's address is known only once it runs. Empty when its
+    /// `node.toml` already names its peers.
     pub bootstrap_from: Vec<usize>,
 }
 
@@ -51,12 +52,42 @@ pub enum Readiness {
         /// keeps the port it bound, which its peers redial).
         p2p_addr: SocketAddr,
     },
-    // A bridge member (issue 4): `Member { status_file }`, answering GET /status.
+    /// A bridge member: it writes this `endpoints.json` with its pid (once its nodes answer
+    /// and its status server is bound), then answers `bridge_status`. It is started once its
+    /// two nodes are ready and gets their real endpoints through its environment
+    /// (`BRIDGE_MAIN_RPC`, `BRIDGE_MAIN_WS`, `BRIDGE_SIDE_RPC`, `BRIDGE_SIDE_WS`).
+    Member {
+        /// `<data_dir>/endpoints.json`.
+        endpoints_file: PathBuf,
+        /// Where its gossip listens, as configured (port 0: a restart keeps the bound port).
+        p2p_addr: SocketAddr,
+        /// Where its status server binds, as configured (port 0: a restart keeps the bound port).
+        status_addr: SocketAddr,
+        /// Its mainchain node (index into the supervisor's list).
+        main_node: usize,
+        /// Its sidechain node (index into the supervisor's list).
+        side_node: usize,
+    },
 }
 
-/// Starts `spec` (plus `extra_args`), its output appended to its log, in its own process group,
-/// stopped by the kernel if the launcher dies (Linux).
-pub fn spawn(spec: &ProcessSpec, extra_args: &[OsString]) -> Result<tokio::process::Child> {
+impl Readiness {
+    /// The `endpoints.json` the process writes once it runs.
+    pub fn endpoints_file(&self) -> &Path {
+        match self {
+            Readiness::Node { endpoints_file, .. } | Readiness::Member { endpoints_file, .. } => {
+                endpoints_file
+            }
+        }
+    }
+}
+
+/// Starts `spec` (plus `extra_args` and `extra_env`), its output appended to its log, in its
+/// own process group, stopped by the kernel if the launcher dies (Linux).
+pub fn spawn(
+    spec: &ProcessSpec,
+    extra_args: &[OsString],
+    extra_env: &[(String, String)],
+) -> Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -68,6 +99,7 @@ pub fn spawn(spec: &ProcessSpec, extra_args: &[OsString]) -> Result<tokio::proce
     let mut cmd = command(&spec.program)?;
     cmd.args(&spec.args)
         .args(extra_args)
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use chain::crypto::SecretKey;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
+use chain::peg::PegParams;
 use chain::store::Store;
 use chain::types::{Address, Amount, Hash};
 use serde::Serialize;
 
-use crate::plan::{tcp_multiaddr, ChainKind, ChainPlan, NodeSpec, Plan};
+use crate::plan::{client_host, tcp_multiaddr, ChainKind, ChainPlan, NodeSpec, Plan};
 use crate::topology::Topology;
 use crate::{io_err, Error, Result};
 
@@ -73,11 +74,22 @@ pub struct PreparedChain {
 pub struct Prepared {
     /// Both chains, main first.
     pub chains: Vec<PreparedChain>,
+    /// The federation members' addresses, in member order (empty without a peg).
+    pub members: Vec<Address>,
     /// Things the user should know (e.g. a topology change ignored because the chain exists).
     pub warnings: Vec<String>,
 }
 
-/// Creates (or, with `fresh`, recreates) the devnet directory and everything in it.
+impl Prepared {
+    /// The peg both geneses carry (the mainchain's copy), if the chains are pegged.
+    pub fn peg(&self) -> Option<&PegParams> {
+        self.chains.first().and_then(|c| c.genesis.peg.as_ref())
+    }
+}
+
+/// Creates (or, with `fresh`, recreates) the devnet directory and everything in it: the
+/// authority and member keys, both genesis files (pegged to each other when the federation
+/// has members), every `node.toml` and `member.toml`, and the nodes' data dirs.
 pub async fn prepare(
     plan: &Plan,
     topology: &Topology,
@@ -86,16 +98,99 @@ pub async fn prepare(
 ) -> Result<Prepared> {
     ensure_dir(&plan.dir, fresh)?;
     mkdir(&plan.log_dir)?;
+    let mut authorities = Vec::new();
+    for chain in &plan.chains {
+        let mut keys = Vec::new();
+        for node in &chain.nodes {
+            mkdir(&node.home)?;
+            if let Some(key_path) = node.key_path() {
+                keys.push(load_or_create_key(&key_path)?);
+            }
+        }
+        authorities.push(keys);
+    }
+    let mut members = Vec::new();
+    for m in &plan.members {
+        mkdir(&m.home)?;
+        members.push(load_or_create_key(&m.key_path())?);
+    }
+    let side_authorities = authorities.pop().unwrap_or_default();
+    let main_authorities = authorities.pop().unwrap_or_default();
+    let (main, side) = geneses(
+        plan,
+        topology,
+        main_authorities,
+        side_authorities,
+        members.clone(),
+    )?;
     let mut prepared = Prepared {
         chains: vec![],
+        members,
         warnings: vec![],
     };
-    for chain in &plan.chains {
+    for (chain, wanted) in plan.chains.iter().zip([main, side]) {
         let bin = bins.node(chain.kind)?;
-        let p = prepare_chain(chain, topology, &bin, &mut prepared.warnings).await?;
+        let p = prepare_chain(chain, wanted, topology, &bin, &mut prepared.warnings).await?;
         prepared.chains.push(p);
     }
+    check_linked(&prepared.chains)?;
+    for i in 0..plan.members.len() {
+        write_member_config(plan, i, topology)?;
+    }
     Ok(prepared)
+}
+
+/// Both genesis files the topology asks for. With a federation, both carry the same peg
+/// parameters and name each other (`peg.counterpart_genesis`, [`chain::peg::link_geneses`]);
+/// the sidechain then starts with supply 0 (its coins come only from deposits).
+pub fn geneses(
+    plan: &Plan,
+    topology: &Topology,
+    main_authorities: Vec<Address>,
+    side_authorities: Vec<Address>,
+    members: Vec<Address>,
+) -> Result<(Genesis, Genesis)> {
+    let peg = if topology.pegged() {
+        Some(topology.peg_params(members)?)
+    } else {
+        None
+    };
+    let mut main = genesis(
+        plan.chain(ChainKind::Main),
+        topology,
+        main_authorities,
+        peg.clone(),
+    )?;
+    let mut side = genesis(plan.chain(ChainKind::Side), topology, side_authorities, peg)?;
+    chain::peg::link_geneses(&mut main, &mut side);
+    main.validate()?;
+    side.validate()?;
+    Ok((main, side))
+}
+
+/// Pegged geneses must name each other: a genesis kept from an earlier run next to a newly
+/// written one (or two from different runs) would give the members two different domains.
+fn check_linked(chains: &[PreparedChain]) -> Result<()> {
+    let [main, side] = chains else {
+        return Err(Error::Invalid("expected two chains".into()));
+    };
+    let (mg, sg) = (&main.genesis, &side.genesis);
+    let linked = match (&mg.peg, &sg.peg) {
+        (None, None) => true,
+        (Some(mp), Some(sp)) => {
+            mp.counterpart_genesis == sg.base_hash() && sp.counterpart_genesis == mg.base_hash()
+        }
+        _ => false,
+    };
+    if linked {
+        Ok(())
+    } else {
+        Err(Error::Mismatch(
+            "the mainchain and sidechain genesis files do not describe one peg (one is pegged \
+             and the other not, or they do not name each other): use --fresh to start over"
+                .into(),
+        ))
+    }
 }
 
 /// Makes sure `dir` exists and is ours; with `fresh`, wipes it first.
@@ -125,19 +220,12 @@ fn ensure_dir(dir: &Path, fresh: bool) -> Result<()> {
 
 async fn prepare_chain(
     chain: &ChainPlan,
+    wanted: Genesis,
     topology: &Topology,
     bin: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<PreparedChain> {
     let name = chain.kind.name();
-    let mut authorities = Vec::new();
-    for node in &chain.nodes {
-        mkdir(&node.home)?;
-        if let Some(key_path) = node.key_path() {
-            authorities.push(load_or_create_key(&key_path)?);
-        }
-    }
-    let wanted = genesis(chain, topology, authorities)?;
     let genesis = if chain.genesis_path.exists() {
         let existing = Genesis::load(
             &chain.genesis_path,
@@ -150,6 +238,15 @@ async fn prepare_chain(
                 chain.genesis_path.display(),
                 existing.authorities.len(),
                 wanted.authorities.len()
+            )));
+        }
+        if federation(&existing) != federation(&wanted) {
+            return Err(Error::Mismatch(format!(
+                "{name}: the genesis in {} has {}, the topology and member keys give {}; the \
+                 federation of an existing chain cannot change: use --fresh to start over",
+                chain.genesis_path.display(),
+                describe_federation(&existing),
+                describe_federation(&wanted)
             )));
         }
         let differences = differences(&existing, &wanted);
@@ -204,24 +301,31 @@ async fn prepare_chain(
     })
 }
 
-/// The genesis the topology asks for, with these authorities.
+/// The genesis of one chain the topology asks for, with these authorities and this peg
+/// (not yet linked to the other chain: see [`geneses`]). A pegged sidechain prefunds nothing.
 pub fn genesis(
     chain: &ChainPlan,
     topology: &Topology,
     authorities: Vec<Address>,
+    peg: Option<PegParams>,
 ) -> Result<Genesis> {
     let balance = topology.balance()?;
-    let accounts = (0..topology.accounts.count)
-        .map(|i| {
-            Ok(GenesisAccount {
-                address: chain::dev::dev_key(i)?.address(),
-                // Sidechain coins will come from the peg (genesis supply 0) once the bridge
-                // exists; until then both chains prefund the development accounts.
-                balance,
+    let prefunded = chain.kind == ChainKind::Main || peg.is_none();
+    let accounts = if prefunded {
+        (0..topology.accounts.count)
+            .map(|i| {
+                Ok(GenesisAccount {
+                    address: chain::dev::dev_key(i)?.address(),
+                    balance,
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let g = Genesis {
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        // A pegged sidechain starts with supply 0: its coins are minted only by deposits
+        // (the node refuses a pegged sidechain genesis with accounts).
+        Vec::new()
+    };
+    Ok(Genesis {
         chain_id: chain.topology.chain_id,
         block_time_ms: chain.topology.block_time_ms,
         timestamp_ms: 0,
@@ -238,11 +342,29 @@ pub fn genesis(
             },
         },
         accounts,
-        // The federation (issue 4) goes here once the launcher runs members.
-        peg: None,
-    };
-    g.validate()?;
-    Ok(g)
+        peg,
+    })
+}
+
+/// The federation a genesis names: members and threshold.
+fn federation(g: &Genesis) -> Option<(Vec<Address>, u32)> {
+    g.peg.as_ref().map(|p| (p.members.clone(), p.threshold))
+}
+
+fn describe_federation(g: &Genesis) -> String {
+    match &g.peg {
+        None => "no peg (no federation)".into(),
+        Some(p) => format!(
+            "a federation of {} members with threshold {} ({})",
+            p.members.len(),
+            p.threshold,
+            p.members
+                .iter()
+                .map(|m| m.to_checksum())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// What differs between the stored genesis and the wanted one, for a warning.
@@ -259,6 +381,15 @@ fn differences(existing: &Genesis, wanted: &Genesis) -> Vec<String> {
             "it has block time {} ms, the topology says {} ms",
             existing.block_time_ms, wanted.block_time_ms
         ));
+    }
+    let params = |g: &Genesis| {
+        g.peg.clone().map(|mut p| {
+            p.counterpart_genesis = Hash::ZERO;
+            p
+        })
+    };
+    if params(existing) != params(wanted) {
+        d.push("it has other peg parameters (confirmations, limits or fees)".into());
     }
     if existing.accounts != wanted.accounts {
         d.push(format!(
@@ -333,6 +464,103 @@ pub fn write_node_config(chain: &ChainPlan, i: usize, topology: &Topology) -> Re
             node.name,
             node.role.as_str(),
             path.display()
+        ),
+    )
+}
+
+/// The keys of the bridge's `MemberConfig` the launcher sets (every key is documented in
+/// `deploy/member.toml`).
+#[derive(Debug, Serialize)]
+struct MemberFile<'a> {
+    data_dir: PathBuf,
+    key_file: PathBuf,
+    main_rpc: String,
+    main_ws: String,
+    side_rpc: String,
+    side_ws: String,
+    p2p_listen: String,
+    bootstrap: Vec<String>,
+    status_addr: SocketAddr,
+    submit_timeout_ms: u64,
+    poll_interval_ms: u64,
+    regossip_interval_ms: u64,
+    log_format: &'a str,
+    log_level: &'a str,
+}
+
+/// The HTTP and WebSocket URLs of a node as a client on this host reaches it (`None` while
+/// its RPC port is ephemeral: known only once it runs).
+fn node_urls(node: &NodeSpec) -> Option<(String, String)> {
+    if node.rpc_addr.port() == 0 {
+        return None;
+    }
+    let a = SocketAddr::new(client_host(node.rpc_addr.ip()), node.rpc_addr.port());
+    Some((format!("http://{a}"), format!("ws://{a}")))
+}
+
+/// Writes the `member.toml` of member `i` (rewritten on every start, like `node.toml`): its
+/// own key and data dir, the RPC endpoints of its nodes (mainchain node `i mod n`, sidechain
+/// node `i mod n`), its p2p and status addresses. `bootstrap` stays empty: the launcher starts
+/// the members in order and passes each the addresses of the ones before it, with their peer
+/// ids, as `BRIDGE_BOOTSTRAP` (read from their `endpoints.json`); with ephemeral RPC ports it
+/// also passes the nodes' real endpoints (`BRIDGE_MAIN_RPC`, ...).
+pub fn write_member_config(plan: &Plan, i: usize, topology: &Topology) -> Result<()> {
+    let m = &plan.members[i];
+    let main = &plan.chain(ChainKind::Main).nodes[m.main_node];
+    let side = &plan.chain(ChainKind::Side).nodes[m.side_node];
+    let placeholder = || {
+        (
+            "http://127.0.0.1:0".to_string(),
+            "ws://127.0.0.1:0".to_string(),
+        )
+    };
+    let (main_rpc, main_ws) = node_urls(main).unwrap_or_else(placeholder);
+    let (side_rpc, side_ws) = node_urls(side).unwrap_or_else(placeholder);
+    let file = MemberFile {
+        data_dir: m.data_dir(),
+        key_file: m.key_path(),
+        main_rpc,
+        main_ws,
+        side_rpc,
+        side_ws,
+        p2p_listen: tcp_multiaddr(m.p2p_addr),
+        bootstrap: vec![],
+        status_addr: m.status_addr,
+        submit_timeout_ms: 3_000,
+        poll_interval_ms: 500,
+        regossip_interval_ms: 2_000,
+        log_format: &topology.log_format,
+        log_level: &topology.log_level,
+    };
+    let path = m.config_path();
+    let text = toml::to_string(&file).map_err(|e| Error::Format {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let ephemeral = if node_urls(main).is_none() || node_urls(side).is_none() {
+        format!(
+            "\n# Ephemeral node RPC ports: the launcher passes the real endpoints of {} and {}\n\
+             # at start (BRIDGE_MAIN_RPC, BRIDGE_MAIN_WS, BRIDGE_SIDE_RPC, BRIDGE_SIDE_WS, from their\n\
+             # <data_dir>/endpoints.json); the 127.0.0.1:0 URLs below are placeholders.",
+            main.name, side.name
+        )
+    } else {
+        String::new()
+    };
+    write(
+        &path,
+        &format!(
+            "# {} (federation member {i} of {}), written by the devnet launcher:\n\
+             # `bridge run --config {}`.\n\
+             # Every key is documented in deploy/member.toml. Its nodes: {} and {}.\n\
+             # `bootstrap` is empty: the launcher starts the members in order and passes each the\n\
+             # p2p addresses of the ones before it, with their peer ids (BRIDGE_BOOTSTRAP, from their\n\
+             # <data_dir>/endpoints.json). Without the launcher, list the other members here.{ephemeral}\n{text}",
+            m.name,
+            plan.members.len(),
+            path.display(),
+            main.name,
+            side.name
         ),
     )
 }
@@ -446,7 +674,8 @@ mod tests {
                 }
             }
             // Leader order = node order.
-            let g = genesis(chain, &t, keys.clone()).unwrap();
+            let g = genesis(chain, &t, keys.clone(), None).unwrap();
+            g.validate().unwrap();
             assert_eq!(g.authorities, keys);
             assert_eq!(g.authorities.len(), 2);
             assert_eq!(g.accounts.len(), 10);
@@ -464,10 +693,130 @@ mod tests {
             );
         }
         assert!(differences(
-            &genesis(&plan.chains[0], &t, vec![Address([1; 20])]).unwrap(),
-            &genesis(&plan.chains[0], &t, vec![Address([1; 20])]).unwrap()
+            &genesis(&plan.chains[0], &t, vec![Address([1; 20])], None).unwrap(),
+            &genesis(&plan.chains[0], &t, vec![Address([1; 20])], None).unwrap()
         )
         .is_empty());
+    }
+
+    #[test]
+    fn pegged_geneses_name_each_other_and_the_sidechain_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Topology::default();
+        let plan = Plan::new(&t, dir.path());
+        let members: Vec<Address> = (1..=3).map(|i| Address([i; 20])).collect();
+        let (main, side) = geneses(
+            &plan,
+            &t,
+            vec![Address([7; 20])],
+            vec![Address([8; 20])],
+            members.clone(),
+        )
+        .unwrap();
+        let (mp, sp) = (main.peg.clone().unwrap(), side.peg.clone().unwrap());
+        assert_eq!(mp.members, members);
+        assert_eq!(mp.threshold, 2);
+        assert_eq!(mp.counterpart_genesis, side.base_hash());
+        assert_eq!(sp.counterpart_genesis, main.base_hash());
+        assert_eq!(
+            main.accounts.len(),
+            10,
+            "the mainchain prefunds the dev accounts"
+        );
+        assert!(
+            side.accounts.is_empty(),
+            "a pegged sidechain starts with supply 0"
+        );
+        // Both nodes accept them, and see one domain.
+        let mc = ChainKind::Main.rules().peg_config(&main).unwrap().unwrap();
+        let sc = ChainKind::Side.rules().peg_config(&side).unwrap().unwrap();
+        assert_eq!(mc.domain, sc.domain);
+        check_linked(&[
+            prepared(ChainKind::Main, main.clone()),
+            prepared(ChainKind::Side, side.clone()),
+        ])
+        .unwrap();
+        // A genesis of another pair (other members) does not link.
+        let (_, other_side) = geneses(
+            &plan,
+            &t,
+            vec![Address([7; 20])],
+            vec![Address([8; 20])],
+            vec![Address([4; 20]), Address([5; 20]), Address([6; 20])],
+        )
+        .unwrap();
+        assert!(check_linked(&[
+            prepared(ChainKind::Main, main.clone()),
+            prepared(ChainKind::Side, other_side)
+        ])
+        .is_err());
+        assert_ne!(federation(&main), None);
+        // Without members: no peg, both chains prefunded.
+        let mut t0 = t.clone();
+        t0.federation.members = 0;
+        let plan0 = Plan::new(&t0, dir.path());
+        let (m0, s0) = geneses(
+            &plan0,
+            &t0,
+            vec![Address([7; 20])],
+            vec![Address([8; 20])],
+            vec![],
+        )
+        .unwrap();
+        assert!(m0.peg.is_none() && s0.peg.is_none());
+        assert_eq!(s0.accounts.len(), 10);
+        assert!(describe_federation(&m0).contains("no peg"));
+    }
+
+    fn prepared(kind: ChainKind, genesis: Genesis) -> PreparedChain {
+        PreparedChain {
+            kind,
+            genesis_hash: genesis.block().hash(),
+            genesis,
+            resumed: false,
+        }
+    }
+
+    #[test]
+    fn member_configs_name_their_own_nodes_key_and_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Topology::default();
+        t.sidechain.rpc_port = 0;
+        let plan = Plan::new(&t, dir.path());
+        ensure_dir(&plan.dir, false).unwrap();
+        for i in 0..3 {
+            mkdir(&plan.members[i].home).unwrap();
+            write_member_config(&plan, i, &t).unwrap();
+        }
+        let m = &plan.members[1];
+        let text = std::fs::read_to_string(m.config_path()).unwrap();
+        let v: toml::Table = toml::from_str(&text).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        assert_eq!(s("main_rpc"), "http://127.0.0.1:8546", "mainchain-1");
+        assert_eq!(s("main_ws"), "ws://127.0.0.1:8546");
+        assert_eq!(
+            s("side_rpc"),
+            "http://127.0.0.1:0",
+            "ephemeral: a placeholder"
+        );
+        assert!(text.contains("BRIDGE_SIDE_RPC"), "says where it comes from");
+        assert_eq!(s("key_file"), m.key_path().display().to_string());
+        assert_eq!(s("data_dir"), m.data_dir().display().to_string());
+        assert_eq!(s("p2p_listen"), "/ip4/127.0.0.1/tcp/31334");
+        assert_eq!(s("status_addr"), "127.0.0.1:7546");
+        assert_eq!(v["bootstrap"].as_array().map(Vec::len), Some(0));
+        assert!(text.contains("BRIDGE_BOOTSTRAP"));
+        let key = load_or_create_key(&m.key_path()).unwrap();
+        assert_eq!(load_or_create_key(&m.key_path()).unwrap(), key, "kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(m.key_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "the member key is private");
+        }
     }
 
     #[test]

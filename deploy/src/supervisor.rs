@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 
-use crate::health::{self, Endpoints};
+use crate::health::{self, Endpoints, MemberEndpoints};
 use crate::plan::tcp_multiaddr;
 use crate::process::{self, ProcessSpec, Readiness};
 use crate::{Error, Result};
@@ -37,7 +37,12 @@ struct Slot {
     generation: u64,
     pid: Option<u32>,
     started: Option<Instant>,
+    /// Whether the current start was seen ready.
+    ready: bool,
+    /// A node's endpoints at its last ready start (kept across restarts: a restart reuses them).
     endpoints: Option<Endpoints>,
+    /// A member's endpoints at its last ready start (likewise).
+    member: Option<MemberEndpoints>,
     exited: Option<String>,
     /// Whether its exit was reported.
     reported: bool,
@@ -127,26 +132,47 @@ impl Supervisor {
         self.slots.get(i).and_then(|s| s.pid)
     }
 
-    /// The endpoints process `i` reported at its last ready start.
+    /// The endpoints node `i` reported at its last ready start.
     pub fn endpoints(&self, i: usize) -> Option<&Endpoints> {
         self.slots.get(i).and_then(|s| s.endpoints.as_ref())
     }
 
-    /// Starts every process, then waits until each is ready. A process with
-    /// [`ProcessSpec::bootstrap_from`] is started once those are ready, with their addresses;
-    /// the others start at once.
+    /// The endpoints member `i` reported at its last ready start.
+    pub fn member_endpoints(&self, i: usize) -> Option<&MemberEndpoints> {
+        self.slots.get(i).and_then(|s| s.member.as_ref())
+    }
+
+    /// The processes `i` is started after: those it bootstraps from and, for a member, its
+    /// two nodes.
+    fn dependencies(&self, i: usize) -> Vec<usize> {
+        let spec = &self.specs[i];
+        let mut deps = spec.bootstrap_from.clone();
+        if let Readiness::Member {
+            main_node,
+            side_node,
+            ..
+        } = &spec.ready
+        {
+            deps.extend([*main_node, *side_node]);
+        }
+        deps
+    }
+
+    /// Starts every process, then waits until each is ready. A process with dependencies
+    /// ([`ProcessSpec::bootstrap_from`], a member's nodes) is started once those are ready,
+    /// with their addresses; the others start at once.
     pub async fn start_all(&mut self) -> Result<()> {
         for i in 0..self.specs.len() {
-            for d in self.specs[i].bootstrap_from.clone() {
-                if self.slots[d].endpoints.is_none() {
+            for d in self.dependencies(i) {
+                if !self.slots[d].ready {
                     self.wait_ready(d).await?;
                 }
             }
-            let extra = self.bootstrap_args(i);
-            self.start(i, &extra)?;
+            let (args, env) = self.start_extra(i, false);
+            self.start(i, &args, &env)?;
         }
         for i in 0..self.specs.len() {
-            if self.slots[i].endpoints.is_none() {
+            if !self.slots[i].ready {
                 self.wait_ready(i).await?;
             }
         }
@@ -173,23 +199,112 @@ impl Supervisor {
     /// `--bootstrap <addr>` for each process of [`ProcessSpec::bootstrap_from`] that reported
     /// a p2p address (the first: loopback, with its peer id).
     fn bootstrap_args(&self, i: usize) -> Vec<OsString> {
-        self.specs[i]
-            .bootstrap_from
-            .iter()
-            .filter_map(|&d| self.endpoints(d)?.p2p.first().cloned())
+        self.bootstrap_addrs(i)
+            .into_iter()
             .flat_map(|a| [OsString::from("--bootstrap"), OsString::from(a)])
             .collect()
     }
 
-    fn start(&mut self, i: usize, extra_args: &[OsString]) -> Result<()> {
-        let spec = &self.specs[i];
-        match &spec.ready {
-            Readiness::Node { endpoints_file, .. } => {
-                // A stale file from an earlier start is told apart by its pid anyway.
-                let _ = std::fs::remove_file(endpoints_file);
+    /// The p2p address (loopback, with its peer id) of each process of
+    /// [`ProcessSpec::bootstrap_from`] that reported one.
+    fn bootstrap_addrs(&self, i: usize) -> Vec<String> {
+        self.specs[i]
+            .bootstrap_from
+            .iter()
+            .filter_map(|&d| {
+                let slot = &self.slots[d];
+                let p2p = match (&slot.endpoints, &slot.member) {
+                    (Some(e), _) => &e.p2p,
+                    (None, Some(m)) => &m.p2p,
+                    (None, None) => return None,
+                };
+                health::prefer_loopback(p2p).cloned()
+            })
+            .collect()
+    }
+
+    /// Extra arguments and environment for starting process `i` (`restart`: again, keeping
+    /// the addresses it had).
+    fn start_extra(&self, i: usize, restart: bool) -> (Vec<OsString>, Vec<(String, String)>) {
+        match &self.specs[i].ready {
+            Readiness::Node { .. } => {
+                let args = if restart {
+                    self.restart_args(i)
+                } else {
+                    self.bootstrap_args(i)
+                };
+                (args, vec![])
+            }
+            Readiness::Member { .. } => (vec![], self.member_env(i, restart)),
+        }
+    }
+
+    /// A member's environment layer (its config file holds the rest): the real endpoints of
+    /// its nodes, the earlier members' p2p addresses with their peer ids and, on a restart
+    /// with ephemeral ports, the p2p and status addresses it had (so its peers redial it and
+    /// `devnet.json` stays right).
+    fn member_env(&self, i: usize, restart: bool) -> Vec<(String, String)> {
+        let Readiness::Member {
+            endpoints_file,
+            p2p_addr,
+            status_addr,
+            main_node,
+            side_node,
+        } = &self.specs[i].ready
+        else {
+            return vec![];
+        };
+        let mut env = Vec::new();
+        for (chain, node) in [("MAIN", main_node), ("SIDE", side_node)] {
+            if let Some(e) = self.endpoints(*node) {
+                env.push((format!("BRIDGE_{chain}_RPC"), e.rpc_http.clone()));
+                env.push((format!("BRIDGE_{chain}_WS"), e.rpc_ws.clone()));
             }
         }
-        let mut child = process::spawn(spec, extra_args)?;
+        let bootstrap = self.bootstrap_addrs(i);
+        if !bootstrap.is_empty() {
+            env.push(("BRIDGE_BOOTSTRAP".into(), bootstrap.join(",")));
+        }
+        if restart {
+            let previous = self.slots[i]
+                .member
+                .clone()
+                .or_else(|| health::read_member_endpoints(endpoints_file));
+            if p2p_addr.port() == 0 {
+                if let Some(port) = previous
+                    .as_ref()
+                    .and_then(|e| health::prefer_loopback(&e.p2p))
+                    .and_then(|a| health::multiaddr_tcp_port(a))
+                {
+                    let listen = SocketAddr::new(p2p_addr.ip(), port);
+                    env.push(("BRIDGE_P2P_LISTEN".into(), tcp_multiaddr(listen)));
+                }
+            }
+            if status_addr.port() == 0 {
+                if let Some(port) = previous
+                    .as_ref()
+                    .and_then(|e| e.status_http.strip_prefix("http://"))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .map(|a| a.port())
+                {
+                    let bind = SocketAddr::new(status_addr.ip(), port);
+                    env.push(("BRIDGE_STATUS_ADDR".into(), bind.to_string()));
+                }
+            }
+        }
+        env
+    }
+
+    fn start(
+        &mut self,
+        i: usize,
+        extra_args: &[OsString],
+        extra_env: &[(String, String)],
+    ) -> Result<()> {
+        let spec = &self.specs[i];
+        // A stale file from an earlier start is told apart by its pid anyway.
+        let _ = std::fs::remove_file(spec.ready.endpoints_file());
+        let mut child = process::spawn(spec, extra_args, extra_env)?;
         let pid = child.id().ok_or_else(|| Error::Child {
             name: spec.name.clone(),
             reason: "exited at once".into(),
@@ -199,7 +314,7 @@ impl Supervisor {
         slot.generation += 1;
         slot.pid = Some(pid);
         slot.started = Some(Instant::now());
-        slot.endpoints = None;
+        slot.ready = false;
         slot.exited = None;
         slot.reported = false;
         let (tx, generation) = (self.exits_tx.clone(), slot.generation);
@@ -260,6 +375,20 @@ impl Supervisor {
                                 .is_ok()
                         {
                             self.slots[i].endpoints = Some(e);
+                            self.slots[i].ready = true;
+                            return Ok(());
+                        }
+                    }
+                }
+                Readiness::Member { endpoints_file, .. } => {
+                    if let Some(e) = health::read_member_endpoints(endpoints_file) {
+                        if Some(e.pid) == self.slots[i].pid
+                            && health::member_status(&e.status_http, Duration::from_secs(2))
+                                .await
+                                .is_ok()
+                        {
+                            self.slots[i].member = Some(e);
+                            self.slots[i].ready = true;
                             return Ok(());
                         }
                     }
@@ -355,8 +484,8 @@ impl Supervisor {
             let delay = Duration::from_millis(500 << slot.quick_restarts.min(6));
             slot.quick_restarts += 1;
             tokio::time::sleep(delay).await;
-            let extra = self.restart_args(i);
-            let ready = match self.start(i, &extra) {
+            let (args, env) = self.start_extra(i, true);
+            let ready = match self.start(i, &args, &env) {
                 Ok(()) => self.wait_ready(i).await,
                 Err(e) => Err(e),
             };
@@ -377,9 +506,10 @@ impl Supervisor {
         }
     }
 
-    /// Extra arguments for a restart: a node keeps the RPC address it had (an ephemeral port
-    /// stays the same, so `devnet.json` and clients stay valid) and, with an ephemeral p2p
+    /// Extra arguments for a node's restart: it keeps the RPC address it had (an ephemeral
+    /// port stays the same, so `devnet.json` and clients stay valid) and, with an ephemeral p2p
     /// port, the p2p port it had (which its peers redial), and gets its bootstrap peers again.
+    /// (A member's restart: [`Supervisor::member_env`].)
     fn restart_args(&self, i: usize) -> Vec<OsString> {
         match &self.specs[i].ready {
             Readiness::Node {
@@ -411,6 +541,7 @@ impl Supervisor {
                 args.extend(self.bootstrap_args(i));
                 args
             }
+            Readiness::Member { .. } => vec![],
         }
     }
 

@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use chain::types::Amount;
+use chain::peg::PegParams;
+use chain::types::{Address, Amount, Hash};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -15,8 +16,12 @@ use crate::{Error, Result};
 /// chain may run several authorities and followers. (Without it a chain could run exactly one
 /// node: a second authority would fork off on its own, a follower would never hear of blocks.)
 pub const P2P_AVAILABLE: bool = true;
-/// The federation's bridge members (issue 4). Until they land, the topology has no members.
-pub const BRIDGE_AVAILABLE: bool = false;
+/// The federation's bridge members (issue 4): the `bridge` binary runs one member per process.
+pub const BRIDGE_AVAILABLE: bool = true;
+
+/// The address of development account 9 (`m/44'/60'/0'/0/9`): the devnet's default
+/// `federation.fee_recipient`, so the peg-out fees land on a key everyone has.
+pub const DEV9_ADDRESS: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 /// The whole devnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,16 +67,32 @@ pub struct ChainTopology {
     pub confirmations: u64,
 }
 
-/// The bridge federation (reserved until the bridge exists).
+/// The bridge federation and the peg's parameters (written into both genesis files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FederationTopology {
-    /// Number of members, each its own process with its own key.
+    /// Number of members, each its own process with its own key; 0: no peg at all (both
+    /// chains prefund the development accounts).
     pub members: usize,
     /// Signatures a payout needs; more than half of the members.
     pub threshold: usize,
     /// Status/metrics port of the first member; member i takes `status_port + i`; 0 means ephemeral.
     pub status_port: u16,
+    /// Peer-to-peer (attestation gossip) port of the first member; member i takes
+    /// `p2p_port + i`; 0 means ephemeral.
+    pub p2p_port: u16,
+    /// Smallest deposit or withdrawal, in coins.
+    pub min_amount: String,
+    /// Largest deposit or withdrawal, in coins.
+    pub max_amount: String,
+    /// Most that may be deposited per UTC day, in coins.
+    pub daily_limit_deposits: String,
+    /// Most that may be withdrawn per UTC day, in coins.
+    pub daily_limit_withdrawals: String,
+    /// Kept from each withdrawal (coins): the release pays `amount - peg_out_fee`.
+    pub peg_out_fee: String,
+    /// Who receives the peg-out fees on the mainchain (`0x` address).
+    pub fee_recipient: String,
 }
 
 /// The prefunded development accounts of the well-known mnemonic.
@@ -112,9 +133,16 @@ impl Default for Topology {
                 confirmations: 2,
             },
             federation: FederationTopology {
-                members: 0,
-                threshold: 0,
+                members: 3,
+                threshold: 2,
                 status_port: 7545,
+                p2p_port: 31333,
+                min_amount: "1".into(),
+                max_amount: "1000".into(),
+                daily_limit_deposits: "1000000".into(),
+                daily_limit_withdrawals: "1000000".into(),
+                peg_out_fee: "0.01".into(),
+                fee_recipient: DEV9_ADDRESS.into(),
             },
             accounts: AccountsTopology {
                 count: 10,
@@ -123,6 +151,9 @@ impl Default for Topology {
         }
     }
 }
+
+/// Most members a devnet runs.
+pub const MAX_MEMBERS: usize = 32;
 
 /// Command-line overrides: the last layer. Each flag names the key it overrides.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -175,6 +206,24 @@ pub struct Overrides {
     /// Federation threshold (`federation.threshold`).
     #[arg(long)]
     pub threshold: Option<usize>,
+    /// First member's status port, 0 for ephemeral (`federation.status_port`).
+    #[arg(long)]
+    pub member_status_port: Option<u16>,
+    /// First member's p2p port, 0 for ephemeral (`federation.p2p_port`).
+    #[arg(long)]
+    pub member_p2p_port: Option<u16>,
+    /// Smallest peg transfer in coins (`federation.min_amount`).
+    #[arg(long)]
+    pub peg_min_amount: Option<String>,
+    /// Largest peg transfer in coins (`federation.max_amount`).
+    #[arg(long)]
+    pub peg_max_amount: Option<String>,
+    /// Fee kept from each withdrawal, in coins (`federation.peg_out_fee`).
+    #[arg(long)]
+    pub peg_out_fee: Option<String>,
+    /// Receiver of the peg-out fees on the mainchain (`federation.fee_recipient`).
+    #[arg(long)]
+    pub peg_fee_recipient: Option<String>,
     /// Prefunded development accounts (`accounts.count`).
     #[arg(long)]
     pub accounts: Option<u32>,
@@ -230,6 +279,12 @@ impl Topology {
         set(&mut self.sidechain.confirmations, &o.side_confirmations);
         set(&mut self.federation.members, &o.members);
         set(&mut self.federation.threshold, &o.threshold);
+        set(&mut self.federation.status_port, &o.member_status_port);
+        set(&mut self.federation.p2p_port, &o.member_p2p_port);
+        set(&mut self.federation.min_amount, &o.peg_min_amount);
+        set(&mut self.federation.max_amount, &o.peg_max_amount);
+        set(&mut self.federation.peg_out_fee, &o.peg_out_fee);
+        set(&mut self.federation.fee_recipient, &o.peg_fee_recipient);
         set(&mut self.accounts.count, &o.accounts);
     }
 
@@ -276,6 +331,22 @@ impl Topology {
                 ranges.push((format!("{name}.{what}"), u32::from(first), end));
             }
         }
+        let f = &self.federation;
+        if f.members > 0 {
+            for (what, first) in [("status_port", f.status_port), ("p2p_port", f.p2p_port)] {
+                if first == 0 {
+                    continue;
+                }
+                let end = u32::from(first) + f.members as u32;
+                if end > 65536 {
+                    return bad(format!(
+                        "federation.{what} {first} leaves no room for {} members",
+                        f.members
+                    ));
+                }
+                ranges.push((format!("federation.{what}"), u32::from(first), end));
+            }
+        }
         for (i, (a, a0, a1)) in ranges.iter().enumerate() {
             for (b, b0, b1) in &ranges[i + 1..] {
                 if a0 < b1 && b0 < a1 {
@@ -285,12 +356,25 @@ impl Topology {
                 }
             }
         }
-        let f = &self.federation;
+        if f.members > MAX_MEMBERS {
+            return bad(format!(
+                "federation.members {} is above {MAX_MEMBERS}",
+                f.members
+            ));
+        }
         if f.members > 0 && (f.threshold * 2 <= f.members || f.threshold > f.members) {
             return bad(format!(
                 "federation.threshold {} must be more than half of the {} members and at most all of them",
                 f.threshold, f.members
             ));
+        }
+        if f.members > 0 {
+            // The chain's own federation rules (M > N/2, limits, fee below the minimum,
+            // confirmations >= 1), on stand-in member addresses.
+            let stand_ins = (0..f.members).map(|i| Address([i as u8 + 1; 20])).collect();
+            self.peg_params(stand_ins)?
+                .validate()
+                .map_err(|e| Error::Invalid(format!("federation: {e}")))?;
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad(format!(
@@ -332,6 +416,41 @@ impl Topology {
             )));
         }
         Ok(())
+    }
+
+    /// The peg parameters both genesis files carry, for these member addresses (in member
+    /// order); `counterpart_genesis` is zero until [`chain::peg::link_geneses`] sets it.
+    pub fn peg_params(&self, members: Vec<Address>) -> Result<PegParams> {
+        let f = &self.federation;
+        let coins = |key: &str, v: &str| {
+            Amount::parse_coins(v)
+                .map_err(|e| Error::Invalid(format!("federation.{key} {v:?}: {e}")))
+        };
+        let fee_recipient = f.fee_recipient.parse::<Address>().map_err(|e| {
+            Error::Invalid(format!(
+                "federation.fee_recipient {:?}: {e}",
+                f.fee_recipient
+            ))
+        })?;
+        Ok(PegParams {
+            members,
+            threshold: u32::try_from(f.threshold)
+                .map_err(|_| Error::Invalid("federation.threshold is too large".into()))?,
+            main_confirmations: self.mainchain.confirmations,
+            side_confirmations: self.sidechain.confirmations,
+            min_amount: coins("min_amount", &f.min_amount)?,
+            max_amount: coins("max_amount", &f.max_amount)?,
+            daily_limit_deposits: coins("daily_limit_deposits", &f.daily_limit_deposits)?,
+            daily_limit_withdrawals: coins("daily_limit_withdrawals", &f.daily_limit_withdrawals)?,
+            peg_out_fee: coins("peg_out_fee", &f.peg_out_fee)?,
+            fee_recipient,
+            counterpart_genesis: Hash::ZERO,
+        })
+    }
+
+    /// Whether the chains are pegged (the federation has members).
+    pub fn pegged(&self) -> bool {
+        self.federation.members > 0
     }
 
     /// The per-account balance in base units.
@@ -405,6 +524,7 @@ mod tests {
     #[test]
     fn validation_and_what_is_not_supported_yet() {
         let ok = Topology::default();
+        ok.validate().unwrap();
         let mut t = ok.clone();
         t.sidechain.block_time_ms = 10;
         assert!(t.validate().is_err());
@@ -414,16 +534,46 @@ mod tests {
         let mut t = ok.clone();
         t.sidechain.rpc_port = 8545;
         assert!(t.validate().is_err());
+        // The federation: M > N/2 at load, the chain's own peg rules, port ranges.
+        assert_eq!((ok.federation.members, ok.federation.threshold), (3, 2));
+        ok.check_supported().unwrap();
         let mut t = ok.clone();
-        t.federation.members = 3;
         t.federation.threshold = 1;
-        assert!(t.validate().is_err());
+        assert!(t.validate().is_err(), "1 of 3 is not a majority");
+        t.federation.members = 4;
         t.federation.threshold = 2;
+        assert!(t.validate().is_err(), "2 of 4 is not a majority");
+        t.federation.threshold = 5;
+        assert!(t.validate().is_err(), "more than all");
+        t.federation.threshold = 3;
         t.validate().unwrap();
-        assert!(
-            matches!(t.check_supported(), Err(Error::Unsupported(_))),
-            "members need the bridge"
-        );
+        let mut t = ok.clone();
+        t.federation.peg_out_fee = "1".into();
+        assert!(t.validate().is_err(), "the fee must be below the minimum");
+        let mut t = ok.clone();
+        t.federation.min_amount = "2000".into();
+        assert!(t.validate().is_err(), "min above max");
+        let mut t = ok.clone();
+        t.federation.fee_recipient = "0x12".into();
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        t.mainchain.confirmations = 0;
+        assert!(t.validate().is_err());
+        let mut t = ok.clone();
+        t.federation.p2p_port = 30334;
+        assert!(t.validate().is_err(), "member p2p ports overlap the nodes'");
+        let mut t = ok.clone();
+        t.federation.members = 0;
+        t.federation.threshold = 0;
+        t.validate().unwrap();
+        assert!(!t.pegged());
+        let p = ok.peg_params(vec![Address([1; 20])]).unwrap();
+        assert_eq!(p.min_amount, Amount::coins(1));
+        assert_eq!(p.max_amount, Amount::coins(1000));
+        assert_eq!(p.peg_out_fee, Amount(Amount::COIN / 100));
+        assert_eq!(p.daily_limit_deposits, Amount::coins(1_000_000));
+        assert_eq!((p.main_confirmations, p.side_confirmations), (6, 2));
+        assert_eq!(p.fee_recipient.to_checksum(), DEV9_ADDRESS);
         let mut t = ok.clone();
         t.mainchain.authorities = 3;
         t.mainchain.followers = 2;

@@ -1,11 +1,8 @@
 //! End-to-end: the `devnet` launcher starts both chains (2 authorities + 1 follower each, over
-//! libp2p on loopback) as its child processes, reports their endpoints in `devnet.json` and a
-//! table, resumes the same chains without `--fresh`, restarts a dead child with `--restart`,
-//! and never leaves a child process behind.
-//!
-//! TODO(peg, issue 4): `devnet_deposit_and_withdrawal`: start the launcher with the federation,
-//! lock on main with dev account 0, wait for the mint on side, burn, wait for the release.
-//! It is written when the bridge members exist; no stand-in test meanwhile.
+//! libp2p on loopback) and the federation (3 `bridge` members, threshold 2) as its child
+//! processes, reports their endpoints in `devnet.json` and a table, resumes the same chains and
+//! members without `--fresh`, restarts a dead node or member with `--restart`, moves coins
+//! both ways with the real `wallet`, and never leaves a child process behind.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -28,6 +25,12 @@ const LAUNCH_DEADLINE: Duration = Duration::from_secs(180);
 const DEADLINE: Duration = Duration::from_secs(120);
 /// The nodes of each chain in the default topology, in order.
 const NODES: [(&str, &str); 3] = [("0", "authority"), ("1", "authority"), ("2", "follower")];
+/// Development account 0, which the tests move coins with.
+const DEV0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// Development account 9: the devnet's default receiver of the peg-out fees.
+const DEV9: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
+/// One coin in base units.
+const COIN: u128 = 1_000_000_000_000_000_000;
 
 /// A running `devnet up`; on drop (also when a test fails) it is stopped, and every node pid it
 /// listed is killed if still alive.
@@ -40,7 +43,8 @@ struct Launcher {
 }
 
 impl Launcher {
-    /// `devnet up --dir <dir>` with short block times and ephemeral ports, plus `extra`.
+    /// `devnet up --dir <dir>` with short block times and ephemeral ports (nodes and members),
+    /// plus `extra`.
     fn start(dir: &Path, name: &str, extra: &[&str]) -> Result<Self> {
         // A previous run's devnet.json must not be taken for this run's.
         let _ = std::fs::remove_file(dir.join("devnet.json"));
@@ -54,6 +58,7 @@ impl Launcher {
             .args(["--main-block-time-ms", "300", "--side-block-time-ms", "200"])
             .args(["--main-port", "0", "--side-port", "0"])
             .args(["--main-p2p-port", "0", "--side-p2p-port", "0"])
+            .args(["--member-status-port", "0", "--member-p2p-port", "0"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -92,7 +97,7 @@ impl Launcher {
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             {
-                self.pids = node_pids(&v);
+                self.pids = child_pids(&v);
                 return Ok(v);
             }
             if let Some(status) = self.child.as_mut().context("no launcher")?.try_wait()? {
@@ -151,11 +156,12 @@ impl Drop for Launcher {
     }
 }
 
-/// Every node pid in a `devnet.json`.
-fn node_pids(info: &Value) -> Vec<u32> {
+/// Every child pid in a `devnet.json`: the nodes of both chains and the members.
+fn child_pids(info: &Value) -> Vec<u32> {
     ["mainchain", "sidechain"]
         .iter()
         .flat_map(|c| info[c]["nodes"].as_array().cloned().unwrap_or_default())
+        .chain(info["members"].as_array().cloned().unwrap_or_default())
         .filter_map(|n| n["pid"].as_u64().and_then(|p| u32::try_from(p).ok()))
         .collect()
 }
@@ -283,7 +289,24 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
 
     // The documented shape.
     assert_eq!(info["dir"].as_str(), dir.to_str());
-    assert_eq!(info["members"], Value::Array(vec![]));
+    let members = info["members"].as_array().context("members")?;
+    assert_eq!(members.len(), 3, "3 members by default");
+    for (i, m) in members.iter().enumerate() {
+        assert_eq!(m["name"].as_str(), Some(format!("member-{i}").as_str()));
+        assert!(m["address"].as_str().unwrap_or("").starts_with("0x"));
+        assert!(m["status_http"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("http://127.0.0.1:"));
+        assert!(Path::new(m["log"].as_str().unwrap_or("")).is_file());
+        assert!(m["pid"].as_u64().is_some());
+    }
+    let fed = &info["federation"];
+    assert_eq!(fed["threshold"].as_u64(), Some(2));
+    assert_eq!(fed["main_confirmations"].as_u64(), Some(6));
+    assert_eq!(fed["side_confirmations"].as_u64(), Some(2));
+    assert_eq!(fed["peg_out_fee"].as_str(), Some("10000000000000000"));
+    assert_eq!(fed["fee_recipient"].as_str(), Some(DEV9));
     for (chain, id, block_ms) in [("mainchain", 1001, 300), ("sidechain", 2002, 200)] {
         let c = &info[chain];
         assert_eq!(c["chain_id"].as_u64(), Some(id), "{chain}");
@@ -316,6 +339,12 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         accounts[0]["private_key"].as_str(),
         Some("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     );
+    // Pegged: the sidechain starts with supply 0.
+    assert_eq!(
+        accounts[0]["balance_main"].as_str(),
+        Some("10000000000000000000000")
+    );
+    assert_eq!(accounts[0]["balance_side"].as_str(), Some("0"));
 
     // Both chains produce, all three nodes of each agree on the chain, the followers are
     // connected, and the balances shown are the chains' own.
@@ -360,6 +389,23 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         }
     }
     assert!(printed.contains("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"));
+    assert!(printed.contains("2 of 3 members"), "{printed}");
+    for m in members {
+        let name = m["name"].as_str().unwrap_or("?");
+        let row = printed
+            .lines()
+            .find(|l| l.contains(&format!("{name} ")))
+            .with_context(|| format!("a row for {name}\n{printed}"))?;
+        assert!(row.contains(m["address"].as_str().unwrap_or("?")), "{row}");
+        assert!(
+            row.contains(m["status_http"].as_str().unwrap_or("?")),
+            "{row}"
+        );
+    }
+    assert!(
+        printed.contains("wallet deposit --from dev0 10"),
+        "{printed}"
+    );
 
     // `devnet status --json` sees the launcher and healthy nodes.
     let status = devnet(&["status", "--json"], &dir)?;
@@ -372,13 +418,19 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     assert!(s["nodes"]
         .as_array()
         .is_some_and(|n| n.len() == 6 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
+    assert!(
+        s["members"].as_array().is_some_and(|m| m.len() == 3
+            && m.iter().all(|m| m["healthy"] == Value::Bool(true)
+                && m["peers"].as_u64().is_some_and(|p| p >= 1))),
+        "{s}"
+    );
 
     // Ctrl-C: the launcher stops every child, then exits.
     kill(launcher.pid()?, Signal::SIGINT)?;
     let status = launcher.wait_exit()?;
     assert!(status.success(), "{status}\n{}", launcher.output());
     for &pid in &launcher.pids {
-        assert!(gone(pid), "node pid {pid} outlived the launcher");
+        assert!(gone(pid), "child pid {pid} outlived the launcher");
     }
     assert!(!dir.join("devnet.pid").exists());
     Ok(())
@@ -400,7 +452,7 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
     let status = first.wait_exit()?;
     assert!(status.success(), "{status}\n{}", first.output());
     for &pid in &first.pids {
-        assert!(gone(pid), "node pid {pid} outlived the launcher");
+        assert!(gone(pid), "child pid {pid} outlived the launcher");
     }
     // Started again without --fresh: the same chains, continuing from their data.
     let mut second = Launcher::start(&dir, "second", &[])?;
@@ -411,6 +463,19 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
             "{chain} is the same chain"
         );
     }
+    // The same federation: the member keys (and their stores) are kept.
+    let addresses = |info: &Value| -> Vec<String> {
+        info["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["address"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(addresses(&info2), addresses(&info1));
+    assert_eq!(addresses(&info2).len(), 3);
     let (main2, side2) = (url(&info2, "mainchain"), url(&info2, "sidechain"));
     let (m, s) = (head(&main2).await, head(&side2).await);
     assert!(
@@ -432,7 +497,7 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
     let status = second.wait_exit()?;
     assert!(status.success(), "{status}\n{}", second.output());
     for &pid in &second.pids {
-        assert!(gone(pid), "node pid {pid} outlived the launcher");
+        assert!(gone(pid), "child pid {pid} outlived the launcher");
     }
     Ok(())
 }
@@ -474,10 +539,30 @@ async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
         launcher.output()
     );
 
+    // A member, too: restarted on the same status address, back among its peers.
+    let old_member = info["members"][1]["pid"].as_u64().context("member pid")?;
+    let status_url = info["members"][1]["status_http"]
+        .as_str()
+        .context("status_http")?
+        .to_string();
+    kill(Pid::from_raw(i32::try_from(old_member)?), Signal::SIGKILL)?;
+    let new_member = until("a new member-1 pid in devnet.json", || async {
+        std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter(|v| v["members"][1]["status_http"].as_str() == Some(status_url.as_str()))
+            .and_then(|v| v["members"][1]["pid"].as_u64())
+            .filter(|&p| p != old_member)
+    })
+    .await?;
+    launcher.pids.extend(u32::try_from(new_member).ok());
+    let status = devnet(&["status", "--json"], &dir)?;
+    assert!(status.status.success(), "{status:?}\n{}", launcher.output());
+
     kill(launcher.pid()?, Signal::SIGTERM)?;
     assert!(launcher.wait_exit()?.success(), "{}", launcher.output());
     for &pid in &launcher.pids {
-        assert!(gone(pid), "node pid {pid} outlived the launcher");
+        assert!(gone(pid), "child pid {pid} outlived the launcher");
     }
     Ok(())
 }
@@ -498,4 +583,182 @@ async fn a_killed_launcher_takes_its_children_with_it() -> Result<()> {
         pids.iter().all(|&p| gone(p)).then_some(())
     })
     .await
+}
+
+/// The real `wallet` binary with its own home, keystore and password file, pointed at the
+/// devnet through `WALLET_DEVNET_FILE` (the endpoints of `devnet.json`).
+struct Wallet {
+    home: PathBuf,
+    devnet_file: PathBuf,
+}
+
+impl Wallet {
+    fn new(parent: &Path, devnet_dir: &Path) -> Result<Self> {
+        let home = parent.join("wallet");
+        std::fs::create_dir_all(&home)?;
+        std::fs::write(home.join("password"), "devnet test password\n")?;
+        Ok(Self {
+            home,
+            devnet_file: devnet_dir.join("devnet.json"),
+        })
+    }
+
+    /// Runs `wallet <args> --json`; the parsed stdout on success, else an error with both
+    /// streams.
+    fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut cmd = Command::new(bin("wallet"));
+        for var in [
+            "WALLET_PASSWORD",
+            "WALLET_KEYSTORE",
+            "WALLET_CONFIG",
+            "WALLET_MAIN_RPC",
+            "WALLET_SIDE_RPC",
+        ] {
+            cmd.env_remove(var);
+        }
+        let out = cmd
+            .current_dir(&self.home)
+            .env("WALLET_HOME", &self.home)
+            .env("WALLET_DEVNET_FILE", &self.devnet_file)
+            // Light key encryption: a public development key, and debug-build scrypt is slow.
+            .env("WALLET_SCRYPT_LOG_N", "10")
+            .arg("--keystore")
+            .arg(self.home.join("keystore"))
+            .arg("--password-file")
+            .arg(self.home.join("password"))
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "wallet {args:?} failed ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_str(&stdout).with_context(|| format!("wallet {args:?} printed {stdout}"))
+    }
+}
+
+async fn balance_of(url: &str, address: &str) -> Result<u128> {
+    Ok(client(url)
+        .account(address.parse::<Address>()?)
+        .await?
+        .balance
+        .0)
+}
+
+/// Base units in a JSON string field.
+fn units(v: &Value) -> Result<u128> {
+    v.as_str()
+        .with_context(|| format!("{v} is not a string"))?
+        .parse()
+        .with_context(|| format!("{v} is not base units"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_deposit_and_withdrawal() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("devnet");
+    let mut launcher = Launcher::start(
+        &dir,
+        "peg",
+        &[
+            "--fresh",
+            "--main-confirmations",
+            "3",
+            "--side-confirmations",
+            "2",
+        ],
+    )?;
+    let info = launcher.wait_info()?;
+    assert_eq!(info["federation"]["main_confirmations"].as_u64(), Some(3));
+    assert_eq!(info["members"].as_array().map(Vec::len), Some(3));
+    // Each member.toml the launcher wrote is what `bridge` reads, with a private key file.
+    for i in 0..3 {
+        let config = dir.join(format!("member-{i}/member.toml"));
+        let out = Command::new(bin("bridge"))
+            .args(["config", "validate", "--config"])
+            .arg(&config)
+            .env_remove("BRIDGE_MAIN_RPC")
+            .output()?;
+        assert!(out.status.success(), "member-{i}: {out:?}");
+        let expected = info["members"][i]["address"].as_str().unwrap_or("?");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expected),
+            "member-{i}: {out:?}"
+        );
+    }
+    let (main, side) = (url(&info, "mainchain"), url(&info, "sidechain"));
+    assert_eq!(
+        balance_of(&side, DEV0).await?,
+        0,
+        "the sidechain starts empty"
+    );
+
+    let wallet = Wallet::new(tmp.path(), &dir)?;
+    let key = wallet.json(&["import-dev", "dev0", "0"])?;
+    assert_eq!(key["address"].as_str(), Some(DEV0));
+
+    // Deposit: Lock on main, 3 confirmations, 2 of 3 signatures, Mint on side.
+    let main_before = balance_of(&main, DEV0).await?;
+    let d = wallet.json(&["deposit", "--from", "dev0", "5", "--timeout", "180"])?;
+    assert_eq!(d["direction"].as_str(), Some("deposit"), "{d}");
+    assert_eq!(d["state"].as_str(), Some("paid"), "{d}");
+    assert_eq!(units(&d["amount"])?, 5 * COIN, "{d}");
+    assert_eq!(d["payout"]["chain"].as_str(), Some("side"), "{d}");
+    assert_eq!(units(&d["payout"]["amount"])?, 5 * COIN, "{d}");
+    assert!(d["source"]["confirmations"].as_u64() >= Some(3), "{d}");
+    assert_eq!(balance_of(&side, DEV0).await?, 5 * COIN);
+    let main_after_deposit = balance_of(&main, DEV0).await?;
+    assert!(
+        main_after_deposit < main_before - 5 * COIN,
+        "5 coins and the Lock's fee left the mainchain account"
+    );
+
+    // Withdrawal: Burn on side, 2 confirmations, Release on main minus the 0.01 coin fee.
+    let fee = COIN / 100;
+    let dev9_before = balance_of(&main, DEV9).await?;
+    let w = wallet.json(&["withdraw", "--from", "dev0", "2", "--timeout", "180"])?;
+    assert_eq!(w["direction"].as_str(), Some("withdrawal"), "{w}");
+    assert_eq!(w["state"].as_str(), Some("paid"), "{w}");
+    assert_eq!(units(&w["payout_amount"])?, 2 * COIN - fee, "{w}");
+    assert_eq!(w["payout"]["chain"].as_str(), Some("main"), "{w}");
+    assert_eq!(
+        balance_of(&main, DEV0).await?,
+        main_after_deposit + 2 * COIN - fee,
+        "the release paid 2 coins minus the peg-out fee"
+    );
+    assert_eq!(
+        balance_of(&main, DEV9).await?,
+        dev9_before + fee,
+        "the fee went to the fee recipient"
+    );
+    let side_left = balance_of(&side, DEV0).await?;
+    assert!(
+        side_left < 3 * COIN && side_left > 3 * COIN - COIN / 1000,
+        "3 coins minus the Burn's small fee stay on the sidechain: {side_left}"
+    );
+    // `wallet status` sees the same transfer paid.
+    let id = w["id"].as_str().context("id")?;
+    let st = wallet.json(&["status", id])?;
+    assert_eq!(st["state"].as_str(), Some("paid"), "{st}");
+
+    // The peg's invariants hold on the live network.
+    let audit = Command::new(bin("bridge"))
+        .args(["audit", "--main-rpc", &main, "--side-rpc", &side])
+        .output()?;
+    assert!(audit.status.success(), "bridge audit: {audit:?}");
+
+    // Stopping the launcher stops every node and every member.
+    kill(launcher.pid()?, Signal::SIGTERM)?;
+    let status = launcher.wait_exit()?;
+    assert!(status.success(), "{status}\n{}", launcher.output());
+    assert_eq!(launcher.pids.len(), 9, "6 nodes and 3 members");
+    for &pid in &launcher.pids {
+        assert!(gone(pid), "child pid {pid} outlived the launcher");
+    }
+    Ok(())
 }

@@ -48,5 +48,20 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
             );
         }
     }
+    if !plan.members.is_empty() {
+        println!(
+            "  federation: {} members, threshold {}",
+            plan.members.len(),
+            topology.federation.threshold
+        );
+        for (m, address) in plan.members.iter().zip(&prepared.members) {
+            println!(
+                "    {} ({}): bridge run --config {}",
+                m.name,
+                address.to_checksum(),
+                m.config_path().display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

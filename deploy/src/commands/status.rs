@@ -1,4 +1,4 @@
-//! `devnet status`: each node of `devnet.json`, asked for its health.
+//! `devnet status`: each node and member of `devnet.json`, asked for its health.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -35,6 +35,25 @@ pub struct NodeStatus {
     pub error: Option<String>,
 }
 
+/// One federation member's state, as `devnet status --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// `member-0`, ...
+    pub name: String,
+    /// Its status URL.
+    pub status_http: String,
+    /// Its pid as `devnet.json` lists it.
+    pub pid: u32,
+    /// Whether it answered `bridge_status`.
+    pub healthy: bool,
+    /// Connected members, if it answered.
+    pub peers: Option<usize>,
+    /// Unpaid transfers (deposits + withdrawals), if it answered.
+    pub backlog: Option<u64>,
+    /// Why not, if it did not.
+    pub error: Option<String>,
+}
+
 /// The whole answer of `devnet status --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -44,6 +63,8 @@ pub struct StatusReport {
     pub launcher_pid: Option<u32>,
     /// Every node.
     pub nodes: Vec<NodeStatus>,
+    /// Every federation member.
+    pub members: Vec<MemberStatus>,
 }
 
 /// Runs `devnet status`; exits non-zero unless the launcher runs and every node is healthy.
@@ -72,10 +93,32 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
             error: h.err().map(|e| e.to_string()),
         });
     }
+    let mut members = Vec::new();
+    for m in &info.members {
+        let s = health::member_status(&m.status_http, Duration::from_secs(3)).await;
+        let backlog = s.as_ref().ok().map(|s| {
+            s["directions"]
+                .as_array()
+                .map_or(0, |d| d.iter().filter_map(|d| d["backlog"].as_u64()).sum())
+        });
+        members.push(MemberStatus {
+            name: m.name.clone(),
+            status_http: m.status_http.clone(),
+            pid: m.pid,
+            healthy: s.is_ok(),
+            peers: s
+                .as_ref()
+                .ok()
+                .map(|s| s["peers"].as_array().map_or(0, Vec::len)),
+            backlog,
+            error: s.err().map(|e| e.to_string()),
+        });
+    }
     let report = StatusReport {
         dir: dir.display().to_string(),
         launcher_pid: running_launcher(&dir),
         nodes,
+        members,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Format {
@@ -86,7 +129,9 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     } else {
         print!("{}", table(&report));
     }
-    let ok = report.launcher_pid.is_some() && report.nodes.iter().all(|n| n.healthy);
+    let ok = report.launcher_pid.is_some()
+        && report.nodes.iter().all(|n| n.healthy)
+        && report.members.iter().all(|m| m.healthy);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -121,6 +166,28 @@ fn table(r: &StatusReport) -> String {
         );
         if let Some(e) = &n.error {
             let _ = writeln!(t, "      {e}");
+        }
+    }
+    if !r.members.is_empty() {
+        let _ = writeln!(
+            t,
+            "  {:<12} {:<39} {:<8} {:>8} {:>10}",
+            "member", "status", "health", "peers", "backlog"
+        );
+        for m in &r.members {
+            let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            let _ = writeln!(
+                t,
+                "  {:<12} {:<39} {:<8} {:>8} {:>10}",
+                m.name,
+                m.status_http,
+                if m.healthy { "ok" } else { "DOWN" },
+                opt(m.peers.map(|p| p as u64)),
+                opt(m.backlog),
+            );
+            if let Some(e) = &m.error {
+                let _ = writeln!(t, "      {e}");
+            }
         }
     }
     t

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::health;
-use crate::info::{AccountInfo, ChainSection, DevnetInfo, NodeInfo};
+use crate::info::{AccountInfo, ChainSection, DevnetInfo, FederationInfo, MemberInfo, NodeInfo};
 use crate::plan::{ChainKind, Plan};
 use crate::process::{ProcessSpec, Readiness};
 use crate::setup::{self, Binaries, Prepared};
@@ -26,6 +26,9 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let bins = Binaries::resolve(args.bin_dir.clone())?;
     for kind in ChainKind::ALL {
         bins.node(kind)?;
+    }
+    if !plan.members.is_empty() {
+        bins.get(BRIDGE)?;
     }
     if let Some(pid) = running_launcher(&plan.dir) {
         return Err(Error::AlreadyRunning {
@@ -63,7 +66,10 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let started = tokio::select! {
         r = async {
             sup.start_all().await?;
-            eprintln!("devnet: every node is up; waiting until each has a peer");
+            eprintln!(
+                "devnet: every {} is up; waiting until each has a peer",
+                if plan.members.is_empty() { "node" } else { "node and member" }
+            );
             wait_connected(&plan, &mut sup, start_timeout).await
         } => Ok(r),
         sig = shutdown.requested() => Err(sig),
@@ -124,13 +130,21 @@ async fn stop(sup: &mut Supervisor, grace: Duration) {
     eprintln!("devnet: stopped");
 }
 
+/// The bridge binary's name.
+const BRIDGE: &str = "bridge";
+
 /// One process per node: `<chain> run --config <home>/node.toml`, in plan order. With
 /// ephemeral p2p ports, each node of a chain after the first is started once the earlier ones
 /// run and given their addresses (`--bootstrap`); with fixed ports its node.toml names them.
+/// Then one process per federation member, `bridge run --config <home>/member.toml`, each
+/// started once its two nodes are ready and the members before it run (it is given their
+/// p2p addresses with peer ids, and its nodes' endpoints, through its environment).
 fn process_specs(plan: &Plan, bins: &Binaries) -> Result<Vec<ProcessSpec>> {
     let mut specs = Vec::new();
+    let mut first_of = Vec::new();
     for chain in &plan.chains {
         let first = specs.len();
+        first_of.push(first);
         for (i, node) in chain.nodes.iter().enumerate() {
             specs.push(ProcessSpec {
                 name: node.name.clone(),
@@ -149,13 +163,32 @@ fn process_specs(plan: &Plan, bins: &Binaries) -> Result<Vec<ProcessSpec>> {
             });
         }
     }
-    // Bridge members (issue 4) are appended here, after the nodes they talk to, with
-    // `Readiness::Member`; `collect_info` then fills `members`.
+    let first_member = specs.len();
+    for (i, m) in plan.members.iter().enumerate() {
+        specs.push(ProcessSpec {
+            name: m.name.clone(),
+            program: bins.get(BRIDGE)?,
+            args: vec!["run".into(), "--config".into(), m.config_path().into()],
+            log: m.log.clone(),
+            ready: Readiness::Member {
+                endpoints_file: m.endpoints_file(),
+                p2p_addr: m.p2p_addr,
+                status_addr: m.status_addr,
+                main_node: first_of[0] + m.main_node,
+                side_node: first_of[1] + m.side_node,
+            },
+            // Always in order, even with fixed ports: a member's bootstrap entries should
+            // carry the peer id, which is known only once the member runs.
+            bootstrap_from: (first_member..first_member + i).collect(),
+        });
+    }
     Ok(specs)
 }
 
 /// Waits until every node of a chain with several nodes has at least one peer (`tp_peers`),
-/// so the network printed is connected; fails at `timeout` or when a node exits.
+/// and every member of a federation with several members has at least one other member
+/// (`bridge_status` peers), so the network printed is connected; fails at `timeout` or when a
+/// process exits.
 async fn wait_connected(plan: &Plan, sup: &mut Supervisor, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut index = 0;
@@ -163,23 +196,36 @@ async fn wait_connected(plan: &Plan, sup: &mut Supervisor, timeout: Duration) ->
     for chain in &plan.chains {
         for node in &chain.nodes {
             if chain.nodes.len() > 1 {
-                waiting.push((index, node.name.clone()));
+                waiting.push((index, node.name.clone(), false));
             }
             index += 1;
         }
     }
+    for m in &plan.members {
+        if plan.members.len() > 1 {
+            waiting.push((index, m.name.clone(), true));
+        }
+        index += 1;
+    }
     loop {
         sup.check_running()?;
         let mut still = Vec::new();
-        for (i, name) in waiting {
-            let connected = match sup.endpoints(i) {
-                Some(e) => health::peer_count(&e.rpc_http, Duration::from_secs(2))
-                    .await
-                    .is_ok_and(|n| n > 0),
-                None => false,
+        for (i, name, member) in waiting {
+            let peers = if member {
+                match sup.member_endpoints(i) {
+                    Some(e) => {
+                        health::member_peer_count(&e.status_http, Duration::from_secs(2)).await
+                    }
+                    None => Ok(0),
+                }
+            } else {
+                match sup.endpoints(i) {
+                    Some(e) => health::peer_count(&e.rpc_http, Duration::from_secs(2)).await,
+                    None => Ok(0),
+                }
             };
-            if !connected {
-                still.push((i, name));
+            if !peers.is_ok_and(|n| n > 0) {
+                still.push((i, name, member));
             }
         }
         waiting = still;
@@ -187,7 +233,7 @@ async fn wait_connected(plan: &Plan, sup: &mut Supervisor, timeout: Duration) ->
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let names: Vec<&str> = waiting.iter().map(|(_, n)| n.as_str()).collect();
+            let names: Vec<&str> = waiting.iter().map(|(_, n, _)| n.as_str()).collect();
             return Err(Error::Timeout(format!(
                 "{} had no peer after {} s (see their logs in {})",
                 names.join(", "),
@@ -268,6 +314,34 @@ async fn collect_info(
             balance_side,
         });
     }
+    let mut members = Vec::new();
+    for (m, address) in plan.members.iter().zip(&prepared.members) {
+        let e = sup.member_endpoints(index).ok_or_else(|| Error::Child {
+            name: m.name.clone(),
+            reason: "has no endpoints".into(),
+            log_tail: String::new(),
+        })?;
+        members.push(MemberInfo {
+            name: m.name.clone(),
+            address: address.to_checksum(),
+            status_http: e.status_http.clone(),
+            log: m.log.clone(),
+            pid: e.pid,
+        });
+        index += 1;
+    }
+    let federation = prepared.peg().map(|p| FederationInfo {
+        threshold: p.threshold,
+        main_confirmations: p.main_confirmations,
+        side_confirmations: p.side_confirmations,
+        min_amount: p.min_amount.to_string(),
+        max_amount: p.max_amount.to_string(),
+        daily_limit_deposits: p.daily_limit_deposits.to_string(),
+        daily_limit_withdrawals: p.daily_limit_withdrawals.to_string(),
+        peg_out_fee: p.peg_out_fee.to_string(),
+        fee_recipient: p.fee_recipient.to_checksum(),
+        escrow: chain::peg::escrow_address().to_checksum(),
+    });
     let mut sections = sections.into_iter().map(|(s, _)| s);
     let (Some(mainchain), Some(sidechain)) = (sections.next(), sections.next()) else {
         return Err(Error::Invalid("expected two chains".into()));
@@ -276,7 +350,8 @@ async fn collect_info(
         dir: plan.dir.clone(),
         mainchain,
         sidechain,
-        members: vec![],
+        federation,
+        members,
         accounts,
     })
 }
@@ -302,6 +377,15 @@ fn refresh_pids(info: &mut DevnetInfo, sup: &Supervisor) {
             node.pid = e.pid;
             node.rpc_http = e.rpc_http.clone();
             node.rpc_ws = e.rpc_ws.clone();
+        }
+    }
+    for m in &mut info.members {
+        if let Some(e) = by_name
+            .get(m.name.as_str())
+            .and_then(|&i| sup.member_endpoints(i))
+        {
+            m.pid = e.pid;
+            m.status_http = e.status_http.clone();
         }
     }
 }
