@@ -151,13 +151,23 @@ async fn intake(
     mut rx: mpsc::Receiver<Inbound>,
     wakes: Vec<Arc<Notify>>,
 ) -> Result<()> {
-    while let Some(a) = rx.recv().await {
-        let new =
-            shared
-                .store
-                .put_attestation(&a.message_hash, &a.gossip.member, &a.gossip.signature)?;
-        if new {
-            tracing::debug!(peg_id = %a.gossip.message.id, member = %a.gossip.member, "attestation stored");
+    // Everything that arrived together is stored in one durable transaction: a burst of
+    // transfers brings thousands of attestations, and one fsync each would throttle it.
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<_> = batch
+            .iter()
+            .map(|a| (a.message_hash, a.gossip.member, a.gossip.signature))
+            .collect();
+        let new = shared.store.put_attestations(&items)?;
+        if new > 0 {
+            tracing::debug!(new, received = batch.len(), "attestations stored");
             wakes.iter().for_each(|w| w.notify_one());
         }
     }

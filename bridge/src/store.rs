@@ -466,6 +466,24 @@ impl Store {
         Ok(new)
     }
 
+    /// Stores many verified attestations in one durable transaction; returns how many were new.
+    pub fn put_attestations(&self, items: &[(Hash, Address, Signature)]) -> StoreResult<usize> {
+        let wtx = self.write()?;
+        let mut new = 0;
+        {
+            let mut t = wtx.open_table(ATTESTATIONS)?;
+            for (message_hash, member, sig) in items {
+                let key = (message_hash.0, member.0);
+                if t.get(key)?.is_none() {
+                    t.insert(key, sig.0.as_slice())?;
+                    new += 1;
+                }
+            }
+        }
+        wtx.commit()?;
+        Ok(new)
+    }
+
     /// The attestations held for exactly `message_hash`, by member.
     pub fn attestations(&self, message_hash: &Hash) -> StoreResult<Vec<(Address, Signature)>> {
         let rtx = self.db.begin_read()?;

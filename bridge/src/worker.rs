@@ -259,9 +259,6 @@ impl Worker {
     }
 
     async fn advance(&self, e: EventRecord, now: u64, regossip: bool) -> Result<()> {
-        if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
-            return self.mark_paid(&e, &p, now);
-        }
         let store = &self.shared.store;
         let Some(own) = store.own_signature(&e.id)? else {
             return Ok(());
@@ -272,8 +269,30 @@ impl Worker {
             self.shared.metrics.error("message_mismatch");
             return Ok(());
         }
+        // The destination is asked about this transfer only now and then (re-gossip) or
+        // right before submitting: a step's cost follows what is due, not the backlog.
         if regossip {
+            if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
+                return self.mark_paid(&e, &p, now);
+            }
             self.gossip(message.clone(), own.signature);
+        }
+        let timeout = self.timing.submit_timeout_ms;
+        let last = store.submission(&e.id)?;
+        if last
+            .as_ref()
+            .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
+        {
+            return Ok(());
+        }
+        let designated =
+            self.shared.federation.designated_submitter(&e.id) == Some(self.shared.member);
+        if last.is_none() && !designated {
+            if let Some(r) = e.ready_ms {
+                if now.saturating_sub(r) < timeout {
+                    return Ok(());
+                }
+            }
         }
         let held = store.attestations(&own.message_hash)?;
         let Some(signatures) = self.shared.federation.aggregate(&message, &held) else {
@@ -287,15 +306,14 @@ impl Worker {
                 now
             }
         };
-        let designated =
-            self.shared.federation.designated_submitter(&e.id) == Some(self.shared.member);
-        let last = store.submission(&e.id)?;
-        let timeout = self.timing.submit_timeout_ms;
         let due = match &last {
-            Some(s) => now.saturating_sub(s.at_ms) >= timeout,
+            Some(_) => true,
             None => designated || now.saturating_sub(ready) >= timeout,
         };
         if due {
+            if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
+                return self.mark_paid(&e, &p, now);
+            }
             self.submit(&e, signatures, last, designated, now).await?;
         }
         Ok(())
