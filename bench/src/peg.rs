@@ -61,7 +61,7 @@ pub struct PegResults {
 
 struct Member {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     p2p: Vec<String>,
 }
 
@@ -98,7 +98,10 @@ fn start_member(
     t.insert("status_addr".into(), s("127.0.0.1:0"));
     t.insert("submit_timeout_ms".into(), toml::Value::Integer(2_000));
     t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
-    t.insert("log_level".into(), s("warn"));
+    t.insert(
+        "log_level".into(),
+        s(&std::env::var("BENCH_MEMBER_LOG").unwrap_or_else(|_| "warn".into())),
+    );
     let cfg = dir.path().join("member.toml");
     std::fs::write(&cfg, toml::to_string(&t)?)?;
     let log = std::fs::File::create(dir.path().join("member.log"))?;
@@ -124,11 +127,7 @@ fn start_member(
                             .collect()
                     })
                     .unwrap_or_default();
-                return Ok(Member {
-                    child,
-                    _dir: dir,
-                    p2p,
-                });
+                return Ok(Member { child, dir, p2p });
             }
         }
         if start.elapsed() > Duration::from_secs(60) {
@@ -337,7 +336,26 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
             tokio::time::sleep(Duration::from_millis(main_ms / 2)).await;
         }
     }
-    let pairs = wait_paid(&mc, &sc, &ids, Duration::from_secs(300)).await?;
+    let pairs = match wait_paid(&mc, &sc, &ids, Duration::from_secs(120)).await {
+        Ok(p) => p,
+        Err(e) => {
+            for m in &running {
+                let log =
+                    std::fs::read_to_string(m.dir.path().join("member.log")).unwrap_or_default();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .filter(|l| !l.contains("signed at depth") && !l.contains("peg event seen"))
+                    .rev()
+                    .take(25)
+                    .collect();
+                eprintln!(
+                    "--- member log tail ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            return Err(e);
+        }
+    };
     let deposits = latency(&mc, &sc, &pairs, peg.main_confirmations, side_ms).await?;
 
     // Withdrawals: each user sends back part of what was minted.

@@ -5,10 +5,12 @@
 //!
 //! The cursor never passes the head the node reports.
 
+use std::collections::{HashMap, HashSet};
+
 use chain::block::PegEvent;
 use chain::peg::Direction;
 use chain::rpc::types::BlockReceipts;
-use chain::types::{Amount, BlockNumber};
+use chain::types::{Amount, BlockNumber, Hash};
 
 use crate::error::{BridgeError, Result};
 use crate::nodes::{BlockRef, SourceChain};
@@ -225,6 +227,8 @@ impl Watcher {
         }
         step.cursor = cursor;
         // Confirm: deep enough on our node, and the block at that height still the one scanned.
+        // Each block is fetched again once per step, however many events it holds.
+        let mut refetched: HashMap<BlockNumber, Option<(Hash, HashSet<Hash>)>> = HashMap::new();
         for e in store.open_events(Some(self.direction))? {
             if e.state != EventState::Seen || e.source_height > cursor.height {
                 continue;
@@ -233,10 +237,17 @@ impl Watcher {
             if head.number < e.source_height || depth < self.confirmations {
                 continue;
             }
-            let again = chain.block(e.source_height).await?;
-            let still = again.as_ref().is_some_and(|b| {
-                b.hash == e.source_block && self.events_in(b, now_ms).iter().any(|x| x.id == e.id)
-            });
+            if !refetched.contains_key(&e.source_height) {
+                let again = chain.block(e.source_height).await?.map(|b| {
+                    let ids = self.events_in(&b, now_ms).iter().map(|x| x.id).collect();
+                    (b.hash, ids)
+                });
+                refetched.insert(e.source_height, again);
+            }
+            let still = refetched
+                .get(&e.source_height)
+                .and_then(Option::as_ref)
+                .is_some_and(|(hash, ids)| *hash == e.source_block && ids.contains(&e.id));
             if still {
                 step.confirmed.push(e);
             } else {

@@ -424,6 +424,10 @@ impl EventLoop {
                 .insert(peer, Instant::now() + self.config.ban_duration);
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
+            self.connected.remove(&peer);
+            self.heads.remove(&peer);
+            self.syncing.remove(&peer);
+            self.chain.metrics.peers.set(self.connected.len() as i64);
         }
     }
 
