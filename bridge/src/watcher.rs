@@ -237,12 +237,14 @@ impl Watcher {
             if head.number < e.source_height || depth < self.confirmations {
                 continue;
             }
-            if !refetched.contains_key(&e.source_height) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                refetched.entry(e.source_height)
+            {
                 let again = chain.block(e.source_height).await?.map(|b| {
                     let ids = self.events_in(&b, now_ms).iter().map(|x| x.id).collect();
                     (b.hash, ids)
                 });
-                refetched.insert(e.source_height, again);
+                slot.insert(again);
             }
             let still = refetched
                 .get(&e.source_height)
