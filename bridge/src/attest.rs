@@ -8,17 +8,29 @@ use chain::peg::{Direction, PegMessage, PegParams};
 use chain::types::{Address, Hash};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
-/// What members gossip on `/twinpeg-bridge/<domain>/attestations`.
+/// Most attestations in one gossip message (a bundle stays well under the gossip size
+/// limit: about 170 bytes each).
+pub const MAX_ATTESTATIONS_PER_GOSSIP: usize = 256;
+
+/// One member's signature over one transfer's message.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct AttestationGossip {
+pub struct Attestation {
     /// The message signed, in full (receivers recompute its hash).
     pub message: PegMessage,
-    /// The member who claims to have signed it.
-    pub member: Address,
     /// The member's signature over `message.signing_hash()`.
     pub signature: Signature,
-    /// When it was sent (unix ms): makes re-gossip of the same signature a new gossip
-    /// message, so a member that was down receives it.
+}
+
+/// What members gossip on `/twinpeg-bridge/<domain>/attestations`: a bundle of one member's
+/// attestations, so a burst of transfers costs a few gossip messages, not one each.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AttestationGossip {
+    /// The member who claims to have signed every attestation in it.
+    pub member: Address,
+    /// At least one, at most [`MAX_ATTESTATIONS_PER_GOSSIP`].
+    pub attestations: Vec<Attestation>,
+    /// When it was sent (unix ms): makes re-gossip of the same signatures a new gossip
+    /// message, so a member that was down receives them.
     pub sent_ms: u64,
 }
 
@@ -26,6 +38,18 @@ impl AttestationGossip {
     /// Decodes exactly `bytes`.
     pub fn decode_bytes(bytes: &[u8]) -> Result<Self, AttestationError> {
         Self::decode_all(&mut &bytes[..]).map_err(|e| AttestationError::Malformed(e.to_string()))
+    }
+
+    /// Bundles `attestations` into as few gossip messages as the size limit allows.
+    pub fn bundles(member: Address, attestations: Vec<Attestation>, sent_ms: u64) -> Vec<Self> {
+        attestations
+            .chunks(MAX_ATTESTATIONS_PER_GOSSIP)
+            .map(|c| Self {
+                member,
+                attestations: c.to_vec(),
+                sent_ms,
+            })
+            .collect()
     }
 }
 
@@ -35,6 +59,9 @@ pub enum AttestationError {
     /// Undecodable gossip.
     #[error("malformed attestation: {0}")]
     Malformed(String),
+    /// No attestation, or more than [`MAX_ATTESTATIONS_PER_GOSSIP`].
+    #[error("{0} attestations in one gossip message (1 to {MAX_ATTESTATIONS_PER_GOSSIP})")]
+    BadCount(usize),
     /// For another bridge or chain pair.
     #[error("attestation for domain {got}, ours is {ours}")]
     WrongDomain {
@@ -109,26 +136,39 @@ impl Federation {
         self.members.get(i as usize).copied()
     }
 
-    /// Checks a gossiped attestation: our domain, a non-zero id, a member, and a signature
-    /// that recovers to that member over the message it carries. Returns the message hash.
-    pub fn verify(&self, g: &AttestationGossip) -> Result<Hash, AttestationError> {
-        if g.message.domain != self.domain {
-            return Err(AttestationError::WrongDomain {
-                got: g.message.domain,
-                ours: self.domain,
-            });
-        }
-        if g.message.id.is_zero() {
-            return Err(AttestationError::ZeroId);
+    /// Checks a gossiped bundle: a member, and for every attestation our domain, a non-zero
+    /// id and a signature that recovers to that member over the message it carries. One bad
+    /// attestation refuses the whole bundle (an honest member never sends one). Returns the
+    /// message hashes, in order.
+    pub fn verify(&self, g: &AttestationGossip) -> Result<Vec<Hash>, AttestationError> {
+        let n = g.attestations.len();
+        if n == 0 || n > MAX_ATTESTATIONS_PER_GOSSIP {
+            return Err(AttestationError::BadCount(n));
         }
         if !self.members.contains(&g.member) {
             return Err(AttestationError::NotMember(g.member));
         }
-        let message = g.message.signing_hash();
-        match g.signature.recover(&message) {
-            Ok(a) if a == g.member => Ok(message),
+        g.attestations
+            .iter()
+            .map(|a| self.verify_one(g.member, a))
+            .collect()
+    }
+
+    fn verify_one(&self, member: Address, a: &Attestation) -> Result<Hash, AttestationError> {
+        if a.message.domain != self.domain {
+            return Err(AttestationError::WrongDomain {
+                got: a.message.domain,
+                ours: self.domain,
+            });
+        }
+        if a.message.id.is_zero() {
+            return Err(AttestationError::ZeroId);
+        }
+        let message = a.message.signing_hash();
+        match a.signature.recover(&message) {
+            Ok(signer) if signer == member => Ok(message),
             _ => Err(AttestationError::BadSignature {
-                claimed: g.member,
+                claimed: member,
                 message,
             }),
         }
@@ -201,9 +241,11 @@ mod tests {
 
     fn gossip(k: &SecretKey, m: &PegMessage) -> AttestationGossip {
         AttestationGossip {
-            message: m.clone(),
             member: k.address(),
-            signature: k.sign_prehash(&m.signing_hash()),
+            attestations: vec![Attestation {
+                message: m.clone(),
+                signature: k.sign_prehash(&m.signing_hash()),
+            }],
             sent_ms: 1,
         }
     }
@@ -214,7 +256,7 @@ mod tests {
         let f = fed(&keys, 2);
         let m = msg(&f, 100);
         let g = gossip(&keys[0], &m);
-        assert_eq!(f.verify(&g), Ok(m.signing_hash()));
+        assert_eq!(f.verify(&g), Ok(vec![m.signing_hash()]));
         let round = AttestationGossip::decode_bytes(&g.encode()).expect("decodes");
         assert_eq!(round, g);
         assert!(AttestationGossip::decode_bytes(&[1, 2, 3]).is_err());
@@ -233,7 +275,7 @@ mod tests {
         ));
         // A signature over another amount carried with this message.
         let mut swapped = gossip(&keys[0], &m);
-        swapped.signature = keys[0].sign_prehash(&msg(&f, 101).signing_hash());
+        swapped.attestations[0].signature = keys[0].sign_prehash(&msg(&f, 101).signing_hash());
         assert!(matches!(
             f.verify(&swapped),
             Err(AttestationError::BadSignature { .. })
@@ -244,11 +286,39 @@ mod tests {
             f.verify(&gossip(&keys[0], &other)),
             Err(AttestationError::WrongDomain { .. })
         ));
-        let mut zero = m;
+        let mut zero = m.clone();
         zero.id = Hash::ZERO;
         assert_eq!(
             f.verify(&gossip(&keys[0], &zero)),
             Err(AttestationError::ZeroId)
+        );
+        // One forged attestation refuses the whole bundle; empty and oversized bundles too.
+        let mut mixed = gossip(&keys[0], &m);
+        mixed.attestations.push(swapped.attestations[0].clone());
+        assert!(matches!(
+            f.verify(&mixed),
+            Err(AttestationError::BadSignature { .. })
+        ));
+        let mut empty = gossip(&keys[0], &m);
+        empty.attestations.clear();
+        assert_eq!(f.verify(&empty), Err(AttestationError::BadCount(0)));
+        let one = gossip(&keys[0], &m).attestations[0].clone();
+        let big = vec![one; MAX_ATTESTATIONS_PER_GOSSIP + 1];
+        let bundles = AttestationGossip::bundles(keys[0].address(), big.clone(), 1);
+        assert_eq!(bundles.len(), 2);
+        assert!(bundles.iter().all(|b| f.verify(b).is_ok()));
+        let over = AttestationGossip {
+            member: keys[0].address(),
+            attestations: big,
+            sent_ms: 1,
+        };
+        assert_eq!(
+            f.verify(&over),
+            Err(AttestationError::BadCount(MAX_ATTESTATIONS_PER_GOSSIP + 1))
+        );
+        assert!(
+            bundles[0].encode().len() < crate::network::MAX_MESSAGE_BYTES,
+            "a full bundle fits one gossip message"
         );
     }
 

@@ -26,8 +26,8 @@ use crate::attest::{AttestationGossip, Federation};
 use crate::error::{BridgeError, Result};
 use crate::metrics::Metrics;
 
-/// Largest attestation message accepted.
-pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// Largest gossip message accepted: a full bundle of attestations with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The gossip topic of a bridge domain.
 pub fn topic(domain: &Hash) -> IdentTopic {
@@ -75,13 +75,13 @@ pub struct PeerView {
     pub address: String,
 }
 
-/// A verified attestation received from the network, with its message hash.
+/// A verified bundle of attestations received from the network, with their message hashes.
 #[derive(Debug, Clone)]
 pub struct Inbound {
     /// The gossip as received.
     pub gossip: AttestationGossip,
-    /// `gossip.message.signing_hash()`.
-    pub message_hash: Hash,
+    /// `signing_hash()` of each attestation's message, in order.
+    pub message_hashes: Vec<Hash>,
 }
 
 /// A cloneable handle to the network loop.
@@ -95,10 +95,13 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
-    /// Gossips an attestation (best effort: re-gossip covers losses).
+    /// Gossips a bundle of attestations (best effort: re-gossip covers losses).
     pub fn publish(&self, g: &AttestationGossip) {
         if self.tx.try_send(g.encode()).is_err() {
-            tracing::debug!(peg_id = %g.message.id, "gossip queue full; the next re-gossip sends it");
+            tracing::debug!(
+                attestations = g.attestations.len(),
+                "gossip queue full; the next re-gossip sends it"
+            );
         }
     }
 
@@ -341,11 +344,11 @@ impl EventLoop {
         let verdict = AttestationGossip::decode_bytes(data)
             .and_then(|g| self.federation.verify(&g).map(|h| (g, h)));
         let acceptance = match verdict {
-            Ok((gossip, message_hash)) => {
-                tracing::debug!(peer = %source, peg_id = %gossip.message.id, member = %gossip.member, "attestation received");
+            Ok((gossip, message_hashes)) => {
+                tracing::debug!(peer = %source, attestations = message_hashes.len(), member = %gossip.member, "attestations received");
                 match self.inbound.try_send(Inbound {
                     gossip,
-                    message_hash,
+                    message_hashes,
                 }) {
                     Ok(()) => MessageAcceptance::Accept,
                     // Full: drop it without judging the peer; re-gossip brings it again.

@@ -4,10 +4,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chain::rpc::types::{AccountView, BlockReceipts, ChainInfo, PegInfo, PegTransferView};
+use chain::rpc::types::{
+    AccountView, BlockReceipts, ChainInfo, PegInfo, PegPayout, PegTransferView, SubmitResult,
+};
 use chain::rpc::TwinpegApiClient;
 use chain::types::{Address, BlockNumber, Bytes, Hash};
-use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +23,12 @@ pub mod codes {
     /// Already pooled: with reason `peg_id_pending`, another payout of the id waits.
     pub const ALREADY_KNOWN: i32 = -32017;
 }
+
+/// Ids asked in one JSON-RPC batch (the node's default batch limit is 1,000).
+pub const PAYOUT_QUERY_BATCH: usize = 500;
+
+/// Payouts sent in one `tp_sendTransactions` call (the node's default limit is 5,000).
+pub const SUBMIT_BATCH: usize = 1_000;
 
 /// A block's height and hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +69,30 @@ pub enum SubmitOutcome {
 }
 
 impl SubmitOutcome {
+    /// Classifies a node's refusal by JSON-RPC code and stable reason.
+    pub fn from_refusal(code: i32, reason: Option<&str>, message: &str) -> Self {
+        match (code, reason) {
+            (codes::PEG_ID_USED, _) => SubmitOutcome::IdUsed,
+            (codes::ALREADY_KNOWN, Some("peg_id_pending")) => SubmitOutcome::IdPending,
+            (code, _) => SubmitOutcome::Refused {
+                code,
+                message: message.to_string(),
+            },
+        }
+    }
+
+    /// One entry of a batch submission.
+    pub fn from_result(r: SubmitResult) -> Self {
+        match (r.hash, r.error) {
+            (Some(h), _) => SubmitOutcome::Accepted(h),
+            (None, Some(e)) => Self::from_refusal(e.code, Some(&e.reason), &e.message),
+            (None, None) => SubmitOutcome::Refused {
+                code: 0,
+                message: "the node gave neither a hash nor an error".into(),
+            },
+        }
+    }
+
     /// The stable name stored with the submission.
     pub fn name(&self) -> String {
         match self {
@@ -117,6 +150,36 @@ impl NodeClient {
         self.http.account(address).await.map_err(|e| self.err(e))
     }
 
+    /// The payout of each id on this (destination) chain, if paid: one JSON-RPC batch per
+    /// [`PAYOUT_QUERY_BATCH`] ids instead of a round trip each.
+    pub async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PegPayout>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PAYOUT_QUERY_BATCH) {
+            let mut batch = BatchRequestBuilder::new();
+            for id in chunk {
+                batch
+                    .insert("tp_getPegTransfer", jsonrpsee::rpc_params![id])
+                    .map_err(|e| self.err(ClientError::ParseError(e)))?;
+            }
+            let answers = self
+                .http
+                .batch_request::<PegTransferView>(batch)
+                .await
+                .map_err(|e| self.err(e))?;
+            for a in answers {
+                let view = a.map_err(|e| self.err(ClientError::Call(e.into_owned())))?;
+                out.push(view.payout);
+            }
+        }
+        if out.len() != ids.len() {
+            return Err(BridgeError::Rpc {
+                chain: self.name,
+                reason: format!("{} answers for {} ids", out.len(), ids.len()),
+            });
+        }
+        Ok(out)
+    }
+
     /// Submits a signed payout; peg refusals are outcomes, transport failures errors.
     pub async fn submit(&self, raw: Bytes) -> Result<SubmitOutcome> {
         match self.http.send_transaction(raw).await {
@@ -126,17 +189,36 @@ impl NodeClient {
                     .data()
                     .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
                     .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(String::from));
-                Ok(match (obj.code(), reason.as_deref()) {
-                    (codes::PEG_ID_USED, _) => SubmitOutcome::IdUsed,
-                    (codes::ALREADY_KNOWN, Some("peg_id_pending")) => SubmitOutcome::IdPending,
-                    (code, _) => SubmitOutcome::Refused {
-                        code,
-                        message: obj.message().to_string(),
-                    },
-                })
+                Ok(SubmitOutcome::from_refusal(
+                    obj.code(),
+                    reason.as_deref(),
+                    obj.message(),
+                ))
             }
             Err(e) => Err(self.err(e)),
         }
+    }
+
+    /// Submits signed payouts in order (one `tp_sendTransactions` call per [`SUBMIT_BATCH`]);
+    /// one outcome each.
+    pub async fn submit_many(&self, raws: Vec<Bytes>) -> Result<Vec<SubmitOutcome>> {
+        let n = raws.len();
+        let mut out = Vec::with_capacity(n);
+        for chunk in raws.chunks(SUBMIT_BATCH) {
+            let results = self
+                .http
+                .send_transactions(chunk.to_vec())
+                .await
+                .map_err(|e| self.err(e))?;
+            out.extend(results.into_iter().map(SubmitOutcome::from_result));
+        }
+        if out.len() != n {
+            return Err(BridgeError::Rpc {
+                chain: self.name,
+                reason: format!("{} outcomes for {n} payouts", out.len()),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -155,7 +155,7 @@ async fn intake(
     // transfers brings thousands of attestations, and one fsync each would throttle it.
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 1024 {
+        while batch.len() < 64 {
             match rx.try_recv() {
                 Ok(a) => batch.push(a),
                 Err(_) => break,
@@ -163,7 +163,12 @@ async fn intake(
         }
         let items: Vec<_> = batch
             .iter()
-            .map(|a| (a.message_hash, a.gossip.member, a.gossip.signature))
+            .flat_map(|a| {
+                a.message_hashes
+                    .iter()
+                    .zip(&a.gossip.attestations)
+                    .map(|(h, att)| (*h, a.gossip.member, att.signature))
+            })
             .collect();
         let new = shared.store.put_attestations(&items)?;
         if new > 0 {

@@ -140,6 +140,18 @@ pub struct OwnSignature {
     pub signature: Signature,
 }
 
+/// What [`Store::sign_many`] did for one transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOutcome {
+    /// Signed now, or the same message signed before: the signature.
+    Signed(Signature),
+    /// This member signed another message for the id before: refused.
+    Refused {
+        /// The message hash signed before.
+        signed: Hash,
+    },
+}
+
 /// A payout this member submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct Submission {
@@ -381,55 +393,85 @@ impl Store {
     /// before it is returned (and so before it is gossiped).
     pub fn sign_once(
         &self,
+        member: &Address,
         id: &Hash,
         message_hash: Hash,
         now_ms: u64,
-        sign: impl FnOnce(&Hash) -> Signature,
+        sign: impl Fn(&Hash) -> Signature,
     ) -> StoreResult<Signature> {
+        match self
+            .sign_many(member, &[(*id, message_hash)], now_ms, sign)?
+            .pop()
+        {
+            Some(SignOutcome::Signed(sig)) => Ok(sig),
+            Some(SignOutcome::Refused { signed }) => Err(StoreError::AlreadySignedOther {
+                id: *id,
+                signed,
+                asked: message_hash,
+            }),
+            None => Err(StoreError::Corrupt {
+                table: "own_signatures",
+                detail: "no outcome for the signed id".into(),
+            }),
+        }
+    }
+
+    /// [`Store::sign_once`] for many `(id, message hash)` pairs in one durable transaction
+    /// (a burst of transfers reaching depth together costs one fsync). Each signature is also
+    /// filed as `member`'s attestation. One outcome per pair, in order.
+    pub fn sign_many(
+        &self,
+        member: &Address,
+        items: &[(Hash, Hash)],
+        now_ms: u64,
+        sign: impl Fn(&Hash) -> Signature,
+    ) -> StoreResult<Vec<SignOutcome>> {
         let wtx = self.write()?;
-        let sig;
+        let mut out = Vec::with_capacity(items.len());
         {
             let mut own = wtx.open_table(OWN_SIGS)?;
-            let existing: Option<OwnSignature> = match own.get(id.0)? {
-                Some(v) => Some(decode("own_signatures", v.value())?),
-                None => None,
-            };
-            if let Some(o) = existing {
-                if o.message_hash != message_hash {
-                    return Err(StoreError::AlreadySignedOther {
-                        id: *id,
-                        signed: o.message_hash,
-                        asked: message_hash,
-                    });
-                }
-                sig = o.signature;
-            } else {
-                sig = sign(&message_hash);
-                own.insert(
-                    id.0,
-                    OwnSignature {
-                        message_hash,
-                        signature: sig,
-                    }
-                    .encode()
-                    .as_slice(),
-                )?;
-            }
             let mut ev = wtx.open_table(EVENTS)?;
-            let rec: Option<EventRecord> = match ev.get(id.0)? {
-                Some(v) => Some(decode("events", v.value())?),
-                None => None,
-            };
-            if let Some(mut rec) = rec {
-                if rec.state == EventState::Seen {
-                    rec.state = EventState::Signed;
-                    rec.signed_ms = Some(now_ms);
-                    ev.insert(id.0, rec.encode().as_slice())?;
+            let mut att = wtx.open_table(ATTESTATIONS)?;
+            for (id, message_hash) in items {
+                let existing: Option<OwnSignature> = match own.get(id.0)? {
+                    Some(v) => Some(decode("own_signatures", v.value())?),
+                    None => None,
+                };
+                let sig = match existing {
+                    Some(o) if o.message_hash != *message_hash => {
+                        out.push(SignOutcome::Refused {
+                            signed: o.message_hash,
+                        });
+                        continue;
+                    }
+                    Some(o) => o.signature,
+                    None => {
+                        let sig = sign(message_hash);
+                        let rec = OwnSignature {
+                            message_hash: *message_hash,
+                            signature: sig,
+                        };
+                        own.insert(id.0, rec.encode().as_slice())?;
+                        sig
+                    }
+                };
+                att.insert((message_hash.0, member.0), sig.0.as_slice())?;
+                let rec: Option<EventRecord> = match ev.get(id.0)? {
+                    Some(v) => Some(decode("events", v.value())?),
+                    None => None,
+                };
+                if let Some(mut rec) = rec {
+                    if rec.state == EventState::Seen {
+                        rec.state = EventState::Signed;
+                        rec.signed_ms = Some(now_ms);
+                        ev.insert(id.0, rec.encode().as_slice())?;
+                    }
                 }
+                out.push(SignOutcome::Signed(sig));
             }
         }
         wtx.commit()?;
-        Ok(sig)
+        Ok(out)
     }
 
     /// This member's signature for `id`, if any.
@@ -440,30 +482,6 @@ impl Store {
             Some(v) => Ok(Some(decode("own_signatures", v.value())?)),
             None => Ok(None),
         }
-    }
-
-    /// Stores a verified attestation (the signature recovers to `member` over
-    /// `message_hash`); returns whether it was new.
-    pub fn put_attestation(
-        &self,
-        message_hash: &Hash,
-        member: &Address,
-        sig: &Signature,
-    ) -> StoreResult<bool> {
-        let key = (message_hash.0, member.0);
-        {
-            let rtx = self.db.begin_read()?;
-            if rtx.open_table(ATTESTATIONS)?.get(key)?.is_some() {
-                return Ok(false);
-            }
-        }
-        let wtx = self.write()?;
-        let new = wtx
-            .open_table(ATTESTATIONS)?
-            .insert(key, sig.0.as_slice())?
-            .is_none();
-        wtx.commit()?;
-        Ok(new)
     }
 
     /// Stores many verified attestations in one durable transaction; returns how many were new.
@@ -505,37 +523,52 @@ impl Store {
     pub fn update_event(
         &self,
         id: &Hash,
-        f: impl FnOnce(&mut EventRecord),
+        f: impl Fn(&mut EventRecord),
     ) -> StoreResult<Option<EventRecord>> {
+        Ok(self.update_events(&[*id], f)?.pop())
+    }
+
+    /// [`Store::update_event`] for many ids in one durable transaction; returns the updated
+    /// records (unknown ids are skipped).
+    pub fn update_events(
+        &self,
+        ids: &[Hash],
+        f: impl Fn(&mut EventRecord),
+    ) -> StoreResult<Vec<EventRecord>> {
         let wtx = self.write()?;
-        let out;
+        let mut out = Vec::with_capacity(ids.len());
         {
             let mut ev = wtx.open_table(EVENTS)?;
-            let rec: Option<EventRecord> = match ev.get(id.0)? {
-                Some(v) => Some(decode("events", v.value())?),
-                None => None,
-            };
-            out = match rec {
-                Some(mut rec) => {
+            let mut open = wtx.open_table(OPEN)?;
+            for id in ids {
+                let rec: Option<EventRecord> = match ev.get(id.0)? {
+                    Some(v) => Some(decode("events", v.value())?),
+                    None => None,
+                };
+                if let Some(mut rec) = rec {
                     f(&mut rec);
                     ev.insert(id.0, rec.encode().as_slice())?;
                     if rec.state == EventState::Paid {
-                        wtx.open_table(OPEN)?.remove(id.0)?;
+                        open.remove(id.0)?;
                     }
-                    Some(rec)
+                    out.push(rec);
                 }
-                None => None,
-            };
+            }
         }
         wtx.commit()?;
         Ok(out)
     }
 
-    /// Records a submission attempt's outcome.
-    pub fn put_submission(&self, id: &Hash, s: &Submission) -> StoreResult<()> {
+    /// Records submission attempts (before sending, then their outcomes) in one durable
+    /// transaction.
+    pub fn put_submissions(&self, items: &[(Hash, Submission)]) -> StoreResult<()> {
         let wtx = self.write()?;
-        wtx.open_table(SUBMISSIONS)?
-            .insert(id.0, s.encode().as_slice())?;
+        {
+            let mut t = wtx.open_table(SUBMISSIONS)?;
+            for (id, s) in items {
+                t.insert(id.0, s.encode().as_slice())?;
+            }
+        }
         wtx.commit()?;
         Ok(())
     }
@@ -600,8 +633,10 @@ mod tests {
                 100,
             )
             .expect("scan");
-            s.sign_once(&Hash([7; 32]), Hash([70; 32]), 5, |_| Signature([1; 65]))
-                .expect("sign");
+            s.sign_once(&Address([1; 20]), &Hash([7; 32]), Hash([70; 32]), 5, |_| {
+                Signature([1; 65])
+            })
+            .expect("sign");
             // Dropped without any shutdown: every commit above was durable.
         }
         let s = Store::open(dir.path()).expect("reopen");
@@ -649,17 +684,21 @@ mod tests {
         let m1 = Hash([10; 32]);
         let first = {
             let s = Store::open(dir.path()).expect("open");
-            s.sign_once(&id, m1, 1, |h| key.sign_prehash(h))
+            s.sign_once(&key.address(), &id, m1, 1, |h| key.sign_prehash(h))
                 .expect("sign")
         };
         let s = Store::open(dir.path()).expect("reopen");
         // The same message after a restart: the stored signature, no new signing.
         let again = s
-            .sign_once(&id, m1, 2, |_| panic!("must not sign again"))
+            .sign_once(&key.address(), &id, m1, 2, |_| {
+                panic!("must not sign again")
+            })
             .expect("same message");
         assert_eq!(first, again);
         // A different message for the same id: refused, and the signer is never called.
-        let err = s.sign_once(&id, Hash([11; 32]), 3, |_| panic!("must not sign"));
+        let err = s.sign_once(&key.address(), &id, Hash([11; 32]), 3, |_| {
+            panic!("must not sign")
+        });
         assert!(matches!(err, Err(StoreError::AlreadySignedOther { .. })));
         assert_eq!(
             s.own_signature(&id).expect("get").map(|o| o.message_hash),
@@ -668,22 +707,70 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_is_signed_in_one_transaction_and_filed_as_own_attestations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("open");
+        let key = SecretKey::random();
+        let me = key.address();
+        let d = Direction::MainToSide;
+        let events: Vec<EventRecord> = (1..=3).map(|i| event(i, 1)).collect();
+        s.commit_scan(
+            d,
+            Cursor {
+                height: 1,
+                hash: Hash([1; 32]),
+            },
+            &events,
+            100,
+        )
+        .expect("scan");
+        // Event 2 was signed before with another message: the batch refuses it, signs the rest.
+        s.sign_once(&me, &Hash([2; 32]), Hash([99; 32]), 1, |h| {
+            key.sign_prehash(h)
+        })
+        .expect("sign");
+        let items: Vec<(Hash, Hash)> = (1..=3u8)
+            .map(|i| (Hash([i; 32]), Hash([i + 10; 32])))
+            .collect();
+        let out = s
+            .sign_many(&me, &items, 7, |h| key.sign_prehash(h))
+            .expect("sign many");
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[1],
+            SignOutcome::Refused {
+                signed: Hash([99; 32])
+            }
+        );
+        for i in [0usize, 2] {
+            let SignOutcome::Signed(sig) = out[i] else {
+                panic!("{i} not signed: {:?}", out[i]);
+            };
+            let (id, m) = items[i];
+            assert_eq!(sig.recover(&m), Ok(me));
+            assert_eq!(s.attestations(&m).expect("held"), vec![(me, sig)]);
+            let rec = s.event(&id).expect("get").expect("known");
+            assert_eq!((rec.state, rec.signed_ms), (EventState::Signed, Some(7)));
+        }
+        assert!(
+            s.attestations(&Hash([12; 32])).expect("held").is_empty(),
+            "nothing filed for the refused message"
+        );
+    }
+
+    #[test]
     fn attestations_keyed_by_message_and_member() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path()).expect("open");
         let m = Hash([1; 32]);
-        assert!(s
-            .put_attestation(&m, &Address([1; 20]), &Signature([1; 65]))
-            .expect("put"));
-        assert!(!s
-            .put_attestation(&m, &Address([1; 20]), &Signature([2; 65]))
-            .expect("dup"));
-        assert!(s
-            .put_attestation(&m, &Address([2; 20]), &Signature([3; 65]))
-            .expect("put"));
-        assert!(s
-            .put_attestation(&Hash([2; 32]), &Address([3; 20]), &Signature([4; 65]))
-            .expect("put"));
+        let put = |h: Hash, a: u8, sig: u8| {
+            s.put_attestations(&[(h, Address([a; 20]), Signature([sig; 65]))])
+                .expect("put")
+        };
+        assert_eq!(put(m, 1, 1), 1);
+        assert_eq!(put(m, 1, 2), 0, "a second signature of a member is not new");
+        assert_eq!(put(m, 2, 3), 1);
+        assert_eq!(put(Hash([2; 32]), 3, 4), 1);
         let got = s.attestations(&m).expect("get");
         assert_eq!(got.len(), 2);
         assert_eq!(

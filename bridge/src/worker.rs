@@ -5,6 +5,7 @@
 //! Every decision is committed to the store before it is acted on: the signature before it
 //! is gossiped, the submission attempt before the transaction is sent.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,16 +13,16 @@ use chain::crypto::SecretKey;
 use chain::peg::{Direction, PegMessage};
 use chain::rpc::types::PegPayout;
 use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Amount, Bytes, ChainId};
+use chain::types::{Address, Amount, Bytes, ChainId, Hash};
 use parity_scale_codec::Encode;
 use tokio::sync::{watch, Notify};
 
-use crate::attest::AttestationGossip;
+use crate::attest::{Attestation, AttestationGossip};
 use crate::error::Result;
 use crate::metrics::{direction_name, ChainLabel, Metrics};
 use crate::nodes::{NodeClient, SourceChain, SubmitOutcome};
 use crate::status::Shared;
-use crate::store::{EventRecord, EventState, StoreError, Submission};
+use crate::store::{EventRecord, EventState, SignOutcome, Submission};
 use crate::watcher::Watcher;
 
 /// Timing of a worker.
@@ -156,8 +157,8 @@ impl Worker {
             b.source_head = Some(w.head.number);
             b.cursor = Some(w.cursor.height);
         });
-        for e in w.confirmed {
-            self.sign_and_gossip(e, now).await?;
+        if !w.confirmed.is_empty() {
+            self.sign_and_gossip(&w.confirmed, now)?;
         }
         let dest_head = self.destination.head().await?;
         self.shared.update_board(self.direction, |b| {
@@ -165,10 +166,14 @@ impl Worker {
         });
         let regossip =
             now.saturating_sub(self.last_regossip_ms) >= self.timing.regossip_interval_ms;
-        let open = self.shared.store.open_events(Some(self.direction))?;
-        for e in open.into_iter().filter(|e| e.state == EventState::Signed) {
-            self.advance(e, now, regossip).await?;
-        }
+        let open: Vec<EventRecord> = self
+            .shared
+            .store
+            .open_events(Some(self.direction))?
+            .into_iter()
+            .filter(|e| e.state == EventState::Signed)
+            .collect();
+        self.advance(open, now, regossip).await?;
         if regossip {
             self.last_regossip_ms = now;
             self.update_balance().await?;
@@ -195,163 +200,209 @@ impl Worker {
         Ok(())
     }
 
-    fn gossip(&self, message: PegMessage, signature: chain::crypto::Signature) {
-        self.shared.net.publish(&AttestationGossip {
-            message,
-            member: self.shared.member,
-            signature,
-            sent_ms: chain::producer::now_ms(),
-        });
+    fn gossip(&self, attestations: Vec<Attestation>) {
+        let now = chain::producer::now_ms();
+        for g in AttestationGossip::bundles(self.shared.member, attestations, now) {
+            self.shared.net.publish(&g);
+        }
     }
 
-    fn mark_paid(&self, e: &EventRecord, payout: &PegPayout, now: u64) -> Result<()> {
-        let rec = self.shared.store.update_event(&e.id, |r| {
+    fn mark_paid(&self, paid: &[(EventRecord, PegPayout)], now: u64) -> Result<()> {
+        if paid.is_empty() {
+            return Ok(());
+        }
+        let txs: HashMap<Hash, Option<Hash>> =
+            paid.iter().map(|(e, p)| (e.id, p.tx_hash)).collect();
+        let ids: Vec<Hash> = paid.iter().map(|(e, _)| e.id).collect();
+        let recs = self.shared.store.update_events(&ids, |r| {
             r.state = EventState::Paid;
             r.paid_ms = Some(now);
-            r.payout_tx = payout.tx_hash;
+            r.payout_tx = txs.get(&r.id).copied().flatten();
         })?;
         let label = Metrics::dir(self.direction);
-        self.shared.metrics.events_paid.get_or_create(&label).inc();
-        if let Some(signed) = rec.and_then(|r| r.signed_ms) {
-            self.shared
-                .metrics
-                .confirmation_to_payout_seconds
+        let m = &self.shared.metrics;
+        m.events_paid
+            .get_or_create(&label)
+            .inc_by(recs.len() as u64);
+        for signed in recs.iter().filter_map(|r| r.signed_ms) {
+            m.confirmation_to_payout_seconds
                 .get_or_create(&label)
                 .observe(now.saturating_sub(signed) as f64 / 1000.0);
         }
-        tracing::info!(direction = self.name(), peg_id = %e.id, payout_block = payout.block_number, payout_tx = ?payout.tx_hash, submitter = ?payout.submitter, "transfer paid");
+        for (e, p) in paid {
+            tracing::info!(direction = self.name(), peg_id = %e.id, payout_block = p.block_number, payout_tx = ?p.tx_hash, submitter = ?p.submitter, "transfer paid");
+        }
         Ok(())
     }
 
-    async fn sign_and_gossip(&self, e: EventRecord, now: u64) -> Result<()> {
-        // A member that lags behind the others may find the transfer paid already.
-        if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
-            return self.mark_paid(&e, &p, now);
-        }
-        let message = self.message(&e);
-        let hash = message.signing_hash();
+    /// Signs every event that reached depth in one durable transaction, then gossips the
+    /// signatures in bundles.
+    fn sign_and_gossip(&self, events: &[EventRecord], now: u64) -> Result<()> {
+        let messages: Vec<PegMessage> = events.iter().map(|e| self.message(e)).collect();
+        let items: Vec<(Hash, Hash)> = events
+            .iter()
+            .zip(&messages)
+            .map(|(e, m)| (e.id, m.signing_hash()))
+            .collect();
         let key = &self.key;
-        match self
+        let outcomes = self
             .shared
             .store
-            .sign_once(&e.id, hash, now, |h| key.sign_prehash(h))
+            .sign_many(&self.shared.member, &items, now, |h| key.sign_prehash(h))?;
+        let mut signed = Vec::with_capacity(events.len());
+        for ((e, message), (o, (_, asked))) in events
+            .iter()
+            .zip(messages)
+            .zip(outcomes.into_iter().zip(&items))
         {
-            Ok(sig) => {
-                self.shared
-                    .store
-                    .put_attestation(&hash, &self.shared.member, &sig)?;
-                self.shared
-                    .metrics
-                    .events_signed
-                    .get_or_create(&Metrics::dir(self.direction))
-                    .inc();
-                tracing::info!(direction = self.name(), peg_id = %e.id, height = e.source_height, amount = %e.payout_amount, recipient = %e.recipient, "signed at depth");
-                self.gossip(message, sig);
-                Ok(())
-            }
-            Err(StoreError::AlreadySignedOther { id, signed, asked }) => {
-                tracing::error!(direction = self.name(), peg_id = %id, %signed, %asked, "refusing to sign a second, different message for this id");
-                self.shared.metrics.error("equivocation_refused");
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn advance(&self, e: EventRecord, now: u64, regossip: bool) -> Result<()> {
-        let store = &self.shared.store;
-        let Some(own) = store.own_signature(&e.id)? else {
-            return Ok(());
-        };
-        let message = self.message(&e);
-        if own.message_hash != message.signing_hash() {
-            tracing::error!(direction = self.name(), peg_id = %e.id, "stored signature is over another message; not submitting");
-            self.shared.metrics.error("message_mismatch");
-            return Ok(());
-        }
-        // The destination is asked about this transfer only now and then (re-gossip) or
-        // right before submitting: a step's cost follows what is due, not the backlog.
-        if regossip {
-            if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
-                return self.mark_paid(&e, &p, now);
-            }
-            self.gossip(message.clone(), own.signature);
-        }
-        let timeout = self.timing.submit_timeout_ms;
-        let last = store.submission(&e.id)?;
-        if last
-            .as_ref()
-            .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
-        {
-            return Ok(());
-        }
-        let designated =
-            self.shared.federation.designated_submitter(&e.id) == Some(self.shared.member);
-        if last.is_none() && !designated {
-            if let Some(r) = e.ready_ms {
-                if now.saturating_sub(r) < timeout {
-                    return Ok(());
+            match o {
+                SignOutcome::Signed(signature) => {
+                    tracing::info!(direction = self.name(), peg_id = %e.id, height = e.source_height, amount = %e.payout_amount, recipient = %e.recipient, "signed at depth");
+                    signed.push(Attestation { message, signature });
+                }
+                SignOutcome::Refused { signed } => {
+                    tracing::error!(direction = self.name(), peg_id = %e.id, %signed, %asked, "refusing to sign a second, different message for this id");
+                    self.shared.metrics.error("equivocation_refused");
                 }
             }
         }
-        let held = store.attestations(&own.message_hash)?;
-        let Some(signatures) = self.shared.federation.aggregate(&message, &held) else {
-            return Ok(());
-        };
-        let ready = match e.ready_ms {
-            Some(r) => r,
-            None => {
-                store.update_event(&e.id, |r| r.ready_ms = Some(now))?;
-                tracing::info!(direction = self.name(), peg_id = %e.id, signatures = held.len(), "threshold of signatures held");
-                now
+        self.shared
+            .metrics
+            .events_signed
+            .get_or_create(&Metrics::dir(self.direction))
+            .inc_by(signed.len() as u64);
+        self.gossip(signed);
+        Ok(())
+    }
+
+    /// Walks the signed, unpaid transfers: re-gossips and looks for payouts now and then,
+    /// notes when M signatures are held, and submits what is due in one batch. A step's cost
+    /// follows what is due, not the backlog: the destination is asked about a transfer only
+    /// on re-gossip or right before a resubmission.
+    async fn advance(&self, open: Vec<EventRecord>, now: u64, regossip: bool) -> Result<()> {
+        let store = &self.shared.store;
+        let fed = &self.shared.federation;
+        let timeout = self.timing.submit_timeout_ms;
+        let mut open = open;
+        if regossip && !open.is_empty() {
+            let ids: Vec<Hash> = open.iter().map(|e| e.id).collect();
+            let payouts = self.destination.payouts(&ids).await?;
+            let (mut paid, mut unpaid) = (Vec::new(), Vec::new());
+            for (e, p) in open.into_iter().zip(payouts) {
+                match p {
+                    Some(p) => paid.push((e, p)),
+                    None => unpaid.push(e),
+                }
             }
-        };
-        let due = match &last {
-            Some(_) => true,
-            None => designated || now.saturating_sub(ready) >= timeout,
-        };
-        if due {
-            if let Some(p) = self.destination.peg_transfer(e.id).await?.payout {
-                return self.mark_paid(&e, &p, now);
+            self.mark_paid(&paid, now)?;
+            open = unpaid;
+        }
+        let mut again = Vec::new();
+        let mut newly_ready = Vec::new();
+        let mut due = Vec::new();
+        for e in open {
+            let Some(own) = store.own_signature(&e.id)? else {
+                continue;
+            };
+            let message = self.message(&e);
+            if own.message_hash != message.signing_hash() {
+                tracing::error!(direction = self.name(), peg_id = %e.id, "stored signature is over another message; not submitting");
+                self.shared.metrics.error("message_mismatch");
+                continue;
             }
-            self.submit(&e, signatures, last, designated, now).await?;
+            if regossip {
+                again.push(Attestation {
+                    message: message.clone(),
+                    signature: own.signature,
+                });
+            }
+            let last = store.submission(&e.id)?;
+            if last
+                .as_ref()
+                .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
+            {
+                continue;
+            }
+            let designated = fed.designated_submitter(&e.id) == Some(self.shared.member);
+            let held = store.attestations(&own.message_hash)?;
+            if last.is_none() && !designated {
+                match e.ready_ms {
+                    Some(r) if now.saturating_sub(r) < timeout => continue,
+                    Some(_) => {}
+                    None => {
+                        // Not ours to submit yet: counting is enough (each attestation was
+                        // verified on arrival); the signatures are checked when submitting.
+                        let members: HashSet<Address> = held
+                            .iter()
+                            .map(|(m, _)| *m)
+                            .filter(|m| fed.members.contains(m))
+                            .collect();
+                        if members.len() >= fed.threshold as usize {
+                            newly_ready.push(e.id);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(signatures) = fed.aggregate(&message, &held) else {
+                continue;
+            };
+            if e.ready_ms.is_none() {
+                newly_ready.push(e.id);
+            }
+            if last.is_some() || designated || e.ready_ms.is_some() {
+                due.push(Due {
+                    event: e,
+                    signatures,
+                    last,
+                    designated,
+                });
+            }
+        }
+        if !newly_ready.is_empty() {
+            store.update_events(&newly_ready, |r| {
+                r.ready_ms.get_or_insert(now);
+            })?;
+            tracing::debug!(
+                direction = self.name(),
+                transfers = newly_ready.len(),
+                "threshold of signatures held"
+            );
+        }
+        if !again.is_empty() {
+            self.gossip(again);
+        }
+        // Before submitting again, or in another member's place, look for the payout.
+        let (check, mut send): (Vec<Due>, Vec<Due>) = due
+            .into_iter()
+            .partition(|d| d.last.is_some() || !d.designated);
+        if !check.is_empty() {
+            let ids: Vec<Hash> = check.iter().map(|d| d.event.id).collect();
+            let payouts = self.destination.payouts(&ids).await?;
+            let mut paid = Vec::new();
+            for (d, p) in check.into_iter().zip(payouts) {
+                match p {
+                    Some(p) => paid.push((d.event, p)),
+                    None => send.push(d),
+                }
+            }
+            self.mark_paid(&paid, now)?;
+        }
+        if !send.is_empty() {
+            self.submit(send, now).await?;
         }
         Ok(())
     }
 
-    async fn submit(
-        &self,
-        e: &EventRecord,
-        signatures: Vec<chain::crypto::Signature>,
-        last: Option<Submission>,
-        designated: bool,
-        now: u64,
-    ) -> Result<()> {
-        let store = &self.shared.store;
-        let attempts = last.as_ref().map_or(0, |s| s.attempts) + 1;
-        // The attempt is durable before the transaction leaves: after a crash the member
-        // waits a timeout and tries again, and the chain refuses a second payout of the id.
-        store.put_submission(
-            &e.id,
-            &Submission {
-                tx_hash: None,
-                at_ms: now,
-                attempts,
-                outcome: "sending".into(),
-            },
-        )?;
-        let nonce = self
-            .destination
-            .account(self.shared.member)
-            .await?
-            .pending_nonce;
+    fn payout(&self, d: &Due, nonce: u64) -> Bytes {
+        let e = &d.event;
         let (kind, fee) = match self.direction {
             Direction::MainToSide => (
                 TxKind::Mint {
                     id: e.id,
                     recipient: e.recipient,
                     amount: e.payout_amount,
-                    signatures,
+                    signatures: d.signatures.clone(),
                 },
                 Fee::Dynamic {
                     max_fee: Amount::ZERO,
@@ -363,7 +414,7 @@ impl Worker {
                     id: e.id,
                     recipient: e.recipient,
                     amount: e.payout_amount,
-                    signatures,
+                    signatures: d.signatures.clone(),
                 },
                 Fee::Flat { fee: Amount::ZERO },
             ),
@@ -375,37 +426,113 @@ impl Worker {
             kind,
         }
         .sign(&self.key);
-        let outcome = self.destination.submit(Bytes(tx.encode())).await?;
-        let tx_hash = match &outcome {
-            SubmitOutcome::Accepted(h) => Some(*h),
-            _ => None,
-        };
-        store.put_submission(
-            &e.id,
-            &Submission {
-                tx_hash,
-                at_ms: now,
-                attempts,
-                outcome: outcome.name(),
-            },
-        )?;
-        match &outcome {
-            SubmitOutcome::Accepted(h) => {
-                self.shared
-                    .metrics
-                    .events_submitted
-                    .get_or_create(&Metrics::dir(self.direction))
-                    .inc();
-                tracing::info!(direction = self.name(), peg_id = %e.id, tx = %h, nonce, attempts, designated, "payout submitted");
+        Bytes(tx.encode())
+    }
+
+    /// Submits payouts in one batch with consecutive nonces. A payout the node refuses leaves
+    /// a gap the ones behind it would wait on forever: those are re-issued from the gap (the
+    /// pool lets a sender move its own pending payout to an earlier nonce).
+    async fn submit(&self, due: Vec<Due>, now: u64) -> Result<()> {
+        let store = &self.shared.store;
+        let attempts: Vec<u32> = due
+            .iter()
+            .map(|d| d.last.as_ref().map_or(0, |s| s.attempts) + 1)
+            .collect();
+        // The attempts are durable before the transactions leave: after a crash the member
+        // waits a timeout and tries again, and the chain refuses a second payout of an id.
+        let sending: Vec<(Hash, Submission)> = due
+            .iter()
+            .zip(&attempts)
+            .map(|(d, a)| {
+                (
+                    d.event.id,
+                    Submission {
+                        tx_hash: None,
+                        at_ms: now,
+                        attempts: *a,
+                        outcome: "sending".into(),
+                    },
+                )
+            })
+            .collect();
+        store.put_submissions(&sending)?;
+        let mut nonce = self
+            .destination
+            .account(self.shared.member)
+            .await?
+            .pending_nonce;
+        let mut outcomes: Vec<Option<(SubmitOutcome, u64)>> = vec![None; due.len()];
+        let mut pending: Vec<usize> = (0..due.len()).collect();
+        while !pending.is_empty() {
+            let raws = pending
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| self.payout(&due[i], nonce + j as u64))
+                .collect();
+            let results = self.destination.submit_many(raws).await?;
+            let first_refused = results
+                .iter()
+                .position(|o| !matches!(o, SubmitOutcome::Accepted(_)));
+            let mut behind = Vec::new();
+            for (j, (&i, o)) in pending.iter().zip(results).enumerate() {
+                let queued_behind_gap =
+                    first_refused.is_some_and(|f| j > f) && matches!(o, SubmitOutcome::Accepted(_));
+                if queued_behind_gap {
+                    behind.push(i);
+                }
+                outcomes[i] = Some((o, nonce + j as u64));
             }
-            SubmitOutcome::IdUsed | SubmitOutcome::IdPending => {
-                tracing::info!(direction = self.name(), peg_id = %e.id, outcome = %outcome.name(), "another member's payout got there first");
+            if let Some(f) = first_refused {
+                nonce += f as u64;
             }
-            SubmitOutcome::Refused { code, message } => {
-                tracing::warn!(direction = self.name(), peg_id = %e.id, code, %message, "payout refused by the destination node");
-                self.shared.metrics.error("payout_refused");
-            }
+            pending = behind;
         }
+        let label = Metrics::dir(self.direction);
+        let mut records = Vec::with_capacity(due.len());
+        for ((d, a), o) in due.iter().zip(&attempts).zip(outcomes) {
+            let Some((outcome, nonce)) = o else { continue };
+            let id = d.event.id;
+            match &outcome {
+                SubmitOutcome::Accepted(h) => {
+                    self.shared
+                        .metrics
+                        .events_submitted
+                        .get_or_create(&label)
+                        .inc();
+                    tracing::info!(direction = self.name(), peg_id = %id, tx = %h, nonce, attempts = a, designated = d.designated, "payout submitted");
+                }
+                SubmitOutcome::IdUsed | SubmitOutcome::IdPending => {
+                    tracing::info!(direction = self.name(), peg_id = %id, outcome = %outcome.name(), "another member's payout got there first");
+                }
+                SubmitOutcome::Refused { code, message } => {
+                    tracing::warn!(direction = self.name(), peg_id = %id, code, %message, "payout refused by the destination node");
+                    self.shared.metrics.error("payout_refused");
+                }
+            }
+            let tx_hash = match &outcome {
+                SubmitOutcome::Accepted(h) => Some(*h),
+                _ => None,
+            };
+            records.push((
+                id,
+                Submission {
+                    tx_hash,
+                    at_ms: now,
+                    attempts: *a,
+                    outcome: outcome.name(),
+                },
+            ));
+        }
+        store.put_submissions(&records)?;
         Ok(())
     }
+}
+
+/// A payout due for submission.
+#[derive(Debug)]
+struct Due {
+    event: EventRecord,
+    signatures: Vec<chain::crypto::Signature>,
+    last: Option<Submission>,
+    designated: bool,
 }

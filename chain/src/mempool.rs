@@ -348,10 +348,18 @@ impl Mempool {
             max
         };
         check_peg(&t.kind, facts, ctx)?;
+        let sender = tx.sender();
         let payout = t.kind.payout_id();
+        // One payout per id waits in the pool. Its own sender may move it to an earlier nonce:
+        // a member whose batch of payouts had one refused re-issues the ones queued behind the
+        // gap, which could otherwise never be included.
+        let mut moved = None;
         if let Some(id) = payout {
-            if self.payouts.get(&id).is_some_and(|h| *h != hash) {
-                return Err(Rejection::Peg(PegError::IdPending(id)));
+            if let Some(pending) = self.payouts.get(&id).filter(|h| **h != hash) {
+                match self.by_hash.get(pending) {
+                    Some((s, n)) if *s == sender && t.nonce < *n => moved = Some(*pending),
+                    _ => return Err(Rejection::Peg(PegError::IdPending(id))),
+                }
             }
         }
         if t.nonce < account.nonce {
@@ -378,7 +386,6 @@ impl Mempool {
                 needed,
             });
         }
-        let sender = tx.sender();
         // Payouts go first: they carry coins users are waiting for, and pay no fee.
         let priority = if exempt {
             Amount(u128::MAX)
@@ -416,6 +423,9 @@ impl Mempool {
                     max: self.cfg.max_per_sender,
                 });
             }
+        }
+        if let Some(old) = moved {
+            self.remove(&old);
         }
         self.seq += 1;
         let nonce = t.nonce;
@@ -785,5 +795,74 @@ mod tests {
         assert_eq!(pool.len(), 4);
         pool.prune_sender(&cheap.address(), 6);
         assert_eq!(pool.len(), 1);
+    }
+    #[test]
+    fn a_member_moves_its_own_pending_payout_to_an_earlier_nonce_only() {
+        use crate::peg::{PegMessage, PegParams};
+        let member = SecretKey::random();
+        let other = SecretKey::random();
+        let peg = PegConfig {
+            role: PegRole::Side,
+            params: PegParams {
+                members: vec![member.address(), other.address()],
+                threshold: 1,
+                main_confirmations: 1,
+                side_confirmations: 1,
+                min_amount: Amount(1),
+                max_amount: Amount(1_000),
+                daily_limit_deposits: Amount(10_000),
+                daily_limit_withdrawals: Amount(10_000),
+                peg_out_fee: Amount(0),
+                fee_recipient: Address([9; 20]),
+                counterpart_genesis: Hash::ZERO,
+            },
+            domain: Hash([3; 32]),
+        };
+        let r = rule();
+        let c = Admission {
+            peg: Some(&peg),
+            ..ctx(&r)
+        };
+        let mint = |key: &SecretKey, nonce: Nonce, id: u8| {
+            let msg = PegMessage {
+                domain: peg.domain,
+                direction: Direction::MainToSide,
+                id: Hash([id; 32]),
+                recipient: Address([4; 20]),
+                amount: Amount(10),
+            };
+            Transaction {
+                chain_id: CHAIN,
+                nonce,
+                fee: Fee::Flat { fee: Amount(0) },
+                kind: TxKind::Mint {
+                    id: msg.id,
+                    recipient: msg.recipient,
+                    amount: msg.amount,
+                    signatures: vec![member.sign_prehash(&msg.signing_hash())],
+                },
+            }
+            .sign(key)
+            .recover()
+            .unwrap()
+        };
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let ins = |pool: &mut Mempool, t| pool.insert(t, rich(), PegFacts::default(), &c);
+        // Payouts 1 and 2 at nonces 4 and 5 behind a gap at 3 (its payout was refused).
+        ins(&mut pool, mint(&member, 4, 1)).unwrap();
+        let stuck = ins(&mut pool, mint(&member, 5, 2)).unwrap();
+        assert_eq!(pool.pending_nonce(&member.address(), 3), 3);
+        // Another sender cannot take over a pending id, and the sender cannot queue it later.
+        let e = ins(&mut pool, mint(&other, 3, 1)).unwrap_err();
+        assert_eq!(e.code(), "peg_id_pending");
+        let e = ins(&mut pool, mint(&member, 6, 1)).unwrap_err();
+        assert_eq!(e.code(), "peg_id_pending");
+        // Re-issued from the gap, both move down and the queue is contiguous again.
+        ins(&mut pool, mint(&member, 3, 1)).unwrap();
+        ins(&mut pool, mint(&member, 4, 2)).unwrap();
+        assert!(pool.get(&stuck).is_none(), "the old copy left the pool");
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.pending_nonce(&member.address(), 3), 5);
+        assert_eq!(pool.select(|_| 3, u64::MAX).len(), 2);
     }
 }
