@@ -1,7 +1,7 @@
 # Twinpeg: the two commands are `make devnet` and `make test`.
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt devnet docker bench clean
+.PHONY: all build test lint fmt devnet docker bench microbench clean
 
 all: build
 
@@ -35,6 +35,11 @@ docker:
 bench:
 	$(CARGO) build --release --bins
 	target/release/bench $(ARGS)
+
+## Criterion micro-benchmarks of the hot paths (tx decode + recovery, block execution, redb
+## commit); about a minute. Compares with the previous run kept under target/criterion.
+microbench:
+	$(CARGO) bench -p twinpeg-bench --bench micro
 
 clean:
 	$(CARGO) clean

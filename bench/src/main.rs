@@ -27,6 +27,9 @@ struct Args {
     /// Where results.json goes.
     #[arg(long, default_value = "target/bench")]
     out_dir: PathBuf,
+    /// Skip the transfer-throughput measurements.
+    #[arg(long)]
+    no_throughput: bool,
     /// Skip the state-size scaling and sync measurements.
     #[arg(long)]
     no_scaling: bool,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         batch: a.batch,
         connections: a.connections,
         out_dir: a.out_dir,
+        throughput: !a.no_throughput,
         scaling: !a.no_scaling,
         sync_blocks: a.sync_blocks,
         peg: !a.no_peg,

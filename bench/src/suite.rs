@@ -31,6 +31,8 @@ pub struct SuiteConfig {
     pub connections: usize,
     /// Where results.json goes.
     pub out_dir: PathBuf,
+    /// Run the transfer-throughput measurements of both chains.
+    pub throughput: bool,
     /// Run the state-size scaling and sync measurements.
     pub scaling: bool,
     /// Blocks for the sync measurement.
@@ -178,8 +180,11 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     let limit =
         tokio::task::spawn_blocking(|| recoveries_per_second(Duration::from_secs(3))).await?;
     eprintln!("recoveries/s: {limit:.0}");
-    let side = run_chain(&cfg, "sidechain", 1000, cfg.side_txs, 15_000.0, limit).await?;
-    let main = run_chain(&cfg, "mainchain", 2000, cfg.main_txs, 5_000.0, limit).await?;
+    let mut chains = Vec::new();
+    if cfg.throughput {
+        chains.push(run_chain(&cfg, "sidechain", 1000, cfg.side_txs, 15_000.0, limit).await?);
+        chains.push(run_chain(&cfg, "mainchain", 2000, cfg.main_txs, 5_000.0, limit).await?);
+    }
     let scaling = if cfg.scaling {
         let mut points = Vec::new();
         for n in [10_000u64, 100_000, 1_000_000] {
@@ -217,7 +222,7 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        chains: vec![side, main],
+        chains,
         scaling,
         peg,
         not_measured: vec![],
