@@ -31,9 +31,11 @@ devnet:
 docker:
 	docker build -t twinpeg .
 
-## Release build, then the benchmark suite on loopback (table + target/bench/results.json).
+## Release build, the criterion micro-benchmarks, then the benchmark suite on loopback: one
+## table with every figure and its goal, also in target/bench/results.json.
 bench:
 	$(CARGO) build --release --bins
+	$(CARGO) bench -p twinpeg-bench --bench micro
 	target/release/bench $(ARGS)
 
 ## Criterion micro-benchmarks of the hot paths (tx decode + recovery, block execution, redb

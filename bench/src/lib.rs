@@ -2,6 +2,7 @@
 //! machine's own limits (its signature-recovery rate, measured in the same run).
 
 pub mod loadgen;
+pub mod micro;
 pub mod node;
 pub mod peg;
 pub mod reference;

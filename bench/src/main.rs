@@ -42,6 +42,9 @@ struct Args {
     /// Deposits and withdrawals measured for latency.
     #[arg(long, default_value_t = 50)]
     peg_transfers: usize,
+    /// Where criterion keeps the micro-benchmarks' results (`make microbench`).
+    #[arg(long, default_value = "target/criterion")]
+    criterion_dir: PathBuf,
     /// Deposits landing together in the burst.
     #[arg(long, default_value_t = 1000)]
     peg_burst: usize,
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         peg: !a.no_peg,
         peg_transfers: a.peg_transfers,
         peg_burst: a.peg_burst,
+        criterion_dir: a.criterion_dir,
     };
     match rt.block_on(bench::suite::run(cfg)) {
         Ok(_) => ExitCode::SUCCESS,

@@ -39,6 +39,8 @@ pub struct SuiteConfig {
     pub sync_blocks: u64,
     /// Run the peg measurements.
     pub peg: bool,
+    /// Where criterion keeps the micro-benchmarks' latest results.
+    pub criterion_dir: PathBuf,
     /// Deposits and withdrawals measured for latency.
     pub peg_transfers: usize,
     /// Deposits in the burst.
@@ -79,6 +81,8 @@ pub struct Results {
     pub scaling: Option<crate::scaling::Scaling>,
     /// Peg latency and burst throughput.
     pub peg: Option<crate::peg::PegResults>,
+    /// The criterion micro-benchmarks' latest figures.
+    pub micro: Vec<crate::micro::Micro>,
     /// What this suite does not measure yet.
     pub not_measured: Vec<String>,
 }
@@ -217,7 +221,7 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     } else {
         None
     };
-    let results = Results {
+    let mut results = Results {
         recoveries_per_second: limit,
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
@@ -225,8 +229,15 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
         chains,
         scaling,
         peg,
+        micro: crate::micro::read(&cfg.criterion_dir),
         not_measured: vec![],
     };
+    if results.micro.is_empty() {
+        results.not_measured.push(format!(
+            "micro-benchmarks (nothing under {}: run `make microbench`)",
+            cfg.criterion_dir.display()
+        ));
+    }
     print_table(&results);
     std::fs::create_dir_all(&cfg.out_dir)?;
     let path = cfg.out_dir.join("results.json");
@@ -341,6 +352,27 @@ fn print_table(r: &Results) {
         );
         if let Some(m) = p.member_peak_rss_mib {
             println!("bridge member peak RSS: {m:.0} MB");
+        }
+    }
+    if !r.micro.is_empty() {
+        println!();
+        println!(
+            "{:<40} {:>12} {:>14} {:>10}",
+            "micro-benchmark (criterion median)", "time", "per element", "age"
+        );
+        for m in &r.micro {
+            let per = m
+                .elements
+                .filter(|n| *n > 1)
+                .map(|n| crate::micro::human(m.median_ns / n as f64))
+                .unwrap_or_default();
+            println!(
+                "{:<40} {:>12} {:>14} {:>9}s",
+                m.name,
+                crate::micro::human(m.median_ns),
+                per,
+                m.age_seconds
+            );
         }
     }
     for n in &r.not_measured {

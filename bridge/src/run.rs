@@ -167,7 +167,7 @@ async fn intake(
                 a.message_hashes
                     .iter()
                     .zip(&a.gossip.attestations)
-                    .map(|(h, att)| (*h, a.gossip.member, att.signature))
+                    .map(|(h, att)| (att.message.id, *h, a.gossip.member, att.signature))
             })
             .collect();
         let new = shared.store.put_attestations(&items)?;

@@ -256,33 +256,49 @@ impl Store {
         events: &[EventRecord],
         history: u64,
     ) -> StoreResult<()> {
+        self.commit_scans(direction, &[(block, events.to_vec())], history)
+    }
+
+    /// [`Store::commit_scan`] for consecutive blocks in one durable transaction (a member
+    /// catching up scans many blocks a step); the cursor moves to the last one.
+    pub fn commit_scans(
+        &self,
+        direction: Direction,
+        blocks: &[(Cursor, Vec<EventRecord>)],
+        history: u64,
+    ) -> StoreResult<()> {
+        let Some((last, _)) = blocks.last() else {
+            return Ok(());
+        };
         let d = dir_code(direction);
         let wtx = self.write()?;
         {
             let mut ev = wtx.open_table(EVENTS)?;
             let mut open = wtx.open_table(OPEN)?;
-            for e in events {
-                let existing: Option<EventRecord> = match ev.get(e.id.0)? {
-                    Some(v) => Some(decode("events", v.value())?),
-                    None => None,
-                };
-                let rec = match existing {
-                    Some(mut old) => {
-                        old.source_height = e.source_height;
-                        old.source_block = e.source_block;
-                        old
-                    }
-                    None => e.clone(),
-                };
-                ev.insert(e.id.0, rec.encode().as_slice())?;
-                if rec.state != EventState::Paid {
-                    open.insert(e.id.0, d)?;
-                }
-            }
             let mut scanned = wtx.open_table(SCANNED)?;
-            scanned.insert((d, block.height), block.hash.0)?;
-            if block.height > history {
-                let cutoff = block.height - history;
+            for (block, events) in blocks {
+                for e in events {
+                    let existing: Option<EventRecord> = match ev.get(e.id.0)? {
+                        Some(v) => Some(decode("events", v.value())?),
+                        None => None,
+                    };
+                    let rec = match existing {
+                        Some(mut old) => {
+                            old.source_height = e.source_height;
+                            old.source_block = e.source_block;
+                            old
+                        }
+                        None => e.clone(),
+                    };
+                    ev.insert(e.id.0, rec.encode().as_slice())?;
+                    if rec.state != EventState::Paid {
+                        open.insert(e.id.0, d)?;
+                    }
+                }
+                scanned.insert((d, block.height), block.hash.0)?;
+            }
+            if last.height > history {
+                let cutoff = last.height - history;
                 let old: Vec<u64> = scanned
                     .range((d, 0)..(d, cutoff))?
                     .map(|r| r.map(|(k, _)| k.value().1))
@@ -292,7 +308,7 @@ impl Store {
                 }
             }
             wtx.open_table(CURSORS)?
-                .insert(d, block.encode().as_slice())?;
+                .insert(d, last.encode().as_slice())?;
         }
         wtx.commit()?;
         Ok(())
@@ -484,15 +500,27 @@ impl Store {
         }
     }
 
-    /// Stores many verified attestations in one durable transaction; returns how many were new.
-    pub fn put_attestations(&self, items: &[(Hash, Address, Signature)]) -> StoreResult<usize> {
+    /// Stores verified attestations `(transfer id, message hash, member, signature)` in one
+    /// durable transaction, except those of transfers already paid here; returns how many
+    /// were new.
+    pub fn put_attestations(
+        &self,
+        items: &[(Hash, Hash, Address, Signature)],
+    ) -> StoreResult<usize> {
         let wtx = self.write()?;
         let mut new = 0;
         {
+            let ev = wtx.open_table(EVENTS)?;
             let mut t = wtx.open_table(ATTESTATIONS)?;
-            for (message_hash, member, sig) in items {
+            for (id, message_hash, member, sig) in items {
+                let paid = match ev.get(id.0)? {
+                    Some(v) => {
+                        decode::<EventRecord>("events", v.value())?.state == EventState::Paid
+                    }
+                    None => false,
+                };
                 let key = (message_hash.0, member.0);
-                if t.get(key)?.is_none() {
+                if !paid && t.get(key)?.is_none() {
                     t.insert(key, sig.0.as_slice())?;
                     new += 1;
                 }
@@ -540,6 +568,8 @@ impl Store {
         {
             let mut ev = wtx.open_table(EVENTS)?;
             let mut open = wtx.open_table(OPEN)?;
+            let own = wtx.open_table(OWN_SIGS)?;
+            let mut att = wtx.open_table(ATTESTATIONS)?;
             for id in ids {
                 let rec: Option<EventRecord> = match ev.get(id.0)? {
                     Some(v) => Some(decode("events", v.value())?),
@@ -550,6 +580,12 @@ impl Store {
                     ev.insert(id.0, rec.encode().as_slice())?;
                     if rec.state == EventState::Paid {
                         open.remove(id.0)?;
+                        // The signatures served their purpose: keep the table to what is open.
+                        if let Some(own) = own.get(id.0)? {
+                            let own: OwnSignature = decode("own_signatures", own.value())?;
+                            let h = own.message_hash.0;
+                            att.retain_in((h, [0u8; 20])..=(h, [0xffu8; 20]), |_, _| false)?;
+                        }
                     }
                     out.push(rec);
                 }
@@ -759,12 +795,79 @@ mod tests {
     }
 
     #[test]
+    fn many_scanned_blocks_commit_together_and_the_cursor_moves_to_the_last() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Direction::MainToSide;
+        {
+            let s = Store::open(dir.path()).expect("open");
+            let blocks: Vec<(Cursor, Vec<EventRecord>)> = (1..=5u64)
+                .map(|h| {
+                    let c = Cursor {
+                        height: h,
+                        hash: Hash([h as u8; 32]),
+                    };
+                    let events = if h % 2 == 0 {
+                        vec![event(h as u8 + 100, h)]
+                    } else {
+                        vec![]
+                    };
+                    (c, events)
+                })
+                .collect();
+            s.commit_scans(d, &blocks, 3).expect("scan");
+            s.commit_scans(d, &[], 3).expect("nothing to commit");
+        }
+        let s = Store::open(dir.path()).expect("reopen");
+        assert_eq!(s.cursor(d).expect("cursor").map(|c| c.height), Some(5));
+        assert_eq!(s.open_events(Some(d)).expect("open").len(), 2);
+        assert_eq!(
+            s.oldest_scanned(d).expect("oldest"),
+            Some(2),
+            "history of 3 kept"
+        );
+        assert_eq!(s.scanned_hash(d, 4).expect("get"), Some(Hash([4; 32])));
+    }
+
+    #[test]
+    fn a_paid_transfer_drops_its_attestations_and_late_ones_are_not_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("open");
+        let key = SecretKey::random();
+        let (id, m) = (Hash([5; 32]), Hash([50; 32]));
+        s.commit_scan(
+            Direction::MainToSide,
+            Cursor {
+                height: 1,
+                hash: Hash([1; 32]),
+            },
+            &[event(5, 1)],
+            100,
+        )
+        .expect("scan");
+        s.sign_once(&key.address(), &id, m, 1, |h| key.sign_prehash(h))
+            .expect("sign");
+        let other = (id, m, Address([2; 20]), Signature([2; 65]));
+        assert_eq!(s.put_attestations(&[other]).expect("put"), 1);
+        assert_eq!(s.attestations(&m).expect("held").len(), 2);
+        s.update_event(&id, |r| r.state = EventState::Paid)
+            .expect("paid");
+        assert!(s.attestations(&m).expect("held").is_empty());
+        let late = (id, m, Address([3; 20]), Signature([3; 65]));
+        assert_eq!(s.put_attestations(&[late]).expect("put"), 0);
+        assert!(s.attestations(&m).expect("held").is_empty());
+        assert!(
+            s.own_signature(&id).expect("own").is_some(),
+            "own signature kept for good"
+        );
+    }
+
+    #[test]
     fn attestations_keyed_by_message_and_member() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path()).expect("open");
         let m = Hash([1; 32]);
         let put = |h: Hash, a: u8, sig: u8| {
-            s.put_attestations(&[(h, Address([a; 20]), Signature([sig; 65]))])
+            s.put_attestations(&[(Hash([7; 32]), h, Address([a; 20]), Signature([sig; 65]))])
                 .expect("put")
         };
         assert_eq!(put(m, 1, 1), 1);

@@ -196,8 +196,10 @@ impl Watcher {
             step.rewound_to = Some(fork.height);
             step.signed_reorged = signed;
         }
-        // Scan forward, never past the head the node reported.
+        // Scan forward, never past the head the node reported; what a step scans is committed
+        // in one durable write at the end (a crash before it rescans the same blocks).
         let last = head.number.min(cursor.height + MAX_BLOCKS_PER_STEP);
+        let mut scanned = Vec::new();
         while cursor.height < last {
             let n = cursor.height + 1;
             let Some(b) = chain.block(n).await? else {
@@ -220,11 +222,12 @@ impl Watcher {
                 height: n,
                 hash: b.hash,
             };
-            store.commit_scan(self.direction, next, &events, self.history)?;
             step.new_events += events.len() as u64;
             step.scanned += 1;
+            scanned.push((next, events));
             cursor = next;
         }
+        store.commit_scans(self.direction, &scanned, self.history)?;
         step.cursor = cursor;
         // Confirm: deep enough on our node, and the block at that height still the one scanned.
         // Each block is fetched again once per step, however many events it holds.

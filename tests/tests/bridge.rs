@@ -530,12 +530,16 @@ async fn kill9_members_mid_flight_pays_each_transfer_exactly_once() {
         Amount(total),
         "each transfer paid exactly once"
     );
-    let metrics = http_get(&net.members[0].status_url, "/metrics");
+    // A member learns of payouts when it next asks its destination node (re-gossip time).
+    let metrics = wait_for("member 0 to see the payouts", || async {
+        let m = http_get(&net.members[0].status_url, "/metrics");
+        m.contains("bridge_events_paid_total").then_some(m)
+    })
+    .await;
     assert!(
         !metrics.contains("bridge_events_signed_total{direction=\"deposits\"} 1"),
         "member 0 signed again after its restart:\n{metrics}"
     );
-    assert!(metrics.contains("bridge_events_paid_total"), "{metrics}");
     assert!(http_get(&net.members[0].status_url, "/health").contains("\"status\""));
     // Let any late resubmission reach the chain, then audit: no id paid twice.
     let h = sc.head().await.expect("head").number;

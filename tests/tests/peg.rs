@@ -366,3 +366,95 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         main_info.totals.released.0 + main_info.totals.peg_fees.0 <= side_info.totals.burned_peg.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
+    let net = start();
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let user = dev_key(0);
+    let fee = fee_for(&mc).await;
+    let recipient = SecretKey::random().address();
+    let amount = Amount::coins(2);
+    let mut ids = Vec::new();
+    for nonce in 0..3 {
+        let lock = raw(
+            &user,
+            net.main_id,
+            nonce,
+            fee.clone(),
+            TxKind::Lock { amount, recipient },
+        );
+        ids.push(mc.send_transaction(lock).await.expect("lock accepted"));
+    }
+    for id in &ids {
+        assert_eq!(included(&mc, *id).await.status, TxStatus::Success);
+    }
+    let member = &net.members[0];
+    let mint = |nonce: u64, id: Hash, signers: &[&SecretKey]| {
+        let msg = PegMessage {
+            domain: net.domain,
+            direction: Direction::MainToSide,
+            id,
+            recipient,
+            amount,
+        };
+        raw(
+            member,
+            net.side_id,
+            nonce,
+            Fee::Dynamic {
+                max_fee: Amount(0),
+                max_tip: Amount(0),
+            },
+            TxKind::Mint {
+                id,
+                recipient,
+                amount,
+                signatures: sign(signers, &msg),
+            },
+        )
+    };
+    let good = [&net.members[0], &net.members[1]];
+    let stranger = SecretKey::random();
+    // One batch, as a member sends it: the middle payout is refused, so the third one waits
+    // on nonce 1, which nothing fills.
+    let results = sc
+        .send_transactions(vec![
+            mint(0, ids[0], &good),
+            mint(1, ids[1], &[&net.members[0], &stranger]),
+            mint(2, ids[2], &good),
+        ])
+        .await
+        .expect("batch");
+    assert!(results[0].hash.is_some(), "{results:?}");
+    assert_eq!(
+        results[1].error.as_ref().map(|e| e.reason.as_str()),
+        Some("peg_bad_attestation")
+    );
+    let stuck = results[2].hash.expect("queued behind the gap");
+    let first = results[0].hash.expect("accepted");
+    assert_eq!(included(&sc, first).await.status, TxStatus::Success);
+    let acct = sc.account(member.address()).await.expect("account");
+    assert_eq!((acct.nonce, acct.pending_nonce), (1, 1), "nonce 1 is a gap");
+    // Another payout of that id at a later nonce is still refused; from the gap it moves.
+    let e = sc
+        .send_transaction(mint(3, ids[2], &good))
+        .await
+        .expect_err("later nonce");
+    assert_eq!(code_and_reason(e).1, "peg_id_pending");
+    let moved = sc
+        .send_transaction(mint(1, ids[2], &good))
+        .await
+        .expect("re-issued from the gap");
+    assert_eq!(included(&sc, moved).await.status, TxStatus::Success);
+    assert!(
+        sc.transaction(stuck).await.expect("lookup").is_none(),
+        "the copy queued behind the gap left the pool"
+    );
+    let paid = sc.peg_transfer(ids[2]).await.expect("lookup");
+    assert_eq!(paid.payout.and_then(|p| p.tx_hash), Some(moved));
+    assert_eq!(
+        sc.peg_info().await.expect("peg info").totals.minted,
+        Amount(amount.0 * 2)
+    );
+}
