@@ -2,12 +2,13 @@
 //! data dir, ephemeral ports; killed on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chain::crypto::SecretKey;
 use chain::genesis::Genesis;
+use twinpeg_e2e::process::{spawn_serving, NodeEndpoints};
 
 /// A running node.
 pub struct BenchNode {
@@ -98,55 +99,25 @@ impl Prepared {
 
     /// Starts the node, dialing `bootstrap`, and waits until it serves.
     pub fn run(self, bootstrap: &[String]) -> Result<BenchNode> {
-        let log = std::fs::File::create(self.dir.path().join("node.log"))?;
         let mut cmd = Command::new(bin_dir().join(&self.binary));
         cmd.arg("run").arg("--config").arg(&self.config);
         for b in bootstrap {
             cmd.arg("--bootstrap").arg(b);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        let endpoints = self.data_dir().join("endpoints.json");
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&endpoints) {
-                let v: serde_json::Value = serde_json::from_str(&text)?;
-                if v["pid"].as_u64() == Some(u64::from(child.id())) {
-                    let http = v["rpc_http"].as_str().context("rpc_http")?.to_string();
-                    let ws = v["rpc_ws"].as_str().context("rpc_ws")?.to_string();
-                    let p2p = v["p2p"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    return Ok(BenchNode {
-                        dir: self.dir,
-                        http,
-                        ws,
-                        p2p,
-                        child,
-                    });
-                }
-            }
-            if let Some(s) = child.try_wait()? {
-                bail!(
-                    "{} exited with {s}: {}",
-                    self.binary,
-                    std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
-                );
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                let _ = child.kill();
-                bail!("{} did not start", self.binary);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (child, endpoints) = spawn_serving::<NodeEndpoints>(
+            &self.binary,
+            &mut cmd,
+            &self.data_dir(),
+            &self.dir.path().join("node.log"),
+            Duration::from_secs(120),
+        )?;
+        Ok(BenchNode {
+            dir: self.dir,
+            http: endpoints.rpc_http,
+            ws: endpoints.rpc_ws,
+            p2p: endpoints.p2p,
+            child,
+        })
     }
 }
 

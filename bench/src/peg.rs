@@ -4,8 +4,7 @@
 //! and the bridge's own overhead (the rest). Times are block timestamps (slot starts), so the
 //! overhead is resolved to the destination's block time.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +17,7 @@ use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use parity_scale_codec::Encode;
 use serde::Serialize;
+use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
 
 use crate::node::{bin_dir, peak_rss_mib, BenchNode, Prepared};
 
@@ -84,57 +84,27 @@ fn start_member(
     let key_file = dir.path().join("member.key");
     chain::node::write_key_file(&key_file, key)?;
     let data = dir.path().join("data");
-    let mut t = toml::Table::new();
-    let s = |v: &str| toml::Value::String(v.to_string());
-    t.insert("data_dir".into(), s(&data.display().to_string()));
-    t.insert("key_file".into(), s(&key_file.display().to_string()));
-    t.insert("main_rpc".into(), s(&main.http));
-    t.insert("side_rpc".into(), s(&side.http));
-    t.insert("p2p_listen".into(), s("/ip4/127.0.0.1/tcp/0"));
-    t.insert(
-        "bootstrap".into(),
-        toml::Value::Array(bootstrap.iter().map(|b| s(b)).collect()),
-    );
-    t.insert("status_addr".into(), s("127.0.0.1:0"));
-    t.insert("submit_timeout_ms".into(), toml::Value::Integer(2_000));
-    t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
+    let mut t = member_config(&data, &key_file, &main.http, &side.http, bootstrap);
     t.insert(
         "log_level".into(),
-        s(&std::env::var("BENCH_MEMBER_LOG").unwrap_or_else(|_| "warn".into())),
+        toml::Value::String(std::env::var("BENCH_MEMBER_LOG").unwrap_or_else(|_| "warn".into())),
     );
     let cfg = dir.path().join("member.toml");
     std::fs::write(&cfg, toml::to_string(&t)?)?;
-    let log = std::fs::File::create(dir.path().join("member.log"))?;
-    let child = Command::new(bin_dir().join("bridge"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let endpoints: PathBuf = data.join("endpoints.json");
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&endpoints) {
-            let v: serde_json::Value = serde_json::from_str(&text)?;
-            if v["pid"].as_u64() == Some(u64::from(child.id())) {
-                let p2p = v["p2p"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                return Ok(Member { child, dir, p2p });
-            }
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("bridge member did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut cmd = Command::new(bin_dir().join("bridge"));
+    cmd.arg("run").arg("--config").arg(&cfg);
+    let (child, endpoints) = spawn_serving::<MemberEndpoints>(
+        "bridge member",
+        &mut cmd,
+        &data,
+        &dir.path().join("member.log"),
+        Duration::from_secs(60),
+    )?;
+    Ok(Member {
+        child,
+        dir,
+        p2p: endpoints.p2p,
+    })
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {

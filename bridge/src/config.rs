@@ -101,25 +101,9 @@ pub fn ws_url(http: &str) -> String {
 impl MemberConfig {
     /// Loads the file (if any), then the environment (`BRIDGE_MAIN_RPC`, ...), and validates.
     pub fn load(file: Option<&Path>) -> Result<Self> {
-        let mut b = config::Config::builder();
-        if let Some(f) = file {
-            b = b.add_source(
-                config::File::from(f)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        b = b.add_source(
-            config::Environment::with_prefix("BRIDGE")
-                .prefix_separator("_")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("bootstrap"),
-        );
-        let cfg: MemberConfig = b
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| BridgeError::Config(e.to_string()))?;
+        let cfg: MemberConfig =
+            chain::config::load_layered(config::Config::builder(), file, "BRIDGE")
+                .map_err(|e| BridgeError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -136,16 +120,8 @@ impl MemberConfig {
                 return bad(format!("{name} {url:?} must be an http:// or https:// URL"));
             }
         }
-        if self.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
-            return bad(format!(
-                "p2p_listen {:?} is not a multiaddr",
-                self.p2p_listen
-            ));
-        }
-        for b in &self.bootstrap {
-            if b.parse::<libp2p::Multiaddr>().is_err() {
-                return bad(format!("bootstrap entry {b:?} is not a multiaddr"));
-            }
+        if let Err(e) = chain::config::check_p2p_addrs(&self.p2p_listen, &self.bootstrap) {
+            return bad(e.to_string());
         }
         if self.poll_interval_ms == 0
             || self.submit_timeout_ms == 0

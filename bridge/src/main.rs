@@ -7,22 +7,8 @@ use anyhow::{bail, Context};
 use bridge::cli::{Cli, Command, ConfigCommand, KeysCommand};
 use bridge::config::MemberConfig;
 use bridge::status::BridgeApiClient;
-use chain::config::LogFormat;
+use chain::cli::init_tracing;
 use clap::Parser;
-
-fn init_tracing(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -2,13 +2,13 @@
 
 use std::sync::atomic::AtomicU64;
 
+use chain::metrics::MetricsRegistry;
 use chain::peg::Direction;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 
 /// Label: `deposits` or `withdrawals`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -22,6 +22,14 @@ pub struct DirectionLabel {
 pub struct KindLabel {
     /// A stable name, e.g. `rpc`, `refused`, `equivocation`.
     pub kind: String,
+}
+
+impl From<&str> for KindLabel {
+    fn from(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+        }
+    }
 }
 
 /// Label: `main` or `side`.
@@ -42,7 +50,7 @@ pub fn direction_name(d: Direction) -> &'static str {
 /// The member's metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Unpaid transfers, by direction.
     pub backlog: Family<DirectionLabel, Gauge>,
     /// Peg events seen on the source, by direction.
@@ -82,69 +90,58 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric under the `bridge` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("bridge");
-        let m = Self {
-            registry: Registry::default(),
-            backlog: Family::default(),
-            events_seen: Family::default(),
-            events_signed: Family::default(),
-            events_submitted: Family::default(),
-            events_paid: Family::default(),
-            confirmation_to_payout_seconds: Family::new_with_constructor(latency_histogram),
-            errors: Family::default(),
-            member_balance_coins: Family::default(),
-            scan_lag_blocks: Family::default(),
-            peers: Gauge::default(),
-            reorgs: Family::default(),
-        };
-        registry.register(
-            "backlog",
-            "Unpaid transfers by direction",
-            m.backlog.clone(),
-        );
-        registry.register(
-            "events_seen",
-            "Peg events seen on the source chain",
-            m.events_seen.clone(),
-        );
-        registry.register(
-            "events_signed",
-            "Peg events this member signed",
-            m.events_signed.clone(),
-        );
-        registry.register(
-            "events_submitted",
-            "Payouts this member submitted",
-            m.events_submitted.clone(),
-        );
-        registry.register(
-            "events_paid",
-            "Transfers seen paid on the destination",
-            m.events_paid.clone(),
-        );
-        registry.register(
-            "confirmation_to_payout_seconds",
-            "Seconds from signing at depth to the payout",
-            m.confirmation_to_payout_seconds.clone(),
-        );
-        registry.register("errors", "Errors by kind", m.errors.clone());
-        registry.register(
-            "member_balance_coins",
-            "The member's balance on each chain (coins)",
-            m.member_balance_coins.clone(),
-        );
-        registry.register(
-            "scan_lag_blocks",
-            "Source head minus the scan cursor",
-            m.scan_lag_blocks.clone(),
-        );
-        registry.register("peers", "Connected bridge peers", m.peers.clone());
-        registry.register(
-            "reorgs",
-            "Reorgs of scanned source blocks",
-            m.reorgs.clone(),
-        );
-        Self { registry, ..m }
+        let mut r = MetricsRegistry::new("bridge");
+        Self {
+            backlog: r.add(
+                "backlog",
+                "Unpaid transfers by direction",
+                Family::default(),
+            ),
+            events_seen: r.add(
+                "events_seen",
+                "Peg events seen on the source chain",
+                Family::default(),
+            ),
+            events_signed: r.add(
+                "events_signed",
+                "Peg events this member signed",
+                Family::default(),
+            ),
+            events_submitted: r.add(
+                "events_submitted",
+                "Payouts this member submitted",
+                Family::default(),
+            ),
+            events_paid: r.add(
+                "events_paid",
+                "Transfers seen paid on the destination",
+                Family::default(),
+            ),
+            confirmation_to_payout_seconds: r.add(
+                "confirmation_to_payout_seconds",
+                "Seconds from signing at depth to the payout",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            errors: r.add("errors", "Errors by kind", Family::default()),
+            member_balance_coins: r.add(
+                "member_balance_coins",
+                "The member's balance on each chain (coins)",
+                Family::default(),
+            ),
+            scan_lag_blocks: r.add(
+                "scan_lag_blocks",
+                "Source head minus the scan cursor",
+                Family::default(),
+            ),
+            peers: r.add("peers", "Connected bridge peers", Gauge::default()),
+            reorgs: r.add(
+                "reorgs",
+                "Reorgs of scanned source blocks",
+                Family::default(),
+            ),
+            // Last: the field initialisers above register into it first.
+            registry: r,
+        }
     }
 
     /// The label for `d`.
@@ -156,19 +153,12 @@ impl Metrics {
 
     /// Counts an error of `kind`.
     pub fn error(&self, kind: &str) {
-        self.errors
-            .get_or_create(&KindLabel {
-                kind: kind.to_string(),
-            })
-            .inc();
+        self.errors.get_or_create(&kind.into()).inc();
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.encode()
     }
 }
 

@@ -11,13 +11,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chain::network::{ListenAddrs, Redial};
 use chain::types::Hash;
 use libp2p::futures::StreamExt;
-use libp2p::gossipsub::{
-    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
-};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use parity_scale_codec::Encode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -90,7 +89,7 @@ pub struct NetHandle {
     tx: mpsc::Sender<Vec<u8>>,
     /// This member's peer id.
     pub peer_id: PeerId,
-    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    listen: ListenAddrs,
     peers: Arc<Mutex<HashMap<PeerId, Multiaddr>>>,
 }
 
@@ -107,11 +106,12 @@ impl NetHandle {
 
     /// Listen addresses with our peer id appended.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        let addrs = self.listen.lock().map(|l| l.clone()).unwrap_or_default();
-        addrs
-            .into_iter()
-            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
-            .collect()
+        self.listen.with_peer_id(self.peer_id)
+    }
+
+    /// [`Self::listen_addrs`], waiting up to 5 s for the listener to come up.
+    pub async fn wait_listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen.wait_with_peer_id(self.peer_id).await
     }
 
     /// Connected peers.
@@ -131,43 +131,24 @@ impl NetHandle {
 }
 
 fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<Swarm<Behaviour>> {
-    let build = |e: String| BridgeError::Network(e);
-    let gossip_cfg = gossipsub::ConfigBuilder::default()
-        .max_transmit_size(MAX_MESSAGE_BYTES)
-        .validation_mode(ValidationMode::Strict)
-        .validate_messages()
-        .heartbeat_interval(Duration::from_millis(500))
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(chain::crypto::keccak256(&m.data).0.to_vec())
-        })
-        .build()
-        .map_err(|e| build(e.to_string()))?;
+    let net_error = |e: chain::network::NetworkError| BridgeError::Network(e.to_string());
+    let gossip_cfg = chain::network::gossipsub_config(MAX_MESSAGE_BYTES).map_err(net_error)?;
     let version = protocol_version(domain);
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build(e.to_string()))?
-        .with_behaviour(|key| {
-            Ok(Behaviour {
-                gossipsub: gossipsub::Behaviour::new(
-                    MessageAuthenticity::Signed(key.clone()),
-                    gossip_cfg,
-                )?,
-                identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
-            })
+    let mut swarm = chain::network::build_tcp_swarm(keypair, |key| {
+        Ok(Behaviour {
+            gossipsub: gossipsub::Behaviour::new(
+                MessageAuthenticity::Signed(key.clone()),
+                gossip_cfg,
+            )?,
+            identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
         })
-        .map_err(|e| build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    })
+    .map_err(net_error)?;
     swarm
         .behaviour_mut()
         .gossipsub
         .subscribe(&topic(domain))
-        .map_err(|e| build(e.to_string()))?;
+        .map_err(|e| BridgeError::Network(e.to_string()))?;
     Ok(swarm)
 }
 
@@ -188,7 +169,7 @@ pub fn start(
         .listen_on(cfg.listen.clone())
         .map_err(|e| BridgeError::Network(format!("listening on {}: {e}", cfg.listen)))?;
     let (tx, rx) = mpsc::channel(1024);
-    let listen = Arc::new(Mutex::new(Vec::new()));
+    let listen = ListenAddrs::default();
     let peers = Arc::new(Mutex::new(HashMap::new()));
     let handle = NetHandle {
         tx,
@@ -209,20 +190,10 @@ pub fn start(
         bootstrap: cfg
             .bootstrap
             .into_iter()
-            .map(|addr| Redial {
-                addr,
-                next: Instant::now(),
-                delay: Duration::from_millis(250),
-            })
+            .map(|addr| Redial::new(addr, Duration::from_millis(250), Duration::from_secs(10)))
             .collect(),
     };
     Ok((handle, lp.run(shutdown)))
-}
-
-struct Redial {
-    addr: Multiaddr,
-    next: Instant,
-    delay: Duration,
 }
 
 struct EventLoop {
@@ -232,7 +203,7 @@ struct EventLoop {
     swarm: Swarm<Behaviour>,
     rx: mpsc::Receiver<Vec<u8>>,
     inbound: mpsc::Sender<Inbound>,
-    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    listen: ListenAddrs,
     peers: Arc<Mutex<HashMap<PeerId, Multiaddr>>>,
     metrics: Arc<Metrics>,
     bootstrap: Vec<Redial>,
@@ -274,19 +245,11 @@ impl EventLoop {
         let now = Instant::now();
         let connected = self.connected();
         for r in &mut self.bootstrap {
-            let peer = r.addr.iter().find_map(|p| match p {
-                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-                _ => None,
-            });
-            if peer.is_some_and(|p| connected.contains(&p)) {
-                r.delay = Duration::from_millis(250);
-                continue;
-            }
-            if r.next <= now {
+            // Without a peer id in the address the member cannot tell it is up: keep dialing.
+            let up = r.peer_id().is_some_and(|p| connected.contains(&p));
+            if r.due(up, now) {
                 tracing::debug!(addr = %r.addr, "dialing bootstrap member");
                 let _ = self.swarm.dial(r.addr.clone());
-                r.next = now + r.delay;
-                r.delay = (r.delay * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -295,9 +258,7 @@ impl EventLoop {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "bridge p2p listening");
-                if let Ok(mut l) = self.listen.lock() {
-                    l.push(address);
-                }
+                self.listen.push(address);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..

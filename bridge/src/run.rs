@@ -137,13 +137,7 @@ fn write_endpoints(
         "pid": std::process::id(),
         "member": member,
     });
-    let tmp = dir.join("endpoints.json.tmp");
-    let io = |error| BridgeError::Io {
-        what: format!("writing {}", tmp.display()),
-        error,
-    };
-    std::fs::write(&tmp, body.to_string()).map_err(io)?;
-    std::fs::rename(&tmp, dir.join("endpoints.json")).map_err(io)
+    chain::node::write_endpoints_json(dir, &body, |what, error| BridgeError::Io { what, error })
 }
 
 async fn intake(
@@ -255,15 +249,12 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
         Ok(())
     });
     let (status_addr, status_handle) = status::serve(cfg.status_addr, shared.clone()).await?;
-    let mut p2p = Vec::new();
-    for _ in 0..200 {
-        p2p = net.listen_addrs();
-        if !p2p.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let p2p: Vec<String> = p2p.iter().map(ToString::to_string).collect();
+    let p2p: Vec<String> = net
+        .wait_listen_addrs()
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     write_endpoints(&cfg.data_dir, &p2p, status_addr, member)?;
     let wakes = [Arc::new(Notify::new()), Arc::new(Notify::new())];
     tasks.spawn(intake(shared.clone(), att_rx, wakes.to_vec()));

@@ -3,20 +3,17 @@
 //! `GET /health`, `GET /metrics` and the JSON-RPC method `bridge_status`, which
 //! `bridge status` calls through the client jsonrpsee generates from [`BridgeApiClient`].
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use chain::peg::Direction;
+use chain::rpc::http::{json_response, metrics_response, response, GetRoutes, GetRoutesLayer};
 use chain::types::{Address, Amount, BlockNumber, Hash};
 use jsonrpsee::core::async_trait;
 use jsonrpsee::proc_macros::rpc;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, ServerHandle};
+use jsonrpsee::server::{HttpResponse, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde::{Deserialize, Serialize};
-use tower::{Layer, Service};
 
 use crate::attest::Federation;
 use crate::error::{BridgeError, Result};
@@ -255,37 +252,10 @@ impl BridgeApiServer for StatusRpc {
     }
 }
 
-/// Adds `GET /health`, `/metrics` and `/status` in front of the JSON-RPC service.
+/// The member's `GET /health`, `/metrics` and `/status`, served beside the JSON-RPC method.
 #[derive(Debug, Clone)]
-pub struct StatusLayer {
+pub struct StatusRoutes {
     shared: Arc<Shared>,
-}
-
-impl<S> Layer<S> for StatusLayer {
-    type Service = StatusService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        StatusService {
-            inner,
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// The service [`StatusLayer`] builds.
-#[derive(Debug, Clone)]
-pub struct StatusService<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-fn response(status: u16, content_type: &'static str, body: String) -> HttpResponse {
-    let mut r = HttpResponse::new(HttpBody::from(body));
-    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    r
 }
 
 #[derive(Serialize)]
@@ -296,70 +266,42 @@ struct HealthBody {
     errors: Vec<String>,
 }
 
-impl<S> Service<HttpRequest<HttpBody>> for StatusService<S>
-where
-    S: Service<HttpRequest<HttpBody>, Response = HttpResponse> + Send,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-{
-    type Response = HttpResponse;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = std::result::Result<HttpResponse, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: HttpRequest<HttpBody>) -> Self::Future {
-        if req.method() == http::Method::GET {
-            let r = match req.uri().path() {
-                "/health" => {
-                    let errors: Vec<String> = self
-                        .shared
-                        .board
-                        .lock()
-                        .map(|b| b.iter().filter_map(|d| d.last_error.clone()).collect())
-                        .unwrap_or_default();
-                    let body = HealthBody {
-                        status: if errors.is_empty() { "ok" } else { "degraded" },
-                        member: self.shared.member,
-                        peers: self.shared.net.peers().len(),
-                        errors,
-                    };
-                    Some(response(
-                        200,
-                        "application/json",
-                        serde_json::to_string(&body).unwrap_or_default(),
-                    ))
-                }
-                "/metrics" => Some(response(
-                    200,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    self.shared.metrics.encode(),
-                )),
-                "/status" => Some(match self.shared.status(chain::producer::now_ms()) {
-                    Ok(s) => response(
-                        200,
-                        "application/json",
-                        serde_json::to_string(&s).unwrap_or_default(),
-                    ),
-                    Err(e) => response(500, "text/plain", e.to_string()),
-                }),
-                _ => None,
-            };
-            if let Some(r) = r {
-                return Box::pin(async move { Ok(r) });
+impl GetRoutes for StatusRoutes {
+    fn get(&self, path: &str) -> Option<HttpResponse> {
+        match path {
+            "/health" => {
+                let errors: Vec<String> = self
+                    .shared
+                    .board
+                    .lock()
+                    .map(|b| b.iter().filter_map(|d| d.last_error.clone()).collect())
+                    .unwrap_or_default();
+                Some(json_response(&HealthBody {
+                    status: if errors.is_empty() { "ok" } else { "degraded" },
+                    member: self.shared.member,
+                    peers: self.shared.net.peers().len(),
+                    errors,
+                }))
             }
+            "/metrics" => Some(metrics_response(self.shared.metrics.encode())),
+            "/status" => Some(match self.shared.status(chain::producer::now_ms()) {
+                Ok(s) => json_response(&s),
+                Err(e) => response(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    e.to_string(),
+                ),
+            }),
+            _ => None,
         }
-        Box::pin(self.inner.call(req))
     }
 }
 
 /// Binds the status server; returns its address and handle.
 pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> Result<(SocketAddr, ServerHandle)> {
-    let http = tower::ServiceBuilder::new().layer(StatusLayer {
+    let http = tower::ServiceBuilder::new().layer(GetRoutesLayer::new(StatusRoutes {
         shared: shared.clone(),
-    });
+    }));
     let server = jsonrpsee::server::Server::builder()
         .set_http_middleware(http)
         .build(addr)

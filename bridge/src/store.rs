@@ -58,23 +58,7 @@ pub enum StoreError {
     },
 }
 
-macro_rules! redb_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
-            }
-        }
-    )*};
-}
-redb_error_from!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+chain::impl_from_redb_errors!(StoreError);
 
 /// Result alias for the store.
 pub type StoreResult<T> = std::result::Result<T, StoreError>;

@@ -82,7 +82,8 @@ pub fn main(rules: ChainRules) -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat, level: &str) {
+/// Sends tracing to stderr as `format`, filtered by `RUST_LOG` when set, else by `level`.
+pub fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     use std::io::IsTerminal;

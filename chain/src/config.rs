@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::mempool::MempoolConfig;
@@ -29,6 +30,59 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+/// Layers `defaults`, then the TOML `file` (when given; it must exist), then
+/// `<env_prefix>_*` environment variables, and deserializes the result.
+///
+/// Environment values are parsed as numbers and booleans where they look like them, and
+/// `<env_prefix>_BOOTSTRAP` is a comma-separated list.
+pub fn load_layered<T: DeserializeOwned>(
+    defaults: config::builder::ConfigBuilder<config::builder::DefaultState>,
+    file: Option<&Path>,
+    env_prefix: &str,
+) -> Result<T, config::ConfigError> {
+    let mut b = defaults;
+    if let Some(f) = file {
+        b = b.add_source(
+            config::File::from(f)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    b = b.add_source(
+        config::Environment::with_prefix(env_prefix)
+            .prefix_separator("_")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("bootstrap"),
+    );
+    b.build()?.try_deserialize()
+}
+
+/// A p2p address in a configuration that does not parse as a multiaddr.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} {value:?} is not a multiaddr")]
+pub struct NotMultiaddr {
+    /// Where it stands: `p2p_listen` or `bootstrap entry`.
+    pub key: &'static str,
+    /// The value as written.
+    pub value: String,
+}
+
+/// Checks that the listen address and every bootstrap entry are multiaddrs.
+pub fn check_p2p_addrs(listen: &str, bootstrap: &[String]) -> Result<(), NotMultiaddr> {
+    let entries = std::iter::once(("p2p_listen", listen))
+        .chain(bootstrap.iter().map(|b| ("bootstrap entry", b.as_str())));
+    for (key, value) in entries {
+        if value.parse::<libp2p::Multiaddr>().is_err() {
+            return Err(NotMultiaddr {
+                key,
+                value: value.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Everything a node reads at start. Every key is documented in `deploy/*-node.toml`.
@@ -150,28 +204,14 @@ fn default_checkpoint_interval() -> u64 {
 impl NodeConfig {
     /// Layers defaults, the optional TOML file and `<PREFIX>_*` environment variables.
     pub fn load(rules: &ChainRules, file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut b = config::Config::builder()
+        let defaults = config::Config::builder()
             .set_default("data_dir", format!("./{}-data", rules.name))?
             .set_default("rpc_addr", format!("127.0.0.1:{}", rules.default_rpc_port))?
             .set_default(
                 "p2p_listen",
                 format!("/ip4/0.0.0.0/tcp/{}", rules.default_p2p_port),
             )?;
-        if let Some(f) = file {
-            b = b.add_source(
-                config::File::from(f)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        b = b.add_source(
-            config::Environment::with_prefix(rules.env_prefix)
-                .prefix_separator("_")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("bootstrap"),
-        );
-        let cfg: NodeConfig = b.build()?.try_deserialize()?;
+        let cfg: NodeConfig = load_layered(defaults, file, rules.env_prefix)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -183,19 +223,8 @@ impl NodeConfig {
                 "checkpoint_interval must be at least 1".into(),
             ));
         }
-        if self.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "p2p_listen {:?} is not a multiaddr",
-                self.p2p_listen
-            )));
-        }
-        for b in &self.bootstrap {
-            if b.parse::<libp2p::Multiaddr>().is_err() {
-                return Err(ConfigError::Invalid(format!(
-                    "bootstrap entry {b:?} is not a multiaddr"
-                )));
-            }
-        }
+        check_p2p_addrs(&self.p2p_listen, &self.bootstrap)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.rpc_max_txs_per_call == 0 || self.mempool_max_txs == 0 {
             return Err(ConfigError::Invalid(
                 "rpc_max_txs_per_call and mempool_max_txs must be at least 1".into(),

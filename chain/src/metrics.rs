@@ -5,7 +5,41 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
+
+/// The `Content-Type` of [`MetricsRegistry::encode`]'s text, as `GET /metrics` serves it.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One process component's own registry (never process-global), filled metric by metric.
+#[derive(Debug)]
+pub struct MetricsRegistry {
+    registry: Registry,
+}
+
+impl MetricsRegistry {
+    /// An empty registry whose metric names all start with `<prefix>_`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            registry: Registry::with_prefix(prefix),
+        }
+    }
+
+    /// Registers `metric` as `name` and hands it back, so a metrics struct is built field by
+    /// field with each name beside its field.
+    pub fn add<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.registry.register(name, help, metric.clone());
+        metric
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
 
 /// Label of a refused transaction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,10 +48,18 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+impl From<&str> for ReasonLabel {
+    fn from(reason: &str) -> Self {
+        Self {
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// The node's metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Canonical head height.
     pub head_height: Gauge,
     /// Transactions in the mempool.
@@ -45,93 +87,67 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric under `prefix` (e.g. `mainchain`).
     pub fn new(prefix: &str) -> Self {
-        let mut registry = Registry::with_prefix(prefix);
-        let m = Self {
-            head_height: Gauge::default(),
-            mempool_txs: Gauge::default(),
-            peers: Gauge::default(),
-            blocks_total: Counter::default(),
-            txs_included_total: Counter::default(),
-            txs_accepted_total: Counter::default(),
-            txs_rejected_total: Family::default(),
-            reorgs_total: Counter::default(),
-            peer_rejections_total: Family::default(),
-            sync_lag: Gauge::default(),
-            block_commit_seconds: Histogram::new([
-                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
-            ]),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "head_height",
-            "Canonical head height",
-            m.head_height.clone(),
-        );
-        registry.register(
-            "mempool_txs",
-            "Transactions in the mempool",
-            m.mempool_txs.clone(),
-        );
-        registry.register("peers", "Connected peers", m.peers.clone());
-        registry.register("blocks", "Blocks committed", m.blocks_total.clone());
-        registry.register(
-            "txs_included",
-            "Transactions committed in blocks",
-            m.txs_included_total.clone(),
-        );
-        registry.register(
-            "txs_accepted",
-            "Transactions accepted into the mempool",
-            m.txs_accepted_total.clone(),
-        );
-        registry.register(
-            "txs_rejected",
-            "Transactions refused, by reason",
-            m.txs_rejected_total.clone(),
-        );
-        registry.register("reorgs", "Chain reorganisations", m.reorgs_total.clone());
-        registry.register(
-            "peer_rejections",
-            "Peer messages refused, by reason",
-            m.peer_rejections_total.clone(),
-        );
-        registry.register(
-            "sync_lag",
-            "Blocks the best known peer is ahead",
-            m.sync_lag.clone(),
-        );
-        registry.register(
-            "block_commit_seconds",
-            "Time to commit one block durably",
-            m.block_commit_seconds.clone(),
-        );
-        Self { registry, ..m }
+        let mut r = MetricsRegistry::new(prefix);
+        Self {
+            head_height: r.add("head_height", "Canonical head height", Gauge::default()),
+            mempool_txs: r.add(
+                "mempool_txs",
+                "Transactions in the mempool",
+                Gauge::default(),
+            ),
+            peers: r.add("peers", "Connected peers", Gauge::default()),
+            blocks_total: r.add("blocks", "Blocks committed", Counter::default()),
+            txs_included_total: r.add(
+                "txs_included",
+                "Transactions committed in blocks",
+                Counter::default(),
+            ),
+            txs_accepted_total: r.add(
+                "txs_accepted",
+                "Transactions accepted into the mempool",
+                Counter::default(),
+            ),
+            txs_rejected_total: r.add(
+                "txs_rejected",
+                "Transactions refused, by reason",
+                Family::default(),
+            ),
+            reorgs_total: r.add("reorgs", "Chain reorganisations", Counter::default()),
+            peer_rejections_total: r.add(
+                "peer_rejections",
+                "Peer messages refused, by reason",
+                Family::default(),
+            ),
+            sync_lag: r.add(
+                "sync_lag",
+                "Blocks the best known peer is ahead",
+                Gauge::default(),
+            ),
+            block_commit_seconds: r.add(
+                "block_commit_seconds",
+                "Time to commit one block durably",
+                Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            ),
+            // Last: the field initialisers above register into it first.
+            registry: r,
+        }
     }
 
     /// Counts a refusal.
     pub fn rejected(&self, reason: &str) {
-        self.txs_rejected_total
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_string(),
-            })
-            .inc();
+        self.txs_rejected_total.get_or_create(&reason.into()).inc();
     }
 
     /// Counts a refused peer message.
     pub fn peer_rejected(&self, reason: &str) {
         self.peer_rejections_total
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_string(),
-            })
+            .get_or_create(&reason.into())
             .inc();
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.encode()
     }
 }
 

@@ -403,14 +403,7 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
     drop(driver);
     let (rpc_addr, rpc) = crate::rpc::server::start(chain.clone(), &config).await?;
     // The p2p address is known once the listener is up.
-    let mut p2p = Vec::new();
-    for _ in 0..200 {
-        p2p = net.listen_addrs();
-        if !p2p.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let p2p = net.wait_listen_addrs().await;
     write_endpoints(&config.data_dir, rpc_addr, &p2p)?;
     {
         let tip = chain.tip();
@@ -449,11 +442,19 @@ fn write_endpoints(
         "p2p": p2p.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "pid": std::process::id(),
     });
+    write_endpoints_json(dir, &body, |what, error| NodeError::Io { what, error })
+}
+
+/// Replaces `<dir>/endpoints.json` with `body` atomically (write aside, then rename), so a
+/// reader never sees half a file; `io_error` builds the caller's error from what was being
+/// done and the I/O error.
+pub fn write_endpoints_json<E>(
+    dir: &Path,
+    body: &serde_json::Value,
+    io_error: impl Fn(String, std::io::Error) -> E,
+) -> Result<(), E> {
     let tmp = dir.join("endpoints.json.tmp");
-    let io = |error| NodeError::Io {
-        what: format!("writing {}", tmp.display()),
-        error,
-    };
+    let io = |error| io_error(format!("writing {}", tmp.display()), error);
     std::fs::write(&tmp, body.to_string()).map_err(io)?;
     std::fs::rename(&tmp, dir.join("endpoints.json")).map_err(io)
 }

@@ -59,22 +59,31 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-macro_rules! redb_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+// The macro below names redb through this path, so its expansion does not depend on how
+// (or whether) the calling crate names redb.
+#[doc(hidden)]
+pub use redb as __redb;
+
+/// Converts every redb error a store's `?` meets into `$error::Db(redb::Error)`.
+///
+/// One `From` impl per redb error type (database, transaction, table, storage, commit,
+/// durability); `$error` must have a `Db(redb::Error)` variant.
+#[macro_export]
+macro_rules! impl_from_redb_errors {
+    ($error:ty) => {
+        $crate::impl_from_redb_errors!(@each $error;
+            DatabaseError, TransactionError, TableError, StorageError, CommitError,
+            SetDurabilityError);
+    };
+    (@each $error:ty; $($t:ident),*) => {$(
+        impl ::core::convert::From<$crate::store::__redb::$t> for $error {
+            fn from(e: $crate::store::__redb::$t) -> Self {
+                Self::Db(e.into())
             }
         }
     )*};
 }
-redb_error_from!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+impl_from_redb_errors!(StoreError);
 
 /// Result alias for the store.
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -1,21 +1,27 @@
 //! Helpers for end-to-end tests: start the real node binaries on free loopback ports with
 //! temporary data dirs, wait on conditions (never fixed sleeps), and always clean up.
 
+pub mod process;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use chain::block::Receipt;
 use chain::crypto::SecretKey;
 use chain::fee::FeeInfo;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::peg::PegParams;
+use chain::rpc::types::{BlockSummary, TxView};
 use chain::rpc::TwinpegApiClient;
-use chain::tx::Fee;
-use chain::types::{Address, Amount};
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use parity_scale_codec::Encode;
+use process::{spawn_serving, NodeEndpoints};
 
 /// Generous deadline for anything a loaded 2-core machine must eventually do.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -216,23 +222,14 @@ impl TestNode {
 
     /// Starts the process (again) and waits until it wrote its endpoints.
     pub fn spawn(&mut self) -> Result<()> {
-        let endpoints = self.data_dir().join("endpoints.json");
-        let _ = std::fs::remove_file(&endpoints);
         self.starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("node.log"))?;
         let mut cmd = Command::new(bin(self.kind.binary()));
         cmd.arg("run")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--rpc-addr", "127.0.0.1:0"])
             .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+            .env("RUST_LOG", "info");
         if self.authority.is_some() {
             cmd.arg("--authority-key")
                 .arg(self.dir.path().join("authority.key"));
@@ -240,39 +237,17 @@ impl TestNode {
         for b in &self.bootstrap {
             cmd.arg("--bootstrap").arg(b);
         }
-        let mut child = cmd.spawn()?;
-        let pid = child.id();
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&endpoints) {
-                let v: serde_json::Value = serde_json::from_str(&text)?;
-                if v["pid"].as_u64() == Some(pid as u64) {
-                    self.http = v["rpc_http"].as_str().context("rpc_http")?.to_string();
-                    self.ws = v["rpc_ws"].as_str().context("rpc_ws")?.to_string();
-                    self.p2p = v["p2p"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    break;
-                }
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "node exited with {status} before serving; log:\n{}",
-                    self.log()
-                );
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                bail!("node did not start in time; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (child, endpoints) = spawn_serving::<NodeEndpoints>(
+            self.kind.binary(),
+            &mut cmd,
+            &self.data_dir(),
+            &self.log_path(),
+            DEADLINE,
+        )?;
         self.child = Some(child);
+        self.http = endpoints.rpc_http;
+        self.ws = endpoints.rpc_ws;
+        self.p2p = endpoints.p2p;
         Ok(())
     }
 
@@ -302,9 +277,14 @@ impl TestNode {
         self.p2p.first().cloned().unwrap_or_default()
     }
 
+    /// Where the node's stderr goes, across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("node.log")
+    }
+
     /// The node's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// An HTTP JSON-RPC client.
@@ -361,8 +341,38 @@ pub async fn fee_for(c: &HttpClient) -> Fee {
     }
 }
 
+/// A signed, encoded transfer, ready for `send_transaction`.
+pub fn transfer(
+    key: &SecretKey,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    amount: Amount,
+    fee: Fee,
+) -> Bytes {
+    Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind: TxKind::Transfer { to, amount },
+        }
+        .sign(key)
+        .encode(),
+    )
+}
+
 /// Polls `f` until it yields `Some`, or fails after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(what, DEADLINE, f).await
+}
+
+/// Polls `f` until it yields `Some`, or fails after `deadline`.
+pub async fn eventually_within<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -372,9 +382,51 @@ where
         if let Some(v) = f().await {
             return Ok(v);
         }
-        if start.elapsed() > DEADLINE {
-            bail!("timed out waiting for {what}");
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Every transaction in canonical blocks `1..=height`, in order, with its block's header and
+/// its receipt.
+pub async fn included_transactions(
+    c: &HttpClient,
+    height: u64,
+) -> Result<Vec<(BlockSummary, TxView, Receipt)>> {
+    let mut out = Vec::new();
+    for n in 1..=height {
+        let b = c
+            .block_by_number(n, Some(true))
+            .await?
+            .with_context(|| format!("block {n}"))?;
+        for t in b.transactions.unwrap_or_default() {
+            let r = c
+                .transaction(t.hash)
+                .await?
+                .with_context(|| format!("transaction {} of block {n}", t.hash))?
+                .receipt
+                .with_context(|| format!("receipt of {}", t.hash))?;
+            out.push((b.summary.clone(), t, r));
+        }
+    }
+    Ok(out)
+}
+
+/// A `wallet` command that ignores the caller's `WALLET_*` settings, so a developer's own
+/// keystore, config or endpoints cannot leak into a test.
+pub fn wallet_command() -> Command {
+    let mut cmd = Command::new(bin("wallet"));
+    for var in [
+        "WALLET_PASSWORD",
+        "WALLET_KEYSTORE",
+        "WALLET_CONFIG",
+        "WALLET_MAIN_RPC",
+        "WALLET_SIDE_RPC",
+        "WALLET_DEVNET_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
 }

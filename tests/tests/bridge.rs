@@ -3,10 +3,10 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chain::crypto::SecretKey;
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
@@ -14,24 +14,22 @@ use chain::tx::{Transaction, TxKind};
 use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{bin, dev_key, fee_for, pegged_geneses, test_peg, ChainKind, TestNode};
+use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
+use twinpeg_e2e::{
+    bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, TestNode,
+};
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+async fn wait_for<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_within(what, DEADLINE, f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One member process with its own data dir and key; killed on drop.
@@ -70,69 +68,31 @@ impl Member {
 
     /// Writes the config with `bootstrap` and starts the process; waits for its endpoints.
     fn spawn(&mut self, bootstrap: &[String]) -> Result<()> {
-        let mut t = toml::Table::new();
-        let s = |v: &str| toml::Value::String(v.to_string());
-        t.insert("data_dir".into(), s(&self.data_dir().display().to_string()));
-        t.insert(
-            "key_file".into(),
-            s(&self.dir.path().join("member.key").display().to_string()),
+        let mut t = member_config(
+            &self.data_dir(),
+            &self.dir.path().join("member.key"),
+            &self.main_rpc,
+            &self.side_rpc,
+            bootstrap,
         );
-        t.insert("main_rpc".into(), s(&self.main_rpc));
-        t.insert("side_rpc".into(), s(&self.side_rpc));
-        t.insert("p2p_listen".into(), s("/ip4/127.0.0.1/tcp/0"));
-        t.insert(
-            "bootstrap".into(),
-            toml::Value::Array(bootstrap.iter().map(|b| s(b)).collect()),
-        );
-        t.insert("status_addr".into(), s("127.0.0.1:0"));
-        t.insert("submit_timeout_ms".into(), toml::Value::Integer(2_000));
-        t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
         t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
         let cfg = self.dir.path().join("member.toml");
         std::fs::write(&cfg, toml::to_string(&t)?)?;
-        let endpoints = self.data_dir().join("endpoints.json");
-        let _ = std::fs::remove_file(&endpoints);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("member.log"))?;
-        let mut child = Command::new(bin("bridge"))
-            .arg("run")
+        let mut cmd = Command::new(bin("bridge"));
+        cmd.arg("run")
             .arg("--config")
             .arg(&cfg)
-            .env("RUST_LOG", "info,bridge=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        let pid = child.id();
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&endpoints) {
-                let v: serde_json::Value = serde_json::from_str(&text)?;
-                if v["pid"].as_u64() == Some(pid as u64) {
-                    self.status_url = v["status_http"].as_str().context("status_http")?.into();
-                    self.p2p = v["p2p"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    break;
-                }
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("member exited with {status}; log:\n{}", self.log());
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                bail!("member did not start; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .env("RUST_LOG", "info,bridge=debug");
+        let (child, endpoints) = spawn_serving::<MemberEndpoints>(
+            "member",
+            &mut cmd,
+            &self.data_dir(),
+            &self.dir.path().join("member.log"),
+            DEADLINE,
+        )?;
         self.child = Some(child);
+        self.status_url = endpoints.status_http;
+        self.p2p = endpoints.p2p;
         Ok(())
     }
 

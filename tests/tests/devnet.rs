@@ -16,7 +16,7 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use twinpeg_e2e::bin;
+use twinpeg_e2e::{bin, eventually_within, wallet_command};
 
 /// Deadline for the launcher to bring a devnet up or down on a loaded 2-core machine.
 const LAUNCH_DEADLINE: Duration = Duration::from_secs(180);
@@ -192,21 +192,12 @@ fn client(url: &str) -> HttpClient {
 }
 
 /// Polls `f` until it yields `Some`, or fails after [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+async fn until<T, F, Fut>(what: &str, f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if start.elapsed() > DEADLINE {
-            bail!("timed out after {DEADLINE:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_within(what, DEADLINE, f).await
 }
 
 /// The first node's HTTP URL of `chain` in a `devnet.json`.
@@ -606,17 +597,7 @@ impl Wallet {
     /// Runs `wallet <args> --json`; the parsed stdout on success, else an error with both
     /// streams.
     fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut cmd = Command::new(bin("wallet"));
-        for var in [
-            "WALLET_PASSWORD",
-            "WALLET_KEYSTORE",
-            "WALLET_CONFIG",
-            "WALLET_MAIN_RPC",
-            "WALLET_SIDE_RPC",
-        ] {
-            cmd.env_remove(var);
-        }
-        let out = cmd
+        let out = wallet_command()
             .current_dir(&self.home)
             .env("WALLET_HOME", &self.home)
             .env("WALLET_DEVNET_FILE", &self.devnet_file)

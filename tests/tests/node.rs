@@ -6,32 +6,14 @@ use std::net::TcpStream;
 use chain::crypto::SecretKey;
 use chain::rpc::types::{SubmitResult, TxStatus};
 use chain::rpc::{EthApiClient, NetApiClient, TwinpegApiClient};
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
+use chain::tx::Fee;
+use chain::types::{Amount, Bytes, Hash};
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::http_client::HttpClient;
-use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, fee_for, test_genesis, ChainKind, TestNode};
-
-fn transfer(
-    key: &SecretKey,
-    chain_id: u64,
-    nonce: u64,
-    to: Address,
-    amount: Amount,
-    fee: Fee,
-) -> Bytes {
-    Bytes(
-        Transaction {
-            chain_id,
-            nonce,
-            fee,
-            kind: TxKind::Transfer { to, amount },
-        }
-        .sign(key)
-        .encode(),
-    )
-}
+use twinpeg_e2e::{
+    dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
+    TestNode,
+};
 
 async fn wait_included(c: &HttpClient, hash: Hash) -> chain::rpc::types::TxLookup {
     eventually(&format!("inclusion of {hash}"), || async {
@@ -275,27 +257,12 @@ async fn kill_9_mid_stream_loses_no_committed_block() {
         assert_eq!(b.summary.hash, *h, "block {n} changed across kill -9");
     }
     // State is exactly what the committed blocks say: nonce = transfers included.
-    let mut included = 0u64;
-    let mut burned = 0u128;
     let head = c.head().await.expect("head");
-    for n in 1..=head.number {
-        let b = c
-            .block_by_number(n, Some(true))
-            .await
-            .expect("call")
-            .expect("block");
-        for t in b.transactions.unwrap_or_default() {
-            let r = c
-                .transaction(t.hash)
-                .await
-                .expect("call")
-                .expect("known")
-                .receipt
-                .expect("receipt");
-            burned += r.fee_burned.0;
-            included += 1;
-        }
-    }
+    let txs = included_transactions(&c, head.number)
+        .await
+        .expect("included transactions");
+    let included = txs.len() as u64;
+    let burned: u128 = txs.iter().map(|(_, _, r)| r.fee_burned.0).sum();
     let s = c.account(sender.address()).await.expect("account");
     assert_eq!(s.nonce, included);
     let r = c.account(to).await.expect("account");

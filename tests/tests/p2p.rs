@@ -9,41 +9,20 @@ use chain::crypto::SecretKey;
 use chain::genesis::Genesis;
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
+use chain::types::{Address, Amount, Hash};
 use jsonrpsee::http_client::HttpClient;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, fee_for, test_genesis, ChainKind, TestNode};
+use twinpeg_e2e::{
+    dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
+    TestNode,
+};
 
 fn genesis_with(kind: ChainKind, authorities: &[&SecretKey], block_time_ms: u64) -> Genesis {
     let mut g = test_genesis(kind, authorities[0].address(), block_time_ms);
     g.authorities = authorities.iter().map(|k| k.address()).collect();
     g
-}
-
-fn transfer(
-    key: &SecretKey,
-    chain_id: u64,
-    nonce: u64,
-    to: Address,
-    amount: u128,
-    fee: Fee,
-) -> Bytes {
-    Bytes(
-        Transaction {
-            chain_id,
-            nonce,
-            fee,
-            kind: TxKind::Transfer {
-                to,
-                amount: Amount(amount),
-            },
-        }
-        .sign(key)
-        .encode(),
-    )
 }
 
 /// Waits until every node has a block at `height` and they all agree on its hash.
@@ -110,7 +89,7 @@ async fn three_nodes_agree(kind: ChainKind) {
                 g.chain_id,
                 0,
                 to,
-                1000 + i as u128,
+                Amount(1000 + i as u128),
                 fee.clone(),
             ))
             .await
@@ -209,27 +188,16 @@ async fn replay(c: &HttpClient, g: &Genesis, height: u64) -> BTreeMap<Address, u
         .iter()
         .map(|a| (a.address, a.balance.0))
         .collect();
-    for n in 1..=height {
-        let b = c
-            .block_by_number(n, Some(true))
-            .await
-            .expect("call")
-            .expect("block");
-        for t in b.transactions.unwrap_or_default() {
-            let r = c
-                .transaction(t.hash)
-                .await
-                .expect("call")
-                .expect("known")
-                .receipt
-                .expect("receipt");
-            *bal.entry(t.from).or_default() -= r.fee_paid.0;
-            *bal.entry(b.summary.author).or_default() += r.fee_to_producer.0;
-            if r.failure.is_none() {
-                let (to, amount) = t.tx.kind.recipient_and_amount();
-                *bal.entry(t.from).or_default() -= amount.0;
-                *bal.entry(to).or_default() += amount.0;
-            }
+    let txs = included_transactions(c, height)
+        .await
+        .expect("included transactions");
+    for (block, t, r) in txs {
+        *bal.entry(t.from).or_default() -= r.fee_paid.0;
+        *bal.entry(block.author).or_default() += r.fee_to_producer.0;
+        if r.failure.is_none() {
+            let (to, amount) = t.tx.kind.recipient_and_amount();
+            *bal.entry(t.from).or_default() -= amount.0;
+            *bal.entry(to).or_default() += amount.0;
         }
     }
     bal
@@ -261,7 +229,7 @@ async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
             g.chain_id,
             0,
             lonely,
-            777,
+            Amount(777),
             fee.clone(),
         ))
         .await
@@ -270,7 +238,14 @@ async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
     // And one the big side sees.
     let t2 = na
         .client()
-        .send_transaction(transfer(&dev_key(2), g.chain_id, 0, lonely, 5, fee.clone()))
+        .send_transaction(transfer(
+            &dev_key(2),
+            g.chain_id,
+            0,
+            lonely,
+            Amount(5),
+            fee.clone(),
+        ))
         .await
         .expect("accepted by a");
     included(&na.client(), t2).await;

@@ -8,7 +8,7 @@ use chain::crypto::SecretKey;
 use chain::rpc::TwinpegApiClient;
 use chain::types::{Address, Amount};
 use serde_json::Value;
-use twinpeg_e2e::{bin, dev_key, eventually, test_genesis, ChainKind, TestNode};
+use twinpeg_e2e::{dev_key, eventually, test_genesis, wallet_command, ChainKind, TestNode};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -73,17 +73,7 @@ impl Wallet {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("wallet"));
-        for var in [
-            "WALLET_PASSWORD",
-            "WALLET_KEYSTORE",
-            "WALLET_CONFIG",
-            "WALLET_MAIN_RPC",
-            "WALLET_SIDE_RPC",
-            "WALLET_DEVNET_FILE",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = wallet_command();
         cmd.current_dir(self.dir.path())
             .env("WALLET_HOME", self.dir.path().join("home"))
             // Light key encryption: these are test keys, and debug-build scrypt is slow.

@@ -128,44 +128,23 @@ pub fn build_swarm(
     let version = protocol_version(genesis);
     let sync_protocol = StreamProtocol::try_from_owned(format!("/twinpeg/{genesis}/sync/1"))
         .map_err(|e| build(e.to_string()))?;
-    let gossip_cfg = gossipsub::ConfigBuilder::default()
-        .max_transmit_size(max_message_bytes)
-        .validation_mode(ValidationMode::Strict)
-        .validate_messages()
-        .heartbeat_interval(Duration::from_millis(500))
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(crate::crypto::keccak256(&m.data).0.to_vec())
+    let gossip_cfg = gossipsub_config(max_message_bytes)?;
+    let mut swarm = build_tcp_swarm(keypair, |key| {
+        Ok(Behaviour {
+            gossipsub: gossipsub::Behaviour::new(
+                MessageAuthenticity::Signed(key.clone()),
+                gossip_cfg,
+            )?,
+            sync: request_response::Behaviour::with_codec(
+                SyncCodec {
+                    max_response_bytes: max_message_bytes.saturating_mul(4),
+                },
+                [(sync_protocol, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
         })
-        .build()
-        .map_err(|e| build(e.to_string()))?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build(e.to_string()))?
-        .with_behaviour(|key| {
-            Ok(Behaviour {
-                gossipsub: gossipsub::Behaviour::new(
-                    MessageAuthenticity::Signed(key.clone()),
-                    gossip_cfg,
-                )?,
-                sync: request_response::Behaviour::with_codec(
-                    SyncCodec {
-                        max_response_bytes: max_message_bytes.saturating_mul(4),
-                    },
-                    [(sync_protocol, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30)),
-                ),
-                identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
-            })
-        })
-        .map_err(|e| build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    })?;
     for t in ["blocks", "txs"] {
         swarm
             .behaviour_mut()
@@ -174,6 +153,125 @@ pub fn build_swarm(
             .map_err(|e| build(e.to_string()))?;
     }
     Ok(swarm)
+}
+
+/// Gossipsub settings every Twinpeg swarm uses: strict signing, messages held until the
+/// application validates them, and ids by content hash so one payload relayed by several
+/// peers is one message.
+pub fn gossipsub_config(max_transmit_size: usize) -> Result<gossipsub::Config, NetworkError> {
+    gossipsub::ConfigBuilder::default()
+        .max_transmit_size(max_transmit_size)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(500))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(crate::crypto::keccak256(&m.data).0.to_vec())
+        })
+        .build()
+        .map_err(|e| NetworkError::Build(e.to_string()))
+}
+
+/// Builds a tokio swarm over TCP (no Nagle delay), noise and yamux, running the behaviour
+/// `behaviour` makes from the identity key.
+pub fn build_tcp_swarm<B: NetworkBehaviour>(
+    keypair: Keypair,
+    behaviour: impl FnOnce(&Keypair) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<Swarm<B>, NetworkError> {
+    let build = |e: String| NetworkError::Build(e);
+    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build(e.to_string()))?
+        .with_behaviour(behaviour)
+        .map_err(|e| build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build())
+}
+
+/// The addresses a swarm listens on: recorded by its event loop, read through its handle.
+#[derive(Debug, Clone, Default)]
+pub struct ListenAddrs(Arc<Mutex<Vec<Multiaddr>>>);
+
+impl ListenAddrs {
+    /// Records an address the swarm reported listening on.
+    pub fn push(&self, address: Multiaddr) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(address);
+        }
+    }
+
+    /// The addresses so far, each with `/p2p/<peer_id>` appended so others can dial it as is.
+    pub fn with_peer_id(&self, peer_id: PeerId) -> Vec<Multiaddr> {
+        let addrs = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        addrs
+            .into_iter()
+            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(peer_id)))
+            .collect()
+    }
+
+    /// [`Self::with_peer_id`] once there is one: an address is known only after the listener
+    /// is up, which takes a moment after start. Empty if none comes within 5 s.
+    pub async fn wait_with_peer_id(&self, peer_id: PeerId) -> Vec<Multiaddr> {
+        for _ in 0..200 {
+            let addrs = self.with_peer_id(peer_id);
+            if !addrs.is_empty() {
+                return addrs;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Vec::new()
+    }
+}
+
+/// A bootstrap address, redialed with exponential backoff while it is not connected.
+#[derive(Debug, Clone)]
+pub struct Redial {
+    /// The address.
+    pub addr: Multiaddr,
+    next: Instant,
+    delay: Duration,
+    first_delay: Duration,
+    max_delay: Duration,
+}
+
+impl Redial {
+    /// Due at once; then waits `first_delay`, doubling each time up to `max_delay`.
+    pub fn new(addr: Multiaddr, first_delay: Duration, max_delay: Duration) -> Self {
+        Self {
+            addr,
+            next: Instant::now(),
+            delay: first_delay,
+            first_delay,
+            max_delay,
+        }
+    }
+
+    /// The peer the address names (`/p2p/<id>`), if it names one.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.addr.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Whether to dial now, given whether the peer is `connected`. A dial moves the next one
+    /// back by the current delay and doubles it; a connection resets the delay.
+    pub fn due(&mut self, connected: bool, now: Instant) -> bool {
+        if connected {
+            self.delay = self.first_delay;
+            return false;
+        }
+        if self.next > now {
+            return false;
+        }
+        self.next = now + self.delay;
+        self.delay = (self.delay * 2).min(self.max_delay);
+        true
+    }
 }
 
 /// Loads the node's persistent p2p identity, creating it (mode 0600) on first run.
@@ -257,7 +355,7 @@ pub struct NetworkHandle {
     tx: mpsc::Sender<Command>,
     /// This node's peer id.
     pub peer_id: PeerId,
-    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    listen: ListenAddrs,
 }
 
 impl std::fmt::Debug for Command {
@@ -292,11 +390,12 @@ impl NetworkHandle {
 
     /// Addresses we listen on, with our peer id appended.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        let addrs = self.listen.lock().map(|l| l.clone()).unwrap_or_default();
-        addrs
-            .into_iter()
-            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
-            .collect()
+        self.listen.with_peer_id(self.peer_id)
+    }
+
+    /// [`Self::listen_addrs`], waiting up to 5 s for the listener to come up.
+    pub async fn wait_listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen.wait_with_peer_id(self.peer_id).await
     }
 }
 
@@ -327,7 +426,7 @@ pub fn start(
         })?;
     let (tx, rx) = mpsc::channel(1024);
     let (itx, irx) = mpsc::channel(1024);
-    let listen = Arc::new(Mutex::new(Vec::new()));
+    let listen = ListenAddrs::default();
     let handle = NetworkHandle {
         tx,
         peer_id,
@@ -336,10 +435,12 @@ pub fn start(
     let bootstrap = config
         .bootstrap
         .iter()
-        .map(|a| Redial {
-            addr: a.clone(),
-            next: Instant::now(),
-            delay: Duration::from_millis(500),
+        .map(|a| {
+            Redial::new(
+                a.clone(),
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            )
         })
         .collect();
     let event_loop = EventLoop {
@@ -365,12 +466,6 @@ pub fn start(
     Ok((handle, event_loop.run(shutdown)))
 }
 
-struct Redial {
-    addr: Multiaddr,
-    next: Instant,
-    delay: Duration,
-}
-
 struct EventLoop {
     chain: Arc<Chain>,
     driver_slot: Arc<Mutex<Option<DriverHandle>>>,
@@ -378,7 +473,7 @@ struct EventLoop {
     rx: mpsc::Receiver<Command>,
     itx: mpsc::Sender<Internal>,
     irx: mpsc::Receiver<Internal>,
-    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    listen: ListenAddrs,
     config: NetworkConfig,
     blocks_topic: IdentTopic,
     txs_topic: IdentTopic,
@@ -459,23 +554,13 @@ impl EventLoop {
             self.connected.values().map(|a| a.to_string()).collect();
         let connected_peers: HashSet<PeerId> = self.connected.keys().copied().collect();
         for r in &mut self.bootstrap {
-            let peer = r.addr.iter().find_map(|p| match p {
-                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-                _ => None,
-            });
-            let up = match peer {
+            let up = match r.peer_id() {
                 Some(id) => connected_peers.contains(&id),
                 None => connected_addrs.contains(&r.addr.to_string()),
             };
-            if up {
-                r.delay = Duration::from_millis(500);
-                continue;
-            }
-            if r.next <= now {
+            if r.due(up, now) {
                 tracing::debug!(addr = %r.addr, "dialing bootstrap peer");
                 let _ = self.swarm.dial(r.addr.clone());
-                r.next = now + r.delay;
-                r.delay = (r.delay * 2).min(Duration::from_secs(30));
             }
         }
         // Periodic catch-up with a peer that is ahead, or any peer.
@@ -668,9 +753,7 @@ impl EventLoop {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "p2p listening");
-                if let Ok(mut l) = self.listen.lock() {
-                    l.push(address);
-                }
+                self.listen.push(address);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
@@ -871,4 +954,27 @@ fn answer_sync(chain: &Chain, req: &SyncRequest, max_bytes: usize) -> Option<Syn
     let count = req.max_blocks.min(SYNC_BATCH) as usize;
     let blocks = chain.store.canonical_range(from, count, max_bytes).ok()?;
     Some(SyncResponse { head, blocks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redial_backs_off_and_resets_on_connection() {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("multiaddr");
+        let mut r = Redial::new(addr, Duration::from_millis(100), Duration::from_millis(300));
+        let t0 = Instant::now();
+        assert!(r.due(false, t0));
+        assert!(!r.due(false, t0 + Duration::from_millis(99)));
+        assert!(r.due(false, t0 + Duration::from_millis(100)));
+        // The delay doubled to 200 ms, so the next dial is due at 300 ms.
+        assert!(!r.due(false, t0 + Duration::from_millis(299)));
+        assert!(r.due(false, t0 + Duration::from_millis(300)));
+        // Capped at 300 ms from here on; a connection brings it back to 100 ms.
+        assert!(!r.due(true, t0 + Duration::from_millis(2000)));
+        assert!(r.due(false, t0 + Duration::from_millis(2000)));
+        assert!(r.due(false, t0 + Duration::from_millis(2100)));
+        assert_eq!(r.peer_id(), None);
+    }
 }

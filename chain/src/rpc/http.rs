@@ -1,4 +1,5 @@
-//! Plain HTTP beside JSON-RPC on the same port: `GET /health` and `GET /metrics`.
+//! Plain HTTP beside JSON-RPC on the same port: `GET /health` and `GET /metrics` here, and a
+//! layer that serves any set of `GET` paths (the bridge member adds `/status` with it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,54 +7,54 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use serde::Serialize;
 use tower::{Layer, Service};
 
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::node::Chain;
 
-/// Adds `/health` and `/metrics` in front of the RPC service.
-#[derive(Debug, Clone)]
-pub struct HttpExtrasLayer {
-    chain: Arc<Chain>,
+/// The `GET` paths a server answers itself instead of passing them to JSON-RPC.
+pub trait GetRoutes {
+    /// The response to `GET path`, or `None` to hand the request on to JSON-RPC.
+    fn get(&self, path: &str) -> Option<HttpResponse>;
 }
 
-impl HttpExtrasLayer {
-    /// For this chain.
-    pub fn new(chain: Arc<Chain>) -> Self {
-        Self { chain }
+/// Puts [`GetRoutes`] in front of the JSON-RPC service.
+#[derive(Debug, Clone)]
+pub struct GetRoutesLayer<R> {
+    routes: R,
+}
+
+impl<R> GetRoutesLayer<R> {
+    /// Serving `routes`.
+    pub fn new(routes: R) -> Self {
+        Self { routes }
     }
 }
 
-impl<S> Layer<S> for HttpExtrasLayer {
-    type Service = HttpExtras<S>;
+impl<R: Clone, S> Layer<S> for GetRoutesLayer<R> {
+    type Service = GetRoutesService<S, R>;
     fn layer(&self, inner: S) -> Self::Service {
-        HttpExtras {
+        GetRoutesService {
             inner,
-            chain: self.chain.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
 
-/// The service [`HttpExtrasLayer`] builds.
+/// The service [`GetRoutesLayer`] builds.
 #[derive(Debug, Clone)]
-pub struct HttpExtras<S> {
+pub struct GetRoutesService<S, R> {
     inner: S,
-    chain: Arc<Chain>,
+    routes: R,
 }
 
-fn response(content_type: &'static str, body: String) -> HttpResponse {
-    let mut r = HttpResponse::new(HttpBody::from(body));
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    r
-}
-
-impl<S> Service<HttpRequest<HttpBody>> for HttpExtras<S>
+impl<S, R> Service<HttpRequest<HttpBody>> for GetRoutesService<S, R>
 where
     S: Service<HttpRequest<HttpBody>, Response = HttpResponse> + Send,
     S::Future: Send + 'static,
     S::Error: 'static,
+    R: GetRoutes,
 {
     type Response = HttpResponse;
     type Error = S::Error;
@@ -65,24 +66,62 @@ where
 
     fn call(&mut self, req: HttpRequest<HttpBody>) -> Self::Future {
         if req.method() == http::Method::GET {
-            match req.uri().path() {
-                "/health" => {
-                    let h = crate::rpc::server::health(&self.chain);
-                    let body = serde_json::to_string(&h).unwrap_or_default();
-                    return Box::pin(async move { Ok(response("application/json", body)) });
-                }
-                "/metrics" => {
-                    let body = self.chain.metrics.encode();
-                    return Box::pin(async move {
-                        Ok(response(
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            body,
-                        ))
-                    });
-                }
-                _ => {}
+            if let Some(r) = self.routes.get(req.uri().path()) {
+                return Box::pin(async move { Ok(r) });
             }
         }
         Box::pin(self.inner.call(req))
+    }
+}
+
+/// A response with this status, `Content-Type` and body.
+pub fn response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> HttpResponse {
+    let mut r = HttpResponse::new(HttpBody::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// `200 OK` with `value` as JSON.
+pub fn json_response<T: Serialize>(value: &T) -> HttpResponse {
+    response(
+        http::StatusCode::OK,
+        "application/json",
+        serde_json::to_string(value).unwrap_or_default(),
+    )
+}
+
+/// `200 OK` with a Prometheus text exposition (`GET /metrics`).
+pub fn metrics_response(exposition: String) -> HttpResponse {
+    response(http::StatusCode::OK, OPENMETRICS_CONTENT_TYPE, exposition)
+}
+
+/// A node's `GET /health` and `GET /metrics`.
+#[derive(Debug, Clone)]
+pub struct NodeRoutes {
+    chain: Arc<Chain>,
+}
+
+impl NodeRoutes {
+    /// For this chain.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        Self { chain }
+    }
+}
+
+impl GetRoutes for NodeRoutes {
+    fn get(&self, path: &str) -> Option<HttpResponse> {
+        match path {
+            "/health" => Some(json_response(&crate::rpc::server::health(&self.chain))),
+            "/metrics" => Some(metrics_response(self.chain.metrics.encode())),
+            _ => None,
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::network::{PeerInfo, SyncStatus};
 use crate::node::{Chain, NodeError};
 use crate::peg::PegError;
 use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
-use crate::rpc::http::HttpExtrasLayer;
+use crate::rpc::http::{GetRoutesLayer, NodeRoutes};
 use crate::rpc::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo, PegPayout,
     PegSource, PegTransferView, SubmitResult, TxError, TxLookup, TxStatus, TxView,
@@ -577,7 +577,8 @@ pub async fn start(
         .max_response_body_size(config.rpc_max_response_bytes)
         .set_batch_request_config(BatchRequestConfig::Limit(config.rpc_max_batch_len))
         .build();
-    let http = tower::ServiceBuilder::new().layer(HttpExtrasLayer::new(chain.clone()));
+    let http =
+        tower::ServiceBuilder::new().layer(GetRoutesLayer::new(NodeRoutes::new(chain.clone())));
     let server = jsonrpsee::server::Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http)
