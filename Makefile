@@ -1,5 +1,7 @@
 # Twinpeg: the two commands are `make devnet` and `make test`.
 CARGO ?= cargo
+# Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
+TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: all build test lint fmt devnet docker bench microbench clean
 
@@ -25,7 +27,7 @@ fmt:
 ARGS ?=
 devnet:
 	$(CARGO) build --release --bins
-	target/release/devnet up $(ARGS)
+	$(TARGET)/release/devnet up $(ARGS)
 
 ## Build the container image (needs a Docker daemon); deploy/compose.yaml runs it.
 docker:
@@ -36,7 +38,7 @@ docker:
 bench:
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p twinpeg-bench --bench micro
-	target/release/bench $(ARGS)
+	$(TARGET)/release/bench --criterion-dir $(TARGET)/criterion --out-dir $(TARGET)/bench $(ARGS)
 
 ## Criterion micro-benchmarks of the hot paths (tx decode + recovery, block execution, redb
 ## commit); about a minute. Compares with the previous run kept under target/criterion.
