@@ -12,6 +12,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod intake;
 pub mod keys;
 pub mod metrics;
 pub mod network;

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub scan_lag_blocks: Family<DirectionLabel, Gauge>,
     /// Connected bridge peers.
     pub peers: Gauge,
+    /// Attestations held in memory until this member records their transfer.
+    pub early_attestations: Gauge,
     /// Source blocks rescanned after reorgs.
     pub reorgs: Family<DirectionLabel, Counter>,
 }
@@ -134,6 +136,11 @@ impl Metrics {
                 Family::default(),
             ),
             peers: r.add("peers", "Connected bridge peers", Gauge::default()),
+            early_attestations: r.add(
+                "early_attestations",
+                "Attestations held until this member records their transfer",
+                Gauge::default(),
+            ),
             reorgs: r.add(
                 "reorgs",
                 "Reorgs of scanned source blocks",

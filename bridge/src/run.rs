@@ -17,7 +17,7 @@ use crate::attest::Federation;
 use crate::config::MemberConfig;
 use crate::error::{BridgeError, Result};
 use crate::metrics::Metrics;
-use crate::network::{self, Inbound, NetConfig};
+use crate::network::{self, NetConfig};
 use crate::nodes::NodeClient;
 use crate::status::{self, DirectionBoard, Shared};
 use crate::store::Store;
@@ -140,39 +140,6 @@ fn write_endpoints(
     chain::node::write_endpoints_json(dir, &body, |what, error| BridgeError::Io { what, error })
 }
 
-async fn intake(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Inbound>,
-    wakes: Vec<Arc<Notify>>,
-) -> Result<()> {
-    // Everything that arrived together is stored in one durable transaction: a burst of
-    // transfers brings thousands of attestations, and one fsync each would throttle it.
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 64 {
-            match rx.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
-            }
-        }
-        let items: Vec<_> = batch
-            .iter()
-            .flat_map(|a| {
-                a.message_hashes
-                    .iter()
-                    .zip(&a.gossip.attestations)
-                    .map(|(h, att)| (att.message.id, *h, a.gossip.member, att.signature))
-            })
-            .collect();
-        let new = shared.store.put_attestations(&items)?;
-        if new > 0 {
-            tracing::debug!(new, received = batch.len(), "attestations stored");
-            wakes.iter().for_each(|w| w.notify_one());
-        }
-    }
-    Ok(())
-}
-
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -242,6 +209,7 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
         net: net.clone(),
         metrics,
         board: Mutex::new([DirectionBoard::default(), DirectionBoard::default()]),
+        recorded: Arc::new(Notify::new()),
     });
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     tasks.spawn(async move {
@@ -257,7 +225,12 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
         .collect();
     write_endpoints(&cfg.data_dir, &p2p, status_addr, member)?;
     let wakes = [Arc::new(Notify::new()), Arc::new(Notify::new())];
-    tasks.spawn(intake(shared.clone(), att_rx, wakes.to_vec()));
+    tasks.spawn(crate::intake::run(
+        shared.clone(),
+        att_rx,
+        shared.recorded.clone(),
+        wakes.to_vec(),
+    ));
     for (name, url) in [("main", cfg.main_ws_url()), ("side", cfg.side_ws_url())] {
         let w = wakes.to_vec();
         let sd = shutdown_rx.clone();

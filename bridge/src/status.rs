@@ -14,6 +14,7 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::server::{HttpResponse, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::attest::Federation;
 use crate::error::{BridgeError, Result};
@@ -122,6 +123,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Per-direction progress: [deposits, withdrawals].
     pub board: Mutex<[DirectionBoard; 2]>,
+    /// Signalled when a watcher records new transfers (early attestations may now be filed).
+    pub recorded: Arc<Notify>,
 }
 
 /// Index of a direction in [`Shared::board`].

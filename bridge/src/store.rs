@@ -124,6 +124,28 @@ pub struct OwnSignature {
     pub signature: Signature,
 }
 
+/// A verified attestation as the intake files it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldAttestation {
+    /// The transfer id its message names.
+    pub id: Hash,
+    /// `PegMessage::signing_hash()` it signs.
+    pub message_hash: Hash,
+    /// The member whose signature it is (verified).
+    pub member: Address,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// What [`Store::put_attestations`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filed {
+    /// Attestations stored now.
+    pub new: usize,
+    /// Attestations of transfers not recorded here yet, handed back.
+    pub unknown: Vec<HeldAttestation>,
+}
+
 /// What [`Store::sign_many`] did for one transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignOutcome {
@@ -484,34 +506,46 @@ impl Store {
         }
     }
 
-    /// Stores verified attestations `(transfer id, message hash, member, signature)` in one
-    /// durable transaction, except those of transfers already paid here; returns how many
-    /// were new.
-    pub fn put_attestations(
-        &self,
-        items: &[(Hash, Hash, Address, Signature)],
-    ) -> StoreResult<usize> {
-        let wtx = self.write()?;
-        let mut new = 0;
+    /// Stores verified attestations of transfers this member has recorded and not yet seen
+    /// paid, in one durable transaction. Those of paid transfers are dropped; those of
+    /// transfers not recorded yet are handed back (the caller holds them, bounded, until the
+    /// watcher records the transfer: a stranger to the store is never written to disk).
+    pub fn put_attestations(&self, items: &[HeldAttestation]) -> StoreResult<Filed> {
+        let mut keep = Vec::new();
+        let mut unknown = Vec::new();
         {
-            let ev = wtx.open_table(EVENTS)?;
-            let mut t = wtx.open_table(ATTESTATIONS)?;
-            for (id, message_hash, member, sig) in items {
-                let paid = match ev.get(id.0)? {
+            let rtx = self.db.begin_read()?;
+            let ev = rtx.open_table(EVENTS)?;
+            let att = rtx.open_table(ATTESTATIONS)?;
+            for item in items {
+                match ev.get(item.id.0)? {
+                    None => unknown.push(*item),
                     Some(v) => {
-                        decode::<EventRecord>("events", v.value())?.state == EventState::Paid
+                        let paid =
+                            decode::<EventRecord>("events", v.value())?.state == EventState::Paid;
+                        let held = att.get((item.message_hash.0, item.member.0))?.is_some();
+                        if !paid && !held {
+                            keep.push(*item);
+                        }
                     }
-                    None => false,
-                };
-                let key = (message_hash.0, member.0);
-                if !paid && t.get(key)?.is_none() {
-                    t.insert(key, sig.0.as_slice())?;
-                    new += 1;
                 }
             }
         }
-        wtx.commit()?;
-        Ok(new)
+        let mut new = 0;
+        if !keep.is_empty() {
+            let wtx = self.write()?;
+            {
+                let mut t = wtx.open_table(ATTESTATIONS)?;
+                for item in &keep {
+                    let key = (item.message_hash.0, item.member.0);
+                    if t.insert(key, item.signature.0.as_slice())?.is_none() {
+                        new += 1;
+                    }
+                }
+            }
+            wtx.commit()?;
+        }
+        Ok(Filed { new, unknown })
     }
 
     /// The attestations held for exactly `message_hash`, by member.
@@ -830,14 +864,19 @@ mod tests {
         .expect("scan");
         s.sign_once(&key.address(), &id, m, 1, |h| key.sign_prehash(h))
             .expect("sign");
-        let other = (id, m, Address([2; 20]), Signature([2; 65]));
-        assert_eq!(s.put_attestations(&[other]).expect("put"), 1);
+        let held = |a: u8| HeldAttestation {
+            id,
+            message_hash: m,
+            member: Address([a; 20]),
+            signature: Signature([a; 65]),
+        };
+        assert_eq!(s.put_attestations(&[held(2)]).expect("put").new, 1);
         assert_eq!(s.attestations(&m).expect("held").len(), 2);
         s.update_event(&id, |r| r.state = EventState::Paid)
             .expect("paid");
         assert!(s.attestations(&m).expect("held").is_empty());
-        let late = (id, m, Address([3; 20]), Signature([3; 65]));
-        assert_eq!(s.put_attestations(&[late]).expect("put"), 0);
+        let filed = s.put_attestations(&[held(3)]).expect("put");
+        assert_eq!((filed.new, filed.unknown.len()), (0, 0));
         assert!(s.attestations(&m).expect("held").is_empty());
         assert!(
             s.own_signature(&id).expect("own").is_some(),
@@ -850,10 +889,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path()).expect("open");
         let m = Hash([1; 32]);
+        s.commit_scan(
+            Direction::MainToSide,
+            Cursor {
+                height: 1,
+                hash: Hash([1; 32]),
+            },
+            &[event(7, 1)],
+            100,
+        )
+        .expect("scan");
         let put = |h: Hash, a: u8, sig: u8| {
-            s.put_attestations(&[(Hash([7; 32]), h, Address([a; 20]), Signature([sig; 65]))])
-                .expect("put")
+            s.put_attestations(&[HeldAttestation {
+                id: Hash([7; 32]),
+                message_hash: h,
+                member: Address([a; 20]),
+                signature: Signature([sig; 65]),
+            }])
+            .expect("put")
+            .new
         };
+        // A transfer not recorded yet: handed back, nothing written.
+        let stranger = HeldAttestation {
+            id: Hash([8; 32]),
+            message_hash: Hash([80; 32]),
+            member: Address([1; 20]),
+            signature: Signature([1; 65]),
+        };
+        let filed = s.put_attestations(&[stranger]).expect("put");
+        assert_eq!((filed.new, filed.unknown), (0, vec![stranger]));
+        assert!(s.attestations(&Hash([80; 32])).expect("get").is_empty());
         assert_eq!(put(m, 1, 1), 1);
         assert_eq!(put(m, 1, 2), 0, "a second signature of a member is not new");
         assert_eq!(put(m, 2, 3), 1);

@@ -144,6 +144,9 @@ impl Worker {
             .await?;
         let m = &self.shared.metrics;
         m.events_seen.get_or_create(&label).inc_by(w.new_events);
+        if w.new_events > 0 {
+            self.shared.recorded.notify_one();
+        }
         if w.rewound_to.is_some() {
             m.reorgs.get_or_create(&label).inc();
         }

@@ -1,0 +1,177 @@
+//! The attestation intake: files what the network verified into the store, one durable
+//! transaction per batch received, and holds attestations of transfers this member has not
+//! recorded yet (its node may be a block behind the signer's) in memory, bounded per member
+//! and for a limited time, until the watcher records them. Disk only ever holds attestations
+//! of transfers the member's own node showed it, so a member signing garbage cannot fill it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chain::types::Address;
+use tokio::sync::{mpsc, Notify};
+
+use crate::error::Result;
+use crate::network::Inbound;
+use crate::status::Shared;
+use crate::store::HeldAttestation;
+
+/// Most early attestations held per member; the oldest go first (re-gossip repeats them).
+pub const EARLY_PER_MEMBER: usize = 20_000;
+/// How long an early attestation is held before it is dropped (re-gossip repeats it).
+pub const EARLY_TTL: Duration = Duration::from_secs(600);
+/// How often held attestations are offered to the store again.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Attestations that arrived before the transfer was recorded here.
+#[derive(Debug, Default)]
+pub struct Early {
+    by_member: HashMap<Address, VecDeque<(Instant, HeldAttestation)>>,
+}
+
+impl Early {
+    /// Holds `items` (arrived at `now`), dropping the oldest of a member beyond
+    /// [`EARLY_PER_MEMBER`].
+    pub fn hold(&mut self, items: Vec<HeldAttestation>, now: Instant) {
+        for a in items {
+            let q = self.by_member.entry(a.member).or_default();
+            if q.len() >= EARLY_PER_MEMBER {
+                q.pop_front();
+            }
+            q.push_back((now, a));
+        }
+    }
+
+    /// Takes everything held for less than [`EARLY_TTL`], forgetting the rest.
+    pub fn take(&mut self, now: Instant) -> Vec<HeldAttestation> {
+        let mut out = Vec::new();
+        for (_, q) in self.by_member.drain() {
+            out.extend(
+                q.into_iter()
+                    .filter(|(at, _)| now.saturating_duration_since(*at) < EARLY_TTL)
+                    .map(|(_, a)| a),
+            );
+        }
+        out
+    }
+
+    /// How many are held.
+    pub fn len(&self) -> usize {
+        self.by_member.values().map(VecDeque::len).sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_member.values().all(VecDeque::is_empty)
+    }
+}
+
+fn file(
+    shared: &Shared,
+    early: &mut Early,
+    items: Vec<HeldAttestation>,
+    wakes: &[Arc<Notify>],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let filed = shared.store.put_attestations(&items)?;
+    if filed.new > 0 {
+        tracing::debug!(
+            new = filed.new,
+            early = filed.unknown.len(),
+            "attestations stored"
+        );
+        wakes.iter().for_each(|w| w.notify_one());
+    }
+    early.hold(filed.unknown, Instant::now());
+    Ok(())
+}
+
+/// Runs until the network's channel closes. Woken by arrivals, by the workers when they
+/// record new transfers (`recorded`), and every [`RETRY_INTERVAL`] while anything is held.
+pub async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Inbound>,
+    recorded: Arc<Notify>,
+    wakes: Vec<Arc<Notify>>,
+) -> Result<()> {
+    let mut early = Early::default();
+    let mut retry = tokio::time::interval(RETRY_INTERVAL);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                let Some(first) = got else { return Ok(()) };
+                // Everything that arrived together goes in one durable transaction: a burst
+                // of transfers brings thousands of attestations.
+                let mut batch = vec![first];
+                while batch.len() < 64 {
+                    match rx.try_recv() {
+                        Ok(a) => batch.push(a),
+                        Err(_) => break,
+                    }
+                }
+                let items = batch
+                    .iter()
+                    .flat_map(|a| {
+                        a.message_hashes.iter().zip(&a.gossip.attestations).map(|(h, att)| {
+                            HeldAttestation {
+                                id: att.message.id,
+                                message_hash: *h,
+                                member: a.gossip.member,
+                                signature: att.signature,
+                            }
+                        })
+                    })
+                    .collect();
+                file(&shared, &mut early, items, &wakes)?;
+            }
+            _ = recorded.notified(), if !early.is_empty() => {
+                let held = early.take(Instant::now());
+                file(&shared, &mut early, held, &wakes)?;
+            }
+            _ = retry.tick(), if !early.is_empty() => {
+                let held = early.take(Instant::now());
+                file(&shared, &mut early, held, &wakes)?;
+            }
+        }
+        shared.metrics.early_attestations.set(early.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain::crypto::Signature;
+    use chain::types::Hash;
+
+    fn att(member: u8, id: u8) -> HeldAttestation {
+        HeldAttestation {
+            id: Hash([id; 32]),
+            message_hash: Hash([id; 32]),
+            member: Address([member; 20]),
+            signature: Signature([member; 65]),
+        }
+    }
+
+    #[test]
+    fn early_attestations_are_bounded_per_member_and_expire() {
+        let mut e = Early::default();
+        let t0 = Instant::now();
+        // A member flooding past its bound loses its oldest; another member keeps its own.
+        e.hold(
+            (0..EARLY_PER_MEMBER + 5).map(|i| att(1, i as u8)).collect(),
+            t0,
+        );
+        e.hold(vec![att(2, 9)], t0);
+        assert_eq!(e.len(), EARLY_PER_MEMBER + 1);
+        let taken = e.take(t0);
+        assert_eq!(taken.len(), EARLY_PER_MEMBER + 1);
+        assert!(e.is_empty(), "taking empties the buffer");
+        assert!(taken.contains(&att(2, 9)));
+        // Held past the TTL: dropped.
+        e.hold(vec![att(3, 1)], t0);
+        assert!(e.take(t0 + EARLY_TTL + Duration::from_secs(1)).is_empty());
+    }
+}
