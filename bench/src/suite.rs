@@ -83,6 +83,8 @@ pub struct Results {
     pub peg: Option<crate::peg::PegResults>,
     /// The criterion micro-benchmarks' latest figures.
     pub micro: Vec<crate::micro::Micro>,
+    /// Every goal of the issue with the figure reached, in one list.
+    pub goals: Vec<Goal>,
     /// What this suite does not measure yet.
     pub not_measured: Vec<String>,
 }
@@ -178,6 +180,73 @@ async fn run_chain(
     })
 }
 
+/// One goal and what this run reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// What is measured.
+    pub what: String,
+    /// The goal, as a readable bound.
+    pub goal: String,
+    /// The figure reached.
+    pub reached: f64,
+    /// Whether the goal is met.
+    pub met: bool,
+}
+
+fn goals(r: &Results) -> Vec<Goal> {
+    let mut out = Vec::new();
+    let mut goal = |what: &str, bound: &str, reached: f64, met: bool| {
+        out.push(Goal {
+            what: what.to_string(),
+            goal: bound.to_string(),
+            reached,
+            met,
+        })
+    };
+    for c in &r.chains {
+        goal(
+            &format!("{} committed transfers/s", c.chain),
+            &format!(">= {:.0}", c.goal_tps),
+            c.load.tps,
+            c.goal_met,
+        );
+    }
+    if let Some(s) = &r.scaling {
+        goal(
+            "commit time at 1M accounts / at 10k accounts",
+            "<= 2",
+            s.commit_ratio,
+            s.commit_ratio <= 2.0,
+        );
+    }
+    if let Some(p) = &r.peg {
+        for (name, l) in [("deposit", &p.deposits), ("withdrawal", &p.withdrawals)] {
+            goal(
+                &format!("{name} bridge overhead p50, ms"),
+                "< 100",
+                l.overhead_p50_ms,
+                l.overhead_p50_ms < 100.0,
+            );
+            goal(
+                &format!("{name} bridge overhead p99, ms"),
+                "< 500",
+                l.overhead_p99_ms,
+                l.overhead_p99_ms < 500.0,
+            );
+        }
+        goal(
+            &format!(
+                "sidechain blocks from depth until {} burst deposits are paid",
+                p.burst_deposits
+            ),
+            "<= 3",
+            p.burst_side_blocks_after_depth as f64,
+            p.burst_side_blocks_after_depth <= 3,
+        );
+    }
+    out
+}
+
 /// Runs the suite and prints the table.
 pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     eprintln!("measuring this machine's signature-recovery rate (all cores, 3 s)");
@@ -230,8 +299,10 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
         scaling,
         peg,
         micro: crate::micro::read(&cfg.criterion_dir),
+        goals: vec![],
         not_measured: vec![],
     };
+    results.goals = goals(&results);
     if results.micro.is_empty() {
         results.not_measured.push(format!(
             "micro-benchmarks (nothing under {}: run `make microbench`)",
@@ -373,6 +444,14 @@ fn print_table(r: &Results) {
                 per,
                 m.age_seconds
             );
+        }
+    }
+    if !r.goals.is_empty() {
+        let met = r.goals.iter().filter(|g| g.met).count();
+        println!();
+        println!("goals met: {met} of {}", r.goals.len());
+        for g in r.goals.iter().filter(|g| !g.met) {
+            println!("NOT met: {} = {:.1} (goal {})", g.what, g.reached, g.goal);
         }
     }
     for n in &r.not_measured {
