@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start the real node binaries on free loopback ports with
 //! temporary data dirs, wait on conditions (never fixed sleeps), and always clean up.
 
+pub mod netns;
 pub mod process;
 
 use std::future::Future;
@@ -167,6 +168,8 @@ pub struct TestNode {
     pub p2p: Vec<String>,
     /// Bootstrap peers given at every start.
     pub bootstrap: Vec<String>,
+    /// The network namespace host it runs on (loopback of the test's namespace if none).
+    pub host: Option<netns::Host>,
     child: Option<Child>,
     /// How many times the process was started.
     pub starts: u32,
@@ -180,6 +183,18 @@ impl TestNode {
 
     /// Like [`TestNode::start`], dialing `bootstrap` peers.
     pub fn start_with_peers(
+        kind: ChainKind,
+        genesis: &Genesis,
+        authority: Option<SecretKey>,
+        bootstrap: &[String],
+    ) -> Result<Self> {
+        Self::start_on(None, kind, genesis, authority, bootstrap)
+    }
+
+    /// Like [`TestNode::start_with_peers`], on a namespace host (its address, its network)
+    /// when `host` is given.
+    pub fn start_on(
+        host: Option<netns::Host>,
         kind: ChainKind,
         genesis: &Genesis,
         authority: Option<SecretKey>,
@@ -208,6 +223,7 @@ impl TestNode {
             ws: String::new(),
             p2p: Vec::new(),
             bootstrap: bootstrap.to_vec(),
+            host,
             child: None,
             starts: 0,
         };
@@ -223,12 +239,21 @@ impl TestNode {
     /// Starts the process (again) and waits until it wrote its endpoints.
     pub fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
-        let mut cmd = Command::new(bin(self.kind.binary()));
+        // In a namespace, `ip netns exec` enters it and execs the node: same pid.
+        let (mut cmd, addr) = match &self.host {
+            Some(h) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &h.netns])
+                    .arg(bin(self.kind.binary()));
+                (c, h.ip.as_str())
+            }
+            None => (Command::new(bin(self.kind.binary())), "127.0.0.1"),
+        };
         cmd.arg("run")
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--rpc-addr", "127.0.0.1:0"])
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--rpc-addr", &format!("{addr}:0")])
+            .args(["--p2p-listen", &format!("/ip4/{addr}/tcp/0")])
             .env("RUST_LOG", "info");
         if self.authority.is_some() {
             cmd.arg("--authority-key")

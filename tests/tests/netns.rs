@@ -1,0 +1,288 @@
+//! End-to-end across a real network: nodes in separate network namespaces ("hosts" on a
+//! bridge, each with its own address), not loopback. A follower on another host syncs and
+//! follows the authority, is cut off the network while the chain grows, and catches up when
+//! the link comes back; and a federation whose members each run on their own host with their
+//! own nodes keeps paying while one host is partitioned away. Needs root and iproute2 (as CI
+//! and this machine have).
+
+use std::process::{Child, Command};
+
+use chain::crypto::SecretKey;
+use chain::rpc::types::TxStatus;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::http_client::HttpClient;
+use parity_scale_codec::Encode;
+use twinpeg_e2e::netns::{Host, Lan};
+use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
+use twinpeg_e2e::{
+    bin, dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
+    TestNode, DEADLINE,
+};
+
+/// The follower's block at `height`, once it has it and it matches the authority's.
+async fn same_block(a: &TestNode, b: &TestNode, height: u64) -> Hash {
+    eventually(&format!("both hosts at height {height}"), || async {
+        let x = a.client().block_by_number(height, None).await.ok()??;
+        let y = b.client().block_by_number(height, None).await.ok()??;
+        (x.summary.hash == y.summary.hash).then_some(x.summary.hash)
+    })
+    .await
+    .expect("the hosts agree")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_on_another_host_follows_is_partitioned_and_catches_up() {
+    if !Lan::available() {
+        // Not silently green: the output says why nothing ran.
+        eprintln!("SKIPPED: creating network namespaces needs root and iproute2");
+        return;
+    }
+    // Declared first so it is dropped last, after the nodes inside it.
+    let lan = Lan::new(2).expect("two hosts on a bridge");
+    let authority = SecretKey::random();
+    let g = test_genesis(ChainKind::Main, authority.address(), 300);
+    let leader = TestNode::start_on(
+        Some(lan.hosts[0].clone()),
+        ChainKind::Main,
+        &g,
+        Some(authority),
+        &[],
+    )
+    .expect("authority starts on host 0");
+    assert!(
+        leader.http.contains(&lan.hosts[0].ip) && leader.p2p_addr().contains(&lan.hosts[0].ip),
+        "the authority serves on its host's address: {} {}",
+        leader.http,
+        leader.p2p_addr()
+    );
+    let follower = TestNode::start_on(
+        Some(lan.hosts[1].clone()),
+        ChainKind::Main,
+        &g,
+        None,
+        &[leader.p2p_addr()],
+    )
+    .expect("follower starts on host 1");
+
+    // Transfers sent to the authority reach the follower's chain across the LAN.
+    let lc = leader.client();
+    let fee = fee_for(&lc).await;
+    let to = SecretKey::random().address();
+    let mut hashes = Vec::new();
+    for nonce in 0..5 {
+        let raw = transfer(
+            &dev_key(0),
+            g.chain_id,
+            nonce,
+            to,
+            Amount::coins(1),
+            fee.clone(),
+        );
+        hashes.push(lc.send_transaction(raw).await.expect("accepted"));
+    }
+    let fc = follower.client();
+    for h in &hashes {
+        let t = eventually(&format!("{h} on the follower"), || async {
+            fc.transaction(*h)
+                .await
+                .ok()
+                .flatten()
+                .filter(|t| t.status == TxStatus::Success)
+        })
+        .await
+        .expect("included and synced");
+        let n = t.block_number.expect("in a block");
+        same_block(&leader, &follower, n).await;
+    }
+
+    // Partition: hosts 0 and 1 cannot reach each other; the authority keeps producing.
+    lan.cut(0, 1).expect("partition");
+    let at_cut = lc.head().await.expect("head").number;
+    leader
+        .wait_for_height(at_cut + 10)
+        .await
+        .expect("the authority keeps producing");
+    let behind = fc.head().await.expect("follower head").number;
+    assert!(
+        behind < at_cut + 10,
+        "the follower kept up with no network: {behind} vs {}",
+        at_cut + 10
+    );
+    // Healed: it catches up to where the authority is now, with the same blocks.
+    lan.heal(0, 1).expect("heal");
+    let target = lc.head().await.expect("head").number;
+    same_block(&leader, &follower, target).await;
+    assert_eq!(
+        fc.account(to).await.expect("account").balance,
+        Amount::coins(5)
+    );
+}
+
+/// A member process on its host, with its own data dir; killed on drop.
+struct Member {
+    dir: tempfile::TempDir,
+    child: Child,
+    p2p: String,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Member {
+    fn start(
+        key: &SecretKey,
+        host: &Host,
+        main: &TestNode,
+        side: &TestNode,
+        boot: &[String],
+    ) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bridge")
+            .tempdir()
+            .expect("dir");
+        let key_file = dir.path().join("member.key");
+        chain::node::write_key_file(&key_file, key).expect("key");
+        let data = dir.path().join("data");
+        let mut t = member_config(&data, &key_file, &main.http, &side.http, boot);
+        let s = |v: String| toml::Value::String(v);
+        t.insert("p2p_listen".into(), s(format!("/ip4/{}/tcp/0", host.ip)));
+        t.insert("status_addr".into(), s(format!("{}:0", host.ip)));
+        t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
+        let cfg = dir.path().join("member.toml");
+        std::fs::write(&cfg, toml::to_string(&t).expect("toml")).expect("config");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.netns])
+            .arg(bin("bridge"))
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg);
+        let (child, e) = spawn_serving::<MemberEndpoints>(
+            "member",
+            &mut cmd,
+            &data,
+            &dir.path().join("member.log"),
+            DEADLINE,
+        )
+        .expect("member starts");
+        let p2p = e.p2p.first().cloned().unwrap_or_default();
+        assert!(p2p.contains(&host.ip), "member listens on its host: {p2p}");
+        Member { dir, child, p2p }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("member.log")).unwrap_or_default()
+    }
+}
+
+async fn deposit(c: &HttpClient, chain_id: u64, user: &SecretKey, nonce: u64, to: Address) -> Hash {
+    let raw = Transaction {
+        chain_id,
+        nonce,
+        fee: fee_for(c).await,
+        kind: TxKind::Lock {
+            amount: Amount::coins(3),
+            recipient: to,
+        },
+    }
+    .sign(user)
+    .encode();
+    c.send_transaction(Bytes(raw)).await.expect("lock accepted")
+}
+
+async fn paid(side: &TestNode, id: Hash, members: &[Member]) {
+    let c = side.client();
+    let r = eventually(&format!("payout of {id} on {}", side.http), || async {
+        c.peg_transfer(id).await.ok()?.payout
+    })
+    .await;
+    if r.is_err() {
+        let logs: Vec<String> = members.iter().map(Member::log).collect();
+        panic!("{id} not paid; member logs:\n{}", logs.join("\n---\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_three_hosts_keep_paying_with_one_host_partitioned_away() {
+    if !Lan::available() {
+        eprintln!("SKIPPED: creating network namespaces needs root and iproute2");
+        return;
+    }
+    let lan = Lan::new(3).expect("three hosts on a bridge");
+    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let addrs: Vec<Address> = keys.iter().map(SecretKey::address).collect();
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    // Host 0 holds the mainchain authority, host 1 the sidechain's; every host runs a node
+    // of each chain and its member, which talks only to its own host's nodes.
+    let on = |h: usize, kind, g, key, boot: &[String]| {
+        TestNode::start_on(Some(lan.hosts[h].clone()), kind, g, key, boot).expect("node starts")
+    };
+    let main0 = on(0, ChainKind::Main, &mg, Some(ma), &[]);
+    let side1 = on(1, ChainKind::Side, &sg, Some(sa), &[]);
+    let (mb, sb) = (vec![main0.p2p_addr()], vec![side1.p2p_addr()]);
+    let mains = [
+        main0,
+        on(1, ChainKind::Main, &mg, None, &mb),
+        on(2, ChainKind::Main, &mg, None, &mb),
+    ];
+    let sides = [
+        on(0, ChainKind::Side, &sg, None, &sb),
+        side1,
+        on(2, ChainKind::Side, &sg, None, &sb),
+    ];
+    let mut members: Vec<Member> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let boot: Vec<String> = members.iter().map(|m| m.p2p.clone()).collect();
+        members.push(Member::start(
+            key,
+            &lan.hosts[i],
+            &mains[i],
+            &sides[i],
+            &boot,
+        ));
+    }
+
+    // A deposit sent on host 2 is paid; host 2's own sidechain node shows it.
+    let user = dev_key(1);
+    let to = SecretKey::random().address();
+    let first = deposit(&mains[2].client(), mg.chain_id, &user, 0, to).await;
+    paid(&sides[2], first, &members).await;
+
+    // Host 2 (member 2 and its nodes) is cut off from the others: members 0 and 1 are still
+    // the threshold, and pay a deposit sent on host 0.
+    lan.cut(2, 0).expect("partition");
+    lan.cut(2, 1).expect("partition");
+    let second = deposit(&mains[0].client(), mg.chain_id, &user, 1, to).await;
+    paid(&sides[0], second, &members).await;
+    let cut_off = sides[2]
+        .client()
+        .peg_transfer(second)
+        .await
+        .expect("lookup");
+    assert!(
+        cut_off.payout.is_none(),
+        "host 2 saw the payout through the partition"
+    );
+    // Healed: host 2's nodes learn the payout; nothing was paid twice.
+    lan.heal(2, 0).expect("heal");
+    lan.heal(2, 1).expect("heal");
+    paid(&sides[2], second, &members).await;
+    let s2 = sides[2].client();
+    let info = eventually("host 2's view of the peg", || async {
+        let i = s2.peg_info().await.ok()?;
+        (i.totals.minted == Amount::coins(6)).then_some(i)
+    })
+    .await
+    .expect("both deposits minted once");
+    assert_eq!(info.supply, Amount::coins(6));
+    assert_eq!(
+        s2.account(to).await.expect("account").balance,
+        Amount::coins(6)
+    );
+}
