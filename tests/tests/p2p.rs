@@ -442,3 +442,21 @@ fn reqwest_metrics(http: &str) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_named_by_host_name_is_dialed_through_dns() {
+    let authority = SecretKey::random();
+    let g = genesis_with(ChainKind::Main, &[&authority], 300);
+    let leader = TestNode::start(ChainKind::Main, &g, Some(authority)).expect("authority");
+    // `/ip4/127.0.0.1/tcp/P/p2p/ID` -> `/dns4/localhost/tcp/P/p2p/ID`.
+    let by_name = leader
+        .p2p_addr()
+        .replace("/ip4/127.0.0.1/", "/dns4/localhost/");
+    assert!(by_name.starts_with("/dns4/localhost/tcp/"), "{by_name}");
+    let follower =
+        TestNode::start_with_peers(ChainKind::Main, &g, None, &[by_name]).expect("follower");
+    let h = head(&leader).await + 3;
+    agree_at(&[&leader, &follower], h).await;
+    let peers = follower.client().peers().await.expect("peers");
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}

@@ -171,8 +171,10 @@ pub fn gossipsub_config(max_transmit_size: usize) -> Result<gossipsub::Config, N
         .map_err(|e| NetworkError::Build(e.to_string()))
 }
 
-/// Builds a tokio swarm over TCP (no Nagle delay), noise and yamux, running the behaviour
-/// `behaviour` makes from the identity key.
+/// Builds a tokio swarm over TCP (no Nagle delay), noise and yamux, with DNS resolution of
+/// `/dns4`, `/dns6` and `/dns` addresses through the system resolver (so peers can be named
+/// by host name, e.g. a compose service), running the behaviour `behaviour` makes from the
+/// identity key.
 pub fn build_tcp_swarm<B: NetworkBehaviour>(
     keypair: Keypair,
     behaviour: impl FnOnce(&Keypair) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
@@ -186,6 +188,8 @@ pub fn build_tcp_swarm<B: NetworkBehaviour>(
             yamux::Config::default,
         )
         .map_err(|e| build(e.to_string()))?
+        .with_dns()
+        .map_err(|e| build(format!("reading the system DNS configuration: {e}")))?
         .with_behaviour(behaviour)
         .map_err(|e| build(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
