@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::error::Result;
 use crate::network::Inbound;
 use crate::status::Shared;
-use crate::store::HeldAttestation;
+use crate::store::{durably, HeldAttestation};
 
 /// Most early attestations held per member; the oldest go first (re-gossip repeats them).
 pub const EARLY_PER_MEMBER: usize = 20_000;
@@ -75,7 +75,7 @@ fn file(
     if items.is_empty() {
         return Ok(());
     }
-    let filed = shared.store.put_attestations(&items)?;
+    let filed = durably(|| shared.store.put_attestations(&items))?;
     if filed.new > 0 {
         tracing::debug!(
             new = filed.new,

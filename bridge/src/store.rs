@@ -185,6 +185,18 @@ fn decode<T: Decode>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
     })
 }
 
+/// Runs a durable store write (it waits on an fsync) so that the runtime's other tasks (the
+/// network loop, the other worker) move to another thread meanwhile; called directly outside
+/// a multi-threaded runtime (unit tests).
+pub fn durably<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The member's database.
 #[derive(Debug)]
 pub struct Store {

@@ -14,7 +14,7 @@ use chain::types::{Amount, BlockNumber, Hash};
 
 use crate::error::{BridgeError, Result};
 use crate::nodes::{BlockRef, SourceChain};
-use crate::store::{Cursor, EventRecord, EventState, Store};
+use crate::store::{durably, Cursor, EventRecord, EventState, Store};
 
 /// Most blocks scanned in one step (the rest in the next).
 pub const MAX_BLOCKS_PER_STEP: u64 = 256;
@@ -133,7 +133,7 @@ impl Watcher {
                     height: h,
                     hash: ours,
                 };
-                let signed = store.rewind(self.direction, fork)?;
+                let signed = durably(|| store.rewind(self.direction, fork))?;
                 tracing::warn!(
                     direction = self.name(),
                     fork_height = h,
@@ -173,7 +173,7 @@ impl Watcher {
                     height: 0,
                     hash: genesis.hash,
                 };
-                store.commit_scan(self.direction, c, &[], self.history)?;
+                durably(|| store.commit_scan(self.direction, c, &[], self.history))?;
                 c
             }
         };
@@ -227,7 +227,7 @@ impl Watcher {
             scanned.push((next, events));
             cursor = next;
         }
-        store.commit_scans(self.direction, &scanned, self.history)?;
+        durably(|| store.commit_scans(self.direction, &scanned, self.history))?;
         step.cursor = cursor;
         // Confirm: deep enough on our node, and the block at that height still the one scanned.
         // Each block is fetched again once per step, however many events it holds.

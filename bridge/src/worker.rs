@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::metrics::{direction_name, ChainLabel, Metrics};
 use crate::nodes::{NodeClient, SourceChain, SubmitOutcome};
 use crate::status::Shared;
-use crate::store::{EventRecord, EventState, SignOutcome, Submission};
+use crate::store::{durably, EventRecord, EventState, SignOutcome, Submission};
 use crate::watcher::Watcher;
 
 /// Timing of a worker.
@@ -56,6 +56,7 @@ pub struct Worker {
     /// Timing.
     pub timing: WorkerTiming,
     last_regossip_ms: u64,
+    last_destination_head: u64,
 }
 
 impl Worker {
@@ -81,6 +82,7 @@ impl Worker {
             shared,
             timing,
             last_regossip_ms: 0,
+            last_destination_head: 0,
         }
     }
 
@@ -176,7 +178,10 @@ impl Worker {
             .into_iter()
             .filter(|e| e.state == EventState::Signed)
             .collect();
-        self.advance(open, now, regossip).await?;
+        let new_destination_block = dest_head.number != self.last_destination_head;
+        self.last_destination_head = dest_head.number;
+        self.advance(open, now, regossip, new_destination_block)
+            .await?;
         if regossip {
             self.last_regossip_ms = now;
             self.update_balance().await?;
@@ -217,10 +222,12 @@ impl Worker {
         let txs: HashMap<Hash, Option<Hash>> =
             paid.iter().map(|(e, p)| (e.id, p.tx_hash)).collect();
         let ids: Vec<Hash> = paid.iter().map(|(e, _)| e.id).collect();
-        let recs = self.shared.store.update_events(&ids, |r| {
-            r.state = EventState::Paid;
-            r.paid_ms = Some(now);
-            r.payout_tx = txs.get(&r.id).copied().flatten();
+        let recs = durably(|| {
+            self.shared.store.update_events(&ids, |r| {
+                r.state = EventState::Paid;
+                r.paid_ms = Some(now);
+                r.payout_tx = txs.get(&r.id).copied().flatten();
+            })
         })?;
         let label = Metrics::dir(self.direction);
         let m = &self.shared.metrics;
@@ -248,10 +255,11 @@ impl Worker {
             .map(|(e, m)| (e.id, m.signing_hash()))
             .collect();
         let key = &self.key;
-        let outcomes = self
-            .shared
-            .store
-            .sign_many(&self.shared.member, &items, now, |h| key.sign_prehash(h))?;
+        let outcomes = durably(|| {
+            self.shared
+                .store
+                .sign_many(&self.shared.member, &items, now, |h| key.sign_prehash(h))
+        })?;
         let mut signed = Vec::with_capacity(events.len());
         for ((e, message), (o, (_, asked))) in events
             .iter()
@@ -282,23 +290,42 @@ impl Worker {
     /// notes when M signatures are held, and submits what is due in one batch. A step's cost
     /// follows what is due, not the backlog: the destination is asked about a transfer only
     /// on re-gossip or right before a resubmission.
-    async fn advance(&self, open: Vec<EventRecord>, now: u64, regossip: bool) -> Result<()> {
+    async fn advance(
+        &self,
+        open: Vec<EventRecord>,
+        now: u64,
+        regossip: bool,
+        new_destination_block: bool,
+    ) -> Result<()> {
         let store = &self.shared.store;
         let fed = &self.shared.federation;
         let timeout = self.timing.submit_timeout_ms;
         let mut open = open;
-        if regossip && !open.is_empty() {
-            let ids: Vec<Hash> = open.iter().map(|e| e.id).collect();
+        // Everything open is looked up on re-gossip; what this member's node accepted a
+        // payout for, as soon as the destination has a new block (it is likely in it).
+        let mut ask = Vec::new();
+        for e in &open {
+            let submitted = || -> Result<bool> {
+                Ok(store
+                    .submission(&e.id)?
+                    .is_some_and(|s| s.tx_hash.is_some()))
+            };
+            ask.push(regossip || (new_destination_block && submitted()?));
+        }
+        if ask.iter().any(|a| *a) {
+            let (asked, kept): (Vec<_>, Vec<_>) = open.into_iter().zip(ask).partition(|(_, a)| *a);
+            let asked: Vec<EventRecord> = asked.into_iter().map(|(e, _)| e).collect();
+            open = kept.into_iter().map(|(e, _)| e).collect();
+            let ids: Vec<Hash> = asked.iter().map(|e| e.id).collect();
             let payouts = self.destination.payouts(&ids).await?;
-            let (mut paid, mut unpaid) = (Vec::new(), Vec::new());
-            for (e, p) in open.into_iter().zip(payouts) {
+            let mut paid = Vec::new();
+            for (e, p) in asked.into_iter().zip(payouts) {
                 match p {
                     Some(p) => paid.push((e, p)),
-                    None => unpaid.push(e),
+                    None => open.push(e),
                 }
             }
             self.mark_paid(&paid, now)?;
-            open = unpaid;
         }
         let mut again = Vec::new();
         let mut newly_ready = Vec::new();
@@ -363,8 +390,10 @@ impl Worker {
             }
         }
         if !newly_ready.is_empty() {
-            store.update_events(&newly_ready, |r| {
-                r.ready_ms.get_or_insert(now);
+            durably(|| {
+                store.update_events(&newly_ready, |r| {
+                    r.ready_ms.get_or_insert(now);
+                })
             })?;
             tracing::debug!(
                 direction = self.name(),
@@ -458,7 +487,7 @@ impl Worker {
                 )
             })
             .collect();
-        store.put_submissions(&sending)?;
+        durably(|| store.put_submissions(&sending))?;
         let mut nonce = self
             .destination
             .account(self.shared.member)
@@ -526,7 +555,7 @@ impl Worker {
                 },
             ));
         }
-        store.put_submissions(&records)?;
+        durably(|| store.put_submissions(&records))?;
         Ok(())
     }
 }
