@@ -55,6 +55,8 @@ pub struct PegResults {
     pub burst_side_blocks_after_depth: u64,
     /// Deposits paid per second in the burst (from depth to the last payout).
     pub burst_paid_per_second: f64,
+    /// Burst payouts in the 1st, 2nd, ... sidechain block after depth.
+    pub burst_paid_per_block: Vec<u64>,
     /// Peak RSS of a member process, MiB.
     pub member_peak_rss_mib: Option<f64>,
 }
@@ -387,6 +389,18 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let t_depth = block_ts(&mc, last_src + peg.main_confirmations - 1).await?;
     let t_last = block_ts(&sc, last_pay).await?;
     let side_blocks_after_depth = t_last.saturating_sub(t_depth).div_ceil(side_ms);
+    // How the burst spread: payouts in the 1st, 2nd, ... sidechain block after depth.
+    let mut per_block = vec![0u64; side_blocks_after_depth.max(1) as usize];
+    let mut ts = std::collections::HashMap::new();
+    for (_, pb) in &bpairs {
+        if !ts.contains_key(pb) {
+            ts.insert(*pb, block_ts(&sc, *pb).await?);
+        }
+        let k = ts[pb].saturating_sub(t_depth).div_ceil(side_ms).max(1) as usize;
+        if let Some(slot) = per_block.get_mut(k - 1) {
+            *slot += 1;
+        }
+    }
     let paid_per_second = if t_last > t_depth {
         burst as f64 / ((t_last - t_depth) as f64 / 1000.0)
     } else {
@@ -410,6 +424,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
         burst_deposits: burst,
         burst_side_blocks_after_depth: side_blocks_after_depth,
         burst_paid_per_second: paid_per_second,
+        burst_paid_per_block: per_block,
         member_peak_rss_mib,
     })
 }

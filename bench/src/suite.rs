@@ -421,6 +421,10 @@ fn print_table(r: &Results) {
             p.burst_paid_per_second,
             if p.burst_side_blocks_after_depth <= 3 { "met" } else { "NOT met" }
         );
+        println!(
+            "burst payouts per sidechain block after depth: {:?}",
+            p.burst_paid_per_block
+        );
         if let Some(m) = p.member_peak_rss_mib {
             println!("bridge member peak RSS: {m:.0} MB");
         }
