@@ -533,8 +533,11 @@ impl Worker {
                         .inc();
                     tracing::info!(direction = self.name(), peg_id = %id, tx = %h, nonce, attempts = a, designated = d.designated, "payout submitted");
                 }
-                SubmitOutcome::IdUsed | SubmitOutcome::IdPending => {
-                    tracing::info!(direction = self.name(), peg_id = %id, outcome = %outcome.name(), "another member's payout got there first");
+                SubmitOutcome::IdUsed => {
+                    tracing::info!(direction = self.name(), peg_id = %id, "already paid out");
+                }
+                SubmitOutcome::IdPending => {
+                    tracing::info!(direction = self.name(), peg_id = %id, "a payout of this id still waits in the pool (an earlier one of ours, or another member's)");
                 }
                 SubmitOutcome::Refused { code, message } => {
                     tracing::warn!(direction = self.name(), peg_id = %id, code, %message, "payout refused by the destination node");
@@ -543,6 +546,8 @@ impl Worker {
             }
             let tx_hash = match &outcome {
                 SubmitOutcome::Accepted(h) => Some(*h),
+                // Keep following our earlier payout: it may be the one still pending.
+                SubmitOutcome::IdPending => d.last.as_ref().and_then(|s| s.tx_hash),
                 _ => None,
             };
             records.push((
