@@ -52,7 +52,7 @@ mod behaviour {
         pub identify: identify::Behaviour,
     }
 }
-use behaviour::{Behaviour, BehaviourEvent};
+pub use behaviour::{Behaviour, BehaviourEvent};
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -130,7 +130,8 @@ impl NetHandle {
     }
 }
 
-fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<Swarm<Behaviour>> {
+/// The swarm every member runs for `domain` (also what tests use to play a hostile peer).
+pub fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<Swarm<Behaviour>> {
     let net_error = |e: chain::network::NetworkError| BridgeError::Network(e.to_string());
     let gossip_cfg = chain::network::gossipsub_config(MAX_MESSAGE_BYTES).map_err(net_error)?;
     let version = protocol_version(domain);
@@ -317,8 +318,11 @@ impl EventLoop {
                 }
             }
             Err(e) => {
-                tracing::warn!(peer = %source, error = %e, "invalid attestation gossip refused");
+                // An honest member forwards only what it verified, so whoever sent this is
+                // hostile or broken: drop the connection (bootstrap redial brings a member back).
+                tracing::warn!(peer = %source, error = %e, "invalid attestation gossip refused; disconnecting the peer");
                 self.metrics.error("invalid_attestation");
+                let _ = self.swarm.disconnect_peer_id(source);
                 MessageAcceptance::Reject
             }
         };

@@ -522,3 +522,98 @@ async fn kill9_members_mid_flight_pays_each_transfer_exactly_once() {
         eprintln!("{}", net.logs());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_gossip_peer_is_refused_and_disconnected_while_transfers_are_paid() {
+    use bridge::attest::{Attestation, AttestationGossip};
+    use libp2p::futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    let net = Net::start().await;
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let domain = mc.peg_info().await.expect("peg info").domain;
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut swarm = bridge::network::build_swarm(key, &domain).expect("swarm");
+    let target: libp2p::Multiaddr = net.members[0].p2p[0].parse().expect("multiaddr");
+    swarm.dial(target).expect("dial");
+    let topic = bridge::network::topic(&domain);
+    // Garbage, a stranger's well-formed bundle, and a member's name on a stranger's signature.
+    let stranger = SecretKey::random();
+    let message = chain::peg::PegMessage {
+        domain,
+        direction: chain::peg::Direction::MainToSide,
+        id: Hash([7; 32]),
+        recipient: stranger.address(),
+        amount: Amount::coins(50),
+    };
+    let forged = |member: Address| {
+        AttestationGossip {
+            member,
+            attestations: vec![Attestation {
+                message: message.clone(),
+                signature: stranger.sign_prehash(&message.signing_hash()),
+            }],
+            sent_ms: 1,
+        }
+        .encode()
+    };
+    let junk = [
+        b"not an attestation".to_vec(),
+        forged(stranger.address()),
+        forged(net.members[1].key.address()),
+    ];
+    // Each piece of junk must cost the connection before the next one is sent.
+    let (mut sent, mut disconnected, mut waiting) = (0, false, false);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while tokio::time::Instant::now() < deadline && !(disconnected && sent == junk.len()) {
+        tokio::select! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::ConnectionClosed { num_established: 0, .. } => {
+                    disconnected = true;
+                    waiting = false;
+                }
+                SwarmEvent::ConnectionEstablished { .. } => disconnected = false,
+                _ => {}
+            },
+            _ = tick.tick() => {
+                if disconnected && sent < junk.len() {
+                    let addr: libp2p::Multiaddr = net.members[0].p2p[0].parse().expect("multiaddr");
+                    let _ = swarm.dial(addr);
+                } else if !disconnected && !waiting && sent < junk.len() {
+                    // Publishing fails until the member's subscription reached us; retry.
+                    let data = junk[sent].clone();
+                    if swarm.behaviour_mut().gossipsub.publish(topic.clone(), data).is_ok() {
+                        sent += 1;
+                        waiting = true;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(sent, junk.len(), "all the junk was sent");
+    assert!(disconnected, "the member dropped the hostile peer");
+    let metrics = http_get(&net.members[0].status_url, "/metrics");
+    assert!(
+        metrics.contains("kind=\"invalid_attestation\""),
+        "refusals counted:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("bridge_early_attestations 1"),
+        "nothing of the junk is held:\n{metrics}"
+    );
+    // The federation still works: a deposit is paid.
+    let recipient = SecretKey::random().address();
+    let id = send(
+        &mc,
+        net.main_id,
+        &dev_key(3),
+        TxKind::Lock {
+            amount: Amount::coins(2),
+            recipient,
+        },
+    )
+    .await;
+    wait_paid(&net, &sc, id).await;
+    assert_eq!(balance(&sc, recipient).await, Amount::coins(2));
+}
