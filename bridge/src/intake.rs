@@ -30,26 +30,26 @@ pub struct Early {
 }
 
 impl Early {
-    /// Holds `items` (arrived at `now`), dropping the oldest of a member beyond
-    /// [`EARLY_PER_MEMBER`].
-    pub fn hold(&mut self, items: Vec<HeldAttestation>, now: Instant) {
-        for a in items {
+    /// Holds `items`, each with the time it first arrived, dropping the oldest of a member
+    /// beyond [`EARLY_PER_MEMBER`].
+    pub fn hold(&mut self, items: Vec<(Instant, HeldAttestation)>) {
+        for (at, a) in items {
             let q = self.by_member.entry(a.member).or_default();
             if q.len() >= EARLY_PER_MEMBER {
                 q.pop_front();
             }
-            q.push_back((now, a));
+            q.push_back((at, a));
         }
     }
 
-    /// Takes everything held for less than [`EARLY_TTL`], forgetting the rest.
-    pub fn take(&mut self, now: Instant) -> Vec<HeldAttestation> {
+    /// Takes everything held for less than [`EARLY_TTL`] (with its first arrival time, so a
+    /// retry does not extend its life), forgetting the rest.
+    pub fn take(&mut self, now: Instant) -> Vec<(Instant, HeldAttestation)> {
         let mut out = Vec::new();
         for (_, q) in self.by_member.drain() {
             out.extend(
                 q.into_iter()
-                    .filter(|(at, _)| now.saturating_duration_since(*at) < EARLY_TTL)
-                    .map(|(_, a)| a),
+                    .filter(|(at, _)| now.saturating_duration_since(*at) < EARLY_TTL),
             );
         }
         out
@@ -69,13 +69,14 @@ impl Early {
 fn file(
     shared: &Shared,
     early: &mut Early,
-    items: Vec<HeldAttestation>,
+    items: Vec<(Instant, HeldAttestation)>,
     wakes: &[Arc<Notify>],
 ) -> Result<()> {
     if items.is_empty() {
         return Ok(());
     }
-    let filed = durably(|| shared.store.put_attestations(&items))?;
+    let plain: Vec<HeldAttestation> = items.iter().map(|(_, a)| *a).collect();
+    let filed = durably(|| shared.store.put_attestations(&plain))?;
     if filed.new > 0 {
         tracing::debug!(
             new = filed.new,
@@ -84,7 +85,13 @@ fn file(
         );
         wakes.iter().for_each(|w| w.notify_one());
     }
-    early.hold(filed.unknown, Instant::now());
+    early.hold(
+        filed
+            .unknown
+            .iter()
+            .filter_map(|i| items.get(*i).copied())
+            .collect(),
+    );
     Ok(())
 }
 
@@ -112,16 +119,17 @@ pub async fn run(
                         Err(_) => break,
                     }
                 }
+                let now = Instant::now();
                 let items = batch
                     .iter()
                     .flat_map(|a| {
                         a.message_hashes.iter().zip(&a.gossip.attestations).map(|(h, att)| {
-                            HeldAttestation {
+                            (now, HeldAttestation {
                                 id: att.message.id,
                                 message_hash: *h,
                                 member: a.gossip.member,
                                 signature: att.signature,
-                            }
+                            })
                         })
                     })
                     .collect();
@@ -159,19 +167,24 @@ mod tests {
     fn early_attestations_are_bounded_per_member_and_expire() {
         let mut e = Early::default();
         let t0 = Instant::now();
+        let at = |items: Vec<HeldAttestation>, t| items.into_iter().map(|a| (t, a)).collect();
         // A member flooding past its bound loses its oldest; another member keeps its own.
-        e.hold(
+        e.hold(at(
             (0..EARLY_PER_MEMBER + 5).map(|i| att(1, i as u8)).collect(),
             t0,
-        );
-        e.hold(vec![att(2, 9)], t0);
+        ));
+        e.hold(at(vec![att(2, 9)], t0));
         assert_eq!(e.len(), EARLY_PER_MEMBER + 1);
         let taken = e.take(t0);
         assert_eq!(taken.len(), EARLY_PER_MEMBER + 1);
         assert!(e.is_empty(), "taking empties the buffer");
-        assert!(taken.contains(&att(2, 9)));
-        // Held past the TTL: dropped.
-        e.hold(vec![att(3, 1)], t0);
+        assert!(taken.contains(&(t0, att(2, 9))));
+        // Retried and held again, an attestation keeps its first arrival time: it expires
+        // after the TTL however often it was offered to the store.
+        e.hold(at(vec![att(3, 1)], t0));
+        let again = e.take(t0 + EARLY_TTL / 2);
+        assert_eq!(again, vec![(t0, att(3, 1))]);
+        e.hold(again);
         assert!(e.take(t0 + EARLY_TTL + Duration::from_secs(1)).is_empty());
     }
 }
