@@ -96,13 +96,14 @@ fn file(
 }
 
 /// Runs until the network's channel closes. Woken by arrivals, by the workers when they
-/// record new transfers (`recorded`), and every [`RETRY_INTERVAL`] while anything is held.
+/// record new transfers ([`Shared::recorded`]), and every [`RETRY_INTERVAL`] while anything
+/// is held.
 pub async fn run(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Inbound>,
-    recorded: Arc<Notify>,
     wakes: Vec<Arc<Notify>>,
 ) -> Result<()> {
+    let recorded = shared.recorded.clone();
     let mut early = Early::default();
     let mut retry = tokio::time::interval(RETRY_INTERVAL);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

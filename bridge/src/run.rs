@@ -225,12 +225,7 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
         .collect();
     write_endpoints(&cfg.data_dir, &p2p, status_addr, member)?;
     let wakes = [Arc::new(Notify::new()), Arc::new(Notify::new())];
-    tasks.spawn(crate::intake::run(
-        shared.clone(),
-        att_rx,
-        shared.recorded.clone(),
-        wakes.to_vec(),
-    ));
+    tasks.spawn(crate::intake::run(shared.clone(), att_rx, wakes.to_vec()));
     for (name, url) in [("main", cfg.main_ws_url()), ("side", cfg.side_ws_url())] {
         let w = wakes.to_vec();
         let sd = shutdown_rx.clone();

@@ -185,6 +185,18 @@ fn decode<T: Decode>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
     })
 }
 
+/// The record under `key` in `table` (named `name` in errors), decoded.
+fn get_decoded<'k, K: redb::Key + 'static, T: Decode>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    name: &'static str,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+) -> StoreResult<Option<T>> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode(name, v.value())?)),
+        None => Ok(None),
+    }
+}
+
 /// Runs a durable store write (it waits on an fsync) so that the runtime's other tasks (the
 /// network loop, the other worker) move to another thread meanwhile; called directly outside
 /// a multi-threaded runtime (unit tests).
@@ -234,10 +246,7 @@ impl Store {
     pub fn cursor(&self, direction: Direction) -> StoreResult<Option<Cursor>> {
         let rtx = self.db.begin_read()?;
         let t = rtx.open_table(CURSORS)?;
-        match t.get(dir_code(direction))? {
-            Some(v) => Ok(Some(decode("cursors", v.value())?)),
-            None => Ok(None),
-        }
+        get_decoded(&t, "cursors", dir_code(direction))
     }
 
     /// The hash this member scanned at `height`, if still retained.
@@ -296,10 +305,7 @@ impl Store {
             let mut scanned = wtx.open_table(SCANNED)?;
             for (block, events) in blocks {
                 for e in events {
-                    let existing: Option<EventRecord> = match ev.get(e.id.0)? {
-                        Some(v) => Some(decode("events", v.value())?),
-                        None => None,
-                    };
+                    let existing: Option<EventRecord> = get_decoded(&ev, "events", e.id.0)?;
                     let rec = match existing {
                         Some(mut old) => {
                             old.source_height = e.source_height;
@@ -360,9 +366,8 @@ impl Store {
                 .map(|(k, _)| k)
                 .collect();
             for id in ids {
-                let rec: EventRecord = match ev.get(id)? {
-                    Some(v) => decode("events", v.value())?,
-                    None => continue,
+                let Some(rec) = get_decoded::<_, EventRecord>(&ev, "events", id)? else {
+                    continue;
                 };
                 if rec.source_height <= fork.height {
                     continue;
@@ -385,10 +390,7 @@ impl Store {
     pub fn event(&self, id: &Hash) -> StoreResult<Option<EventRecord>> {
         let rtx = self.db.begin_read()?;
         let t = rtx.open_table(EVENTS)?;
-        match t.get(id.0)? {
-            Some(v) => Ok(Some(decode("events", v.value())?)),
-            None => Ok(None),
-        }
+        get_decoded(&t, "events", id.0)
     }
 
     /// Every unpaid event of `direction` (all directions with `None`), oldest first.
@@ -467,10 +469,7 @@ impl Store {
             let mut ev = wtx.open_table(EVENTS)?;
             let mut att = wtx.open_table(ATTESTATIONS)?;
             for (id, message_hash) in items {
-                let existing: Option<OwnSignature> = match own.get(id.0)? {
-                    Some(v) => Some(decode("own_signatures", v.value())?),
-                    None => None,
-                };
+                let existing: Option<OwnSignature> = get_decoded(&own, "own_signatures", id.0)?;
                 let sig = match existing {
                     Some(o) if o.message_hash != *message_hash => {
                         out.push(SignOutcome::Refused {
@@ -490,10 +489,7 @@ impl Store {
                     }
                 };
                 att.insert((message_hash.0, member.0), sig.0.as_slice())?;
-                let rec: Option<EventRecord> = match ev.get(id.0)? {
-                    Some(v) => Some(decode("events", v.value())?),
-                    None => None,
-                };
+                let rec: Option<EventRecord> = get_decoded(&ev, "events", id.0)?;
                 if let Some(mut rec) = rec {
                     if rec.state == EventState::Seen {
                         rec.state = EventState::Signed;
@@ -512,10 +508,7 @@ impl Store {
     pub fn own_signature(&self, id: &Hash) -> StoreResult<Option<OwnSignature>> {
         let rtx = self.db.begin_read()?;
         let t = rtx.open_table(OWN_SIGS)?;
-        match t.get(id.0)? {
-            Some(v) => Ok(Some(decode("own_signatures", v.value())?)),
-            None => Ok(None),
-        }
+        get_decoded(&t, "own_signatures", id.0)
     }
 
     /// Stores verified attestations of transfers this member has recorded and not yet seen
@@ -601,10 +594,7 @@ impl Store {
             let own = wtx.open_table(OWN_SIGS)?;
             let mut att = wtx.open_table(ATTESTATIONS)?;
             for id in ids {
-                let rec: Option<EventRecord> = match ev.get(id.0)? {
-                    Some(v) => Some(decode("events", v.value())?),
-                    None => None,
-                };
+                let rec: Option<EventRecord> = get_decoded(&ev, "events", id.0)?;
                 if let Some(mut rec) = rec {
                     f(&mut rec);
                     ev.insert(id.0, rec.encode().as_slice())?;
@@ -643,10 +633,7 @@ impl Store {
     pub fn submission(&self, id: &Hash) -> StoreResult<Option<Submission>> {
         let rtx = self.db.begin_read()?;
         let t = rtx.open_table(SUBMISSIONS)?;
-        match t.get(id.0)? {
-            Some(v) => Ok(Some(decode("submissions", v.value())?)),
-            None => Ok(None),
-        }
+        get_decoded(&t, "submissions", id.0)
     }
 }
 

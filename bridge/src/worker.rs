@@ -300,29 +300,27 @@ impl Worker {
         let store = &self.shared.store;
         let fed = &self.shared.federation;
         let timeout = self.timing.submit_timeout_ms;
-        let mut open = open;
+        // Each transfer's last submission, read once for the whole step.
+        let mut open = open
+            .into_iter()
+            .map(|e| Ok((store.submission(&e.id)?, e)))
+            .collect::<Result<Vec<_>>>()?;
         // Everything open is looked up on re-gossip; what this member's node accepted a
         // payout for, as soon as the destination has a new block (it is likely in it).
-        let mut ask = Vec::new();
-        for e in &open {
-            let submitted = || -> Result<bool> {
-                Ok(store
-                    .submission(&e.id)?
-                    .is_some_and(|s| s.tx_hash.is_some()))
-            };
-            ask.push(regossip || (new_destination_block && submitted()?));
-        }
-        if ask.iter().any(|a| *a) {
-            let (asked, kept): (Vec<_>, Vec<_>) = open.into_iter().zip(ask).partition(|(_, a)| *a);
-            let asked: Vec<EventRecord> = asked.into_iter().map(|(e, _)| e).collect();
-            open = kept.into_iter().map(|(e, _)| e).collect();
-            let ids: Vec<Hash> = asked.iter().map(|e| e.id).collect();
+        let ask = |last: &Option<Submission>| {
+            regossip
+                || (new_destination_block && last.as_ref().is_some_and(|s| s.tx_hash.is_some()))
+        };
+        if open.iter().any(|(last, _)| ask(last)) {
+            let (asked, kept): (Vec<_>, Vec<_>) = open.into_iter().partition(|(last, _)| ask(last));
+            open = kept;
+            let ids: Vec<Hash> = asked.iter().map(|(_, e)| e.id).collect();
             let payouts = self.destination.payouts(&ids).await?;
             let mut paid = Vec::new();
-            for (e, p) in asked.into_iter().zip(payouts) {
+            for ((last, e), p) in asked.into_iter().zip(payouts) {
                 match p {
                     Some(p) => paid.push((e, p)),
-                    None => open.push(e),
+                    None => open.push((last, e)),
                 }
             }
             self.mark_paid(&paid, now)?;
@@ -330,7 +328,7 @@ impl Worker {
         let mut again = Vec::new();
         let mut newly_ready = Vec::new();
         let mut due = Vec::new();
-        for e in open {
+        for (last, e) in open {
             let Some(own) = store.own_signature(&e.id)? else {
                 continue;
             };
@@ -346,7 +344,6 @@ impl Worker {
                     signature: own.signature,
                 });
             }
-            let last = store.submission(&e.id)?;
             if last
                 .as_ref()
                 .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
