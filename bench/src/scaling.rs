@@ -11,7 +11,7 @@ use chain::execution::{BlockEnv, BlockExecutor};
 use chain::fee::FeeRateRule;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::state::Account;
-use chain::store::{CheckpointMark, CommittedBlock, Store, StoredBlock};
+use chain::store::{CheckpointMark, CheckpointPatch, CommittedBlock, Store, StoredBlock};
 use chain::tx::{Fee, RecoveredTx, Transaction, TxKind};
 use chain::types::{Address, Amount};
 use parity_scale_codec::Encode;
@@ -103,8 +103,15 @@ pub fn point(accounts: u64, block_txs: u64) -> Result<ScalePoint> {
         hash: genesis_hash,
         totals: state.totals,
     };
-    store.write_checkpoint(mark, &all, &[])?;
-    drop(all);
+    store.write_checkpoint(
+        mark,
+        &CheckpointPatch {
+            accounts: all,
+            replace_all: true,
+            sum: Some(state.entry_sum()),
+            ..Default::default()
+        },
+    )?;
 
     let txs: Vec<RecoveredTx> = senders
         .par_iter()
@@ -188,8 +195,11 @@ pub fn point(accounts: u64, block_txs: u64) -> Result<ScalePoint> {
             hash: committed.stored.block.hash(),
             totals: state.totals,
         },
-        &dirty,
-        &[],
+        &CheckpointPatch {
+            accounts: dirty,
+            sum: Some(state.entry_sum()),
+            ..Default::default()
+        },
     )?;
     let checkpoint_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(ScalePoint {

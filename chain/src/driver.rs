@@ -17,9 +17,11 @@ use crate::node::Chain;
 use crate::producer::now_ms;
 use crate::rpc::types::BlockSummary;
 use crate::state::{LayeredState, StateRead, Undo};
-use crate::store::{CheckpointMark, CommittedBlock, StoreError, StoredBlock};
+use crate::store::{
+    CheckpointMark, CheckpointPatch, CommittedBlock, SinceCheckpoint, StoreError, StoredBlock,
+};
 use crate::tx::{RecoveredTx, SignedTransaction};
-use crate::types::{Address, BlockNumber, Hash, Slot};
+use crate::types::{BlockNumber, Hash, Slot};
 
 /// What the driver is asked to do.
 #[derive(Debug)]
@@ -124,24 +126,18 @@ pub struct DriverConfig {
     pub max_clock_drift_ms: u64,
 }
 
-/// Starts the driver thread; it stops when every handle is dropped.
+/// Starts the driver thread; it stops when every handle is dropped. `since_checkpoint` is
+/// what the blocks after the durable checkpoint changed (from [`crate::store::LoadedState`]):
+/// the next checkpoint writes it along with what the driver commits.
 pub fn spawn(
     chain: Arc<Chain>,
     key: Option<SecretKey>,
     config: DriverConfig,
     publisher: Box<dyn Publisher>,
+    since_checkpoint: SinceCheckpoint,
 ) -> (DriverHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
-    let driver = Driver {
-        chain,
-        key,
-        config,
-        publisher,
-        bad: HashSet::new(),
-        dirty: HashSet::new(),
-        dirty_ids: HashSet::new(),
-        checkpoint: None,
-    };
+    let driver = Driver::new(chain, key, config, publisher, since_checkpoint);
     let join = std::thread::Builder::new()
         .name("chain-driver".into())
         .spawn(move || driver.run(rx))
@@ -156,14 +152,32 @@ struct Driver {
     publisher: Box<dyn Publisher>,
     /// Blocks found invalid: never re-validated.
     bad: HashSet<Hash>,
-    /// Accounts changed since the last checkpoint.
-    dirty: HashSet<Address>,
-    /// Peg ids processed or unprocessed since the last checkpoint.
-    dirty_ids: HashSet<Hash>,
-    checkpoint: Option<std::thread::JoinHandle<()>>,
+    /// What changed since the last durable checkpoint (or the one being written, until it
+    /// is known to have succeeded: a failed write gives its changes back).
+    since: SinceCheckpoint,
+    /// The checkpoint being written; on failure it returns what it was to write.
+    checkpoint: Option<std::thread::JoinHandle<Result<(), SinceCheckpoint>>>,
 }
 
 impl Driver {
+    fn new(
+        chain: Arc<Chain>,
+        key: Option<SecretKey>,
+        config: DriverConfig,
+        publisher: Box<dyn Publisher>,
+        since: SinceCheckpoint,
+    ) -> Self {
+        Self {
+            chain,
+            key,
+            config,
+            publisher,
+            bad: HashSet::new(),
+            since,
+            checkpoint: None,
+        }
+    }
+
     fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
         while let Some(msg) = rx.blocking_recv() {
             match msg {
@@ -193,9 +207,7 @@ impl Driver {
                 }
             }
         }
-        if let Some(c) = self.checkpoint.take() {
-            let _ = c.join();
-        }
+        self.join_checkpoint();
         tracing::info!("chain driver stopped");
     }
 
@@ -534,8 +546,7 @@ impl Driver {
         adopted: Vec<CommittedBlock>,
     ) -> Result<(), StoreError> {
         for u in &undos {
-            self.dirty.extend(u.accounts.iter().map(|(a, _)| *a));
-            self.dirty_ids.extend(u.processed.iter().copied());
+            self.since.note_undo(u);
         }
         let readopted: HashSet<Hash> = adopted
             .iter()
@@ -605,9 +616,7 @@ impl Driver {
         for c in &committed {
             m.blocks_total.inc();
             m.txs_included_total.inc_by(c.tx_hashes.len() as u64);
-            self.dirty.extend(c.diff.accounts.iter().map(|(a, _)| *a));
-            self.dirty_ids
-                .extend(c.diff.processed.iter().map(|(id, _)| *id));
+            self.since.note_diff(&c.diff);
             let _ = self
                 .chain
                 .heads
@@ -623,48 +632,95 @@ impl Driver {
         Ok(())
     }
 
-    /// Writes the accounts changed since the last checkpoint, off the driver thread.
-    fn spawn_checkpoint(&mut self) {
-        if let Some(prev) = self.checkpoint.take() {
-            let _ = prev.join();
+    /// Waits for the checkpoint being written; if it failed, its changes are owed again.
+    fn join_checkpoint(&mut self) {
+        let Some(prev) = self.checkpoint.take() else {
+            return;
+        };
+        match prev.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(owed)) => self.since.merge(owed),
+            // The writer panicked: what it held is unknown, so the next checkpoint rewrites all.
+            Err(_) => self.since.rewrite = true,
         }
-        let dirty = std::mem::take(&mut self.dirty);
-        let dirty_ids = std::mem::take(&mut self.dirty_ids);
-        let (mark, accounts, ids) = {
+    }
+
+    /// Writes what changed since the last checkpoint, off the driver thread.
+    fn spawn_checkpoint(&mut self) {
+        self.join_checkpoint();
+        let since = std::mem::take(&mut self.since);
+        let (mark, patch) = {
             let tip = self.chain.tip();
-            let accounts: Vec<_> = dirty.iter().map(|a| (*a, tip.state.get(a))).collect();
-            let ids: Vec<_> = dirty_ids
-                .iter()
-                .map(|id| (*id, tip.state.processed(id)))
-                .collect();
+            let patch = if since.rewrite {
+                CheckpointPatch {
+                    accounts: tip.state.iter().map(|(a, v)| (*a, Some(*v))).collect(),
+                    ids: tip
+                        .state
+                        .iter_processed()
+                        .map(|(id, b)| (*id, Some(*b)))
+                        .collect(),
+                    replace_all: true,
+                    sum: Some(tip.state.entry_sum()),
+                }
+            } else {
+                CheckpointPatch {
+                    accounts: since
+                        .accounts
+                        .iter()
+                        .map(|a| (*a, tip.state.get(a)))
+                        .collect(),
+                    ids: since
+                        .ids
+                        .iter()
+                        .map(|id| (*id, tip.state.processed(id)))
+                        .collect(),
+                    replace_all: false,
+                    sum: Some(tip.state.entry_sum()),
+                }
+            };
             (
                 CheckpointMark {
                     number: tip.head.number,
                     hash: tip.head_hash,
                     totals: tip.state.totals,
                 },
-                accounts,
-                ids,
+                patch,
             )
         };
         let chain = self.chain.clone();
-        self.checkpoint = std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                let started = std::time::Instant::now();
-                match chain.store.write_checkpoint(mark, &accounts, &ids) {
-                    Ok(()) => tracing::debug!(
+        let write = move || {
+            let started = std::time::Instant::now();
+            match chain.store.write_checkpoint(mark, &patch) {
+                Ok(()) => {
+                    tracing::debug!(
                         height = mark.number,
-                        accounts = accounts.len(),
+                        accounts = patch.accounts.len(),
+                        ids = patch.ids.len(),
+                        full = patch.replace_all,
                         ms = started.elapsed().as_millis() as u64,
                         "checkpoint written"
-                    ),
-                    Err(e) => {
-                        tracing::error!(height = mark.number, error = %e, "checkpoint failed")
-                    }
+                    );
+                    Ok(())
                 }
-            })
-            .ok();
+                Err(e) => {
+                    chain.metrics.checkpoint_failures_total.inc();
+                    tracing::error!(height = mark.number, error = %e, "checkpoint failed; its changes go into the next one");
+                    Err(since)
+                }
+            }
+        };
+        // `write` moves into the thread; if the thread cannot start, `spawn` drops it, so
+        // the fallback rebuilds the owed changes as a full rewrite.
+        match std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(write)
+        {
+            Ok(handle) => self.checkpoint = Some(handle),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the checkpoint thread; the next checkpoint rewrites every entry");
+                self.since.rewrite = true;
+            }
+        }
     }
 }
 
@@ -730,4 +786,208 @@ pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBloc
     let transactions = included.iter().map(|t| t.signed().clone()).collect();
     let block = Block::seal(header, transactions, key);
     (committed_block(block, &included, executed), drop_hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::genesis::{FeeParams, Genesis, GenesisAccount};
+    use crate::rules::{ChainRules, FeeRuleKind};
+    use crate::state::State;
+    use crate::tx::{Fee, Transaction, TxKind};
+    use crate::types::Amount;
+
+    fn rules() -> ChainRules {
+        ChainRules {
+            name: "testchain",
+            env_prefix: "DRIVER_TEST_CFG",
+            default_block_time_ms: 1000,
+            default_rpc_port: 7777,
+            default_p2p_port: 7778,
+            fee_rule: FeeRuleKind::FeeRate,
+            peg_role: crate::peg::PegRole::Main,
+        }
+    }
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        authority: SecretKey,
+        user: SecretKey,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let fx = Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+                authority: SecretKey::random(),
+                user: SecretKey::random(),
+            };
+            let genesis = Genesis {
+                chain_id: 9,
+                block_time_ms: 1000,
+                timestamp_ms: 0,
+                authorities: vec![fx.authority.address()],
+                max_block_weight: 1_000_000,
+                max_tx_size: 4096,
+                fee: FeeParams::FeeRate {
+                    min_fee_rate: Amount(1),
+                },
+                accounts: vec![GenesisAccount {
+                    address: fx.user.address(),
+                    balance: Amount::coins(1000),
+                }],
+                peg: None,
+            };
+            crate::store::Store::open(&fx.data_dir())
+                .and_then(|s| s.init_genesis(&genesis))
+                .expect("init");
+            fx
+        }
+
+        fn data_dir(&self) -> std::path::PathBuf {
+            self.dir.path().join("data")
+        }
+
+        /// Opens the data dir as a restarted node does.
+        fn start(&self, checkpoint_interval: u64) -> Driver {
+            let mut config = NodeConfig::load(&rules(), None).expect("config");
+            config.data_dir = self.data_dir();
+            let (chain, since) =
+                Chain::open(rules(), &config, Some(self.authority.address())).expect("open");
+            Driver::new(
+                Arc::new(chain),
+                Some(self.authority.clone()),
+                DriverConfig {
+                    checkpoint_interval,
+                    max_reorg_depth: 100,
+                    max_clock_drift_ms: u64::MAX / 2,
+                },
+                Box::new(NoPublisher),
+                since,
+            )
+        }
+    }
+
+    /// Produces the next block with one transfer to a fresh address.
+    fn block_with_transfer(d: &mut Driver, user: &SecretKey) {
+        let (nonce, slot) = {
+            let tip = d.chain.tip();
+            (tip.state.account(&user.address()).nonce, tip.head.slot + 1)
+        };
+        let tx = Transaction {
+            chain_id: 9,
+            nonce,
+            fee: Fee::Flat { fee: Amount(1000) },
+            kind: TxKind::Transfer {
+                to: SecretKey::random().address(),
+                amount: Amount(1 + nonce as u128),
+            },
+        }
+        .sign(user)
+        .recover()
+        .expect("recover");
+        let admitted = d.chain.admit(vec![Ok(tx)]);
+        assert!(admitted[0].is_ok(), "{admitted:?}");
+        d.produce(slot).expect("produce");
+        assert_eq!(d.chain.tip().head.slot, slot);
+    }
+
+    /// What `kill -9` leaves: whatever is durable (the checkpoint thread is let finish, as a
+    /// kill after it committed; a kill before is the case of a failed write).
+    fn kill(mut d: Driver) -> State {
+        d.join_checkpoint();
+        let state = d.chain.tip().state.clone();
+        drop(d);
+        state
+    }
+
+    #[test]
+    fn restarts_across_checkpoints_and_a_failed_checkpoint_equal_a_replay_from_genesis() {
+        let fx = Fixture::new();
+        let mut d = fx.start(4);
+        for _ in 0..5 {
+            block_with_transfer(&mut d, &fx.user);
+        }
+        let before = kill(d);
+
+        // Restart 1 replays block 5; the checkpoint at 8 fails, the one at 12 must make up.
+        let mut d = fx.start(4);
+        assert_eq!(d.chain.tip().state, before);
+        d.chain
+            .store
+            .fail_checkpoints
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..8 {
+            block_with_transfer(&mut d, &fx.user);
+        }
+        d.join_checkpoint();
+        assert_eq!(d.chain.metrics.checkpoint_failures_total.get(), 1);
+        block_with_transfer(&mut d, &fx.user);
+        let before = kill(d);
+
+        // Restart 2 loads the checkpoint at 12 and replays 13.
+        let d = fx.start(4);
+        let loaded = d.chain.tip().state.clone();
+        assert_eq!(d.chain.tip().head.number, 14);
+        assert_eq!(loaded, before, "restart equals the state before the kill");
+        assert_eq!(
+            loaded,
+            d.chain.store.replay_from_genesis().expect("replay"),
+            "restart equals a replay from genesis"
+        );
+        assert_eq!(loaded.len(), 2 + 14, "user, producer and 14 recipients");
+        assert_eq!(loaded.digest(), before.digest());
+        // And it got there from its checkpoint, not by the fallback that replays everything.
+        let reloaded = d.chain.store.load_state().expect("load");
+        assert!(
+            !reloaded.since_checkpoint.rewrite,
+            "the checkpoint at 12 was complete"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_add_up_is_replaced_by_a_replay() {
+        let fx = Fixture::new();
+        let mut d = fx.start(2);
+        for _ in 0..4 {
+            block_with_transfer(&mut d, &fx.user);
+        }
+        let before = kill(d);
+        // Lose one account from the checkpoint behind the node's back.
+        let store = crate::store::Store::open(&fx.data_dir()).expect("store");
+        let (mark, mut patch) = {
+            let state = store.replay_from_genesis().expect("replay");
+            let lost = state
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| *a != fx.user.address())
+                .expect("an account");
+            let head = store.head().expect("head");
+            let header = store.header(&head).expect("header").expect("head header");
+            (
+                CheckpointMark {
+                    number: header.number,
+                    hash: head,
+                    totals: state.totals,
+                },
+                CheckpointPatch {
+                    accounts: vec![(lost, None::<crate::state::Account>)],
+                    sum: Some(state.entry_sum()),
+                    ..Default::default()
+                },
+            )
+        };
+        patch.replace_all = false;
+        store.write_checkpoint(mark, &patch).expect("write");
+        drop(store);
+        let d = fx.start(2);
+        assert_eq!(d.chain.tip().state, before);
+        let reloaded = d.chain.store.load_state().expect("load");
+        assert!(
+            reloaded.since_checkpoint.rewrite,
+            "the next checkpoint rewrites every entry"
+        );
+        assert!(d.since.rewrite, "the driver was told so");
+    }
 }

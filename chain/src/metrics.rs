@@ -82,6 +82,8 @@ pub struct Metrics {
     pub sync_lag: Gauge,
     /// Seconds to commit one block durably.
     pub block_commit_seconds: Histogram,
+    /// Account checkpoint writes that failed (their changes go into the next one).
+    pub checkpoint_failures_total: Counter,
 }
 
 impl Metrics {
@@ -127,6 +129,11 @@ impl Metrics {
                 "block_commit_seconds",
                 "Time to commit one block durably",
                 Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            ),
+            checkpoint_failures_total: r.add(
+                "checkpoint_failures",
+                "Account checkpoint writes that failed",
+                Counter::default(),
             ),
             // Last: the field initialisers above register into it first.
             registry: r,

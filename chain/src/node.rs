@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::rpc::types::BlockSummary;
 use crate::rules::ChainRules;
 use crate::state::State;
-use crate::store::{Store, StoreError};
+use crate::store::{LoadedState, SinceCheckpoint, Store, StoreError};
 use crate::tx::RecoveredTx;
 use crate::types::{Address, Amount, Hash, Slot};
 
@@ -101,21 +101,26 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// Opens the store and rebuilds the state from it.
+    /// Opens the store and rebuilds the state from it; also returns what the blocks after the
+    /// durable checkpoint changed, for the driver's next checkpoint.
     pub fn open(
         rules: ChainRules,
         config: &NodeConfig,
         authority: Option<Address>,
-    ) -> Result<Self, NodeError> {
+    ) -> Result<(Self, SinceCheckpoint), NodeError> {
         let store = Store::open(&config.data_dir)?;
         let genesis = store.genesis()?.ok_or(StoreError::NotInitialized)?;
         let fee_rule = rules.fee_rule(&genesis)?;
         let peg = rules.peg_config(&genesis)?;
-        let (state, head) = store.load_state()?;
+        let LoadedState {
+            state,
+            head,
+            since_checkpoint,
+        } = store.load_state()?;
         let metrics = Metrics::new(rules.name);
         metrics.head_height.set(head.block.header.number as i64);
         let (heads, _) = broadcast::channel(256);
-        Ok(Self {
+        let chain = Self {
             genesis_hash: genesis.block().hash(),
             tip: RwLock::new(Tip {
                 state,
@@ -133,7 +138,8 @@ impl Chain {
             heads,
             authority,
             net: OnceLock::new(),
-        })
+        };
+        Ok((chain, since_checkpoint))
     }
 
     /// Read access to the head and state.
@@ -334,11 +340,8 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         Some(p) => Some(load_key_file(p)?),
         None => None,
     };
-    let chain = Arc::new(Chain::open(
-        rules,
-        &config,
-        key.as_ref().map(|k| k.address()),
-    )?);
+    let (chain, since_checkpoint) = Chain::open(rules, &config, key.as_ref().map(|k| k.address()))?;
+    let chain = Arc::new(chain);
     let key = match key {
         Some(k) if chain.genesis.authorities.contains(&k.address()) => Some(k),
         Some(k) => {
@@ -387,6 +390,7 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
             max_clock_drift_ms: config.max_clock_drift_ms,
         },
         Box::new(net.clone()),
+        since_checkpoint,
     );
     if let Ok(mut d) = driver_slot.lock() {
         *d = Some(driver.clone());

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::keccak256_parts;
 use crate::types::{Address, Amount, BlockNumber, Hash, Nonce};
 
 /// One account: its balance and the nonce its next transaction must carry.
@@ -39,6 +40,55 @@ pub struct Totals {
     pub day_withdrawals: Amount,
 }
 
+/// A running sum of one hash per account and per processed peg id, updated in O(changes):
+/// two nodes (or a node and its checkpoint) with the same entries have the same sum, whatever
+/// order the entries arrived in. It is a consistency check between honest copies (a checkpoint
+/// that lost an account, two nodes that diverged), not a commitment an adversary cannot forge:
+/// an additive hash admits crafted collisions, and nothing in consensus rests on it.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct EntrySum([u64; 4]);
+
+impl EntrySum {
+    fn add(&mut self, h: &Hash) {
+        let mut carry = false;
+        for (limb, chunk) in self.0.iter_mut().zip(h.0.chunks_exact(8)) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let (v, c1) = limb.overflowing_add(x);
+            let (v, c2) = v.overflowing_add(carry as u64);
+            *limb = v;
+            carry = c1 || c2;
+        }
+    }
+
+    fn sub(&mut self, h: &Hash) {
+        let mut borrow = false;
+        for (limb, chunk) in self.0.iter_mut().zip(h.0.chunks_exact(8)) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let (v, b1) = limb.overflowing_sub(x);
+            let (v, b2) = v.overflowing_sub(borrow as u64);
+            *limb = v;
+            borrow = b1 || b2;
+        }
+    }
+
+    /// The sum as 32 bytes (little-endian limbs).
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, limb) in out.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+}
+
+fn account_entry(addr: &Address, a: &Account) -> Hash {
+    keccak256_parts(&[b"twinpeg/state/account", &addr.0, &a.encode()])
+}
+
+fn processed_entry(id: &Hash, block: BlockNumber) -> Hash {
+    keccak256_parts(&[b"twinpeg/state/peg-id", &id.0, &block.to_le_bytes()])
+}
+
 /// The whole account state.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct State {
@@ -47,6 +97,8 @@ pub struct State {
     processed: HashMap<Hash, BlockNumber>,
     /// Running totals.
     pub totals: Totals,
+    /// The sum of every entry above, kept current by each mutation.
+    sum: EntrySum,
 }
 
 /// What a block changed: every touched account's new value, sorted by address.
@@ -84,7 +136,47 @@ impl State {
 
     /// Sets an account outright (genesis and checkpoint loading).
     pub fn insert(&mut self, addr: Address, account: Account) {
-        self.accounts.insert(addr, account);
+        self.sum.add(&account_entry(&addr, &account));
+        if let Some(old) = self.accounts.insert(addr, account) {
+            self.sum.sub(&account_entry(&addr, &old));
+        }
+    }
+
+    fn remove(&mut self, addr: &Address) {
+        if let Some(old) = self.accounts.remove(addr) {
+            self.sum.sub(&account_entry(addr, &old));
+        }
+    }
+
+    fn forget_processed(&mut self, id: &Hash) {
+        if let Some(old) = self.processed.remove(id) {
+            self.sum.sub(&processed_entry(id, old));
+        }
+    }
+
+    /// A digest of the whole state (every account, every processed peg id, the totals), in
+    /// O(1): equal states give equal digests, and a restart must reproduce it exactly.
+    pub fn digest(&self) -> Hash {
+        keccak256_parts(&[
+            b"twinpeg/state/digest",
+            &self.sum.to_bytes(),
+            &self.totals.encode(),
+        ])
+    }
+
+    /// The running sum over accounts and processed ids alone (what a checkpoint holds).
+    pub fn entry_sum(&self) -> EntrySum {
+        self.sum
+    }
+
+    /// Number of processed peg ids.
+    pub fn processed_len(&self) -> usize {
+        self.processed.len()
+    }
+
+    /// All processed peg ids with their block (unordered).
+    pub fn iter_processed(&self) -> impl Iterator<Item = (&Hash, &BlockNumber)> {
+        self.processed.iter()
     }
 
     /// Where a peg id was processed, if it was.
@@ -94,7 +186,10 @@ impl State {
 
     /// Records a processed peg id outright (checkpoint loading).
     pub fn insert_processed(&mut self, id: Hash, block: BlockNumber) {
-        self.processed.insert(id, block);
+        self.sum.add(&processed_entry(&id, block));
+        if let Some(old) = self.processed.insert(id, block) {
+            self.sum.sub(&processed_entry(&id, old));
+        }
     }
 
     /// Number of accounts.
@@ -122,10 +217,10 @@ impl State {
     /// Applies a block's diff.
     pub fn apply_diff(&mut self, diff: &StateDiff) {
         for (addr, acct) in &diff.accounts {
-            self.accounts.insert(*addr, *acct);
+            self.insert(*addr, *acct);
         }
         for (id, block) in &diff.processed {
-            self.processed.insert(*id, *block);
+            self.insert_processed(*id, *block);
         }
         self.totals = diff.totals;
     }
@@ -134,16 +229,12 @@ impl State {
     pub fn apply_undo(&mut self, undo: &Undo) {
         for (addr, prev) in &undo.accounts {
             match prev {
-                Some(a) => {
-                    self.accounts.insert(*addr, *a);
-                }
-                None => {
-                    self.accounts.remove(addr);
-                }
+                Some(a) => self.insert(*addr, *a),
+                None => self.remove(addr),
             }
         }
         for id in &undo.processed {
-            self.processed.remove(id);
+            self.forget_processed(id);
         }
         self.totals = undo.totals;
     }

@@ -7,6 +7,7 @@
 //! since the last checkpoint are written to `state.redb`; a restart loads the checkpoint and
 //! replays the diffs of the blocks after it. Whatever is not in a committed block did not happen.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use parity_scale_codec::{Decode, DecodeAll, Encode};
@@ -14,7 +15,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::block::{Block, Header, Receipt};
 use crate::genesis::Genesis;
-use crate::state::{Account, State, StateDiff, Totals, Undo};
+use crate::state::{Account, EntrySum, State, StateDiff, Totals, Undo};
 use crate::types::{Address, BlockNumber, Hash};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -33,6 +34,8 @@ const PEG_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("peg_ids");
 const KEY_GENESIS: &str = "genesis";
 const KEY_HEAD: &str = "head";
 const KEY_CHECKPOINT: &str = "at";
+/// The checkpoint's [`EntrySum`]: what its accounts and peg ids must add up to when loaded.
+const KEY_CHECKPOINT_SUM: &str = "sum";
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -141,11 +144,77 @@ pub struct CheckpointMark {
     pub totals: Totals,
 }
 
+/// What changed since the durable checkpoint: the next checkpoint must write it. Rebuilt at
+/// every start from the blocks replayed after the checkpoint, so a restart forgets nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinceCheckpoint {
+    /// Accounts changed (or removed by a reorg).
+    pub accounts: HashSet<Address>,
+    /// Peg ids processed (or unprocessed by a reorg).
+    pub ids: HashSet<Hash>,
+    /// The checkpoint cannot be patched (there is none, it lies on an abandoned branch, or its
+    /// entries do not add up): the next one rewrites every entry.
+    pub rewrite: bool,
+}
+
+impl SinceCheckpoint {
+    /// Notes what a block committed on top of the checkpoint changed.
+    pub fn note_diff(&mut self, diff: &StateDiff) {
+        self.accounts.extend(diff.accounts.iter().map(|(a, _)| *a));
+        self.ids.extend(diff.processed.iter().map(|(id, _)| *id));
+    }
+
+    /// Notes what rolling a block back changed.
+    pub fn note_undo(&mut self, undo: &Undo) {
+        self.accounts.extend(undo.accounts.iter().map(|(a, _)| *a));
+        self.ids.extend(undo.processed.iter().copied());
+    }
+
+    /// Adds what `other` holds (a checkpoint that failed gives its changes back).
+    pub fn merge(&mut self, other: SinceCheckpoint) {
+        self.accounts.extend(other.accounts);
+        self.ids.extend(other.ids);
+        self.rewrite |= other.rewrite;
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.ids.is_empty() && !self.rewrite
+    }
+}
+
+/// One checkpoint write: the entries to patch (or, with `replace_all`, the whole state).
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointPatch {
+    /// New account values; `None` removes an account (one a reorg undid).
+    pub accounts: Vec<(Address, Option<Account>)>,
+    /// Processed peg ids; `None` forgets one (a reorg undid its payout).
+    pub ids: Vec<(Hash, Option<BlockNumber>)>,
+    /// Clear every entry first: `accounts` and `ids` are then the whole state.
+    pub replace_all: bool,
+    /// What the checkpoint's entries add up to after the write, checked when it is loaded.
+    pub sum: Option<EntrySum>,
+}
+
+/// The state rebuilt at start.
+#[derive(Debug)]
+pub struct LoadedState {
+    /// Accounts and peg ids at the head.
+    pub state: State,
+    /// The canonical head.
+    pub head: StoredBlock,
+    /// What the blocks after the checkpoint changed.
+    pub since_checkpoint: SinceCheckpoint,
+}
+
 /// The node's durable storage.
 #[derive(Debug)]
 pub struct Store {
     chain: Database,
     state: Database,
+    /// Tests: this many checkpoint writes fail before touching the database.
+    #[cfg(test)]
+    pub(crate) fail_checkpoints: std::sync::atomic::AtomicU32,
 }
 
 impl Store {
@@ -154,7 +223,12 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let chain = Database::create(dir.join("chain.redb"))?;
         let state = Database::create(dir.join("state.redb"))?;
-        Ok(Self { chain, state })
+        Ok(Self {
+            chain,
+            state,
+            #[cfg(test)]
+            fail_checkpoints: Default::default(),
+        })
     }
 
     /// The stored genesis specification, if initialized.
@@ -201,19 +275,19 @@ impl Store {
             wtx.open_table(UNDO)?;
         }
         wtx.commit()?;
-        let accounts: Vec<(Address, Option<Account>)> = genesis
-            .state()
-            .iter()
-            .map(|(a, v)| (*a, Some(*v)))
-            .collect();
+        let state = genesis.state();
         self.write_checkpoint(
             CheckpointMark {
                 number: 0,
                 hash,
                 totals: Totals::default(),
             },
-            &accounts,
-            &[],
+            &CheckpointPatch {
+                accounts: state.iter().map(|(a, v)| (*a, Some(*v))).collect(),
+                ids: vec![],
+                replace_all: true,
+                sum: Some(state.entry_sum()),
+            },
         )?;
         Ok(hash)
     }
@@ -398,18 +472,30 @@ impl Store {
         v.map(|v| decode("undo", v.value())).transpose()
     }
 
-    /// Writes accounts changed since the last checkpoint and moves the mark, atomically;
-    /// `None` removes an account (one a reorg undid).
-    pub fn write_checkpoint(
-        &self,
-        mark: CheckpointMark,
-        accounts: &[(Address, Option<Account>)],
-        peg_ids: &[(Hash, Option<BlockNumber>)],
-    ) -> Result<()> {
+    /// Writes the entries changed since the last checkpoint (or, with `replace_all`, all of
+    /// them) and moves the mark, atomically.
+    pub fn write_checkpoint(&self, mark: CheckpointMark, patch: &CheckpointPatch) -> Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            if self
+                .fail_checkpoints
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Io(std::io::Error::other(
+                    "injected checkpoint failure",
+                )));
+            }
+        }
         let wtx = self.state.begin_write()?;
         {
+            if patch.replace_all {
+                wtx.delete_table(PEG_IDS)?;
+                wtx.delete_table(ACCOUNTS)?;
+            }
             let mut ids = wtx.open_table(PEG_IDS)?;
-            for (id, block) in peg_ids {
+            for (id, block) in &patch.ids {
                 match block {
                     Some(b) => {
                         ids.insert(id.0, *b)?;
@@ -420,7 +506,7 @@ impl Store {
                 }
             }
             let mut t = wtx.open_table(ACCOUNTS)?;
-            for (addr, acct) in accounts {
+            for (addr, acct) in &patch.accounts {
                 match acct {
                     Some(acct) => {
                         t.insert(addr.0, acct.encode().as_slice())?;
@@ -430,14 +516,24 @@ impl Store {
                     }
                 }
             }
-            wtx.open_table(CHECKPOINT)?
-                .insert(KEY_CHECKPOINT, mark.encode().as_slice())?;
+            let mut meta = wtx.open_table(CHECKPOINT)?;
+            meta.insert(KEY_CHECKPOINT, mark.encode().as_slice())?;
+            match patch.sum {
+                Some(sum) => {
+                    meta.insert(KEY_CHECKPOINT_SUM, sum.to_bytes().as_slice())?;
+                }
+                None => {
+                    meta.remove(KEY_CHECKPOINT_SUM)?;
+                }
+            }
         }
         wtx.commit()?;
         Ok(())
     }
 
-    fn checkpoint(&self) -> Result<Option<(CheckpointMark, State)>> {
+    /// The checkpoint: its mark, its state and whether its entries add up to the sum written
+    /// with them (`None`: written before sums were kept).
+    fn checkpoint(&self) -> Result<Option<(CheckpointMark, State, Option<bool>)>> {
         let rtx = self.state.begin_read()?;
         let marks = match rtx.open_table(CHECKPOINT) {
             Ok(t) => t,
@@ -448,10 +544,23 @@ impl Store {
             return Ok(None);
         };
         let mark: CheckpointMark = decode("checkpoint", mark.value())?;
+        let sum: Option<[u8; 32]> = match marks.get(KEY_CHECKPOINT_SUM)? {
+            Some(v) => Some(v.value().try_into().map_err(|_| StoreError::Corrupt {
+                what: "checkpoint sum",
+                detail: "not 32 bytes".into(),
+            })?),
+            None => None,
+        };
         let mut state = State::default();
-        for entry in rtx.open_table(ACCOUNTS)?.iter()? {
-            let (k, v) = entry?;
-            state.insert(Address(k.value()), decode("account", v.value())?);
+        match rtx.open_table(ACCOUNTS) {
+            Ok(t) => {
+                for entry in t.iter()? {
+                    let (k, v) = entry?;
+                    state.insert(Address(k.value()), decode("account", v.value())?);
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
         }
         match rtx.open_table(PEG_IDS) {
             Ok(t) => {
@@ -464,31 +573,23 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         state.totals = mark.totals;
-        Ok(Some((mark, state)))
+        let consistent = sum.map(|s| s == state.entry_sum().to_bytes());
+        Ok(Some((mark, state, consistent)))
     }
 
-    /// Rebuilds the in-memory state at the canonical head: the checkpoint, then the diffs after it.
-    pub fn load_state(&self) -> Result<(State, StoredBlock)> {
-        let genesis = self.genesis()?.ok_or(StoreError::NotInitialized)?;
-        let head_hash = self.head()?;
-        let head = self.block(&head_hash)?.ok_or(StoreError::Corrupt {
-            what: "head",
-            detail: format!("head block {head_hash} missing"),
-        })?;
-        let head_number = head.block.header.number;
-        let (from, mut state) = match self.checkpoint()? {
-            Some((mark, state))
-                if mark.number <= head_number
-                    && self.canonical_hash(mark.number)? == Some(mark.hash) =>
-            {
-                (mark.number, state)
-            }
-            _ => (0, genesis.state()),
-        };
+    /// Applies the canonical diffs of blocks `from + 1 ..= to` to `state`, noting what they
+    /// change in `since`.
+    fn replay(
+        &self,
+        state: &mut State,
+        from: BlockNumber,
+        to: BlockNumber,
+        since: &mut SinceCheckpoint,
+    ) -> Result<()> {
         let rtx = self.chain.begin_read()?;
         let canonical = rtx.open_table(CANONICAL)?;
         let diffs = rtx.open_table(DIFFS)?;
-        for n in from + 1..=head_number {
+        for n in from + 1..=to {
             let hash = canonical.get(n)?.ok_or(StoreError::Corrupt {
                 what: "canonical",
                 detail: format!("no block at height {n}"),
@@ -499,8 +600,81 @@ impl Store {
             })?;
             let diff: StateDiff = decode("diff", diff.value())?;
             state.apply_diff(&diff);
+            since.note_diff(&diff);
         }
-        Ok((state, head))
+        Ok(())
+    }
+
+    fn head_block(&self) -> Result<StoredBlock> {
+        let head_hash = self.head()?;
+        self.block(&head_hash)?.ok_or(StoreError::Corrupt {
+            what: "head",
+            detail: format!("head block {head_hash} missing"),
+        })
+    }
+
+    /// Rebuilds the in-memory state at the canonical head: the checkpoint, then the diffs
+    /// after it. A checkpoint off the canonical chain, or whose entries do not add up to the
+    /// sum written with them, is not trusted: the state is replayed from genesis instead and
+    /// the next checkpoint rewrites every entry.
+    pub fn load_state(&self) -> Result<LoadedState> {
+        let genesis = self.genesis()?.ok_or(StoreError::NotInitialized)?;
+        let head = self.head_block()?;
+        let head_number = head.block.header.number;
+        let mut since = SinceCheckpoint::default();
+        let (from, mut state) = match self.checkpoint()? {
+            Some((mark, state, consistent))
+                if mark.number <= head_number
+                    && self.canonical_hash(mark.number)? == Some(mark.hash) =>
+            {
+                match consistent {
+                    Some(true) => (mark.number, state),
+                    Some(false) => {
+                        tracing::error!(
+                            height = mark.number,
+                            hash = %mark.hash,
+                            "the account checkpoint does not add up to what was written: replaying from genesis and rewriting it"
+                        );
+                        since.rewrite = true;
+                        (0, genesis.state())
+                    }
+                    // Written by a version that could lose entries: replay once, rewrite it.
+                    None => {
+                        tracing::info!(
+                            height = mark.number,
+                            "account checkpoint without a sum: replaying from genesis once and rewriting it"
+                        );
+                        since.rewrite = true;
+                        (0, genesis.state())
+                    }
+                }
+            }
+            _ => {
+                since.rewrite = true;
+                (0, genesis.state())
+            }
+        };
+        self.replay(&mut state, from, head_number, &mut since)?;
+        Ok(LoadedState {
+            state,
+            head,
+            since_checkpoint: since,
+        })
+    }
+
+    /// The state at the canonical head replayed from genesis, ignoring the checkpoint: what a
+    /// restart must reproduce exactly.
+    pub fn replay_from_genesis(&self) -> Result<State> {
+        let genesis = self.genesis()?.ok_or(StoreError::NotInitialized)?;
+        let head = self.head_block()?;
+        let mut state = genesis.state();
+        self.replay(
+            &mut state,
+            0,
+            head.block.header.number,
+            &mut SinceCheckpoint::default(),
+        )?;
+        Ok(state)
     }
 }
 
@@ -600,8 +774,11 @@ mod tests {
                                 hash: b.hash(),
                                 totals: diff.totals,
                             },
-                            &[(Address([2; 20]), st.get(&Address([2; 20])))],
-                            &[],
+                            &CheckpointPatch {
+                                accounts: vec![(Address([2; 20]), st.get(&Address([2; 20])))],
+                                sum: Some(st.entry_sum()),
+                                ..Default::default()
+                            },
                         )
                         .unwrap();
                 }
@@ -609,7 +786,18 @@ mod tests {
             }
         }
         let store = Store::open(dir.path()).unwrap();
-        let (state, head) = store.load_state().unwrap();
+        let LoadedState {
+            state,
+            head,
+            since_checkpoint,
+        } = store.load_state().unwrap();
+        assert!(!since_checkpoint.rewrite);
+        assert_eq!(
+            since_checkpoint.accounts,
+            HashSet::from([Address([2; 20])]),
+            "what the replayed blocks 3..=5 changed"
+        );
+        assert_eq!(state, store.replay_from_genesis().unwrap());
         assert_eq!(head.block, parent);
         assert_eq!(state.account(&Address([2; 20])).balance, Amount(5));
         assert_eq!(state.account(&Address([1; 20])).balance, Amount(1000));

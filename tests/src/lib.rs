@@ -173,6 +173,9 @@ pub struct TestNode {
     child: Option<Child>,
     /// How many times the process was started.
     pub starts: u32,
+    /// Extra environment for every start (e.g. `SIDECHAIN_CHECKPOINT_INTERVAL`); tests may
+    /// change it between restarts.
+    pub env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -200,6 +203,29 @@ impl TestNode {
         authority: Option<SecretKey>,
         bootstrap: &[String],
     ) -> Result<Self> {
+        let mut node = Self::prepare_on(host, kind, genesis, authority, bootstrap)?;
+        node.spawn()?;
+        Ok(node)
+    }
+
+    /// Writes genesis and key and runs `init`, without starting the node: set
+    /// [`TestNode::env`] first, then [`TestNode::spawn`].
+    pub fn prepare(
+        kind: ChainKind,
+        genesis: &Genesis,
+        authority: Option<SecretKey>,
+        bootstrap: &[String],
+    ) -> Result<Self> {
+        Self::prepare_on(None, kind, genesis, authority, bootstrap)
+    }
+
+    fn prepare_on(
+        host: Option<netns::Host>,
+        kind: ChainKind,
+        genesis: &Genesis,
+        authority: Option<SecretKey>,
+        bootstrap: &[String],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix(kind.binary()).tempdir()?;
         let genesis_path = dir.path().join("genesis.toml");
         std::fs::write(&genesis_path, toml::to_string(genesis)?)?;
@@ -215,7 +241,7 @@ impl TestNode {
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let mut node = TestNode {
+        Ok(TestNode {
             kind,
             dir,
             authority,
@@ -226,9 +252,8 @@ impl TestNode {
             host,
             child: None,
             starts: 0,
-        };
-        node.spawn()?;
-        Ok(node)
+            env: Vec::new(),
+        })
     }
 
     /// The node's data dir.
@@ -254,7 +279,8 @@ impl TestNode {
             .arg(self.data_dir())
             .args(["--rpc-addr", &format!("{addr}:0")])
             .args(["--p2p-listen", &format!("/ip4/{addr}/tcp/0")])
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if self.authority.is_some() {
             cmd.arg("--authority-key")
                 .arg(self.dir.path().join("authority.key"));

@@ -9,7 +9,7 @@ use crate::fee::FeeInfo;
 use crate::network::{PeerInfo, SyncStatus};
 use crate::rpc::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo,
-    PegTransferView, SubmitResult, TxLookup,
+    PegTransferView, StateDigest, SubmitResult, TxLookup,
 };
 use crate::types::{Address, BlockNumber, Bytes, Hash};
 
@@ -38,6 +38,11 @@ pub trait TwinpegApi {
     /// The canonical head.
     #[method(name = "head")]
     async fn head(&self) -> RpcResult<BlockSummary>;
+
+    /// A digest of the whole state at the head (accounts, processed peg ids, totals), in O(1):
+    /// compare nodes, or a node before and after a restart.
+    #[method(name = "stateDigest")]
+    async fn state_digest(&self) -> RpcResult<StateDigest>;
 
     /// A canonical block by height; `full` includes the transactions.
     #[method(name = "getBlockByNumber")]

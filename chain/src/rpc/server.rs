@@ -20,7 +20,7 @@ use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
 use crate::rpc::http::{GetRoutesLayer, NodeRoutes};
 use crate::rpc::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo, PegPayout,
-    PegSource, PegTransferView, SubmitResult, TxError, TxLookup, TxStatus, TxView,
+    PegSource, PegTransferView, StateDigest, SubmitResult, TxError, TxLookup, TxStatus, TxView,
 };
 use crate::store::{StoreError, StoredBlock};
 use crate::tx::{RecoveredTx, SignedTransaction};
@@ -471,6 +471,17 @@ impl TwinpegApiServer for RpcImpl {
         Ok(match self.chain.net.get() {
             Some(n) => n.peers().await,
             None => vec![],
+        })
+    }
+
+    async fn state_digest(&self) -> RpcResult<StateDigest> {
+        let tip = self.chain.tip();
+        Ok(StateDigest {
+            number: tip.head.number,
+            hash: tip.head_hash,
+            digest: tip.state.digest(),
+            accounts: tip.state.len() as u64,
+            processed_ids: tip.state.processed_len() as u64,
         })
     }
 

@@ -189,6 +189,22 @@ pub struct Health {
     pub authority: bool,
 }
 
+/// A digest of the node's whole state at its head: two nodes at the same head must report
+/// the same digest, and a restarted node the one it had before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    /// Head height.
+    pub number: BlockNumber,
+    /// Head hash.
+    pub hash: Hash,
+    /// Over every account, every processed peg id and the totals (order-independent).
+    pub digest: Hash,
+    /// Accounts held.
+    pub accounts: u64,
+    /// Peg payout ids processed.
+    pub processed_ids: u64,
+}
+
 /// The peg as one chain sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PegInfo {

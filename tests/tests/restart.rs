@@ -1,0 +1,205 @@
+//! End-to-end: a node restarted any number of times, at any instant, holds exactly the state a
+//! replay from genesis gives, balances and processed peg ids alike, so a paid deposit can never
+//! be paid twice.
+
+use chain::crypto::{SecretKey, Signature};
+use chain::peg::{Direction, PegMessage};
+use chain::rpc::types::TxStatus;
+use chain::rpc::TwinpegApiClient;
+use chain::tx::{Fee, Transaction, TxKind};
+use chain::types::{Address, Amount, Bytes, Hash};
+use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee::http_client::HttpClient;
+use parity_scale_codec::Encode;
+use twinpeg_e2e::{
+    dev_key, eventually, fee_for, pegged_geneses, test_peg, transfer, ChainKind, TestNode,
+};
+
+fn raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
+    Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind,
+        }
+        .sign(key)
+        .encode(),
+    )
+}
+
+async fn included(c: &HttpClient, h: Hash) -> chain::rpc::types::TxLookup {
+    eventually(&format!("inclusion of {h}"), || async {
+        c.transaction(h)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.status != TxStatus::Pending)
+    })
+    .await
+    .expect("included")
+}
+
+fn reason(e: ClientError) -> String {
+    match e {
+        ClientError::Call(obj) => obj
+            .data()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+            .and_then(|v| v["reason"].as_str().map(String::from))
+            .unwrap_or_default(),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+async fn balance(c: &HttpClient, a: Address) -> Amount {
+    c.account(a).await.expect("account").balance
+}
+
+fn interval(n: u64) -> Vec<(String, String)> {
+    vec![("SIDECHAIN_CHECKPOINT_INTERVAL".into(), n.to_string())]
+}
+
+/// The sidechain producer is killed twice: once with only the genesis checkpoint behind it
+/// (so its restart replays the Mint and a transfer), then after checkpoints were written on
+/// top of that replay. It must still know the deposit is paid and the balances, and refuse
+/// the same Mint sent again from a fresh key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
+    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let addrs: Vec<Address> = members.iter().map(|k| k.address()).collect();
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    let domain = chain::peg::domain(&mg.base_hash(), &sg.base_hash());
+    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    // The follower never restarts; the producer dials it, so they meet again after each
+    // restart (the producer's ports change).
+    let follower = TestNode::start(ChainKind::Side, &sg, None).expect("follower starts");
+    let mut side = TestNode::prepare(ChainKind::Side, &sg, Some(sa), &[follower.p2p_addr()])
+        .expect("side prepared");
+    // Only the genesis checkpoint before the first kill.
+    side.env = interval(1_000_000);
+    side.spawn().expect("side starts");
+    let (mc, fc) = (main.client(), follower.client());
+
+    // A deposit, paid by a Mint, then a plain transfer by its recipient.
+    let user = SecretKey::random();
+    let other = SecretKey::random().address();
+    let amount = Amount::coins(5);
+    let lock = mc
+        .send_transaction(raw(
+            &dev_key(0),
+            mg.chain_id,
+            0,
+            fee_for(&mc).await,
+            TxKind::Lock {
+                amount,
+                recipient: user.address(),
+            },
+        ))
+        .await
+        .expect("lock accepted");
+    assert_eq!(included(&mc, lock).await.status, TxStatus::Success);
+    let msg = PegMessage {
+        domain,
+        direction: Direction::MainToSide,
+        id: lock,
+        recipient: user.address(),
+        amount,
+    };
+    let signatures: Vec<Signature> = members[..2]
+        .iter()
+        .map(|k| k.sign_prehash(&msg.signing_hash()))
+        .collect();
+    let mint = |sender: &SecretKey| {
+        raw(
+            sender,
+            sg.chain_id,
+            0,
+            Fee::Dynamic {
+                max_fee: Amount(0),
+                max_tip: Amount(0),
+            },
+            TxKind::Mint {
+                id: lock,
+                recipient: user.address(),
+                amount,
+                signatures: signatures.clone(),
+            },
+        )
+    };
+    let sc = side.client();
+    let h = sc.send_transaction(mint(&members[2])).await.expect("mint");
+    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    let sent = Amount::coins(1);
+    let t = sc
+        .send_transaction(transfer(
+            &user,
+            sg.chain_id,
+            0,
+            other,
+            sent,
+            fee_for(&sc).await,
+        ))
+        .await
+        .expect("transfer");
+    assert_eq!(included(&sc, t).await.status, TxStatus::Success);
+    eventually("the follower sees the transfer", || async {
+        (balance(&fc, other).await == sent).then_some(())
+    })
+    .await
+    .expect("follower");
+    let user_balance = balance(&fc, user.address()).await;
+
+    // Restart 1 replays the Mint and the transfer; then a checkpoint every block.
+    side.kill9();
+    side.env = interval(1);
+    side.spawn().expect("first restart");
+    let at = side.wait_for_height(0).await.expect("head");
+    side.wait_for_height(at + 4)
+        .await
+        .expect("checkpoints written");
+    // Restart 2 starts from one of those checkpoints.
+    side.kill9();
+    side.spawn().expect("second restart");
+    let sc = side.client();
+
+    // The same signatures from a fresh, zero-balance key: a second payout must be refused.
+    let e = sc
+        .send_transaction(mint(&SecretKey::random()))
+        .await
+        .expect_err("a paid deposit must not be paid again");
+    assert_eq!(reason(e), "peg_id_used");
+    let paid = sc.peg_transfer(lock).await.expect("lookup");
+    assert_eq!(
+        paid.payout.and_then(|p| p.tx_hash),
+        Some(h),
+        "the deposit is paid"
+    );
+    assert_eq!(balance(&sc, other).await, sent, "recipient of the transfer");
+    assert_eq!(
+        balance(&sc, user.address()).await,
+        user_balance,
+        "its sender"
+    );
+    assert_eq!(sc.peg_info().await.expect("peg info").totals.minted, amount);
+
+    // The whole state, against the follower that never restarted and a new node that replays
+    // every block from genesis (it syncs from the follower).
+    let fresh = TestNode::start_with_peers(ChainKind::Side, &sg, None, &[follower.p2p_addr()])
+        .expect("fresh follower starts");
+    let clients = [sc, fc, fresh.client()];
+    let digests = eventually("the three nodes at one head", || async {
+        let mut ds = Vec::new();
+        for c in &clients {
+            ds.push(c.state_digest().await.ok()?);
+        }
+        ds.iter()
+            .all(|d| (d.number, d.hash) == (ds[0].number, ds[0].hash))
+            .then_some(ds)
+    })
+    .await
+    .expect("one head");
+    assert_eq!(digests[0], digests[1], "restarted vs never restarted");
+    assert_eq!(digests[0], digests[2], "restarted vs replayed from genesis");
+    assert_eq!(digests[0].processed_ids, 1);
+}
