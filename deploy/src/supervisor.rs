@@ -2,6 +2,11 @@
 //! `--restart`, restarts) the ones that die, and stops them all: SIGTERM, a grace period,
 //! then SIGKILL. One task per child waits on it and reports its exit through a bounded
 //! channel; the supervisor alone starts, signals and restarts.
+//!
+//! Restarts never wait on one child alone: each turn of the supervision loop records every
+//! exit, checks every restart in progress for readiness, and starts each dead process whose
+//! backoff has passed and whose dependencies are back ([`plan_restarts`]). So children that
+//! die together, in any order, all come back, nodes before the members that use them.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -15,12 +20,15 @@ use crate::plan::tcp_multiaddr;
 use crate::process::{self, ProcessSpec, Readiness};
 use crate::{Error, Result};
 
-/// Restarts of one process in a row, each within [`STABLE_AFTER`] of its start, before giving up.
+/// Restarts of one process in a row, each after a start that never became ready or died within
+/// [`STABLE_AFTER`] of becoming ready, before giving up.
 const MAX_QUICK_RESTARTS: u32 = 5;
-/// A process that ran this long is considered to have been healthy.
+/// A process that was ready this long is considered to have been healthy.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a child gets between SIGKILL and being reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+/// How often the supervision loop looks again while a restart is pending or in progress.
+const TICK: Duration = Duration::from_millis(100);
 
 /// A process exit, as the per-child task reports it.
 #[derive(Debug)]
@@ -36,9 +44,10 @@ struct Slot {
     /// Incremented at each start; tells this start's exit from an earlier one's.
     generation: u64,
     pid: Option<u32>,
-    started: Option<Instant>,
     /// Whether the current start was seen ready.
     ready: bool,
+    /// When the current start was seen ready (tells a healthy run from a quick failure).
+    ready_at: Option<Instant>,
     /// A node's endpoints at its last ready start (kept across restarts: a restart reuses them).
     endpoints: Option<Endpoints>,
     /// A member's endpoints at its last ready start (likewise).
@@ -47,6 +56,17 @@ struct Slot {
     /// Whether its exit was reported.
     reported: bool,
     quick_restarts: u32,
+    /// Dead and to be restarted no earlier than this (`--restart`).
+    restart_due: Option<Instant>,
+    /// A restart in progress: it must be ready by then (pushed back while a process it needs
+    /// is itself being restarted).
+    ready_by: Option<Instant>,
+    /// This start was killed for not becoming ready in time: its exit is no surprise.
+    killed: bool,
+    /// Given up on: not restarted again.
+    given_up: bool,
+    /// The dependency its restart was last said to wait for (said once, not every turn).
+    held_by: Option<usize>,
 }
 
 /// How supervision ended.
@@ -313,10 +333,11 @@ impl Supervisor {
         let slot = &mut self.slots[i];
         slot.generation += 1;
         slot.pid = Some(pid);
-        slot.started = Some(Instant::now());
         slot.ready = false;
+        slot.ready_at = None;
         slot.exited = None;
         slot.reported = false;
+        slot.killed = false;
         let (tx, generation) = (self.exits_tx.clone(), slot.generation);
         tokio::spawn(async move {
             let status = match child.wait().await {
@@ -356,52 +377,78 @@ impl Supervisor {
     /// Waits until process `i` is ready, failing if it exits or the deadline passes.
     async fn wait_ready(&mut self, i: usize) -> Result<()> {
         let deadline = Instant::now() + self.start_timeout;
-        let fail = |s: &Self, reason: String| Error::Child {
-            name: s.specs[i].name.clone(),
-            reason,
-            log_tail: process::log_tail(&s.specs[i].log, 20),
-        };
         loop {
             self.drain_exits();
             if let Some(status) = &self.slots[i].exited {
-                return Err(fail(self, format!("exited ({status}) before it was ready")));
+                let reason = format!("exited ({status}) before it was ready");
+                return Err(self.child_error(i, reason));
             }
-            match &self.specs[i].ready {
-                Readiness::Node { endpoints_file, .. } => {
-                    if let Some(e) = health::read_endpoints(endpoints_file) {
-                        if Some(e.pid) == self.slots[i].pid
-                            && health::health(&e.rpc_http, Duration::from_secs(2))
-                                .await
-                                .is_ok()
-                        {
-                            self.slots[i].endpoints = Some(e);
-                            self.slots[i].ready = true;
-                            return Ok(());
-                        }
-                    }
-                }
-                Readiness::Member { endpoints_file, .. } => {
-                    if let Some(e) = health::read_member_endpoints(endpoints_file) {
-                        if Some(e.pid) == self.slots[i].pid
-                            && health::member_status(&e.status_http, Duration::from_secs(2))
-                                .await
-                                .is_ok()
-                        {
-                            self.slots[i].member = Some(e);
-                            self.slots[i].ready = true;
-                            return Ok(());
-                        }
-                    }
-                }
+            if self.poll_ready(i).await {
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(fail(
-                    self,
-                    format!("not ready after {} s", self.start_timeout.as_secs()),
-                ));
+                return Err(self.not_ready_error(i));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(TICK).await;
         }
+    }
+
+    /// An error about process `i`, with the end of its log.
+    fn child_error(&self, i: usize, reason: String) -> Error {
+        Error::Child {
+            name: self.specs[i].name.clone(),
+            reason,
+            log_tail: process::log_tail(&self.specs[i].log, 20),
+        }
+    }
+
+    /// Process `i` did not become ready within the start timeout.
+    fn not_ready_error(&self, i: usize) -> Error {
+        let reason = format!("not ready after {} s", self.start_timeout.as_secs());
+        self.child_error(i, reason)
+    }
+
+    /// Checks once whether the current start of process `i` is ready (its endpoints file
+    /// names its pid and it answers); records its endpoints if so.
+    async fn poll_ready(&mut self, i: usize) -> bool {
+        let Some(pid) = self.slots[i].pid else {
+            return false;
+        };
+        let ready = match &self.specs[i].ready {
+            Readiness::Node { endpoints_file, .. } => {
+                match health::read_endpoints(endpoints_file) {
+                    Some(e)
+                        if e.pid == pid
+                            && health::health(&e.rpc_http, Duration::from_secs(2))
+                                .await
+                                .is_ok() =>
+                    {
+                        self.slots[i].endpoints = Some(e);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Readiness::Member { endpoints_file, .. } => {
+                match health::read_member_endpoints(endpoints_file) {
+                    Some(e)
+                        if e.pid == pid
+                            && health::member_status(&e.status_http, Duration::from_secs(2))
+                                .await
+                                .is_ok() =>
+                    {
+                        self.slots[i].member = Some(e);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if ready {
+            self.slots[i].ready = true;
+            self.slots[i].ready_at = Some(Instant::now());
+        }
+        ready
     }
 
     /// Watches the processes until shutdown is requested or all have exited. `on_change`
@@ -411,39 +458,186 @@ impl Supervisor {
         shutdown: &mut Shutdown,
         mut on_change: impl FnMut(&Supervisor),
     ) -> Outcome {
+        let deps = self.restart_deps();
         loop {
-            self.drain_exits();
-            // Exits seen while waiting for readiness (of this or another process) count too.
-            let pending: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| self.slots[i].exited.is_some() && !self.slots[i].reported)
-                .collect();
-            if pending.is_empty() {
-                if self.slots.iter().all(|s| s.pid.is_none()) {
-                    return Outcome::AllExited;
+            // One turn never waits on a single child: exits of any process are seen on the
+            // next turn at the latest.
+            tokio::select! {
+                _ = shutdown.requested() => return Outcome::Requested,
+                () = self.turn(&deps, &mut on_change) => {}
+            }
+            let busy = self
+                .slots
+                .iter()
+                .any(|s| s.restart_due.is_some() || (s.pid.is_some() && s.ready_by.is_some()));
+            if !busy && self.slots.iter().all(|s| s.pid.is_none()) {
+                return Outcome::AllExited;
+            }
+            tokio::select! {
+                _ = shutdown.requested() => return Outcome::Requested,
+                Some(exit) = self.exits_rx.recv() => {
+                    self.record(exit);
                 }
-                tokio::select! {
-                    _ = shutdown.requested() => return Outcome::Requested,
-                    Some(exit) = self.exits_rx.recv() => {
-                        self.record(exit);
-                    }
-                }
+                _ = tokio::time::sleep(TICK), if busy => {}
+            }
+        }
+    }
+
+    /// Each process's dependencies for a restart (see [`Deps`]).
+    fn restart_deps(&self) -> Vec<Deps> {
+        self.specs
+            .iter()
+            .map(|spec| Deps {
+                needs: match &spec.ready {
+                    Readiness::Member {
+                        main_node,
+                        side_node,
+                        ..
+                    } => vec![*main_node, *side_node],
+                    Readiness::Node { .. } => vec![],
+                },
+                after: spec.bootstrap_from.clone(),
+            })
+            .collect()
+    }
+
+    /// One turn of supervision: handles every exit recorded so far, checks each restart in
+    /// progress, and starts each dead process that is due and whose dependencies are back.
+    async fn turn(&mut self, deps: &[Deps], on_change: &mut impl FnMut(&Supervisor)) {
+        self.drain_exits();
+        // Exits seen while waiting for readiness (of this or another process) count too.
+        for i in 0..self.slots.len() {
+            if self.slots[i].exited.is_some() && !self.slots[i].reported {
+                self.on_exit(i);
+            }
+        }
+        if !self.restart {
+            return;
+        }
+        for (i, d) in deps.iter().enumerate() {
+            let slot = &self.slots[i];
+            let Some(ready_by) = slot.ready_by else {
+                continue;
+            };
+            if slot.pid.is_none() || slot.killed {
                 continue;
             }
-            for &i in &pending {
-                self.report_exit(i);
-            }
-            if !self.restart {
+            if self.poll_ready(i).await {
+                self.slots[i].ready_by = None;
+                eprintln!(
+                    "devnet: {} restarted (pid {})",
+                    self.specs[i].name,
+                    self.pid(i).unwrap_or_default()
+                );
+                on_change(self);
                 continue;
             }
-            for i in pending {
-                tokio::select! {
-                    _ = shutdown.requested() => return Outcome::Requested,
-                    restarted = self.restart(i) => {
-                        if restarted {
-                            on_change(self);
-                        }
+            let now = Instant::now();
+            // A member waits for its nodes: while one of them is itself being restarted, the
+            // member's clock does not run.
+            let waits = d
+                .needs
+                .iter()
+                .any(|&n| matches!(self.slots[n].state(), State::Down { .. } | State::Starting));
+            if waits {
+                self.slots[i].ready_by = Some(ready_by.max(now + self.start_timeout));
+            } else if now >= ready_by {
+                eprintln!("!!! devnet: restarting failed: {}", self.not_ready_error(i));
+                if let Some(pid) = self.slots[i].pid {
+                    process::signal(pid, Signal::SIGKILL);
+                }
+                // Its exit arrives through the channel; then it is scheduled again.
+                self.slots[i].killed = true;
+            }
+        }
+        let now = Instant::now();
+        let states: Vec<State> = self.slots.iter().map(Slot::state).collect();
+        for step in plan_restarts(&states, deps, now) {
+            match step {
+                Step::Start(i) => self.restart_now(i, now),
+                Step::Wait { index, on } => {
+                    if self.slots[index].held_by != Some(on) {
+                        self.slots[index].held_by = Some(on);
+                        eprintln!(
+                            "devnet: restarting {} once {} is back",
+                            self.specs[index].name, self.specs[on].name
+                        );
                     }
                 }
+                Step::Abandon { index, on } => {
+                    let slot = &mut self.slots[index];
+                    slot.given_up = true;
+                    slot.restart_due = None;
+                    eprintln!(
+                        "!!! devnet: not restarting {}: it needs {}, which was given up",
+                        self.specs[index].name, self.specs[on].name
+                    );
+                }
+            }
+        }
+    }
+
+    /// Handles the recorded exit of process `i`: reports it and, with `--restart`, schedules
+    /// its restart (or gives up on it).
+    fn on_exit(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        slot.reported = true;
+        let was_restarting = slot.ready_by.take().is_some();
+        if was_restarting && slot.killed {
+            // Already reported: it was killed for not becoming ready.
+        } else if was_restarting {
+            let status = slot.exited.clone().unwrap_or_default();
+            let e = self.child_error(i, format!("exited ({status}) before it was ready"));
+            eprintln!("!!! devnet: restarting failed: {e}");
+        } else {
+            self.report_exit(i);
+        }
+        if self.restart {
+            self.schedule(i, Instant::now());
+        }
+    }
+
+    /// Schedules the restart of dead process `i` with backoff, or gives up on it after
+    /// [`MAX_QUICK_RESTARTS`] quick restarts in a row.
+    fn schedule(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        slot.held_by = None;
+        // Only a start that was ready for a while resets the count: one that never became
+        // ready is a quick failure however long it took.
+        if slot
+            .ready_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= STABLE_AFTER)
+        {
+            slot.quick_restarts = 0;
+        }
+        if slot.quick_restarts >= MAX_QUICK_RESTARTS {
+            slot.given_up = true;
+            slot.restart_due = None;
+            eprintln!(
+                "!!! devnet: giving up on {} after {MAX_QUICK_RESTARTS} quick restarts; see its log",
+                self.specs[i].name
+            );
+            return;
+        }
+        let delay = Duration::from_millis(500 << slot.quick_restarts.min(6));
+        slot.quick_restarts += 1;
+        slot.restart_due = Some(now + delay);
+    }
+
+    /// Starts dead process `i` again (its dependencies are back); schedules another try if
+    /// it cannot be started.
+    fn restart_now(&mut self, i: usize, now: Instant) {
+        let (args, env) = self.start_extra(i, true);
+        match self.start(i, &args, &env) {
+            Ok(()) => {
+                let slot = &mut self.slots[i];
+                slot.restart_due = None;
+                slot.held_by = None;
+                slot.ready_by = Some(now + self.start_timeout);
+            }
+            Err(e) => {
+                eprintln!("!!! devnet: restarting failed: {e}");
+                self.schedule(i, now);
             }
         }
     }
@@ -463,47 +657,6 @@ impl Supervisor {
             spec.log.display(),
             process::log_tail(&spec.log, 20)
         );
-    }
-
-    /// Restarts process `i` with backoff; false when it gives up.
-    async fn restart(&mut self, i: usize) -> bool {
-        loop {
-            let slot = &mut self.slots[i];
-            let ran = slot.started.map(|s| s.elapsed()).unwrap_or_default();
-            if ran >= STABLE_AFTER {
-                slot.quick_restarts = 0;
-            }
-            if slot.quick_restarts >= MAX_QUICK_RESTARTS {
-                slot.reported = true;
-                eprintln!(
-                    "!!! devnet: giving up on {} after {MAX_QUICK_RESTARTS} quick restarts; see its log",
-                    self.specs[i].name
-                );
-                return false;
-            }
-            let delay = Duration::from_millis(500 << slot.quick_restarts.min(6));
-            slot.quick_restarts += 1;
-            tokio::time::sleep(delay).await;
-            let (args, env) = self.start_extra(i, true);
-            let ready = match self.start(i, &args, &env) {
-                Ok(()) => self.wait_ready(i).await,
-                Err(e) => Err(e),
-            };
-            match ready {
-                Ok(()) => {
-                    eprintln!(
-                        "devnet: {} restarted (pid {})",
-                        self.specs[i].name,
-                        self.pid(i).unwrap_or_default()
-                    );
-                    return true;
-                }
-                Err(e) => {
-                    eprintln!("!!! devnet: restarting failed: {e}");
-                    self.kill_and_reap(i).await;
-                }
-            }
-        }
     }
 
     /// Extra arguments for a node's restart: it keeps the RPC address it had (an ephemeral
@@ -545,21 +698,6 @@ impl Supervisor {
         }
     }
 
-    async fn kill_and_reap(&mut self, i: usize) {
-        if let Some(pid) = self.slots[i].pid {
-            process::signal(pid, Signal::SIGKILL);
-        }
-        let deadline = Instant::now() + KILL_WAIT;
-        while self.slots[i].pid.is_some() && Instant::now() < deadline {
-            match tokio::time::timeout_at(deadline.into(), self.exits_rx.recv()).await {
-                Ok(Some(exit)) => {
-                    self.record(exit);
-                }
-                _ => break,
-            }
-        }
-    }
-
     /// Stops every running process: SIGTERM (last started first), up to `grace` for them to
     /// exit, then SIGKILL for the rest. Returns the names of those that needed SIGKILL.
     pub async fn stop_all(&mut self, grace: Duration) -> Vec<String> {
@@ -593,5 +731,230 @@ impl Supervisor {
                 _ => return,
             }
         }
+    }
+}
+
+impl Slot {
+    /// What the restart planner needs to know about this process.
+    fn state(&self) -> State {
+        match (self.pid, self.restart_due) {
+            (Some(_), _) if self.ready => State::Ready,
+            (Some(_), _) => State::Starting,
+            (None, Some(due)) if !self.given_up => State::Down { due },
+            (None, _) => State::Gone,
+        }
+    }
+}
+
+/// What a restart depends on, as indices into the supervisor's list (always lower ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Deps {
+    /// Processes it cannot become ready without (a member's two nodes): it is restarted only
+    /// once they are ready, and not at all if they were given up.
+    needs: Vec<usize>,
+    /// Processes it is restarted after when they are being restarted too (those it bootstraps
+    /// from, as at start-up); one given up does not hold it back (its last address is passed).
+    after: Vec<usize>,
+}
+
+/// A process as the restart planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Running and seen ready.
+    Ready,
+    /// Running, not seen ready yet.
+    Starting,
+    /// Dead; to be restarted once `due` has come (backoff) and its dependencies are back.
+    Down {
+        /// The earliest restart.
+        due: Instant,
+    },
+    /// Dead for good: given up on, or not restarted at all (no `--restart`).
+    Gone,
+}
+
+/// What the planner decides about one dead process that is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Start it now.
+    Start(usize),
+    /// Not yet: dependency `on` is not back.
+    Wait {
+        /// The dead process.
+        index: usize,
+        /// The dependency it waits for.
+        on: usize,
+    },
+    /// Never: dependency `on`, which it needs, was given up.
+    Abandon {
+        /// The dead process.
+        index: usize,
+        /// The dependency that is gone.
+        on: usize,
+    },
+}
+
+/// Which dead processes to restart now, given every process's state and dependencies at
+/// `now`. A process is started once its backoff has passed, every process it needs is ready
+/// and none it comes after is dead or starting. Dependencies are decided on the states as
+/// given, so a node and a member that uses it are never started in the same turn: the node
+/// first, the member once the node is ready, whatever order they died in.
+fn plan_restarts(states: &[State], deps: &[Deps], now: Instant) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let State::Down { due } = *state else {
+            continue;
+        };
+        let Some(d) = deps.get(i) else {
+            continue;
+        };
+        let state_of = |j: usize| states.get(j).copied().unwrap_or(State::Gone);
+        if let Some(&on) = d.needs.iter().find(|&&j| state_of(j) == State::Gone) {
+            steps.push(Step::Abandon { index: i, on });
+            continue;
+        }
+        if due > now {
+            continue;
+        }
+        let missing = d.needs.iter().find(|&&j| state_of(j) != State::Ready);
+        let pending = d
+            .after
+            .iter()
+            .find(|&&j| matches!(state_of(j), State::Down { .. } | State::Starting));
+        match missing.or(pending) {
+            Some(&on) => steps.push(Step::Wait { index: i, on }),
+            None => steps.push(Step::Start(i)),
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default devnet's shape in miniature: nodes 0, 1 of a chain (1 bootstraps from 0),
+    /// nodes 2, 3 of the other chain, members 4 (on nodes 0, 2) and 5 (on 1, 3, after 4).
+    fn deps() -> Vec<Deps> {
+        let d = |needs: &[usize], after: &[usize]| Deps {
+            needs: needs.to_vec(),
+            after: after.to_vec(),
+        };
+        vec![
+            d(&[], &[]),
+            d(&[], &[0]),
+            d(&[], &[]),
+            d(&[], &[2]),
+            d(&[0, 2], &[]),
+            d(&[1, 3], &[4]),
+        ]
+    }
+
+    #[test]
+    fn a_member_waits_for_its_node_whatever_died_first() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let down = |at: u64| State::Down { due: t0 + ms(at) };
+        use State::{Ready, Starting};
+        // Member 5 died first (due earlier) and its node 1 0.2 s later.
+        let mut states = vec![Ready, down(700), Ready, Ready, Ready, down(500)];
+        // Before either is due: nothing.
+        assert_eq!(plan_restarts(&states, &deps(), t0), vec![]);
+        // The member is due first but its node is dead: it waits, the node is not due yet.
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0 + ms(600)),
+            vec![Step::Wait { index: 5, on: 1 }]
+        );
+        // The node is due: it starts; the member still waits.
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0 + ms(700)),
+            vec![Step::Start(1), Step::Wait { index: 5, on: 1 }]
+        );
+        // While the node starts, the member waits; once it is ready, the member starts.
+        states[1] = Starting;
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0 + ms(800)),
+            vec![Step::Wait { index: 5, on: 1 }]
+        );
+        states[1] = Ready;
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0 + ms(900)),
+            vec![Step::Start(5)]
+        );
+    }
+
+    #[test]
+    fn members_killed_together_come_back_in_order() {
+        let t0 = Instant::now();
+        let due = State::Down { due: t0 };
+        use State::{Ready, Starting};
+        let mut states = vec![Ready, Ready, Ready, Ready, due, due];
+        // Member 5 bootstraps from member 4: 4 first, then 5 once 4 is ready.
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0),
+            vec![Step::Start(4), Step::Wait { index: 5, on: 4 }]
+        );
+        states[4] = Starting;
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0),
+            vec![Step::Wait { index: 5, on: 4 }]
+        );
+        states[4] = Ready;
+        assert_eq!(plan_restarts(&states, &deps(), t0), vec![Step::Start(5)]);
+    }
+
+    #[test]
+    fn everything_dead_restarts_nodes_first_and_independent_ones_together() {
+        let t0 = Instant::now();
+        let due = State::Down { due: t0 };
+        let states = vec![due; 6];
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0),
+            vec![
+                Step::Start(0),
+                Step::Wait { index: 1, on: 0 },
+                Step::Start(2),
+                Step::Wait { index: 3, on: 2 },
+                Step::Wait { index: 4, on: 0 },
+                Step::Wait { index: 5, on: 1 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_given_up_node_abandons_its_member_but_not_its_bootstrap_followers() {
+        let t0 = Instant::now();
+        let due = State::Down { due: t0 };
+        use State::{Gone, Ready};
+        let states = vec![Gone, due, Ready, Ready, due, Ready];
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0),
+            vec![Step::Start(1), Step::Abandon { index: 4, on: 0 }]
+        );
+        // A member abandoned even before its backoff has passed: it could never be ready.
+        let later = State::Down {
+            due: t0 + Duration::from_secs(5),
+        };
+        let states = vec![Gone, Ready, Ready, Ready, later, Ready];
+        assert_eq!(
+            plan_restarts(&states, &deps(), t0),
+            vec![Step::Abandon { index: 4, on: 0 }]
+        );
+    }
+
+    #[test]
+    fn slot_states() {
+        let t = Instant::now();
+        let mut s = Slot::default();
+        assert_eq!(s.state(), State::Gone);
+        s.restart_due = Some(t);
+        assert_eq!(s.state(), State::Down { due: t });
+        s.given_up = true;
+        assert_eq!(s.state(), State::Gone);
+        s.given_up = false;
+        s.pid = Some(1);
+        assert_eq!(s.state(), State::Starting);
+        s.ready = true;
+        assert_eq!(s.state(), State::Ready);
     }
 }
