@@ -235,7 +235,31 @@ impl Driver {
         Ok(())
     }
 
-    /// Header rules that need only the parent and the clock.
+    /// What the block hash does not commit to: the seal (by the slot's leader, the header's
+    /// author) and the transaction list (against the header's root). A block failing here may
+    /// be a forged copy of an honest header, so it is refused without tainting the hash.
+    fn check_envelope(&self, block: &Block) -> Result<(), String> {
+        let h = &block.header;
+        let leader = self.chain.leader(h.slot);
+        if h.author != leader {
+            return Err(format!(
+                "author {} is not the leader {leader} of slot {}",
+                h.author, h.slot
+            ));
+        }
+        match block.seal_signer() {
+            Ok(a) if a == h.author => {}
+            Ok(a) => return Err(format!("sealed by {a}, not by the author {}", h.author)),
+            Err(e) => return Err(format!("bad seal: {e}")),
+        }
+        let root = tx_root(block.transactions.iter().map(|t| t.hash()));
+        if root != h.tx_root {
+            return Err("transaction root mismatch".into());
+        }
+        Ok(())
+    }
+
+    /// Header rules that need only the parent and the clock (the hash commits to all of them).
     fn check_header(&self, parent: &Header, block: &Block) -> Result<(), ImportOutcome> {
         let h = &block.header;
         let g = &self.chain.genesis;
@@ -261,18 +285,6 @@ impl Driver {
         if h.timestamp_ms > now_ms() + self.config.max_clock_drift_ms {
             return Err(ImportOutcome::Future);
         }
-        let leader = self.chain.leader(h.slot);
-        if h.author != leader {
-            return invalid(format!(
-                "author {} is not the leader {leader} of slot {}",
-                h.author, h.slot
-            ));
-        }
-        match block.seal_signer() {
-            Ok(a) if a == h.author => {}
-            Ok(a) => return invalid(format!("sealed by {a}, not by the author {}", h.author)),
-            Err(e) => return invalid(format!("bad seal: {e}")),
-        }
         let expected_base_fee = self.chain.base_fee_after(parent);
         if h.base_fee != expected_base_fee {
             return invalid(format!(
@@ -285,10 +297,6 @@ impl Driver {
                 "weight {} over the limit {}",
                 h.weight_used, g.max_block_weight
             ));
-        }
-        let root = tx_root(block.transactions.iter().map(|t| t.hash()));
-        if root != h.tx_root {
-            return invalid("transaction root mismatch".into());
         }
         Ok(())
     }
@@ -368,6 +376,12 @@ impl Driver {
 
     fn import(&mut self, block: Block) -> Result<ImportOutcome, StoreError> {
         let hash = block.hash();
+        // Before anything is remembered about the hash: a forged seal or body says nothing
+        // about the honest block with the same header. (So only a block its slot's leader
+        // sealed can ever enter `bad`.)
+        if let Err(reason) = self.check_envelope(&block) {
+            return Ok(ImportOutcome::Invalid(reason));
+        }
         if self.bad.contains(&hash) || self.bad.contains(&block.header.parent_hash) {
             self.bad.insert(hash);
             return Ok(ImportOutcome::Invalid(
@@ -814,35 +828,51 @@ mod tests {
         dir: tempfile::TempDir,
         authority: SecretKey,
         user: SecretKey,
+        genesis: Genesis,
     }
 
     impl Fixture {
         fn new() -> Self {
-            let fx = Self {
-                dir: tempfile::tempdir().expect("temp dir"),
-                authority: SecretKey::random(),
-                user: SecretKey::random(),
-            };
+            let (authority, user) = (SecretKey::random(), SecretKey::random());
             let genesis = Genesis {
                 chain_id: 9,
                 block_time_ms: 1000,
                 timestamp_ms: 0,
-                authorities: vec![fx.authority.address()],
+                authorities: vec![authority.address()],
                 max_block_weight: 1_000_000,
                 max_tx_size: 4096,
                 fee: FeeParams::FeeRate {
                     min_fee_rate: Amount(1),
                 },
                 accounts: vec![GenesisAccount {
-                    address: fx.user.address(),
+                    address: user.address(),
                     balance: Amount::coins(1000),
                 }],
                 peg: None,
             };
+            Self::init(authority, user, genesis)
+        }
+
+        fn init(authority: SecretKey, user: SecretKey, genesis: Genesis) -> Self {
+            let fx = Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+                authority,
+                user,
+                genesis,
+            };
             crate::store::Store::open(&fx.data_dir())
-                .and_then(|s| s.init_genesis(&genesis))
+                .and_then(|s| s.init_genesis(&fx.genesis))
                 .expect("init");
             fx
+        }
+
+        /// Another node of the same chain, with its own data dir.
+        fn peer(&self) -> Self {
+            Self::init(
+                self.authority.clone(),
+                self.user.clone(),
+                self.genesis.clone(),
+            )
         }
 
         fn data_dir(&self) -> std::path::PathBuf {
@@ -989,5 +1019,61 @@ mod tests {
             "the next checkpoint rewrites every entry"
         );
         assert!(d.since.rewrite, "the driver was told so");
+    }
+
+    fn head_block(d: &Driver) -> Block {
+        let hash = d.chain.tip().head_hash;
+        d.chain
+            .store
+            .block(&hash)
+            .expect("store")
+            .expect("head block")
+            .block
+    }
+
+    #[test]
+    fn forged_copies_of_an_honest_block_do_not_poison_it() {
+        let fx = Fixture::new();
+        let mut producer = fx.start(256);
+        block_with_transfer(&mut producer, &fx.user);
+        let honest = head_block(&producer);
+        block_with_transfer(&mut producer, &fx.user);
+        let child = head_block(&producer);
+        let peer = fx.peer();
+        let mut follower = peer.start(256);
+
+        // The honest header with a junk seal (a stranger's signature over it).
+        let mut junk_seal = honest.clone();
+        junk_seal.seal = SecretKey::random().sign_prehash(&honest.header.seal_hash());
+        // The honest header and seal with another transaction list.
+        let mut other_body = honest.clone();
+        other_body.transactions.clear();
+        for forged in [junk_seal, other_body] {
+            assert_eq!(forged.hash(), honest.hash(), "same header, same hash");
+            let outcome = follower.import(forged).expect("import");
+            assert!(matches!(outcome, ImportOutcome::Invalid(_)), "{outcome:?}");
+        }
+        assert_eq!(
+            follower.import(honest.clone()).expect("import"),
+            ImportOutcome::Imported { reorg: false },
+            "the honest block imports after its forged copies"
+        );
+        assert_eq!(
+            follower.import(child.clone()).expect("import"),
+            ImportOutcome::Imported { reorg: false },
+            "and so does its child"
+        );
+        assert_eq!(follower.chain.tip().head_hash, child.hash());
+        assert_eq!(
+            follower.chain.tip().state.digest(),
+            producer.chain.tip().state.digest()
+        );
+        // A forged copy of a block it already holds is refused too (not passed on as known).
+        let mut junk_seal = child.clone();
+        junk_seal.seal = SecretKey::random().sign_prehash(&child.header.seal_hash());
+        assert!(matches!(
+            follower.import(junk_seal).expect("import"),
+            ImportOutcome::Invalid(_)
+        ));
     }
 }

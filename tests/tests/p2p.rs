@@ -460,3 +460,143 @@ async fn a_peer_named_by_host_name_is_dialed_through_dns() {
     let peers = follower.client().peers().await.expect("peers");
     assert_eq!(peers.len(), 1, "{peers:?}");
 }
+
+/// How many blocks the node refused as invalid from gossip, by its metrics.
+fn invalid_blocks(http: &str) -> u64 {
+    reqwest_metrics(http)
+        .lines()
+        .filter(|l| l.contains("peer_rejections") && l.contains("reason=\"invalid_block\""))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Publishes `data` on `node`'s blocks topic from a fresh libp2p identity, driving the swarm
+/// until `done` holds.
+async fn gossip_block_until<F, Fut>(
+    what: &str,
+    node: &TestNode,
+    genesis_hash: &Hash,
+    data: Vec<u8>,
+    mut done: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let mut swarm = chain::network::build_swarm(key, genesis_hash, 1 << 20).expect("swarm");
+    swarm
+        .dial(
+            node.p2p_addr()
+                .parse::<libp2p::Multiaddr>()
+                .expect("multiaddr"),
+        )
+        .expect("dial");
+    let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/blocks"));
+    let mut published = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what} (published: {published})"
+        );
+        tokio::select! {
+            _ = swarm.select_next_some() => {}
+            _ = tick.tick() => {
+                if !published {
+                    // Publishing fails until the node's subscription reached us; retry.
+                    published = swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic.clone(), data.clone())
+                        .is_ok();
+                } else if done().await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The block hash is the header hash; the seal and the transaction list are outside it. A
+/// forged copy (junk seal, or another transaction list) is refused, but must not keep the
+/// honest block with the same header out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_copies_of_an_honest_block_do_not_keep_it_out() {
+    let kind = ChainKind::Side;
+    let a = SecretKey::random();
+    let g = genesis_with(kind, &[&a], 200);
+    let genesis_hash = g.block().hash();
+    let na = TestNode::start(kind, &g, Some(a.clone())).expect("producer starts");
+    na.wait_for_height(1).await.expect("producing");
+    let view = na
+        .client()
+        .block_by_number(1, None)
+        .await
+        .expect("rpc")
+        .expect("block 1");
+    assert_eq!(view.summary.tx_count, 0);
+    let s = &view.summary;
+    let honest = Block {
+        header: Header {
+            parent_hash: s.parent_hash,
+            number: s.number,
+            slot: s.slot,
+            timestamp_ms: s.timestamp_ms,
+            author: s.author,
+            tx_root: view.tx_root,
+            receipts_root: view.receipts_root,
+            state_root: s.state_root,
+            base_fee: s.base_fee,
+            weight_used: s.weight_used,
+        },
+        seal: view.seal,
+        transactions: vec![],
+    };
+    assert_eq!(honest.hash(), s.hash);
+    let mut junk_seal = honest.clone();
+    junk_seal.seal = SecretKey::random().sign_prehash(&honest.header.seal_hash());
+    let mut other_body = honest.clone();
+    other_body.transactions = vec![chain::tx::Transaction {
+        chain_id: g.chain_id,
+        nonce: 0,
+        fee: fee_for(&na.client()).await,
+        kind: chain::tx::TxKind::Transfer {
+            to: Address::default(),
+            amount: Amount(1),
+        },
+    }
+    .sign(&dev_key(0))];
+
+    // A follower that hears of block 1 only from the test's peers.
+    let mut nb = TestNode::start(kind, &g, None).expect("follower starts");
+    // Each forged copy from its own peer (two invalid blocks get one peer banned), each
+    // waited on until the follower refused it, then the honest block.
+    for (i, forged) in [junk_seal, other_body].into_iter().enumerate() {
+        assert_eq!(forged.hash(), honest.hash());
+        gossip_block_until(
+            "the forged copy refused",
+            &nb,
+            &genesis_hash,
+            forged.encode(),
+            || async { invalid_blocks(&nb.http) > i as u64 },
+        )
+        .await;
+    }
+    let c = nb.client();
+    gossip_block_until(
+        "the honest block imported",
+        &nb,
+        &genesis_hash,
+        honest.encode(),
+        || async { c.head().await.is_ok_and(|h| h.hash == honest.hash()) },
+    )
+    .await;
+
+    // Joined to the producer, the follower keeps one head with it.
+    nb.kill9();
+    nb.bootstrap = vec![na.p2p_addr()];
+    nb.spawn().expect("follower restarts");
+    let h = head(&na).await;
+    agree_at(&[&na, &nb], h + 2).await;
+}
