@@ -129,6 +129,12 @@ pub struct NodeConfig {
     /// Percent by which a replacement must raise the fee priority.
     #[serde(default = "default_mempool_replace_bump_percent")]
     pub mempool_replace_bump_percent: u64,
+    /// Most transactions one sender may park behind a nonce gap.
+    #[serde(default = "default_mempool_max_parked_per_sender")]
+    pub mempool_max_parked_per_sender: usize,
+    /// Seconds a parked transaction (behind a nonce gap) is kept.
+    #[serde(default = "default_mempool_parked_ttl_seconds")]
+    pub mempool_parked_ttl_seconds: u64,
     /// Write an account checkpoint every this many blocks.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
@@ -197,6 +203,12 @@ fn default_mempool_max_nonce_gap() -> u64 {
 fn default_mempool_replace_bump_percent() -> u64 {
     MempoolConfig::default().replace_bump_percent
 }
+fn default_mempool_max_parked_per_sender() -> usize {
+    MempoolConfig::default().max_parked_per_sender
+}
+fn default_mempool_parked_ttl_seconds() -> u64 {
+    MempoolConfig::default().parked_ttl_ms / 1000
+}
 fn default_checkpoint_interval() -> u64 {
     256
 }
@@ -240,6 +252,8 @@ impl NodeConfig {
             max_per_sender: self.mempool_max_per_sender,
             max_nonce_gap: self.mempool_max_nonce_gap,
             replace_bump_percent: self.mempool_replace_bump_percent,
+            max_parked_per_sender: self.mempool_max_parked_per_sender,
+            parked_ttl_ms: self.mempool_parked_ttl_seconds.saturating_mul(1000),
         }
     }
 }

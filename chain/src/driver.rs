@@ -623,6 +623,10 @@ impl Driver {
                     pool.prune_sender(addr, acct.nonce);
                 }
             }
+            let expired = pool.expire_parked(now_ms());
+            if expired > 0 {
+                tracing::info!(expired, "parked transactions expired from the mempool");
+            }
             self.chain.metrics.mempool_txs.set(pool.len() as i64);
         }
         let m = &self.chain.metrics;

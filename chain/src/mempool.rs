@@ -24,6 +24,10 @@ pub struct MempoolConfig {
     pub max_nonce_gap: u64,
     /// A replacement must raise the priority by at least this many percent.
     pub replace_bump_percent: u64,
+    /// Most transactions one sender may park (queue behind a nonce gap, so not includable).
+    pub max_parked_per_sender: usize,
+    /// A parked transaction older than this is dropped, in milliseconds.
+    pub parked_ttl_ms: u64,
 }
 
 impl Default for MempoolConfig {
@@ -33,6 +37,8 @@ impl Default for MempoolConfig {
             max_per_sender: 50_000,
             max_nonce_gap: 50_000,
             replace_bump_percent: 10,
+            max_parked_per_sender: 1024,
+            parked_ttl_ms: 300_000,
         }
     }
 }
@@ -124,6 +130,12 @@ pub enum Rejection {
         /// Limit.
         max: usize,
     },
+    /// This sender has too many parked behind a nonce gap.
+    #[error("sender has {max} transactions parked behind a nonce gap, the limit; send the missing nonce first")]
+    TooManyParked {
+        /// Limit.
+        max: usize,
+    },
     /// The peg refuses the operation.
     #[error("{0}")]
     Peg(PegError),
@@ -147,6 +159,7 @@ impl Rejection {
             Rejection::ReplacementUnderpriced { .. } => "replacement_underpriced",
             Rejection::PoolFull { .. } => "pool_full",
             Rejection::SenderFull { .. } => "sender_full",
+            Rejection::TooManyParked { .. } => "too_many_parked",
             Rejection::Peg(e) => e.code(),
         }
     }
@@ -185,6 +198,8 @@ pub struct Admission<'a> {
     pub peg: Option<&'a PegConfig>,
     /// Today's peg counters at the head.
     pub totals: Totals,
+    /// Now, unix milliseconds (when a parked transaction arrived).
+    pub now_ms: u64,
 }
 
 /// What admission knows about a payout's id at the head.
@@ -266,6 +281,8 @@ struct Entry {
     tx: RecoveredTx,
     priority: Amount,
     seq: u64,
+    /// Arrival, unix milliseconds.
+    arrived_ms: u64,
 }
 
 /// The pool. Not internally locked: the node wraps it in one mutex and inserts in batches.
@@ -276,7 +293,11 @@ pub struct Mempool {
     by_hash: HashMap<Hash, (Address, Nonce)>,
     /// Pending payouts by peg id: one payout per id in the pool.
     payouts: HashMap<Hash, Hash>,
+    /// Each pooled sender's account nonce, as last seen (at its last admission or prune):
+    /// what tells an includable entry from a parked one.
+    account_nonces: HashMap<Address, Nonce>,
     seq: u64,
+    last_sweep_ms: u64,
 }
 
 impl Mempool {
@@ -318,6 +339,38 @@ impl Mempool {
         next
     }
 
+    /// Whether `sender`'s pooled transaction at `nonce` could be included now: no gap between
+    /// the account nonce and it.
+    fn includable(&self, sender: &Address, nonce: Nonce) -> bool {
+        self.account_nonces
+            .get(sender)
+            .is_some_and(|base| nonce < self.pending_nonce(sender, *base))
+    }
+
+    /// Drops parked transactions older than the TTL (at most one sweep a second); returns how
+    /// many went.
+    pub fn expire_parked(&mut self, now_ms: u64) -> usize {
+        if now_ms < self.last_sweep_ms.saturating_add(1000) {
+            return 0;
+        }
+        self.last_sweep_ms = now_ms;
+        let ttl = self.cfg.parked_ttl_ms;
+        let mut expired = Vec::new();
+        for (sender, q) in &self.by_sender {
+            let Some(base) = self.account_nonces.get(sender) else {
+                continue;
+            };
+            let next = self.pending_nonce(sender, *base);
+            for e in q.range(next..).map(|(_, e)| e) {
+                if now_ms.saturating_sub(e.arrived_ms) > ttl {
+                    expired.push(e.tx.hash());
+                }
+            }
+        }
+        self.remove_all(&expired);
+        expired.len()
+    }
+
     /// Admits a transaction against the sender's current account, or says precisely why not.
     pub fn insert(
         &mut self,
@@ -350,14 +403,20 @@ impl Mempool {
         check_peg(&t.kind, facts, ctx)?;
         let sender = tx.sender();
         let payout = t.kind.payout_id();
+        // Includable now: nothing missing between the account nonce and this one.
+        let includable =
+            t.nonce >= account.nonce && t.nonce <= self.pending_nonce(&sender, account.nonce);
         // One payout per id waits in the pool. Its own sender may move it to an earlier nonce:
         // a member whose batch of payouts had one refused re-issues the ones queued behind the
-        // gap, which could otherwise never be included.
+        // gap, which could otherwise never be included. And an includable payout replaces a
+        // parked one, whoever sent either: the signatures are public, so a stranger could
+        // otherwise park a copy far past its nonce and freeze the transfer.
         let mut moved = None;
         if let Some(id) = payout {
             if let Some(pending) = self.payouts.get(&id).filter(|h| **h != hash) {
                 match self.by_hash.get(pending) {
                     Some((s, n)) if *s == sender && t.nonce < *n => moved = Some(*pending),
+                    Some((s, n)) if includable && !self.includable(s, *n) => moved = Some(*pending),
                     _ => return Err(Rejection::Peg(PegError::IdPending(id))),
                 }
             }
@@ -423,12 +482,25 @@ impl Mempool {
                     max: self.cfg.max_per_sender,
                 });
             }
+            if !includable {
+                let next = self.pending_nonce(&sender, account.nonce);
+                let parked = self
+                    .by_sender
+                    .get(&sender)
+                    .map_or(0, |q| q.range(next..).count());
+                if parked >= self.cfg.max_parked_per_sender {
+                    return Err(Rejection::TooManyParked {
+                        max: self.cfg.max_parked_per_sender,
+                    });
+                }
+            }
         }
         if let Some(old) = moved {
             self.remove(&old);
         }
         self.seq += 1;
         let nonce = t.nonce;
+        self.account_nonces.insert(sender, account.nonce);
         self.by_hash.insert(hash, (sender, nonce));
         if let Some(id) = payout {
             self.payouts.insert(id, hash);
@@ -439,6 +511,7 @@ impl Mempool {
                 tx,
                 priority,
                 seq: self.seq,
+                arrived_ms: ctx.now_ms,
             },
         );
         Ok(hash)
@@ -494,8 +567,10 @@ impl Mempool {
         }
         if keep.is_empty() {
             self.by_sender.remove(sender);
+            self.account_nonces.remove(sender);
         } else {
             *q = keep;
+            self.account_nonces.insert(*sender, account_nonce);
         }
     }
 
@@ -513,6 +588,7 @@ impl Mempool {
         let e = q.remove(&nonce);
         if q.is_empty() {
             self.by_sender.remove(&sender);
+            self.account_nonces.remove(&sender);
         }
         if let Some(id) = e.as_ref().and_then(|e| e.tx.tx().kind.payout_id()) {
             self.payouts.remove(&id);
@@ -543,6 +619,7 @@ mod tests {
             base_fee: Amount::ZERO,
             peg: None,
             totals: Totals::default(),
+            now_ms: 0,
         }
     }
 
@@ -584,6 +661,7 @@ mod tests {
             max_per_sender: 2,
             max_nonce_gap: 5,
             replace_bump_percent: 10,
+            ..Default::default()
         });
         let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
 
@@ -718,6 +796,7 @@ mod tests {
             base_fee: Amount(100),
             peg: None,
             totals: Totals::default(),
+            now_ms: 0,
         };
         let t = Transaction {
             chain_id: CHAIN,
@@ -852,8 +931,9 @@ mod tests {
         ins(&mut pool, mint(&member, 4, 1)).unwrap();
         let stuck = ins(&mut pool, mint(&member, 5, 2)).unwrap();
         assert_eq!(pool.pending_nonce(&member.address(), 3), 3);
-        // Another sender cannot take over a pending id, and the sender cannot queue it later.
-        let e = ins(&mut pool, mint(&other, 3, 1)).unwrap_err();
+        // Another sender's parked copy cannot take over a pending id, and the sender cannot
+        // queue it later.
+        let e = ins(&mut pool, mint(&other, 10, 1)).unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
         let e = ins(&mut pool, mint(&member, 6, 1)).unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
@@ -864,5 +944,65 @@ mod tests {
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.pending_nonce(&member.address(), 3), 5);
         assert_eq!(pool.select(|_| 3, u64::MAX).len(), 2);
+
+        // A payout that can be included now replaces a parked one of the same id, whoever
+        // sent either (the stranger's copy below is parked 1,000 nonces ahead).
+        let stranger = SecretKey::random();
+        let zero = Account::default();
+        let parked = pool
+            .insert(mint(&stranger, 1000, 7), zero, PegFacts::default(), &c)
+            .unwrap();
+        let e = pool
+            .insert(mint(&other, 9, 7), rich(), PegFacts::default(), &c)
+            .unwrap_err();
+        assert_eq!(e.code(), "peg_id_pending", "parked does not replace parked");
+        let ready = pool
+            .insert(mint(&other, 3, 7), rich(), PegFacts::default(), &c)
+            .unwrap();
+        assert!(pool.get(&parked).is_none(), "the parked copy is gone");
+        assert!(pool.get(&ready).is_some());
+        // But an includable payout is not pushed out by another includable one.
+        let e = pool
+            .insert(mint(&stranger, 0, 7), zero, PegFacts::default(), &c)
+            .unwrap_err();
+        assert_eq!(e.code(), "peg_id_pending");
+    }
+
+    #[test]
+    fn parked_transactions_are_bounded_per_sender_and_expire() {
+        let k = SecretKey::random();
+        let r = rule();
+        let mut c = ctx(&r);
+        let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
+        let mut pool = Mempool::new(MempoolConfig {
+            max_parked_per_sender: 2,
+            parked_ttl_ms: 10_000,
+            ..Default::default()
+        });
+        // Account nonce 3: after 3, nonces 5 and 6 are parked behind the gap at 4.
+        c.now_ms = 1_000;
+        let ready = pool
+            .insert(tx(&k, CHAIN, 3, 1, 10_000), rich(), PegFacts::default(), &c)
+            .unwrap();
+        for n in [5, 6] {
+            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
+                .unwrap();
+        }
+        assert_eq!(
+            code(pool.insert(tx(&k, CHAIN, 7, 1, 10_000), rich(), PegFacts::default(), &c)),
+            Some("too_many_parked")
+        );
+        // Includable ones are not limited by it.
+        pool.insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), PegFacts::default(), &c)
+            .unwrap();
+        pool.insert(tx(&k, CHAIN, 8, 1, 10_000), rich(), PegFacts::default(), &c)
+            .unwrap();
+        assert_eq!(pool.len(), 5);
+        // Nonce 8 is parked (7 is missing); past the TTL it goes, the contiguous 3..=6 stay.
+        assert_eq!(pool.expire_parked(5_000), 0, "not yet");
+        assert_eq!(pool.expire_parked(20_000), 1);
+        assert_eq!(pool.len(), 4);
+        assert!(pool.get(&ready).is_some());
+        assert_eq!(pool.pending_nonce(&k.address(), 3), 7);
     }
 }

@@ -206,6 +206,7 @@ impl Chain {
 
     /// Admits recovered transactions into the mempool, in order, under one lock.
     pub fn admit(&self, txs: Vec<Result<RecoveredTx, Rejection>>) -> Vec<Result<Hash, Rejection>> {
+        let now_ms = crate::producer::now_ms();
         // Read the accounts first, then take the mempool lock: never both at once here.
         let (accounts, base_fee, totals) = {
             let tip = self.tip();
@@ -224,7 +225,7 @@ impl Chain {
                     })
                 })
                 .collect();
-            let totals = crate::execution::totals_on(tip.state.totals, crate::producer::now_ms());
+            let totals = crate::execution::totals_on(tip.state.totals, now_ms);
             (accounts, self.base_fee_after(&tip.head), totals)
         };
         let ctx = Admission {
@@ -233,6 +234,7 @@ impl Chain {
             base_fee,
             peg: self.peg.as_ref(),
             totals,
+            now_ms,
         };
         let mut pool = self.mempool();
         let results: Vec<_> = txs

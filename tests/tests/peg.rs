@@ -458,3 +458,70 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
         Amount(amount.0 * 2)
     );
 }
+
+/// The M signatures are public (gossip, every submitted payout). A stranger who copies them
+/// into a payout parked far past its own nonce (never includable, fee-free, needs no balance)
+/// must not keep the members' includable payout out of the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
+    let net = start();
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let recipient = SecretKey::random().address();
+    let amount = Amount::coins(3);
+    let lock = mc
+        .send_transaction(raw(
+            &dev_key(1),
+            net.main_id,
+            0,
+            fee_for(&mc).await,
+            TxKind::Lock { amount, recipient },
+        ))
+        .await
+        .expect("lock accepted");
+    assert_eq!(included(&mc, lock).await.status, TxStatus::Success);
+    let msg = PegMessage {
+        domain: net.domain,
+        direction: Direction::MainToSide,
+        id: lock,
+        recipient,
+        amount,
+    };
+    let signatures = sign(&[&net.members[0], &net.members[1]], &msg);
+    let mint = |key: &SecretKey, nonce: u64| {
+        raw(
+            key,
+            net.side_id,
+            nonce,
+            Fee::Dynamic {
+                max_fee: Amount(0),
+                max_tip: Amount(0),
+            },
+            TxKind::Mint {
+                id: lock,
+                recipient,
+                amount,
+                signatures: signatures.clone(),
+            },
+        )
+    };
+    let stranger = SecretKey::random();
+    // Parked: 1,000 nonces ahead of the stranger's account, it can never be included. The pool
+    // may hold it, or refuse it; it must not matter to the member below.
+    let _ = sc.send_transaction(mint(&stranger, 1000)).await;
+    let member = &net.members[2];
+    let h = sc
+        .send_transaction(mint(member, 0))
+        .await
+        .expect("the member's includable payout is accepted");
+    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    assert_eq!(
+        sc.account(recipient).await.expect("account").balance,
+        amount
+    );
+    // The stranger's copy is gone with it: the id is paid.
+    let e = sc
+        .send_transaction(mint(&stranger, 1000))
+        .await
+        .expect_err("paid");
+    assert_eq!(code_and_reason(e).1, "peg_id_used");
+}

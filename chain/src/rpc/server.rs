@@ -73,7 +73,9 @@ pub fn rejection_code(r: &Rejection) -> i32 {
         Rejection::InsufficientBalance { .. } | Rejection::Overflow => INSUFFICIENT_FUNDS,
         Rejection::FeeTooLow(_) | Rejection::WrongFeeForm(_) => FEE_TOO_LOW,
         Rejection::AlreadyKnown(_) | Rejection::ReplacementUnderpriced { .. } => ALREADY_KNOWN,
-        Rejection::PoolFull { .. } | Rejection::SenderFull { .. } => BUSY,
+        Rejection::PoolFull { .. }
+        | Rejection::SenderFull { .. }
+        | Rejection::TooManyParked { .. } => BUSY,
         Rejection::Peg(PegError::IdUsed { .. }) => PEG_ID_USED,
         Rejection::Peg(PegError::IdPending(_)) => ALREADY_KNOWN,
         Rejection::Peg(PegError::Signatures(_)) | Rejection::Peg(PegError::ZeroId) => {
