@@ -443,6 +443,17 @@ impl Driver {
     /// Switches to the branch ending at `new_head` (stored, longer than the canonical chain).
     fn reorg_to(&mut self, new_head: Header, new_hash: Hash) -> Result<ImportOutcome, StoreError> {
         let store = &self.chain.store;
+        let (head_number, head_hash) = {
+            let tip = self.chain.tip();
+            (tip.head.number, tip.head_hash)
+        };
+        // A fork point within `max_reorg_depth` of the head lies at most this many blocks below
+        // the new head; a walk that goes further has not met the canonical chain in reach, and
+        // its last block is no fork point.
+        let reach = new_head
+            .number
+            .saturating_sub(head_number)
+            .saturating_add(self.config.max_reorg_depth);
         // Walk the new branch back to the canonical chain.
         let mut branch: Vec<(Hash, Header)> = vec![(new_hash, new_head)];
         loop {
@@ -453,21 +464,25 @@ impl Driver {
             if store.is_canonical(&parent_hash, number.saturating_sub(1))? {
                 break;
             }
+            if branch.len() as u64 >= reach {
+                tracing::error!(
+                    max = self.config.max_reorg_depth,
+                    new_head = %new_hash,
+                    "REFUSING REORG: the branch meets the canonical chain deeper than max_reorg_depth; operator attention needed"
+                );
+                return Ok(ImportOutcome::TooDeep {
+                    depth: self.config.max_reorg_depth.saturating_add(1),
+                });
+            }
             let Some(parent) = store.header(&parent_hash)? else {
                 return Ok(ImportOutcome::Orphan);
             };
             branch.push((parent_hash, parent));
-            if branch.len() as u64 > self.config.max_reorg_depth + 1 {
-                break;
-            }
         }
         branch.reverse();
-        let fork_number = branch[0].1.number - 1;
-        let (head_number, head_hash) = {
-            let tip = self.chain.tip();
-            (tip.head.number, tip.head_hash)
-        };
-        let depth = head_number - fork_number;
+        let fork_number = branch[0].1.number.saturating_sub(1);
+        // The fork point is a canonical block, so it is at or below the head.
+        let depth = head_number.saturating_sub(fork_number);
         if depth > self.config.max_reorg_depth {
             tracing::error!(
                 depth,
@@ -1079,5 +1094,39 @@ mod tests {
             follower.import(junk_seal).expect("import"),
             ImportOutcome::Invalid(_)
         ));
+    }
+
+    /// Produces an empty block at `slot`.
+    fn empty_block(d: &mut Driver, slot: Slot) -> Block {
+        d.produce(slot).expect("produce");
+        head_block(d)
+    }
+
+    #[test]
+    fn a_branch_longer_than_the_reorg_reach_is_refused_and_leaves_the_chain_whole() {
+        let fx = Fixture::new();
+        let peer = fx.peer();
+        let (mut a, mut b) = (fx.start(256), peer.start(256));
+        b.config.max_reorg_depth = 2;
+        let theirs: Vec<Block> = (1..=12).map(|slot| empty_block(&mut a, slot)).collect();
+        let ours: Vec<Hash> = (1001..=1004)
+            .map(|slot| empty_block(&mut b, slot).hash())
+            .collect();
+        for block in theirs {
+            let number = block.header.number;
+            let outcome = b.import(block).expect("import");
+            assert!(
+                matches!(outcome, ImportOutcome::Side | ImportOutcome::TooDeep { .. }),
+                "block {number}: {outcome:?}"
+            );
+        }
+        // The fork is at genesis, 4 blocks deep: the node keeps its own chain, whole.
+        assert_eq!(b.chain.tip().head_hash, ours[3]);
+        for (i, h) in ours.iter().enumerate() {
+            assert_eq!(
+                b.chain.store.canonical_hash(i as u64 + 1).expect("store"),
+                Some(*h)
+            );
+        }
     }
 }
