@@ -21,6 +21,15 @@ pub struct Attestation {
     pub signature: Signature,
 }
 
+impl Attestation {
+    /// What identifies this attestation by content, however it is bundled and whenever it is
+    /// sent: keccak256(SCALE(member, message, signature)). A replay re-bundled with a new
+    /// `sent_ms` has the same key; the gossip drops it before recovering anything.
+    pub fn content_key(&self, member: &Address) -> Hash {
+        chain::crypto::keccak256(&(member, &self.message, &self.signature).encode())
+    }
+}
+
 /// What members gossip on `/twinpeg-bridge/<domain>/attestations`: a bundle of one member's
 /// attestations, so a burst of transfers costs a few gossip messages, not one each.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -320,6 +329,27 @@ mod tests {
             bundles[0].encode().len() < crate::network::MAX_MESSAGE_BYTES,
             "a full bundle fits one gossip message"
         );
+    }
+
+    #[test]
+    fn content_keys_ignore_the_bundle_and_its_time_but_not_the_signature_or_member() {
+        let keys: Vec<SecretKey> = (0..2).map(|_| SecretKey::random()).collect();
+        let f = fed(&keys, 2);
+        let g = gossip(&keys[0], &msg(&f, 100));
+        let key = |g: &AttestationGossip| g.attestations[0].content_key(&g.member);
+        // A replay with a new sent_ms, or inside a bigger bundle, is the same attestation.
+        let mut replay = g.clone();
+        replay.sent_ms = 99;
+        assert_eq!(key(&replay), key(&g));
+        let mut bigger = gossip(&keys[0], &msg(&f, 7));
+        bigger.attestations.push(g.attestations[0].clone());
+        assert_eq!(bigger.attestations[1].content_key(&bigger.member), key(&g));
+        // Another member's name, signature or message is another attestation.
+        let mut renamed = g.clone();
+        renamed.member = keys[1].address();
+        assert_ne!(key(&renamed), key(&g));
+        assert_ne!(key(&gossip(&keys[1], &msg(&f, 100))), key(&g));
+        assert_ne!(key(&gossip(&keys[0], &msg(&f, 101))), key(&g));
     }
 
     #[test]

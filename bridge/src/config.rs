@@ -54,6 +54,11 @@ pub struct MemberConfig {
     /// How often own attestations of unpaid transfers are gossiped again.
     #[serde(default = "default_regossip_interval_ms")]
     pub regossip_interval_ms: u64,
+    /// How long a peer that misbehaves on the members' network (publishes attestations
+    /// without being a member, presents a bad member statement, sends invalid gossip) stays
+    /// banned, in seconds.
+    #[serde(default = "default_peer_ban_seconds")]
+    pub peer_ban_seconds: u64,
     /// Scanned block hashes kept per chain for reorg detection.
     #[serde(default = "default_scan_history")]
     pub scan_history: u64,
@@ -79,6 +84,9 @@ fn default_poll_interval_ms() -> u64 {
 }
 fn default_regossip_interval_ms() -> u64 {
     5_000
+}
+fn default_peer_ban_seconds() -> u64 {
+    300
 }
 fn default_scan_history() -> u64 {
     1_024

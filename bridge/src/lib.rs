@@ -9,8 +9,10 @@
 
 pub mod attest;
 pub mod audit;
+pub mod binding;
 pub mod cli;
 pub mod config;
+pub mod dedup;
 pub mod error;
 pub mod intake;
 pub mod keys;
@@ -20,6 +22,7 @@ pub mod nodes;
 pub mod run;
 pub mod status;
 pub mod store;
+pub mod verifier;
 pub mod watcher;
 pub mod worker;
 

@@ -32,6 +32,13 @@ impl From<&str> for KindLabel {
     }
 }
 
+/// Label: why gossip was dropped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A stable name, e.g. `duplicate`, `not_member_peer`, `verify_queue_full`.
+    pub reason: String,
+}
+
 /// Label: `main` or `side`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChainLabel {
@@ -75,6 +82,14 @@ pub struct Metrics {
     pub early_attestations: Gauge,
     /// Source blocks rescanned after reorgs.
     pub reorgs: Family<DirectionLabel, Counter>,
+    /// Attestation gossip dropped unverified or refused, by reason.
+    pub gossip_dropped: Family<ReasonLabel, Counter>,
+    /// Signature recoveries spent on gossip (attestations and peer bindings).
+    pub gossip_recoveries: Counter,
+    /// Peers banned for misbehaving on the members' network.
+    pub peers_banned: Counter,
+    /// Connected peers that proved they speak for a federation member.
+    pub member_peers: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -146,6 +161,26 @@ impl Metrics {
                 "Reorgs of scanned source blocks",
                 Family::default(),
             ),
+            gossip_dropped: r.add(
+                "gossip_dropped",
+                "Attestation gossip dropped unverified or refused, by reason",
+                Family::default(),
+            ),
+            gossip_recoveries: r.add(
+                "gossip_recoveries",
+                "Signature recoveries spent on gossip (attestations and peer bindings)",
+                Counter::default(),
+            ),
+            peers_banned: r.add(
+                "peers_banned",
+                "Peers banned for misbehaving on the members' network",
+                Counter::default(),
+            ),
+            member_peers: r.add(
+                "member_peers",
+                "Connected peers that proved they speak for a federation member",
+                Gauge::default(),
+            ),
             // Last: the field initialisers above register into it first.
             registry: r,
         }
@@ -161,6 +196,15 @@ impl Metrics {
     /// Counts an error of `kind`.
     pub fn error(&self, kind: &str) {
         self.errors.get_or_create(&kind.into()).inc();
+    }
+
+    /// Counts `n` gossip messages dropped for `reason`.
+    pub fn dropped(&self, reason: &str, n: u64) {
+        self.gossip_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// The Prometheus text exposition.

@@ -191,13 +191,15 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
         .p2p_listen
         .parse()
         .map_err(|_| BridgeError::Config(format!("p2p_listen {:?}", cfg.p2p_listen)))?;
-    let (net, net_loop) = network::start(
+    let (net, net_loop, verifier) = network::start(
         NetConfig {
             listen,
             bootstrap,
             key_path: cfg.data_dir.join("p2p.key"),
+            ban_duration: Duration::from_secs(cfg.peer_ban_seconds),
         },
         federation.clone(),
+        &key,
         att_tx,
         metrics.clone(),
         shutdown_rx.clone(),
@@ -214,6 +216,11 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     tasks.spawn(async move {
         net_loop.await;
+        Ok(())
+    });
+    // Ends when the network loop drops its queues.
+    tasks.spawn(async move {
+        verifier.run().await;
         Ok(())
     });
     let (status_addr, status_handle) = status::serve(cfg.status_addr, shared.clone()).await?;

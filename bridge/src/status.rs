@@ -236,7 +236,16 @@ pub fn render(s: &MemberStatus) -> String {
         }
     }
     for p in &s.peers {
-        out.push_str(&format!("peer {} at {}\n", p.peer_id, p.address));
+        match p.member {
+            Some(m) => out.push_str(&format!(
+                "peer {} at {} (member {m})\n",
+                p.peer_id, p.address
+            )),
+            None => out.push_str(&format!(
+                "peer {} at {} (not a proven member)\n",
+                p.peer_id, p.address
+            )),
+        }
     }
     out
 }

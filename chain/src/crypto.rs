@@ -7,12 +7,15 @@ use sha3::{Digest, Keccak256};
 
 use crate::types::{Address, Bytes, Hash};
 
-/// Signing domains: a transaction, a block seal and a peg attestation can never be confused.
+/// Signing domains: a transaction, a block seal, a bridge member's peer binding and a peg
+/// attestation can never be confused.
 pub mod domain {
     /// Prefix of every transaction signing hash.
     pub const TRANSACTION: &[u8] = b"twinpeg/transaction/v1";
     /// Prefix of every block seal signing hash.
     pub const BLOCK_SEAL: &[u8] = b"twinpeg/block-seal/v1";
+    /// Prefix of a bridge member's statement binding its libp2p peer id to its member key.
+    pub const BRIDGE_PEER: &[u8] = b"twinpeg/bridge-peer/v1";
 }
 
 /// Errors from key handling and signature recovery.

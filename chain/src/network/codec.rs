@@ -37,7 +37,12 @@ pub struct SyncCodec {
     pub max_response_bytes: usize,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+/// Reads one length-prefixed frame (u32 little-endian length, then the bytes), refusing one
+/// over `max` bytes before allocating it.
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
@@ -52,7 +57,8 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` as one length-prefixed frame and closes the stream.
+pub async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&len.to_le_bytes()).await?;
@@ -60,7 +66,8 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
     io.close().await
 }
 
-fn decode<T: Decode>(bytes: &[u8]) -> io::Result<T> {
+/// Decodes exactly `bytes` as SCALE, as an I/O error if they are not one `T`.
+pub fn decode<T: Decode>(bytes: &[u8]) -> io::Result<T> {
     T::decode_all(&mut &bytes[..])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }

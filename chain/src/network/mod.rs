@@ -87,6 +87,70 @@ pub mod penalty {
 /// A peer is banned once its score falls to this.
 pub const BAN_SCORE: i32 = -100;
 
+/// Misbehaviour scores and bans by peer id, shared by the nodes' and the bridge members'
+/// networks: each offence lowers a peer's score, and a peer at or below [`BAN_SCORE`] is
+/// banned for the ban duration (every further offence restarts it). Time is passed in, so
+/// the rules are tested without a runtime.
+#[derive(Debug, Clone)]
+pub struct PeerScores {
+    scores: HashMap<PeerId, i32>,
+    banned: HashMap<PeerId, Instant>,
+    ban_duration: Duration,
+}
+
+impl PeerScores {
+    /// No scores yet; bans last `ban_duration`.
+    pub fn new(ban_duration: Duration) -> Self {
+        Self {
+            scores: HashMap::new(),
+            banned: HashMap::new(),
+            ban_duration,
+        }
+    }
+
+    /// Lowers `peer`'s score by `points`; returns whether it is banned from `now` on (the
+    /// caller then disconnects it).
+    pub fn penalize(&mut self, peer: PeerId, points: i32, now: Instant) -> bool {
+        let score = self.scores.entry(peer).or_insert(0);
+        *score = score.saturating_sub(points);
+        if *score <= BAN_SCORE {
+            self.banned.insert(peer, now + self.ban_duration);
+            return true;
+        }
+        false
+    }
+
+    /// The peer's score (0 is neutral).
+    pub fn score(&self, peer: &PeerId) -> i32 {
+        self.scores.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Whether `peer` is banned at `now`.
+    pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
+        self.banned.get(peer).is_some_and(|until| *until > now)
+    }
+
+    /// Forgets the bans over by `now`, with those peers' scores (a fresh start); returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, u)| **u <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &expired {
+            self.banned.remove(p);
+            self.scores.remove(p);
+        }
+        expired
+    }
+
+    /// How long a ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.ban_duration
+    }
+}
+
 /// Blocks per sync response.
 pub const SYNC_BATCH: u32 = 128;
 
@@ -458,9 +522,8 @@ pub fn start(
         itx,
         irx,
         listen,
+        scores: PeerScores::new(config.ban_duration),
         config,
-        scores: HashMap::new(),
-        banned: HashMap::new(),
         connected: HashMap::new(),
         heads: HashMap::new(),
         syncing: HashMap::new(),
@@ -482,8 +545,7 @@ struct EventLoop {
     blocks_topic: IdentTopic,
     txs_topic: IdentTopic,
     version: String,
-    scores: HashMap<PeerId, i32>,
-    banned: HashMap<PeerId, Instant>,
+    scores: PeerScores,
     connected: HashMap<PeerId, Multiaddr>,
     heads: HashMap<PeerId, BlockNumber>,
     syncing: HashMap<PeerId, OutboundRequestId>,
@@ -514,13 +576,10 @@ impl EventLoop {
 
     fn penalize(&mut self, peer: PeerId, points: i32, reason: &'static str) {
         self.chain.metrics.peer_rejected(reason);
-        let score = self.scores.entry(peer).or_insert(0);
-        *score -= points;
-        tracing::debug!(%peer, score = *score, reason, "peer penalised");
-        if *score <= BAN_SCORE {
+        let banned = self.scores.penalize(peer, points, Instant::now());
+        tracing::debug!(%peer, score = self.scores.score(&peer), reason, "peer penalised");
+        if banned {
             tracing::warn!(%peer, reason, ban_secs = self.config.ban_duration.as_secs(), "peer banned");
-            self.banned
-                .insert(peer, Instant::now() + self.config.ban_duration);
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.connected.remove(&peer);
@@ -531,22 +590,12 @@ impl EventLoop {
     }
 
     fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned
-            .get(peer)
-            .is_some_and(|until| *until > Instant::now())
+        self.scores.is_banned(peer, Instant::now())
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        let expired: Vec<PeerId> = self
-            .banned
-            .iter()
-            .filter(|(_, u)| **u <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in expired {
-            self.banned.remove(&p);
-            self.scores.remove(&p);
+        for p in self.scores.expire(now) {
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -661,7 +710,7 @@ impl EventLoop {
                     .map(|(p, a)| PeerInfo {
                         peer_id: p.to_string(),
                         address: a.to_string(),
-                        score: self.scores.get(p).copied().unwrap_or(0),
+                        score: self.scores.score(p),
                         head: self.heads.get(p).copied(),
                     })
                     .collect();
@@ -980,5 +1029,33 @@ mod tests {
         assert!(r.due(false, t0 + Duration::from_millis(2000)));
         assert!(r.due(false, t0 + Duration::from_millis(2100)));
         assert_eq!(r.peer_id(), None);
+    }
+
+    #[test]
+    fn peer_scores_ban_repeat_offenders_for_the_ban_duration() {
+        let mut s = PeerScores::new(Duration::from_secs(60));
+        let (bad, good) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        // Four offences of 25 reach the ban score; the fourth bans.
+        for _ in 0..3 {
+            assert!(!s.penalize(bad, 25, t0));
+        }
+        assert!(!s.is_banned(&bad, t0));
+        assert!(s.penalize(bad, 25, t0));
+        assert_eq!(s.score(&bad), BAN_SCORE);
+        assert!(s.is_banned(&bad, t0 + Duration::from_secs(59)));
+        assert!(!s.is_banned(&good, t0));
+        // Another offence while banned restarts the ban.
+        assert!(s.penalize(bad, 1, t0 + Duration::from_secs(30)));
+        assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
+        assert!(s.is_banned(&bad, t0 + Duration::from_secs(89)));
+        // Once over, the ban and the score are forgotten.
+        assert_eq!(s.expire(t0 + Duration::from_secs(90)), vec![bad]);
+        assert!(!s.is_banned(&bad, t0 + Duration::from_secs(90)));
+        assert_eq!(s.score(&bad), 0);
+        // Scores saturate instead of overflowing.
+        assert!(s.penalize(good, i32::MAX, t0));
+        assert!(s.penalize(good, i32::MAX, t0));
+        assert_eq!(s.score(&good), i32::MIN);
     }
 }
