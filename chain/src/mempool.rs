@@ -10,7 +10,7 @@ use crate::execution::{check_payout, check_source};
 use crate::fee::{FeeError, FeeRule};
 use crate::peg::{Direction, PegConfig, PegError, PegRole};
 use crate::state::{Account, Totals};
-use crate::tx::{DecodeTxError, RecoveredTx, TxKind};
+use crate::tx::{DecodeTxError, RecoveredTx, SignedTransaction, TxKind};
 use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Pool limits.
@@ -161,6 +161,29 @@ impl Rejection {
             Rejection::SenderFull { .. } => "sender_full",
             Rejection::TooManyParked { .. } => "too_many_parked",
             Rejection::Peg(e) => e.code(),
+        }
+    }
+}
+
+impl Rejection {
+    /// Whether the transaction is refused whatever the chain's state: a peer that passes it
+    /// on could have known (malformed, oversized, badly signed, for another chain, the other
+    /// chain's fee form, a payout without valid attestations).
+    pub fn is_stateless(&self) -> bool {
+        match self {
+            Rejection::Malformed(_)
+            | Rejection::Oversized { .. }
+            | Rejection::BadSignature(_)
+            | Rejection::WrongChainId { .. }
+            | Rejection::WrongFeeForm(_) => true,
+            Rejection::Peg(e) => matches!(
+                e,
+                PegError::Signatures(_)
+                    | PegError::ZeroId
+                    | PegError::NotConfigured
+                    | PegError::WrongChain(..)
+            ),
+            _ => false,
         }
     }
 }
@@ -323,6 +346,38 @@ impl Mempool {
     pub fn get(&self, hash: &Hash) -> Option<RecoveredTx> {
         let (sender, nonce) = self.by_hash.get(hash)?;
         self.by_sender.get(sender)?.get(nonce).map(|e| e.tx.clone())
+    }
+
+    /// Whether a transaction is pooled.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Up to `limit` includable pooled transactions to announce to peers again, payouts first,
+    /// then by priority. Parked ones are not announced: no producer could include them.
+    pub fn announce_candidates(&self, limit: usize) -> Vec<SignedTransaction> {
+        // Bounded work under the pool lock: a sender's first few nonces are the ones a
+        // producer needs, and a large pool is covered over several announcements.
+        const PER_SENDER: usize = 16;
+        let scan = limit.saturating_mul(4);
+        let mut out: Vec<&Entry> = Vec::new();
+        for (sender, q) in &self.by_sender {
+            if out.len() >= scan {
+                break;
+            }
+            let Some(base) = self.account_nonces.get(sender) else {
+                continue;
+            };
+            for (expected, (n, e)) in (*base..).zip(q.range(*base..).take(PER_SENDER)) {
+                if *n != expected {
+                    break;
+                }
+                out.push(e);
+            }
+        }
+        out.sort_unstable_by_key(|e| (Reverse(e.priority), e.seq));
+        out.truncate(limit);
+        out.into_iter().map(|e| e.tx.signed().clone()).collect()
     }
 
     /// The nonce after the sender's last contiguous pooled transaction (`account_nonce` if none).
@@ -966,6 +1021,26 @@ mod tests {
             .insert(mint(&stranger, 0, 7), zero, PegFacts::default(), &c)
             .unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
+    }
+
+    #[test]
+    fn announcements_carry_includable_transactions_only() {
+        let k = SecretKey::random();
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for n in [3, 4, 6] {
+            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
+                .unwrap();
+        }
+        let nonces: Vec<Nonce> = pool
+            .announce_candidates(10)
+            .iter()
+            .map(|t| t.tx.nonce)
+            .collect();
+        assert_eq!(nonces.len(), 2, "nonce 6 is parked behind 5");
+        assert!(nonces.contains(&3) && nonces.contains(&4));
+        assert_eq!(pool.announce_candidates(1).len(), 1);
     }
 
     #[test]

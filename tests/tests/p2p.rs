@@ -600,3 +600,163 @@ async fn forged_copies_of_an_honest_block_do_not_keep_it_out() {
     let h = head(&na).await;
     agree_at(&[&na, &nb], h + 2).await;
 }
+
+/// How many times the node refused a peer's message for `reason`, by its metrics.
+fn peer_rejections(http: &str, reason: &str) -> u64 {
+    let label = format!("reason=\"{reason}\"");
+    reqwest_metrics(http)
+        .lines()
+        .filter(|l| l.contains("peer_rejections") && l.contains(&label))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Transaction gossip that the pool refuses entirely (well signed, but for another chain) is
+/// useless work: the node penalises its sender and does not forward it; gossip with a
+/// transaction it takes is forwarded as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
+    use chain::tx::SignedTransaction;
+    let kind = ChainKind::Main;
+    let a = SecretKey::random();
+    // Long blocks: the valid transfers below stay pooled (so each is new to the node).
+    let g = genesis_with(kind, &[&a], 5_000);
+    let genesis_hash = g.block().hash();
+    let na = TestNode::start(kind, &g, Some(a)).expect("node starts");
+    let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/txs"));
+    let addr = na
+        .p2p_addr()
+        .parse::<libp2p::Multiaddr>()
+        .expect("multiaddr");
+    let mut sender = chain::network::build_swarm(
+        libp2p::identity::Keypair::generate_ed25519(),
+        &genesis_hash,
+        1 << 20,
+    )
+    .expect("swarm");
+    let mut watcher = chain::network::build_swarm(
+        libp2p::identity::Keypair::generate_ed25519(),
+        &genesis_hash,
+        1 << 20,
+    )
+    .expect("swarm");
+    sender.dial(addr.clone()).expect("dial");
+    watcher.dial(addr).expect("dial");
+    watcher
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .expect("subscribe");
+    let fee = fee_for(&na.client()).await;
+    let signed = |chain_id: u64, nonce: u64| {
+        chain::tx::Transaction {
+            chain_id,
+            nonce,
+            fee: fee.clone(),
+            kind: chain::tx::TxKind::Transfer {
+                to: Address::default(),
+                amount: Amount(1),
+            },
+        }
+        .sign(&dev_key(0))
+    };
+    let junk: Vec<SignedTransaction> = (0..3).map(|n| signed(g.chain_id + 1, n)).collect();
+    let junk_bytes = junk.encode();
+    let before = peer_rejections(&na.http, "refused_transactions");
+
+    // 1. The refused batch: penalised.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut published = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut seen_junk = false;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out (published {published})"
+        );
+        tokio::select! {
+            _ = sender.select_next_some() => {}
+            ev = watcher.select_next_some() => {
+                if let SwarmEvent::Behaviour(chain::network::BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Message { message, .. },
+                )) = ev {
+                    seen_junk |= message.data == junk_bytes;
+                }
+            }
+            _ = tick.tick() => {
+                if !published {
+                    published = sender
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic.clone(), junk_bytes.clone())
+                        .is_ok();
+                } else if peer_rejections(&na.http, "refused_transactions") > before {
+                    break;
+                }
+            }
+        }
+    }
+    // 2. Valid transfers after it (one new one each round until the watcher hears one): the
+    // forwarding path works, and the refused batch, decided before, never came through.
+    let mut nonce = 0;
+    let mut seen_valid = false;
+    while !seen_valid {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no valid gossip forwarded"
+        );
+        tokio::select! {
+            _ = sender.select_next_some() => {}
+            ev = watcher.select_next_some() => {
+                if let SwarmEvent::Behaviour(chain::network::BehaviourEvent::Gossipsub(
+                    libp2p::gossipsub::Event::Message { message, .. },
+                )) = ev {
+                    seen_junk |= message.data == junk_bytes;
+                    seen_valid |= message.data != junk_bytes;
+                }
+            }
+            _ = tick.tick() => {
+                let batch = vec![signed(g.chain_id, nonce)].encode();
+                if sender.behaviour_mut().gossipsub.publish(topic.clone(), batch).is_ok() {
+                    nonce += 1;
+                }
+            }
+        }
+    }
+    assert!(!seen_junk, "the refused batch was forwarded");
+}
+
+/// A transaction a node accepts while no peer is connected still reaches the producer once
+/// one is: the pool's transactions are announced again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_accepted_with_no_peer_connected_reaches_the_producer_later() {
+    let kind = ChainKind::Main;
+    let a = SecretKey::random();
+    let g = genesis_with(kind, &[&a], 500);
+    // The follower never restarts; the producer dials it, so they meet again after its restart.
+    let follower = TestNode::start(kind, &g, None).expect("follower starts");
+    let mut producer = TestNode::start_with_peers(kind, &g, Some(a), &[follower.p2p_addr()])
+        .expect("producer starts");
+    agree_at(&[&producer, &follower], 2).await;
+    producer.kill9();
+    let fc = follower.client();
+    eventually("the follower sees no peer", || async {
+        fc.peers().await.ok().filter(|p| p.is_empty()).map(|_| ())
+    })
+    .await
+    .expect("alone");
+    let tx = fc
+        .send_transaction(transfer(
+            &dev_key(1),
+            g.chain_id,
+            0,
+            SecretKey::random().address(),
+            Amount::coins(1),
+            fee_for(&fc).await,
+        ))
+        .await
+        .expect("accepted while alone");
+    producer.spawn().expect("producer restarts");
+    let at = included(&producer.client(), tx).await;
+    assert!(at > 0);
+}

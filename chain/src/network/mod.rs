@@ -80,6 +80,9 @@ pub mod penalty {
     pub const INVALID_BLOCK: i32 = 50;
     /// A transaction whose signature does not recover.
     pub const BAD_TX: i32 = 10;
+    /// Transaction gossip of which the pool took nothing and refused some whatever its state
+    /// (for another chain, malformed, ...): useless work the sender could have known.
+    pub const REFUSED_TXS: i32 = 10;
     /// A peer of another chain.
     pub const WRONG_CHAIN: i32 = 1000;
 }
@@ -395,6 +398,35 @@ enum Command {
     BestPeerHead(oneshot::Sender<Option<BlockNumber>>),
 }
 
+/// What the pool made of one gossiped batch of transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxGossipVerdict {
+    /// It took at least one: forward the batch.
+    Useful,
+    /// Signatures that do not recover: reject and penalise per transaction.
+    BadSignatures(usize),
+    /// It took none and refused some whatever its state: reject and penalise.
+    Refused,
+    /// It took none for reasons of state (already known, nonce used, pool full): do not forward.
+    Stale,
+    /// The check did not complete (a panic, or no capacity): neither forward nor penalise.
+    Unchecked,
+}
+
+/// Gossiped batches checked at once; more are dropped unforwarded until one finishes, so a
+/// flood costs the node a bounded amount of work instead of a task each.
+const MAX_TX_GOSSIP_CHECKS: usize = 8;
+/// Gossiped blocks waiting for the driver at once.
+const MAX_BLOCK_GOSSIP_IMPORTS: usize = 64;
+/// Transactions accepted while no peer is connected, kept to be gossiped on the next flush
+/// with a peer (older ones go first when full; re-announcement covers them).
+const MAX_UNSENT_TXS: usize = 10_000;
+/// Every this many ticks (seconds), includable pooled transactions are announced again, so one
+/// whose first gossip was lost (no peer yet, a producer restarting) still reaches a producer.
+const REANNOUNCE_TICKS: u64 = 5;
+/// Most transactions one re-announcement carries.
+const REANNOUNCE_MAX_TXS: usize = 2_000;
+
 enum Internal {
     GossipBlock {
         id: MessageId,
@@ -404,7 +436,7 @@ enum Internal {
     GossipTxs {
         id: MessageId,
         source: PeerId,
-        bad: usize,
+        verdict: TxGossipVerdict,
     },
     Synced {
         peer: PeerId,
@@ -529,6 +561,9 @@ pub fn start(
         syncing: HashMap::new(),
         tx_buffer: Vec::new(),
         bootstrap,
+        tx_checks: Arc::new(tokio::sync::Semaphore::new(MAX_TX_GOSSIP_CHECKS)),
+        block_imports: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCK_GOSSIP_IMPORTS)),
+        ticks: 0,
     };
     Ok((handle, event_loop.run(shutdown)))
 }
@@ -551,6 +586,9 @@ struct EventLoop {
     syncing: HashMap<PeerId, OutboundRequestId>,
     tx_buffer: Vec<SignedTransaction>,
     bootstrap: Vec<Redial>,
+    tx_checks: Arc<tokio::sync::Semaphore>,
+    block_imports: Arc<tokio::sync::Semaphore>,
+    ticks: u64,
 }
 
 impl EventLoop {
@@ -595,6 +633,14 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(REANNOUNCE_TICKS) && !self.connected.is_empty() {
+            let txs = self.chain.mempool().announce_candidates(REANNOUNCE_MAX_TXS);
+            if !txs.is_empty() {
+                tracing::debug!(txs = txs.len(), "announcing pooled transactions again");
+                self.tx_buffer.extend(txs);
+            }
+        }
         for p in self.scores.expire(now) {
             self.swarm
                 .behaviour_mut()
@@ -669,8 +715,12 @@ impl EventLoop {
     }
 
     fn flush_txs(&mut self) {
-        if self.tx_buffer.is_empty() || self.connected.is_empty() {
-            self.tx_buffer.clear();
+        if self.tx_buffer.is_empty() {
+            return;
+        }
+        if self.connected.is_empty() {
+            let excess = self.tx_buffer.len().saturating_sub(MAX_UNSENT_TXS);
+            self.tx_buffer.drain(..excess);
             return;
         }
         // Keep each message well under the transmit limit.
@@ -748,23 +798,35 @@ impl EventLoop {
                     _ => {}
                 }
             }
-            Internal::GossipTxs { id, source, bad } => {
-                let acceptance = if bad == 0 {
-                    MessageAcceptance::Accept
-                } else {
-                    MessageAcceptance::Reject
+            Internal::GossipTxs {
+                id,
+                source,
+                verdict,
+            } => {
+                let acceptance = match verdict {
+                    TxGossipVerdict::Useful => MessageAcceptance::Accept,
+                    TxGossipVerdict::BadSignatures(_) | TxGossipVerdict::Refused => {
+                        MessageAcceptance::Reject
+                    }
+                    TxGossipVerdict::Stale | TxGossipVerdict::Unchecked => {
+                        MessageAcceptance::Ignore
+                    }
                 };
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&id, &source, acceptance);
-                if bad > 0 {
-                    self.penalize(
+                match verdict {
+                    TxGossipVerdict::BadSignatures(bad) => self.penalize(
                         source,
                         penalty::BAD_TX * bad.min(10) as i32,
                         "bad_transaction",
-                    );
+                    ),
+                    TxGossipVerdict::Refused => {
+                        self.penalize(source, penalty::REFUSED_TXS, "refused_transactions")
+                    }
+                    _ => {}
                 }
             }
             Internal::Synced {
@@ -862,9 +924,20 @@ impl EventLoop {
                 return;
             };
             let Some(driver) = self.driver() else { return };
+            let Ok(permit) = self.block_imports.clone().try_acquire_owned() else {
+                // The driver is that far behind: drop it unforwarded; sync fetches it later.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                self.chain.metrics.peer_rejected("busy_block_gossip");
+                return;
+            };
             let itx = self.itx.clone();
             tokio::spawn(async move {
                 let outcome = driver.import(vec![block]).await.and_then(|mut o| o.pop());
+                drop(permit);
                 let _ = itx
                     .send(Internal::GossipBlock {
                         id,
@@ -883,11 +956,27 @@ impl EventLoop {
                 self.penalize(source, penalty::JUNK, "junk_transactions");
                 return;
             };
+            let Ok(permit) = self.tx_checks.clone().try_acquire_owned() else {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                self.chain.metrics.peer_rejected("busy_tx_gossip");
+                return;
+            };
             let chain = self.chain.clone();
             let itx = self.itx.clone();
             tokio::spawn(async move {
                 let max = chain.max_tx_size();
                 let checked = tokio::task::spawn_blocking(move || {
+                    // Re-announcements are mostly what the pool holds: no recovery for those.
+                    let txs: Vec<SignedTransaction> = {
+                        let pool = chain.mempool();
+                        txs.into_iter()
+                            .filter(|t| !pool.contains(&t.hash()))
+                            .collect()
+                    };
                     let recovered: Vec<Result<RecoveredTx, Rejection>> = txs
                         .into_par_iter()
                         .map(|t| {
@@ -902,16 +991,19 @@ impl EventLoop {
                         .collect();
                     let bad = recovered.iter().filter(|r| r.is_err()).count();
                     let results = chain.admit(recovered);
-                    let _ = results;
-                    bad
+                    tx_gossip_verdict(bad, &results)
                 })
-                .await
-                .unwrap_or(0);
+                .await;
+                drop(permit);
+                let verdict = checked.unwrap_or_else(|e| {
+                    tracing::error!(peer = %source, error = %e, "checking gossiped transactions failed");
+                    TxGossipVerdict::Unchecked
+                });
                 let _ = itx
                     .send(Internal::GossipTxs {
                         id,
                         source,
-                        bad: checked,
+                        verdict,
                     })
                     .await;
             });
@@ -1009,9 +1101,48 @@ fn answer_sync(chain: &Chain, req: &SyncRequest, max_bytes: usize) -> Option<Syn
     Some(SyncResponse { head, blocks })
 }
 
+/// What a gossiped batch was worth: `bad` signatures that did not recover, and the pool's
+/// answer for every transaction (the unrecoverable ones included).
+fn tx_gossip_verdict(bad: usize, results: &[Result<Hash, Rejection>]) -> TxGossipVerdict {
+    if bad > 0 {
+        TxGossipVerdict::BadSignatures(bad)
+    } else if results.iter().any(|r| r.is_ok()) {
+        TxGossipVerdict::Useful
+    } else if results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(Rejection::is_stateless))
+    {
+        TxGossipVerdict::Refused
+    } else {
+        TxGossipVerdict::Stale
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tx_gossip_is_forwarded_only_if_the_pool_took_something() {
+        let ok: Result<Hash, Rejection> = Ok(Hash::ZERO);
+        let known = Err(Rejection::AlreadyKnown(Hash::ZERO));
+        let other_chain = Err(Rejection::WrongChainId {
+            expected: 1,
+            got: 2,
+        });
+        let low = Err(Rejection::NonceTooLow { account: 3, got: 1 });
+        use TxGossipVerdict::*;
+        assert_eq!(tx_gossip_verdict(0, &[known.clone(), ok.clone()]), Useful);
+        assert_eq!(
+            tx_gossip_verdict(0, &[other_chain.clone(), other_chain.clone()]),
+            Refused
+        );
+        assert_eq!(tx_gossip_verdict(0, &[known.clone(), other_chain]), Refused);
+        // Duplicates and races with a block are nobody's fault: dropped, not penalised.
+        assert_eq!(tx_gossip_verdict(0, &[known, low]), Stale);
+        assert_eq!(tx_gossip_verdict(0, &[]), Stale);
+        assert_eq!(tx_gossip_verdict(2, &[ok]), BadSignatures(2));
+    }
 
     #[test]
     fn redial_backs_off_and_resets_on_connection() {
