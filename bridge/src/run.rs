@@ -78,11 +78,38 @@ pub async fn check_nodes(
     if let Err(e) = mi.params.validate() {
         return Err(BridgeError::Peg(format!("federation refused: {e}")));
     }
+    check_chain_pair(&mc, &sc, mi.params.threshold)?;
     Ok((
         Federation::new(mi.domain, &mi.params),
         mc.chain_id,
         sc.chain_id,
     ))
+}
+
+/// The two chains of a peg must be told apart (a transaction signed for one must be invalid
+/// on the other, so their chain ids differ), and each must carry a payout with the threshold's
+/// signatures.
+pub fn check_chain_pair(
+    main: &chain::rpc::types::ChainInfo,
+    side: &chain::rpc::types::ChainInfo,
+    threshold: u32,
+) -> Result<()> {
+    if main.chain_id == side.chain_id {
+        return Err(BridgeError::Peg(format!(
+            "both chains have chain id {}: a transaction for one would be valid on the other",
+            main.chain_id
+        )));
+    }
+    let payout = chain::peg::largest_payout_size(threshold);
+    for info in [main, side] {
+        if (info.max_tx_size as usize) < payout {
+            return Err(BridgeError::Peg(format!(
+                "{} (chain id {}) has max_tx_size {}, too small for a payout with {threshold} signatures ({payout} bytes)",
+                info.name, info.chain_id, info.max_tx_size
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn follow_heads(
@@ -292,4 +319,35 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
     .await;
     tasks.abort_all();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain::rpc::types::ChainInfo;
+
+    fn info(name: &str, chain_id: u64, max_tx_size: u32) -> ChainInfo {
+        ChainInfo {
+            name: name.into(),
+            chain_id,
+            genesis_hash: Default::default(),
+            block_time_ms: 1000,
+            fee_rule: "fee-rate".into(),
+            max_block_weight: 1_000_000,
+            max_tx_size,
+            authorities: vec![],
+        }
+    }
+
+    #[test]
+    fn a_peg_between_chains_sharing_an_id_or_too_small_for_a_payout_is_refused() {
+        let (main, side) = (info("mainchain", 1, 16_384), info("sidechain", 2, 16_384));
+        assert!(check_chain_pair(&main, &side, 2).is_ok());
+        let same = info("sidechain", 1, 16_384);
+        let e = check_chain_pair(&main, &same, 2).expect_err("same chain id");
+        assert!(e.to_string().contains("chain id 1"), "{e}");
+        let small = info("sidechain", 2, 300);
+        let e = check_chain_pair(&main, &small, 5).expect_err("too small");
+        assert!(e.to_string().contains("max_tx_size 300"), "{e}");
+    }
 }

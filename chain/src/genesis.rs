@@ -127,6 +127,13 @@ impl Genesis {
         }
         if let Some(p) = &self.peg {
             p.validate().map_err(GenesisError::Invalid)?;
+            let payout = crate::peg::largest_payout_size(p.threshold);
+            if (self.max_tx_size as usize) < payout {
+                return bad(format!(
+                    "max_tx_size {} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
+                    self.max_tx_size, p.threshold
+                ));
+            }
             if p.counterpart_genesis.is_zero() {
                 return bad(
                     "peg.counterpart_genesis must name the other chain's base genesis hash".into(),
@@ -231,5 +238,29 @@ balance = "1000000000000000000000"
         let mut zero = g.clone();
         zero.authorities.push(Address::ZERO);
         assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn a_pegged_genesis_whose_transactions_cannot_hold_a_payout_is_refused() {
+        let mut g: Genesis = toml::from_str(SAMPLE).unwrap();
+        let members: Vec<Address> = (1..=7u8).map(|i| Address([i; 20])).collect();
+        g.peg = Some(crate::peg::PegParams {
+            members,
+            threshold: 5,
+            main_confirmations: 1,
+            side_confirmations: 1,
+            min_amount: Amount(1),
+            max_amount: Amount(1_000),
+            daily_limit_deposits: Amount(10_000),
+            daily_limit_withdrawals: Amount(10_000),
+            peg_out_fee: Amount(0),
+            fee_recipient: Address([9; 20]),
+            counterpart_genesis: crate::types::Hash([1; 32]),
+        });
+        g.validate().expect("16 KiB holds 5 signatures");
+        // A payout carries 5 signatures of 65 bytes: 300 bytes cannot hold it.
+        g.max_tx_size = 300;
+        let e = g.validate().expect_err("too small for a payout");
+        assert!(e.to_string().contains("payout"), "{e}");
     }
 }

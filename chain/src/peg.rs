@@ -283,6 +283,53 @@ impl PegParams {
     }
 }
 
+/// The encoded size of the largest payout transaction with `signatures` member signatures
+/// (a Mint or a Release with every field at its widest): a chain whose `max_tx_size` is below
+/// it could never carry the federation's payouts.
+pub fn largest_payout_size(signatures: u32) -> usize {
+    use crate::crypto::SecretKey;
+    use crate::tx::{Fee, Transaction, TxKind};
+    let key = SecretKey::from_bytes(&[1u8; 32]).unwrap_or_else(|_| SecretKey::random());
+    let sig = key.sign_prehash(&Hash([2; 32]));
+    let sigs = vec![sig; signatures as usize];
+    let max = crate::types::Amount(u128::MAX);
+    let widest = |kind: TxKind, fee: Fee| {
+        Transaction {
+            chain_id: u64::MAX,
+            nonce: u64::MAX,
+            fee,
+            kind,
+        }
+        .sign(&key)
+        .encoded_size()
+    };
+    let mint = widest(
+        TxKind::Mint {
+            id: Hash([3; 32]),
+            recipient: Address([4; 20]),
+            amount: max,
+            signatures: sigs.clone(),
+        },
+        Fee::Dynamic {
+            max_fee: max,
+            max_tip: max,
+        },
+    );
+    let release = widest(
+        TxKind::Release {
+            id: Hash([3; 32]),
+            recipient: Address([4; 20]),
+            amount: max,
+            signatures: sigs,
+        },
+        Fee::Dynamic {
+            max_fee: max,
+            max_tip: max,
+        },
+    );
+    mint.max(release)
+}
+
 /// Makes two genesis files name each other: sets each one's `peg.counterpart_genesis` to
 /// the other's base hash. Both must already carry the same peg parameters.
 pub fn link_geneses(main: &mut crate::genesis::Genesis, side: &mut crate::genesis::Genesis) {

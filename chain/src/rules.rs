@@ -38,6 +38,15 @@ impl ChainRules {
         let Some(params) = &genesis.peg else {
             return Ok(None);
         };
+        // Checked at start too, not only at `init`: a data dir made by an older version may
+        // hold a genesis whose transactions cannot carry a payout.
+        let payout = crate::peg::largest_payout_size(params.threshold);
+        if (genesis.max_tx_size as usize) < payout {
+            return Err(GenesisError::Invalid(format!(
+                "max_tx_size {} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
+                genesis.max_tx_size, params.threshold
+            )));
+        }
         let own = genesis.base_hash();
         let other = params.counterpart_genesis;
         let domain = match self.peg_role {
