@@ -299,6 +299,14 @@ fn check_peg(kind: &TxKind, facts: PegFacts, ctx: &Admission<'_>) -> Result<(), 
     r.map_err(Rejection::Peg)
 }
 
+/// A sender's account nonce as last seen (at its last admission or prune) and the first
+/// nonce at or after it that the pool does not hold: entries in `base..end` are includable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    base: Nonce,
+    end: Nonce,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     tx: RecoveredTx,
@@ -316,9 +324,9 @@ pub struct Mempool {
     by_hash: HashMap<Hash, (Address, Nonce)>,
     /// Pending payouts by peg id: one payout per id in the pool.
     payouts: HashMap<Hash, Hash>,
-    /// Each pooled sender's account nonce, as last seen (at its last admission or prune):
-    /// what tells an includable entry from a parked one.
-    account_nonces: HashMap<Address, Nonce>,
+    /// Each pooled sender's includable run: what tells an includable entry from a parked one,
+    /// kept current by every mutation so admission never walks a long queue.
+    runs: HashMap<Address, Run>,
     seq: u64,
     last_sweep_ms: u64,
 }
@@ -365,15 +373,10 @@ impl Mempool {
             if out.len() >= scan {
                 break;
             }
-            let Some(base) = self.account_nonces.get(sender) else {
+            let Some(run) = self.runs.get(sender) else {
                 continue;
             };
-            for (expected, (n, e)) in (*base..).zip(q.range(*base..).take(PER_SENDER)) {
-                if *n != expected {
-                    break;
-                }
-                out.push(e);
-            }
+            out.extend(q.range(run.base..run.end).take(PER_SENDER).map(|(_, e)| e));
         }
         out.sort_unstable_by_key(|e| (Reverse(e.priority), e.seq));
         out.truncate(limit);
@@ -382,6 +385,14 @@ impl Mempool {
 
     /// The nonce after the sender's last contiguous pooled transaction (`account_nonce` if none).
     pub fn pending_nonce(&self, sender: &Address, account_nonce: Nonce) -> Nonce {
+        match self.runs.get(sender) {
+            Some(run) if run.base == account_nonce => run.end,
+            _ => self.walk_run(sender, account_nonce),
+        }
+    }
+
+    /// [`Self::pending_nonce`] the slow way: walks the queue from `account_nonce`.
+    fn walk_run(&self, sender: &Address, account_nonce: Nonce) -> Nonce {
         let mut next = account_nonce;
         if let Some(q) = self.by_sender.get(sender) {
             for n in q.range(account_nonce..).map(|(n, _)| *n) {
@@ -397,9 +408,17 @@ impl Mempool {
     /// Whether `sender`'s pooled transaction at `nonce` could be included now: no gap between
     /// the account nonce and it.
     fn includable(&self, sender: &Address, nonce: Nonce) -> bool {
-        self.account_nonces
+        self.runs
             .get(sender)
-            .is_some_and(|base| nonce < self.pending_nonce(sender, *base))
+            .is_some_and(|run| run.base <= nonce && nonce < run.end)
+    }
+
+    /// `sender`'s run from `base` (its account nonce now): the cached one if it starts there.
+    fn run_at(&self, sender: &Address, base: Nonce) -> Run {
+        Run {
+            base,
+            end: self.pending_nonce(sender, base),
+        }
     }
 
     /// Drops parked transactions older than the TTL (at most one sweep a second); returns how
@@ -412,11 +431,10 @@ impl Mempool {
         let ttl = self.cfg.parked_ttl_ms;
         let mut expired = Vec::new();
         for (sender, q) in &self.by_sender {
-            let Some(base) = self.account_nonces.get(sender) else {
+            let Some(run) = self.runs.get(sender) else {
                 continue;
             };
-            let next = self.pending_nonce(sender, *base);
-            for e in q.range(next..).map(|(_, e)| e) {
+            for e in q.range(run.end..).map(|(_, e)| e) {
                 if now_ms.saturating_sub(e.arrived_ms) > ttl {
                     expired.push(e.tx.hash());
                 }
@@ -459,8 +477,9 @@ impl Mempool {
         let sender = tx.sender();
         let payout = t.kind.payout_id();
         // Includable now: nothing missing between the account nonce and this one.
-        let includable =
-            t.nonce >= account.nonce && t.nonce <= self.pending_nonce(&sender, account.nonce);
+        // (Only an admitted transaction stores its sender's run: refusals leave nothing behind.)
+        let run = self.run_at(&sender, account.nonce);
+        let includable = t.nonce >= run.base && t.nonce <= run.end;
         // One payout per id waits in the pool. Its own sender may move it to an earlier nonce:
         // a member whose batch of payouts had one refused re-issues the ones queued behind the
         // gap, which could otherwise never be included. And an includable payout replaces a
@@ -538,11 +557,10 @@ impl Mempool {
                 });
             }
             if !includable {
-                let next = self.pending_nonce(&sender, account.nonce);
                 let parked = self
                     .by_sender
                     .get(&sender)
-                    .map_or(0, |q| q.range(next..).count());
+                    .map_or(0, |q| q.range(run.end..).count());
                 if parked >= self.cfg.max_parked_per_sender {
                     return Err(Rejection::TooManyParked {
                         max: self.cfg.max_parked_per_sender,
@@ -555,7 +573,6 @@ impl Mempool {
         }
         self.seq += 1;
         let nonce = t.nonce;
-        self.account_nonces.insert(sender, account.nonce);
         self.by_hash.insert(hash, (sender, nonce));
         if let Some(id) = payout {
             self.payouts.insert(id, hash);
@@ -569,6 +586,16 @@ impl Mempool {
                 arrived_ms: ctx.now_ms,
             },
         );
+        // The run may have moved (the entry a move left), so read it again; an entry at its
+        // end extends it over whatever already follows.
+        let mut run = self.run_at(&sender, account.nonce);
+        if nonce == run.end {
+            let q = self.by_sender.get(&sender);
+            while q.is_some_and(|q| q.contains_key(&run.end)) {
+                run.end += 1;
+            }
+        }
+        self.runs.insert(sender, run);
         Ok(hash)
     }
 
@@ -622,10 +649,22 @@ impl Mempool {
         }
         if keep.is_empty() {
             self.by_sender.remove(sender);
-            self.account_nonces.remove(sender);
+            self.runs.remove(sender);
         } else {
             *q = keep;
-            self.account_nonces.insert(*sender, account_nonce);
+            // Within the run, its end stands (what is left of it is still contiguous);
+            // otherwise it is found again from the new base.
+            let run = match self.runs.get(sender) {
+                Some(r) if r.base <= account_nonce && account_nonce <= r.end => Run {
+                    base: account_nonce,
+                    end: r.end,
+                },
+                _ => Run {
+                    base: account_nonce,
+                    end: self.walk_run(sender, account_nonce),
+                },
+            };
+            self.runs.insert(*sender, run);
         }
     }
 
@@ -643,7 +682,12 @@ impl Mempool {
         let e = q.remove(&nonce);
         if q.is_empty() {
             self.by_sender.remove(&sender);
-            self.account_nonces.remove(&sender);
+            self.runs.remove(&sender);
+        } else if let Some(run) = self.runs.get_mut(&sender) {
+            // What followed it is now behind a gap.
+            if run.base <= nonce && nonce < run.end {
+                run.end = nonce;
+            }
         }
         if let Some(id) = e.as_ref().and_then(|e| e.tx.tx().kind.payout_id()) {
             self.payouts.remove(&id);
@@ -1021,6 +1065,61 @@ mod tests {
             .insert(mint(&stranger, 0, 7), zero, PegFacts::default(), &c)
             .unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
+    }
+
+    /// The cached runs always equal a walk of the queue, whatever mix of admissions,
+    /// removals and prunes (a seeded random sequence over a few senders).
+    #[test]
+    fn the_cached_includable_run_always_matches_a_walk() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut base = [0u64; 3];
+        let mut hashes: Vec<Hash> = Vec::new();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for _ in 0..600 {
+            let who = (next() % 3) as usize;
+            match next() % 10 {
+                0..=5 => {
+                    let nonce = base[who] + next() % 8;
+                    let account = Account {
+                        balance: Amount(1_000_000_000),
+                        nonce: base[who],
+                    };
+                    if let Ok(h) = pool.insert(
+                        tx(&keys[who], CHAIN, nonce, 1, 10_000 + next() as u128 % 5_000),
+                        account,
+                        PegFacts::default(),
+                        &c,
+                    ) {
+                        hashes.push(h);
+                    }
+                }
+                6..=7 if !hashes.is_empty() => {
+                    let h = hashes.swap_remove((next() as usize) % hashes.len());
+                    pool.remove(&h);
+                }
+                _ => {
+                    base[who] += next() % 3;
+                    pool.prune_sender(&keys[who].address(), base[who]);
+                }
+            }
+            for (i, k) in keys.iter().enumerate() {
+                let a = k.address();
+                if let Some(run) = pool.runs.get(&a) {
+                    assert_eq!(run.base, base[i]);
+                    assert_eq!(run.end, pool.walk_run(&a, base[i]), "sender {i}");
+                }
+                assert_eq!(pool.runs.contains_key(&a), pool.by_sender.contains_key(&a));
+            }
+        }
     }
 
     #[test]
