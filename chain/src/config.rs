@@ -132,6 +132,9 @@ pub struct NodeConfig {
     /// Most transactions one sender may park behind a nonce gap.
     #[serde(default = "default_mempool_max_parked_per_sender")]
     pub mempool_max_parked_per_sender: usize,
+    /// Most transactions parked behind nonce gaps in all.
+    #[serde(default = "default_mempool_max_parked")]
+    pub mempool_max_parked: usize,
     /// Seconds a parked transaction (behind a nonce gap) is kept.
     #[serde(default = "default_mempool_parked_ttl_seconds")]
     pub mempool_parked_ttl_seconds: u64,
@@ -206,6 +209,9 @@ fn default_mempool_replace_bump_percent() -> u64 {
 fn default_mempool_max_parked_per_sender() -> usize {
     MempoolConfig::default().max_parked_per_sender
 }
+fn default_mempool_max_parked() -> usize {
+    MempoolConfig::default().max_parked
+}
 fn default_mempool_parked_ttl_seconds() -> u64 {
     MempoolConfig::default().parked_ttl_ms / 1000
 }
@@ -253,6 +259,7 @@ impl NodeConfig {
             max_nonce_gap: self.mempool_max_nonce_gap,
             replace_bump_percent: self.mempool_replace_bump_percent,
             max_parked_per_sender: self.mempool_max_parked_per_sender,
+            max_parked: self.mempool_max_parked,
             parked_ttl_ms: self.mempool_parked_ttl_seconds.saturating_mul(1000),
         }
     }

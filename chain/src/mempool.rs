@@ -26,6 +26,8 @@ pub struct MempoolConfig {
     pub replace_bump_percent: u64,
     /// Most transactions one sender may park (queue behind a nonce gap, so not includable).
     pub max_parked_per_sender: usize,
+    /// Most transactions parked in all, whoever sent them.
+    pub max_parked: usize,
     /// A parked transaction older than this is dropped, in milliseconds.
     pub parked_ttl_ms: u64,
 }
@@ -38,6 +40,7 @@ impl Default for MempoolConfig {
             max_nonce_gap: 50_000,
             replace_bump_percent: 10,
             max_parked_per_sender: 1024,
+            max_parked: 20_000,
             parked_ttl_ms: 300_000,
         }
     }
@@ -130,6 +133,12 @@ pub enum Rejection {
         /// Limit.
         max: usize,
     },
+    /// The pool holds its limit of parked transactions (behind nonce gaps), whoever sent them.
+    #[error("mempool holds {max} transactions parked behind nonce gaps, the limit; an includable transaction is still taken")]
+    ParkedFull {
+        /// Limit.
+        max: usize,
+    },
     /// This sender has too many parked behind a nonce gap.
     #[error("sender has {max} transactions parked behind a nonce gap, the limit; send the missing nonce first")]
     TooManyParked {
@@ -160,6 +169,7 @@ impl Rejection {
             Rejection::PoolFull { .. } => "pool_full",
             Rejection::SenderFull { .. } => "sender_full",
             Rejection::TooManyParked { .. } => "too_many_parked",
+            Rejection::ParkedFull { .. } => "parked_full",
             Rejection::Peg(e) => e.code(),
         }
     }
@@ -327,6 +337,8 @@ pub struct Mempool {
     /// Each pooled sender's includable run: what tells an includable entry from a parked one,
     /// kept current by every mutation so admission never walks a long queue.
     runs: HashMap<Address, Run>,
+    /// Entries inside the runs (the rest of the pool is parked).
+    in_runs: usize,
     seq: u64,
     last_sweep_ms: u64,
 }
@@ -411,6 +423,24 @@ impl Mempool {
         self.runs
             .get(sender)
             .is_some_and(|run| run.base <= nonce && nonce < run.end)
+    }
+
+    /// Replaces `sender`'s run, keeping the count of includable entries.
+    fn set_run(&mut self, sender: Address, run: Option<Run>) {
+        let old = match run {
+            Some(r) => self.runs.insert(sender, r),
+            None => self.runs.remove(&sender),
+        };
+        let len = |r: Run| (r.end - r.base) as usize;
+        self.in_runs = self
+            .in_runs
+            .saturating_sub(old.map_or(0, len))
+            .saturating_add(run.map_or(0, len));
+    }
+
+    /// Transactions held behind a nonce gap, in all.
+    pub fn parked_len(&self) -> usize {
+        self.by_hash.len().saturating_sub(self.in_runs)
     }
 
     /// `sender`'s run from `base` (its account nonce now): the cached one if it starts there.
@@ -556,6 +586,11 @@ impl Mempool {
                     max: self.cfg.max_per_sender,
                 });
             }
+            if !includable && self.parked_len() >= self.cfg.max_parked {
+                return Err(Rejection::ParkedFull {
+                    max: self.cfg.max_parked,
+                });
+            }
             if !includable {
                 let parked = self
                     .by_sender
@@ -595,7 +630,7 @@ impl Mempool {
                 run.end += 1;
             }
         }
-        self.runs.insert(sender, run);
+        self.set_run(sender, Some(run));
         Ok(hash)
     }
 
@@ -649,7 +684,7 @@ impl Mempool {
         }
         if keep.is_empty() {
             self.by_sender.remove(sender);
-            self.runs.remove(sender);
+            self.set_run(*sender, None);
         } else {
             *q = keep;
             // Within the run, its end stands (what is left of it is still contiguous);
@@ -664,7 +699,7 @@ impl Mempool {
                     end: self.walk_run(sender, account_nonce),
                 },
             };
-            self.runs.insert(*sender, run);
+            self.set_run(*sender, Some(run));
         }
     }
 
@@ -682,11 +717,11 @@ impl Mempool {
         let e = q.remove(&nonce);
         if q.is_empty() {
             self.by_sender.remove(&sender);
-            self.runs.remove(&sender);
-        } else if let Some(run) = self.runs.get_mut(&sender) {
+            self.set_run(sender, None);
+        } else if let Some(run) = self.runs.get(&sender).copied() {
             // What followed it is now behind a gap.
             if run.base <= nonce && nonce < run.end {
-                run.end = nonce;
+                self.set_run(sender, Some(Run { end: nonce, ..run }));
             }
         }
         if let Some(id) = e.as_ref().and_then(|e| e.tx.tx().kind.payout_id()) {
@@ -1119,6 +1154,14 @@ mod tests {
                 }
                 assert_eq!(pool.runs.contains_key(&a), pool.by_sender.contains_key(&a));
             }
+            let in_runs: u64 = pool.runs.values().map(|r| r.end - r.base).sum();
+            assert_eq!(pool.in_runs as u64, in_runs);
+            let parked: usize = pool
+                .by_sender
+                .iter()
+                .map(|(a, q)| q.range(pool.runs[a].end..).count())
+                .sum();
+            assert_eq!(pool.parked_len(), parked);
         }
     }
 
@@ -1150,6 +1193,7 @@ mod tests {
         let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
         let mut pool = Mempool::new(MempoolConfig {
             max_parked_per_sender: 2,
+            max_parked: 3,
             parked_ttl_ms: 10_000,
             ..Default::default()
         });
@@ -1166,6 +1210,28 @@ mod tests {
             code(pool.insert(tx(&k, CHAIN, 7, 1, 10_000), rich(), PegFacts::default(), &c)),
             Some("too_many_parked")
         );
+        // All senders together park at most 3: a second sender gets one more, then none.
+        let k2 = SecretKey::random();
+        let other = pool
+            .insert(
+                tx(&k2, CHAIN, 9, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c,
+            )
+            .unwrap();
+        assert_eq!(
+            code(pool.insert(
+                tx(&k2, CHAIN, 10, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c
+            )),
+            Some("parked_full")
+        );
+        assert_eq!(pool.parked_len(), 3);
+        pool.remove(&other);
+        assert_eq!(pool.parked_len(), 2);
         // Includable ones are not limited by it.
         pool.insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), PegFacts::default(), &c)
             .unwrap();

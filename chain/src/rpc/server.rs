@@ -75,7 +75,8 @@ pub fn rejection_code(r: &Rejection) -> i32 {
         Rejection::AlreadyKnown(_) | Rejection::ReplacementUnderpriced { .. } => ALREADY_KNOWN,
         Rejection::PoolFull { .. }
         | Rejection::SenderFull { .. }
-        | Rejection::TooManyParked { .. } => BUSY,
+        | Rejection::TooManyParked { .. }
+        | Rejection::ParkedFull { .. } => BUSY,
         Rejection::Peg(PegError::IdUsed { .. }) => PEG_ID_USED,
         Rejection::Peg(PegError::IdPending(_)) => ALREADY_KNOWN,
         Rejection::Peg(PegError::Signatures(_)) | Rejection::Peg(PegError::ZeroId) => {
