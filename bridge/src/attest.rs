@@ -133,6 +133,16 @@ impl Federation {
         }
     }
 
+    /// The depth a payout of `direction` must reach on its destination chain before the
+    /// transfer counts as paid: the destination chain's own confirmations (side for
+    /// deposits, main for withdrawals).
+    pub fn payout_confirmations(&self, direction: Direction) -> u64 {
+        match direction {
+            Direction::MainToSide => self.side_confirmations,
+            Direction::SideToMain => self.main_confirmations,
+        }
+    }
+
     /// The member that submits the payout of `id` first: `members[be_u64(id[0..8]) % N]`.
     pub fn designated_submitter(&self, id: &Hash) -> Option<Address> {
         let n = self.members.len() as u64;

@@ -138,6 +138,20 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
+    /// A handle to no network, for in-process tests of the workers: what they publish waits
+    /// in the returned receiver.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (Self, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let handle = NetHandle {
+            tx,
+            peer_id: PeerId::random(),
+            listen: ListenAddrs::default(),
+            peers: Arc::new(Mutex::new(HashMap::new())),
+        };
+        (handle, rx)
+    }
+
     /// Gossips a bundle of attestations (best effort: re-gossip covers losses).
     pub fn publish(&self, g: &AttestationGossip) {
         if self.tx.try_send(g.encode()).is_err() {

@@ -39,6 +39,15 @@ pub struct BlockRef {
     pub hash: Hash,
 }
 
+/// A payout a destination node shows, with its depth there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutSeen {
+    /// The Mint or Release: block, transaction, submitter.
+    pub payout: PegPayout,
+    /// `head - block + 1` on the node's canonical chain: the depth the watcher uses too.
+    pub confirmations: u64,
+}
+
 /// What a watcher reads from its source chain.
 pub trait SourceChain: Send + Sync {
     /// The canonical head.
@@ -48,6 +57,24 @@ pub trait SourceChain: Send + Sync {
         &self,
         number: BlockNumber,
     ) -> impl Future<Output = Result<Option<BlockReceipts>>> + Send;
+}
+
+/// What a worker asks of its destination chain (a trait so tests drive the worker with a fake).
+pub trait DestinationChain: Send + Sync {
+    /// `main` or `side`, for labels and logs.
+    fn name(&self) -> &'static str;
+    /// The canonical head.
+    fn head(&self) -> impl Future<Output = Result<BlockRef>> + Send;
+    /// An account at the head.
+    fn account(&self, address: Address) -> impl Future<Output = Result<AccountView>> + Send;
+    /// The payout of each id, if the canonical chain holds one, with its depth.
+    fn payouts(&self, ids: &[Hash])
+        -> impl Future<Output = Result<Vec<Option<PayoutSeen>>>> + Send;
+    /// Submits signed payouts in order; one outcome each.
+    fn submit_many(
+        &self,
+        raws: Vec<Bytes>,
+    ) -> impl Future<Output = Result<Vec<SubmitOutcome>>> + Send;
 }
 
 /// How a destination node answered a payout.
@@ -150,9 +177,20 @@ impl NodeClient {
         self.http.account(address).await.map_err(|e| self.err(e))
     }
 
-    /// The payout of each id on this (destination) chain, if paid: one JSON-RPC batch per
-    /// [`PAYOUT_QUERY_BATCH`] ids instead of a round trip each.
-    pub async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PegPayout>>> {
+    /// The canonical head (here as well as in the traits, so a call on a `NodeClient` is
+    /// never ambiguous between them).
+    pub async fn head(&self) -> Result<BlockRef> {
+        let h = self.http.head().await.map_err(|e| self.err(e))?;
+        Ok(BlockRef {
+            number: h.number,
+            hash: h.hash,
+        })
+    }
+
+    /// The payout of each id on this (destination) chain, if paid, with its depth (from the
+    /// head the same answer reports): one JSON-RPC batch per [`PAYOUT_QUERY_BATCH`] ids
+    /// instead of a round trip each.
+    pub async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PayoutSeen>>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAYOUT_QUERY_BATCH) {
             let mut batch = BatchRequestBuilder::new();
@@ -168,7 +206,10 @@ impl NodeClient {
                 .map_err(|e| self.err(e))?;
             for a in answers {
                 let view = a.map_err(|e| self.err(ClientError::Call(e.into_owned())))?;
-                out.push(view.payout);
+                out.push(view.payout.map(|payout| PayoutSeen {
+                    confirmations: (view.head + 1).saturating_sub(payout.block_number),
+                    payout,
+                }));
             }
         }
         if out.len() != ids.len() {
@@ -224,11 +265,7 @@ impl NodeClient {
 
 impl SourceChain for NodeClient {
     async fn head(&self) -> Result<BlockRef> {
-        let h = self.http.head().await.map_err(|e| self.err(e))?;
-        Ok(BlockRef {
-            number: h.number,
-            hash: h.hash,
-        })
+        NodeClient::head(self).await
     }
 
     async fn block(&self, number: BlockNumber) -> Result<Option<BlockReceipts>> {
@@ -236,5 +273,27 @@ impl SourceChain for NodeClient {
             .block_receipts(number)
             .await
             .map_err(|e| self.err(e))
+    }
+}
+
+impl DestinationChain for NodeClient {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn head(&self) -> Result<BlockRef> {
+        NodeClient::head(self).await
+    }
+
+    async fn account(&self, address: Address) -> Result<AccountView> {
+        NodeClient::account(self, address).await
+    }
+
+    async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PayoutSeen>>> {
+        NodeClient::payouts(self, ids).await
+    }
+
+    async fn submit_many(&self, raws: Vec<Bytes>) -> Result<Vec<SubmitOutcome>> {
+        NodeClient::submit_many(self, raws).await
     }
 }

@@ -3,6 +3,7 @@
 //! `GET /health`, `GET /metrics` and the JSON-RPC method `bridge_status`, which
 //! `bridge status` calls through the client jsonrpsee generates from [`BridgeApiClient`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +31,20 @@ pub trait BridgeApi {
     async fn status(&self) -> std::result::Result<MemberStatus, ErrorObjectOwned>;
 }
 
-/// One transfer this member has not seen paid yet.
+/// A payout this member saw in a destination block that is not final yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutProgress {
+    /// The destination block holding the Mint or Release.
+    pub block_number: BlockNumber,
+    /// The payout transaction.
+    pub tx_hash: Option<Hash>,
+    /// Its depth when last looked at (the block itself counts).
+    pub confirmations: u64,
+    /// The depth at which it counts as paid (the destination chain's confirmations).
+    pub required: u64,
+}
+
+/// One transfer this member has not seen paid (final) yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingTransfer {
     /// Transfer id (the Lock or Burn hash).
@@ -53,6 +67,9 @@ pub struct PendingTransfer {
     pub designated_submitter: Option<Address>,
     /// This member's last submission, if any.
     pub submission: Option<Submission>,
+    /// The payout, when a destination block holds it but it is not final yet.
+    #[serde(default)]
+    pub payout: Option<PayoutProgress>,
 }
 
 /// One direction's progress.
@@ -106,6 +123,8 @@ pub struct DirectionBoard {
     pub destination_head: Option<BlockNumber>,
     /// Last error, cleared by a good step.
     pub last_error: Option<String>,
+    /// Payouts seen in destination blocks, not final yet, by transfer id.
+    pub payouts: HashMap<Hash, PayoutProgress>,
 }
 
 /// What the workers share with the status server.
@@ -166,6 +185,7 @@ impl Shared {
                     age_ms: now_ms.saturating_sub(e.seen_ms),
                     designated_submitter: self.federation.designated_submitter(&e.id),
                     submission: self.store.submission(&e.id)?,
+                    payout: b.payouts.get(&e.id).copied(),
                 });
             }
             directions.push(DirectionStatus {
@@ -220,7 +240,7 @@ pub fn render(s: &MemberStatus) -> String {
         }
         for p in &d.pending {
             out.push_str(&format!(
-                "  {} {:?} {} -> {} signatures {}/{} age {:.1}s{}\n",
+                "  {} {:?} {} -> {} signatures {}/{} age {:.1}s{}{}\n",
                 p.id,
                 p.state,
                 p.payout_amount.to_coins_string(),
@@ -231,6 +251,13 @@ pub fn render(s: &MemberStatus) -> String {
                 p.submission
                     .as_ref()
                     .map(|s| format!(" submitted x{} ({})", s.attempts, s.outcome))
+                    .unwrap_or_default(),
+                p.payout
+                    .as_ref()
+                    .map(|x| format!(
+                        " payout in block {} ({}/{} confirmations)",
+                        x.block_number, x.confirmations, x.required
+                    ))
                     .unwrap_or_default()
             ));
         }

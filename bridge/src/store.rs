@@ -80,7 +80,7 @@ pub enum EventState {
     Seen,
     /// At depth on our own node and signed by us.
     Signed,
-    /// Paid on the destination (by anyone).
+    /// Paid on the destination (by anyone), at the destination's confirmation depth.
     Paid,
 }
 

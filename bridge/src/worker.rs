@@ -20,8 +20,8 @@ use tokio::sync::{watch, Notify};
 use crate::attest::{Attestation, AttestationGossip};
 use crate::error::Result;
 use crate::metrics::{direction_name, ChainLabel, Metrics};
-use crate::nodes::{NodeClient, SourceChain, SubmitOutcome};
-use crate::status::Shared;
+use crate::nodes::{DestinationChain, NodeClient, PayoutSeen, SourceChain, SubmitOutcome};
+use crate::status::{PayoutProgress, Shared};
 use crate::store::{durably, EventRecord, EventState, SignOutcome, Submission};
 use crate::watcher::Watcher;
 
@@ -36,17 +36,17 @@ pub struct WorkerTiming {
     pub regossip_interval_ms: u64,
 }
 
-/// One direction's worker.
+/// One direction's worker, over its source and destination nodes (fakes in tests).
 #[derive(Debug)]
-pub struct Worker {
+pub struct Worker<S = NodeClient, D = NodeClient> {
     /// Deposits or withdrawals.
     pub direction: Direction,
     /// Scans the source.
     pub watcher: Watcher,
     /// The member's node of the source chain.
-    pub source: NodeClient,
+    pub source: S,
     /// The member's node of the destination chain.
-    pub destination: NodeClient,
+    pub destination: D,
     /// The destination's chain id (payouts are signed for it).
     pub destination_chain_id: ChainId,
     /// The member key.
@@ -55,18 +55,35 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     /// Timing.
     pub timing: WorkerTiming,
+    /// Depth a payout must reach on the destination before the transfer counts as paid.
+    pub payout_confirmations: u64,
     last_regossip_ms: u64,
     last_destination_head: u64,
+    /// Payouts seen in destination blocks that are not final yet, by transfer id. They are
+    /// looked at again on every new destination block and not resubmitted while there. In
+    /// memory only: nothing is decided on it, and a restart asks about everything open at
+    /// its first step.
+    included: HashMap<Hash, PayoutSeen>,
 }
 
-impl Worker {
+/// What a look at the destination showed for one open transfer.
+enum Observed {
+    /// Paid, at the destination's confirmation depth: done.
+    Final(PegPayout),
+    /// In a canonical block, not deep enough yet: wait, do not resubmit.
+    Confirming,
+    /// Not on the destination's canonical chain.
+    Absent,
+}
+
+impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
     /// A worker that has not stepped yet.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         direction: Direction,
         watcher: Watcher,
-        source: NodeClient,
-        destination: NodeClient,
+        source: S,
+        destination: D,
         destination_chain_id: ChainId,
         key: SecretKey,
         shared: Arc<Shared>,
@@ -79,10 +96,12 @@ impl Worker {
             destination,
             destination_chain_id,
             key,
+            payout_confirmations: shared.federation.payout_confirmations(direction),
             shared,
             timing,
             last_regossip_ms: 0,
             last_destination_head: 0,
+            included: HashMap::new(),
         }
     }
 
@@ -138,7 +157,11 @@ impl Worker {
 
     /// One pass over the pipeline.
     pub async fn step(&mut self) -> Result<()> {
-        let now = chain::producer::now_ms();
+        self.step_at(chain::producer::now_ms()).await
+    }
+
+    /// [`Worker::step`] at `now` (unix ms): tests pass the time in.
+    pub async fn step_at(&mut self, now: u64) -> Result<()> {
         let label = Metrics::dir(self.direction);
         let w = self
             .watcher
@@ -182,6 +205,22 @@ impl Worker {
         self.last_destination_head = dest_head.number;
         self.advance(open, now, regossip, new_destination_block)
             .await?;
+        let required = self.payout_confirmations;
+        let progress = self
+            .included
+            .iter()
+            .map(|(id, p)| {
+                let view = PayoutProgress {
+                    block_number: p.payout.block_number,
+                    tx_hash: p.payout.tx_hash,
+                    confirmations: p.confirmations,
+                    required,
+                };
+                (*id, view)
+            })
+            .collect();
+        self.shared
+            .update_board(self.direction, |b| b.payouts = progress);
         if regossip {
             self.last_regossip_ms = now;
             self.update_balance().await?;
@@ -202,7 +241,7 @@ impl Worker {
             .metrics
             .member_balance_coins
             .get_or_create(&ChainLabel {
-                chain: self.destination.name.to_string(),
+                chain: self.destination.name().to_string(),
             })
             .set(coins);
         Ok(())
@@ -286,41 +325,74 @@ impl Worker {
         Ok(())
     }
 
+    /// What `seen` (the destination's answer for `e`) means, keeping [`Worker::included`] in
+    /// step: a payout counts only at the destination's confirmation depth; one that a
+    /// block held and the canonical chain no longer does was reorged out.
+    fn observe(&mut self, e: &EventRecord, seen: Option<PayoutSeen>) -> Observed {
+        match seen {
+            Some(s) if s.confirmations >= self.payout_confirmations => {
+                self.included.remove(&e.id);
+                Observed::Final(s.payout)
+            }
+            Some(s) => {
+                if !self.included.contains_key(&e.id) {
+                    tracing::info!(direction = self.name(), peg_id = %e.id, payout_block = s.payout.block_number, confirmations = s.confirmations, required = self.payout_confirmations, "payout included; waiting until it is final");
+                }
+                self.included.insert(e.id, s);
+                Observed::Confirming
+            }
+            None => {
+                if let Some(was) = self.included.remove(&e.id) {
+                    tracing::warn!(direction = self.name(), peg_id = %e.id, payout_block = was.payout.block_number, confirmations = was.confirmations, "payout left the destination's canonical chain before it was final (reorg): following the transfer again");
+                    self.shared.metrics.error("payout_reorged");
+                }
+                Observed::Absent
+            }
+        }
+    }
+
     /// Walks the signed, unpaid transfers: re-gossips and looks for payouts now and then,
     /// notes when M signatures are held, and submits what is due in one batch. A step's cost
     /// follows what is due, not the backlog: the destination is asked about a transfer only
-    /// on re-gossip or right before a resubmission.
+    /// on re-gossip, right before a resubmission, or while a payout of it is on its way to
+    /// the confirmation depth. A transfer is done only when its payout is final there.
     async fn advance(
-        &self,
+        &mut self,
         open: Vec<EventRecord>,
         now: u64,
         regossip: bool,
         new_destination_block: bool,
     ) -> Result<()> {
-        let store = &self.shared.store;
-        let fed = &self.shared.federation;
+        let shared = self.shared.clone();
+        let store = &shared.store;
+        let fed = &shared.federation;
         let timeout = self.timing.submit_timeout_ms;
         // Each transfer's last submission, read once for the whole step.
         let mut open = open
             .into_iter()
             .map(|e| Ok((store.submission(&e.id)?, e)))
             .collect::<Result<Vec<_>>>()?;
-        // Everything open is looked up on re-gossip; what this member's node accepted a
-        // payout for, as soon as the destination has a new block (it is likely in it).
-        let ask = |last: &Option<Submission>| {
+        // Everything open is looked up on re-gossip. On a new destination block: what this
+        // member's node accepted a payout for (it is likely in it), and every payout seen
+        // short of the depth (it deepens, or a reorg takes it away).
+        let included = &self.included;
+        let ask = |last: &Option<Submission>, id: &Hash| {
             regossip
-                || (new_destination_block && last.as_ref().is_some_and(|s| s.tx_hash.is_some()))
+                || (new_destination_block
+                    && (last.as_ref().is_some_and(|s| s.tx_hash.is_some())
+                        || included.contains_key(id)))
         };
-        if open.iter().any(|(last, _)| ask(last)) {
-            let (asked, kept): (Vec<_>, Vec<_>) = open.into_iter().partition(|(last, _)| ask(last));
+        if open.iter().any(|(last, e)| ask(last, &e.id)) {
+            let (asked, kept): (Vec<_>, Vec<_>) =
+                open.into_iter().partition(|(last, e)| ask(last, &e.id));
             open = kept;
             let ids: Vec<Hash> = asked.iter().map(|(_, e)| e.id).collect();
             let payouts = self.destination.payouts(&ids).await?;
             let mut paid = Vec::new();
             for ((last, e), p) in asked.into_iter().zip(payouts) {
-                match p {
-                    Some(p) => paid.push((e, p)),
-                    None => open.push((last, e)),
+                match self.observe(&e, p) {
+                    Observed::Final(p) => paid.push((e, p)),
+                    Observed::Confirming | Observed::Absent => open.push((last, e)),
                 }
             }
             self.mark_paid(&paid, now)?;
@@ -343,6 +415,10 @@ impl Worker {
                     message: message.clone(),
                     signature: own.signature,
                 });
+            }
+            // A payout of it is in a block: wait for the depth (or for a reorg to drop it).
+            if self.included.contains_key(&e.id) {
+                continue;
             }
             if last
                 .as_ref()
@@ -410,9 +486,10 @@ impl Worker {
             let payouts = self.destination.payouts(&ids).await?;
             let mut paid = Vec::new();
             for (d, p) in check.into_iter().zip(payouts) {
-                match p {
-                    Some(p) => paid.push((d.event, p)),
-                    None => send.push(d),
+                match self.observe(&d.event, p) {
+                    Observed::Final(p) => paid.push((d.event, p)),
+                    Observed::Confirming => {}
+                    Observed::Absent => send.push(d),
                 }
             }
             self.mark_paid(&paid, now)?;
@@ -569,4 +646,449 @@ struct Due {
     signatures: Vec<chain::crypto::Signature>,
     last: Option<Submission>,
     designated: bool,
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A fake destination chain for in-process tests of the worker: a pool with the nonce and
+    //! peg-id rules of the real one that matter to a member, and canonical blocks that tests
+    //! mine, reorg and pay into at will.
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use chain::crypto::keccak256_parts;
+    use chain::rpc::types::{AccountView, PegPayout};
+    use chain::tx::SignedTransaction;
+    use chain::types::{Address, Amount, Bytes, Hash};
+
+    use crate::error::Result;
+    use crate::nodes::{codes, BlockRef, DestinationChain, PayoutSeen, SubmitOutcome};
+
+    /// A payout in a canonical block.
+    #[derive(Debug, Clone, Copy)]
+    struct Paid {
+        id: Hash,
+        tx: Hash,
+        sender: Address,
+    }
+
+    /// A payout waiting in the pool.
+    #[derive(Debug, Clone, Copy)]
+    struct Pooled {
+        id: Hash,
+        tx: Hash,
+    }
+
+    #[derive(Debug, Default)]
+    struct State {
+        /// Canonical blocks above genesis (index 0 is height 1) and the payouts in each.
+        blocks: Vec<Vec<Paid>>,
+        /// Bumped by every reorg, so a replaced height gets another hash.
+        salt: u8,
+        /// Pending payouts by (sender, nonce).
+        pool: BTreeMap<(Address, u64), Pooled>,
+        /// Every payout accepted into the pool, in order: (id, sender, nonce).
+        accepted: Vec<(Hash, Address, u64)>,
+    }
+
+    impl State {
+        fn paid_at(&self, id: &Hash) -> Option<(u64, Paid)> {
+            self.blocks
+                .iter()
+                .enumerate()
+                .find_map(|(i, b)| b.iter().find(|p| p.id == *id).map(|p| (i as u64 + 1, *p)))
+        }
+
+        fn nonce(&self, sender: &Address) -> u64 {
+            self.blocks
+                .iter()
+                .flatten()
+                .filter(|p| p.sender == *sender)
+                .count() as u64
+        }
+
+        fn pending_nonce(&self, sender: &Address) -> u64 {
+            let mut n = self.nonce(sender);
+            while self.pool.contains_key(&(*sender, n)) {
+                n += 1;
+            }
+            n
+        }
+    }
+
+    /// The fake destination.
+    #[derive(Debug, Default)]
+    pub struct FakeDestination {
+        s: Mutex<State>,
+    }
+
+    impl FakeDestination {
+        /// A chain at genesis with an empty pool.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Produces a block with every payout a producer could include now (each sender's
+        /// contiguous run from its account nonce); returns how many it holds.
+        pub fn mine(&self) -> usize {
+            let mut s = self.s.lock().expect("lock");
+            let senders: Vec<Address> = s.pool.keys().map(|(a, _)| *a).collect();
+            let mut block = Vec::new();
+            for sender in senders {
+                let mut n = s.nonce(&sender);
+                while let Some(p) = s.pool.remove(&(sender, n)) {
+                    block.push(Paid {
+                        id: p.id,
+                        tx: p.tx,
+                        sender,
+                    });
+                    n += 1;
+                }
+            }
+            let count = block.len();
+            s.blocks.push(block);
+            count
+        }
+
+        /// Produces a block without payouts.
+        pub fn empty_block(&self) {
+            self.s.lock().expect("lock").blocks.push(Vec::new());
+        }
+
+        /// A reorg to a branch that forks after `height` and holds nothing: the payouts of
+        /// the blocks above are gone from the chain and not returned to the pool.
+        pub fn reorg_to(&self, height: u64) {
+            let mut s = self.s.lock().expect("lock");
+            s.blocks.truncate(height as usize);
+            s.salt = s.salt.wrapping_add(1);
+        }
+
+        /// Every payout accepted into the pool so far: (id, sender, nonce).
+        pub fn accepted(&self) -> Vec<(Hash, Address, u64)> {
+            self.s.lock().expect("lock").accepted.clone()
+        }
+    }
+
+    impl DestinationChain for FakeDestination {
+        fn name(&self) -> &'static str {
+            "side"
+        }
+
+        async fn head(&self) -> Result<BlockRef> {
+            let s = self.s.lock().expect("lock");
+            let number = s.blocks.len() as u64;
+            Ok(BlockRef {
+                number,
+                hash: keccak256_parts(&[&number.to_le_bytes(), &[s.salt]]),
+            })
+        }
+
+        async fn account(&self, address: Address) -> Result<AccountView> {
+            let s = self.s.lock().expect("lock");
+            Ok(AccountView {
+                address,
+                balance: Amount::ZERO,
+                nonce: s.nonce(&address),
+                pending_nonce: s.pending_nonce(&address),
+                block_number: s.blocks.len() as u64,
+            })
+        }
+
+        async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PayoutSeen>>> {
+            let s = self.s.lock().expect("lock");
+            let head = s.blocks.len() as u64;
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    s.paid_at(id).map(|(h, p)| PayoutSeen {
+                        payout: PegPayout {
+                            block_number: h,
+                            block_hash: Some(keccak256_parts(&[&h.to_le_bytes(), &[s.salt]])),
+                            tx_hash: Some(p.tx),
+                            event: None,
+                            submitter: Some(p.sender),
+                        },
+                        confirmations: head + 1 - h,
+                    })
+                })
+                .collect())
+        }
+
+        async fn submit_many(&self, raws: Vec<Bytes>) -> Result<Vec<SubmitOutcome>> {
+            let mut s = self.s.lock().expect("lock");
+            let refused = |code, message: &str| SubmitOutcome::Refused {
+                code,
+                message: message.into(),
+            };
+            let mut out = Vec::with_capacity(raws.len());
+            for raw in raws {
+                let Ok(tx) = SignedTransaction::decode_and_recover(&raw.0, 1 << 20) else {
+                    out.push(refused(-32010, "malformed"));
+                    continue;
+                };
+                let (sender, nonce, hash) = (tx.sender(), tx.nonce(), tx.hash());
+                let Some(id) = tx.tx().kind.payout_id() else {
+                    out.push(refused(-32010, "not a payout"));
+                    continue;
+                };
+                if s.paid_at(&id).is_some() {
+                    out.push(SubmitOutcome::IdUsed);
+                    continue;
+                }
+                if nonce < s.nonce(&sender) {
+                    out.push(refused(-32013, "nonce too low"));
+                    continue;
+                }
+                // One payout per id; its own sender may move it to an earlier nonce.
+                let pending = s
+                    .pool
+                    .iter()
+                    .find(|(_, p)| p.id == id)
+                    .map(|(k, p)| (*k, *p));
+                match pending {
+                    Some((_, p)) if p.tx == hash => {
+                        out.push(refused(codes::ALREADY_KNOWN, "already known"));
+                        continue;
+                    }
+                    Some(((from, n), _)) if from == sender && nonce < n => {
+                        s.pool.remove(&(from, n));
+                    }
+                    Some(_) => {
+                        out.push(SubmitOutcome::IdPending);
+                        continue;
+                    }
+                    None => {}
+                }
+                if s.pool.contains_key(&(sender, nonce)) {
+                    out.push(refused(codes::ALREADY_KNOWN, "replacement underpriced"));
+                    continue;
+                }
+                s.pool.insert((sender, nonce), Pooled { id, tx: hash });
+                s.accepted.push((id, sender, nonce));
+                out.push(SubmitOutcome::Accepted(hash));
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chain::crypto::SecretKey;
+    use chain::types::{Amount, Hash};
+    use tokio::sync::mpsc;
+
+    use super::fake::FakeDestination;
+    use super::*;
+    use crate::attest::Federation;
+    use crate::metrics::Metrics;
+    use crate::network::NetHandle;
+    use crate::status::Shared;
+    use crate::store::{HeldAttestation, Store};
+    use crate::watcher::fake::{deposit, FakeChain};
+
+    /// Start of the simulated clock (unix ms).
+    const T0: u64 = 1_000_000;
+
+    /// One member's deposit worker between a fake main chain and a fake sidechain, in a
+    /// federation of three (threshold 2) whose other keys the test holds.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        _gossip: mpsc::Receiver<Vec<u8>>,
+        keys: Vec<SecretKey>,
+        worker: Worker<FakeChain, FakeDestination>,
+    }
+
+    impl Rig {
+        fn new(submit_timeout_ms: u64) -> Self {
+            let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+            let federation = Federation {
+                domain: Hash([9; 32]),
+                members: keys.iter().map(SecretKey::address).collect(),
+                threshold: 2,
+                peg_out_fee: Amount(1),
+                main_confirmations: 3,
+                side_confirmations: 3,
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(dir.path()).expect("open");
+            let (net, gossip) = NetHandle::detached();
+            let shared = Arc::new(Shared {
+                store: Arc::new(store),
+                federation,
+                member: keys[0].address(),
+                net,
+                metrics: Arc::new(Metrics::new()),
+                board: Mutex::default(),
+                recorded: Arc::new(Notify::new()),
+            });
+            let watcher = Watcher {
+                direction: Direction::MainToSide,
+                confirmations: 3,
+                peg_out_fee: Amount(1),
+                history: 64,
+            };
+            let worker = Worker::new(
+                Direction::MainToSide,
+                watcher,
+                FakeChain::new(),
+                FakeDestination::new(),
+                7,
+                keys[0].clone(),
+                shared,
+                WorkerTiming {
+                    poll_interval: Duration::from_secs(1),
+                    submit_timeout_ms,
+                    regossip_interval_ms: 3_600_000,
+                },
+            );
+            Self {
+                _dir: dir,
+                _gossip: gossip,
+                keys,
+                worker,
+            }
+        }
+
+        fn store(&self) -> &Store {
+            &self.worker.shared.store
+        }
+
+        /// `n` deposit ids this member is the designated submitter of.
+        fn own_ids(&self, n: usize) -> Vec<Hash> {
+            let fed = &self.worker.shared.federation;
+            (1..=u8::MAX)
+                .map(|i| Hash([i; 32]))
+                .filter(|id| fed.designated_submitter(id) == Some(self.keys[0].address()))
+                .take(n)
+                .collect()
+        }
+
+        /// Deposits of `ids` in one source block, buried at the signing depth.
+        fn lock(&self, ids: &[Hash]) {
+            let src = &self.worker.source;
+            src.push(ids.iter().map(|id| deposit(*id, 50)).collect(), 0);
+            src.push(vec![], 0);
+            src.push(vec![], 0);
+        }
+
+        /// Files the second member's attestation of each recorded transfer: with ours, the
+        /// threshold.
+        fn second_signature(&self, ids: &[Hash]) {
+            let held: Vec<HeldAttestation> = ids
+                .iter()
+                .map(|id| {
+                    let e = self.store().event(id).expect("get").expect("recorded");
+                    let message_hash = self.worker.message(&e).signing_hash();
+                    HeldAttestation {
+                        id: *id,
+                        message_hash,
+                        member: self.keys[1].address(),
+                        signature: self.keys[1].sign_prehash(&message_hash),
+                    }
+                })
+                .collect();
+            self.store().put_attestations(&held).expect("filed");
+        }
+
+        async fn step(&mut self, now: u64) {
+            self.worker.step_at(now).await.expect("step");
+        }
+
+        fn is_open(&self, id: &Hash) -> bool {
+            self.store()
+                .open_events(None)
+                .expect("open")
+                .iter()
+                .any(|e| e.id == *id)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payout_counts_as_paid_only_once_final_and_is_resubmitted_when_a_reorg_drops_it() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let id = rig.own_ids(1)[0];
+        let me = rig.keys[0].address();
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        assert_eq!(
+            rig.store().event(&id).expect("get").map(|e| e.state),
+            Some(EventState::Signed)
+        );
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
+
+        // The payout lands: 1 block deep of the 3 the sidechain's depth asks for.
+        assert_eq!(rig.worker.destination.mine(), 1);
+        rig.step(T0 + 200).await;
+        assert!(
+            rig.is_open(&id),
+            "a payout 1 block deep (of 3) is not final: the transfer stays open"
+        );
+        let status = rig.worker.shared.status(T0 + 200).expect("status");
+        let pending = &status.directions[0].pending;
+        assert_eq!(
+            pending.len(),
+            1,
+            "bridge status still lists it: {pending:?}"
+        );
+        let progress = pending[0]
+            .payout
+            .as_ref()
+            .expect("the payout seen is shown");
+        assert_eq!(
+            (
+                progress.block_number,
+                progress.confirmations,
+                progress.required
+            ),
+            (1, 1, 3)
+        );
+
+        // A reorg drops the block, and the payout with it (it does not come back to the pool).
+        rig.worker.destination.reorg_to(0);
+        rig.worker.destination.empty_block();
+        rig.worker.destination.empty_block();
+        rig.step(T0 + 300).await;
+        assert!(rig.is_open(&id), "still open after the reorg");
+        assert_eq!(
+            rig.worker.destination.accepted().len(),
+            1,
+            "not resubmitted before the submit timeout"
+        );
+        // After the timeout the member submits it again.
+        rig.step(T0 + 100 + timeout + 1).await;
+        assert_eq!(
+            rig.worker.destination.accepted(),
+            vec![(id, me, 0), (id, me, 0)],
+            "resubmitted once the reorg dropped it"
+        );
+        assert_eq!(rig.worker.destination.mine(), 1);
+        let mut t = T0 + 100 + timeout + 2;
+        rig.step(t).await;
+        assert!(rig.is_open(&id), "1 block deep again");
+        for _ in 0..2 {
+            rig.worker.destination.empty_block();
+            t += 1;
+            rig.step(t).await;
+        }
+        let rec = rig.store().event(&id).expect("get").expect("known");
+        assert_eq!(rec.state, EventState::Paid, "3 blocks deep: final, paid");
+        assert!(rec.payout_tx.is_some());
+        assert!(!rig.is_open(&id));
+        let metrics = rig.worker.shared.metrics.encode();
+        assert!(
+            metrics.contains("bridge_errors_total{kind=\"payout_reorged\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("bridge_events_paid_total{direction=\"deposits\"} 1"),
+            "{metrics}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `wallet deposit`, `wallet withdraw` and `wallet status`: move coins across the peg and
-//! follow them: included -> confirmations k/N -> awaiting the federation -> paid.
+//! follow them: included -> confirmations k/N -> awaiting the federation -> payout
+//! confirmations k/N -> paid (the payout is final on the destination chain).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -30,7 +31,10 @@ pub enum PegState {
     Confirming,
     /// Deep enough: the federation signs and submits the payout.
     AwaitingFederation,
-    /// Paid out on the destination chain.
+    /// The payout is in a destination block, not yet as deep as the peg's rules ask: a
+    /// reorg could still take it away (the members then pay it again).
+    PayoutConfirming,
+    /// Paid out on the destination chain, at its confirmation depth: final.
     Paid,
 }
 
@@ -60,6 +64,10 @@ pub struct PayoutView {
     pub amount: Option<Amount>,
     /// Seconds from the source block's inclusion to the payout block (by block times).
     pub seconds: Option<f64>,
+    /// Confirmations of the payout block so far (the block itself counts).
+    pub confirmations: u64,
+    /// Confirmations at which the payout is final (the destination chain's).
+    pub required: u64,
 }
 
 /// `deposit`, `withdraw` and `status`: one shape.
@@ -101,6 +109,30 @@ fn required(info: &PegInfo, d: Direction) -> u64 {
     match d {
         Direction::MainToSide => info.params.main_confirmations,
         Direction::SideToMain => info.params.side_confirmations,
+    }
+}
+
+/// The depth a payout of `d` needs on its destination chain to be final.
+fn payout_required(info: &PegInfo, d: Direction) -> u64 {
+    match d {
+        Direction::MainToSide => info.params.side_confirmations,
+        Direction::SideToMain => info.params.main_confirmations,
+    }
+}
+
+/// Where a transfer stands, from what the two chains show.
+fn state_of(
+    included: bool,
+    confirmations: u64,
+    need: u64,
+    payout: Option<&PayoutView>,
+) -> PegState {
+    match payout {
+        Some(p) if p.confirmations >= p.required => PegState::Paid,
+        Some(_) => PegState::PayoutConfirming,
+        None if !included => PegState::Pending,
+        None if confirmations < need => PegState::Confirming,
+        None => PegState::AwaitingFederation,
     }
 }
 
@@ -179,19 +211,13 @@ async fn observe(
                 tx_hash: po.tx_hash,
                 amount: paid_amount,
                 seconds,
+                confirmations: (p.head + 1).saturating_sub(po.block_number),
+                required: payout_required(info, d),
             })
         }
         None => None,
     };
-    let state = if payout.is_some() {
-        PegState::Paid
-    } else if s.source.is_none() {
-        PegState::Pending
-    } else if confirmations < need {
-        PegState::Confirming
-    } else {
-        PegState::AwaitingFederation
-    };
+    let state = state_of(s.source.is_some(), confirmations, need, payout.as_ref());
     Ok(TransferStatus {
         id,
         direction: dir_name(d),
@@ -220,6 +246,13 @@ fn progress_line(s: &TransferStatus, threshold: u32, members: usize) -> String {
             "{} {}: confirmations {}/{} -> signatures (needs {threshold} of {members} members)",
             s.direction, s.id, s.source.confirmations, s.source.required
         ),
+        PegState::PayoutConfirming => match &s.payout {
+            Some(p) => format!(
+                "{} {}: paid in {} block {} -> confirmations {}/{}",
+                s.direction, s.id, p.chain, p.block_number, p.confirmations, p.required
+            ),
+            None => format!("{} {}: payout confirming", s.direction, s.id),
+        },
         PegState::Paid => format!("{} {}: paid", s.direction, s.id),
     }
 }
@@ -298,8 +331,8 @@ fn human(s: &TransferStatus) -> String {
     ));
     if let Some(p) = &s.payout {
         out.push_str(&format!(
-            "\npaid       {} block {}",
-            p.chain, p.block_number
+            "\npaid       {} block {} ({}/{} confirmations)",
+            p.chain, p.block_number, p.confirmations, p.required
         ));
         if let Some(secs) = p.seconds {
             out.push_str(&format!(", {secs:.1} s after inclusion"));
@@ -422,4 +455,34 @@ pub async fn status(ctx: &Ctx, id: &str, wait: bool, timeout: u64) -> Result<Rep
         observe(src, dst, d, id, &info).await?
     };
     Report::new(&s, human(&s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payout(confirmations: u64) -> PayoutView {
+        PayoutView {
+            chain: ChainSel::Side,
+            block_number: 9,
+            tx_hash: None,
+            amount: None,
+            seconds: None,
+            confirmations,
+            required: 2,
+        }
+    }
+
+    #[test]
+    fn a_transfer_is_paid_only_once_its_payout_is_final() {
+        assert_eq!(state_of(false, 0, 3, None), PegState::Pending);
+        assert_eq!(state_of(true, 2, 3, None), PegState::Confirming);
+        assert_eq!(state_of(true, 3, 3, None), PegState::AwaitingFederation);
+        assert_eq!(
+            state_of(true, 5, 3, Some(&payout(1))),
+            PegState::PayoutConfirming,
+            "a payout 1 block deep of 2 can still be reorged away"
+        );
+        assert_eq!(state_of(true, 5, 3, Some(&payout(2))), PegState::Paid);
+    }
 }
