@@ -90,6 +90,8 @@ pub struct Metrics {
     pub peers_banned: Counter,
     /// Connected peers that proved they speak for a federation member.
     pub member_peers: Gauge,
+    /// Nonce gaps of this member's own on the destination, closed by re-signing, by direction.
+    pub nonce_gaps: Family<DirectionLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -180,6 +182,11 @@ impl Metrics {
                 "member_peers",
                 "Connected peers that proved they speak for a federation member",
                 Gauge::default(),
+            ),
+            nonce_gaps: r.add(
+                "nonce_gaps",
+                "Own nonce gaps on the destination closed by re-signing the payouts behind them",
+                Family::default(),
             ),
             // Last: the field initialisers above register into it first.
             registry: r,

@@ -159,7 +159,7 @@ pub enum SignOutcome {
 }
 
 /// A payout this member submitted.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Serialize, Deserialize)]
 pub struct Submission {
     /// The Mint or Release transaction hash, when the node accepted it.
     pub tx_hash: Option<Hash>,
@@ -169,6 +169,33 @@ pub struct Submission {
     pub attempts: u32,
     /// `accepted`, `id_used`, `id_pending` or `refused: <reason>`.
     pub outcome: String,
+    /// The nonce of the transaction `tx_hash` names (kept last in the encoding: records
+    /// written before it was kept decode with none).
+    #[serde(default)]
+    pub nonce: Option<u64>,
+}
+
+impl Decode for Submission {
+    fn decode<I: parity_scale_codec::Input>(
+        input: &mut I,
+    ) -> Result<Self, parity_scale_codec::Error> {
+        let tx_hash = Decode::decode(input)?;
+        let at_ms = Decode::decode(input)?;
+        let attempts = Decode::decode(input)?;
+        let outcome = Decode::decode(input)?;
+        // An older member's record ends here.
+        let nonce = match input.remaining_len()? {
+            Some(0) => None,
+            _ => Decode::decode(input)?,
+        };
+        Ok(Self {
+            tx_hash,
+            at_ms,
+            attempts,
+            outcome,
+            nonce,
+        })
+    }
 }
 
 fn dir_code(d: Direction) -> u8 {
@@ -658,6 +685,25 @@ mod tests {
             paid_ms: None,
             payout_tx: None,
         }
+    }
+
+    #[test]
+    fn a_submission_written_before_nonces_were_kept_still_decodes() {
+        let old = (Some(Hash([1; 32])), 5u64, 2u32, String::from("accepted")).encode();
+        let s: Submission = decode("submissions", &old).expect("old record");
+        assert_eq!((s.attempts, s.nonce), (2, None));
+        let new = Submission {
+            nonce: Some(7),
+            ..s.clone()
+        };
+        let back: Submission = decode("submissions", &new.encode()).expect("new record");
+        assert_eq!(back, new);
+        let mut longer = old.clone();
+        longer.extend([1, 7, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert!(
+            decode::<Submission>("submissions", &longer).is_err(),
+            "trailing bytes"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use chain::crypto::SecretKey;
 use chain::peg::{Direction, PegMessage};
 use chain::rpc::types::PegPayout;
 use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, ChainId, Hash};
+use chain::types::{Address, Amount, BlockNumber, Bytes, ChainId, Hash};
 use parity_scale_codec::Encode;
 use tokio::sync::{watch, Notify};
 
@@ -64,6 +64,11 @@ pub struct Worker<S = NodeClient, D = NodeClient> {
     /// memory only: nothing is decided on it, and a restart asks about everything open at
     /// its first step.
     included: HashMap<Hash, PayoutSeen>,
+    /// A nonce gap of this member's own on the destination, first seen: (account nonce,
+    /// destination head then).
+    gap_seen: Option<(u64, BlockNumber)>,
+    /// When this member last re-signed its payouts to close a gap (unix ms).
+    last_gap_close_ms: u64,
 }
 
 /// What a look at the destination showed for one open transfer.
@@ -102,6 +107,8 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             last_regossip_ms: 0,
             last_destination_head: 0,
             included: HashMap::new(),
+            gap_seen: None,
+            last_gap_close_ms: 0,
         }
     }
 
@@ -203,7 +210,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             .collect();
         let new_destination_block = dest_head.number != self.last_destination_head;
         self.last_destination_head = dest_head.number;
-        self.advance(open, now, regossip, new_destination_block)
+        self.advance(open, now, regossip, new_destination_block, dest_head.number)
             .await?;
         let required = self.payout_confirmations;
         let progress = self
@@ -362,6 +369,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
         now: u64,
         regossip: bool,
         new_destination_block: bool,
+        dest_head: BlockNumber,
     ) -> Result<()> {
         let shared = self.shared.clone();
         let store = &shared.store;
@@ -397,6 +405,16 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             }
             self.mark_paid(&paid, now)?;
         }
+        // Our accepted payouts that no block holds (all of them were just asked about, if
+        // the destination has a new block): stuck behind a nonce gap of ours?
+        let waiting = open
+            .iter()
+            .filter(|(last, e)| {
+                last.as_ref().is_some_and(|s| s.tx_hash.is_some())
+                    && !self.included.contains_key(&e.id)
+            })
+            .count();
+        let close_gap = new_destination_block && self.nonce_gap(waiting, dest_head, now).await?;
         let mut again = Vec::new();
         let mut newly_ready = Vec::new();
         let mut due = Vec::new();
@@ -420,9 +438,12 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             if self.included.contains_key(&e.id) {
                 continue;
             }
-            if last
-                .as_ref()
-                .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
+            // Closing a gap re-signs every payout of ours the node accepted, whenever it did.
+            let forced = close_gap && last.as_ref().is_some_and(|s| s.tx_hash.is_some());
+            if !forced
+                && last
+                    .as_ref()
+                    .is_some_and(|s| now.saturating_sub(s.at_ms) < timeout)
             {
                 continue;
             }
@@ -459,6 +480,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                     signatures,
                     last,
                     designated,
+                    forced,
                 });
             }
         }
@@ -477,10 +499,11 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
         if !again.is_empty() {
             self.gossip(again);
         }
-        // Before submitting again, or in another member's place, look for the payout.
+        // Before submitting again, or in another member's place, look for the payout (the
+        // payouts re-signed to close a gap were asked about a moment ago).
         let (check, mut send): (Vec<Due>, Vec<Due>) = due
             .into_iter()
-            .partition(|d| d.last.is_some() || !d.designated);
+            .partition(|d| !d.forced && (d.last.is_some() || !d.designated));
         if !check.is_empty() {
             let ids: Vec<Hash> = check.iter().map(|d| d.event.id).collect();
             let payouts = self.destination.payouts(&ids).await?;
@@ -495,9 +518,58 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             self.mark_paid(&paid, now)?;
         }
         if !send.is_empty() {
+            // Payouts re-signed to close a gap go first, in the order of their old nonces:
+            // each then moves to an earlier nonce than it held, which the pool allows.
+            send.sort_by_key(|d| {
+                (
+                    !d.forced,
+                    d.last.as_ref().and_then(|s| s.nonce).unwrap_or(u64::MAX),
+                )
+            });
             self.submit(send, now).await?;
         }
         Ok(())
+    }
+
+    /// Whether this member's accepted payouts are stuck behind a nonce gap of its own on the
+    /// destination: `waiting` of them are in no block, yet its node holds nothing of the
+    /// member's it could include (pending nonce == account nonce: what held the nonces below
+    /// them was dropped, expired, or paid by someone else first), at two destination heads
+    /// in a row. They are then re-signed from the account nonce at once (at most once a
+    /// submit timeout), rather than waiting out each one's timeout.
+    async fn nonce_gap(&mut self, waiting: usize, head: BlockNumber, now: u64) -> Result<bool> {
+        if waiting == 0 {
+            self.gap_seen = None;
+            return Ok(false);
+        }
+        let acct = self.destination.account(self.shared.member).await?;
+        if acct.pending_nonce != acct.nonce {
+            self.gap_seen = None;
+            return Ok(false);
+        }
+        match self.gap_seen {
+            Some((nonce, since)) if nonce == acct.nonce && since < head => {
+                let recent = self.last_gap_close_ms != 0
+                    && now.saturating_sub(self.last_gap_close_ms) < self.timing.submit_timeout_ms;
+                if recent {
+                    return Ok(false);
+                }
+                self.gap_seen = None;
+                self.last_gap_close_ms = now;
+                tracing::warn!(direction = self.name(), account_nonce = acct.nonce, waiting, "own payouts wait behind a nonce gap on the destination: re-signing them from the account nonce");
+                self.shared
+                    .metrics
+                    .nonce_gaps
+                    .get_or_create(&Metrics::dir(self.direction))
+                    .inc();
+                Ok(true)
+            }
+            Some((nonce, _)) if nonce == acct.nonce => Ok(false),
+            _ => {
+                self.gap_seen = Some((acct.nonce, head));
+                Ok(false)
+            }
+        }
     }
 
     fn payout(&self, d: &Due, nonce: u64) -> Bytes {
@@ -557,6 +629,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                         at_ms: now,
                         attempts: *a,
                         outcome: "sending".into(),
+                        nonce: None,
                     },
                 )
             })
@@ -618,11 +691,17 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                     self.shared.metrics.error("payout_refused");
                 }
             }
-            let tx_hash = match &outcome {
-                SubmitOutcome::Accepted(h) => Some(*h),
-                // Keep following our earlier payout: it may be the one still pending.
-                SubmitOutcome::IdPending => d.last.as_ref().and_then(|s| s.tx_hash),
-                _ => None,
+            let earlier = d
+                .last
+                .as_ref()
+                .map_or((None, None), |s| (s.tx_hash, s.nonce));
+            let (tx_hash, nonce) = match &outcome {
+                SubmitOutcome::Accepted(h) => (Some(*h), Some(nonce)),
+                // Keep following our earlier payout: it may be the one still pending (a
+                // payout re-signed to close a gap and refused leaves the earlier one parked).
+                SubmitOutcome::IdPending => earlier,
+                SubmitOutcome::Refused { .. } if d.forced => earlier,
+                _ => (None, None),
             };
             records.push((
                 id,
@@ -631,6 +710,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                     at_ms: now,
                     attempts: *a,
                     outcome: outcome.name(),
+                    nonce,
                 },
             ));
         }
@@ -646,6 +726,8 @@ struct Due {
     signatures: Vec<chain::crypto::Signature>,
     last: Option<Submission>,
     designated: bool,
+    /// Re-signed to close a nonce gap of ours.
+    forced: bool,
 }
 
 #[cfg(test)]
@@ -715,6 +797,20 @@ pub mod fake {
             }
             n
         }
+
+        /// Drops pooled payouts of ids a canonical block paid, as a node does on committing
+        /// the block (they can never be included).
+        fn evict_paid(&mut self) {
+            let dead: Vec<(Address, u64)> = self
+                .pool
+                .iter()
+                .filter(|(_, p)| self.paid_at(&p.id).is_some())
+                .map(|(k, _)| *k)
+                .collect();
+            for k in dead {
+                self.pool.remove(&k);
+            }
+        }
     }
 
     /// The fake destination.
@@ -754,6 +850,14 @@ pub mod fake {
         /// Produces a block without payouts.
         pub fn empty_block(&self) {
             self.s.lock().expect("lock").blocks.push(Vec::new());
+        }
+
+        /// Produces a block in which `sender` (not this member) pays `id` first.
+        pub fn pay_by_other(&self, id: Hash, sender: Address) {
+            let mut s = self.s.lock().expect("lock");
+            let tx = keccak256_parts(&[&id.0, &sender.0]);
+            s.blocks.push(vec![Paid { id, tx, sender }]);
+            s.evict_paid();
         }
 
         /// A reorg to a branch that forks after `height` and holds nothing: the payouts of
@@ -1089,6 +1193,68 @@ mod tests {
         assert!(
             metrics.contains("bridge_events_paid_total{direction=\"deposits\"} 1"),
             "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn payouts_behind_a_gap_left_by_dropped_ones_are_re_signed_from_the_account_nonce() {
+        // A long submit timeout: the gap must be closed when it is seen, not a timeout later.
+        let timeout = 600_000;
+        let mut rig = Rig::new(timeout);
+        let me = rig.keys[0].address();
+        let ids = rig.own_ids(4);
+        rig.lock(&ids);
+        rig.step(T0).await;
+        rig.second_signature(&ids);
+        rig.step(T0 + 100).await;
+        let sent: Vec<(Hash, Address, u64)> =
+            ids.iter().zip(0..).map(|(id, n)| (*id, me, n)).collect();
+        assert_eq!(
+            rig.worker.destination.accepted(),
+            sent,
+            "one batch, nonces 0..=3"
+        );
+        // Another party gets its payouts of the first two in first: ours at nonces 0 and 1 can
+        // never be included and leave the pool; ours at 2 and 3 wait behind the gap.
+        let other = SecretKey::random().address();
+        rig.worker.destination.pay_by_other(ids[0], other);
+        rig.worker.destination.pay_by_other(ids[1], other);
+        let mut t = T0 + 200;
+        for _ in 0..3 {
+            rig.step(t).await;
+            t += 1_000;
+            if rig.worker.destination.accepted().len() > 4 {
+                break;
+            }
+            let mined = rig.worker.destination.mine();
+            assert_eq!(mined, 0, "nothing of ours can be included behind the gap");
+        }
+        let accepted = rig.worker.destination.accepted();
+        assert_eq!(
+            accepted[4..],
+            [(ids[2], me, 0), (ids[3], me, 1)],
+            "within a few blocks of the gap, not after the {timeout} ms submit timeout, the \
+             payouts behind it are re-signed from the account nonce: {accepted:?}"
+        );
+        for _ in 0..3 {
+            rig.worker.destination.mine();
+            rig.step(t).await;
+            t += 1_000;
+        }
+        for id in &ids {
+            assert!(!rig.is_open(id), "{id} paid");
+        }
+        let metrics = rig.worker.shared.metrics.encode();
+        assert!(
+            metrics.contains("bridge_nonce_gaps_total{direction=\"deposits\"} 1"),
+            "{metrics}"
+        );
+        assert_eq!(
+            rig.store()
+                .submission(&ids[3])
+                .expect("get")
+                .and_then(|s| s.nonce),
+            Some(1)
         );
     }
 }

@@ -638,6 +638,19 @@ impl Driver {
                     pool.prune_sender(addr, acct.nonce);
                 }
             }
+            // Other payouts of the ids just paid can never be included (a node that does not
+            // produce would otherwise keep them, at nonces that hide their senders' gaps).
+            let paid = pool.drop_paid(
+                committed
+                    .iter()
+                    .flat_map(|c| c.diff.processed.iter().map(|(id, _)| *id)),
+            );
+            if paid > 0 {
+                tracing::debug!(
+                    dropped = paid,
+                    "pooled payouts of ids paid in the new blocks dropped"
+                );
+            }
             let expired = pool.expire_parked(now_ms());
             if expired > 0 {
                 tracing::info!(expired, "parked transactions expired from the mempool");

@@ -703,6 +703,20 @@ impl Mempool {
         }
     }
 
+    /// Drops the pooled payouts of `ids`, which a committed block just paid: they can never be
+    /// included. Producers drop theirs when they try them, but a node that does not produce
+    /// would keep them, and one held at its sender's account nonce would hide the sender's
+    /// nonce gap (its pending nonce counts it) and keep the sender's later payouts waiting.
+    /// Returns how many went.
+    pub fn drop_paid(&mut self, ids: impl IntoIterator<Item = Hash>) -> usize {
+        let hashes: Vec<Hash> = ids
+            .into_iter()
+            .filter_map(|id| self.payouts.get(&id).copied())
+            .collect();
+        self.remove_all(&hashes);
+        hashes.len()
+    }
+
     /// Removes several transactions.
     pub fn remove_all(&mut self, hashes: &[Hash]) {
         for h in hashes {
@@ -1100,6 +1114,14 @@ mod tests {
             .insert(mint(&stranger, 0, 7), zero, PegFacts::default(), &c)
             .unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
+
+        // Another sender's payout of id 1 is committed: the member's own, at its account
+        // nonce, can never be included and leaves; the gap it hid shows in the pending nonce.
+        let before = pool.len();
+        assert_eq!(pool.drop_paid([Hash([1; 32]), Hash([42; 32])]), 1);
+        assert_eq!(pool.len(), before - 1);
+        assert_eq!(pool.pending_nonce(&member.address(), 3), 3);
+        assert_eq!(pool.drop_paid([Hash([1; 32])]), 0, "nothing left of it");
     }
 
     /// The cached runs always equal a walk of the queue, whatever mix of admissions,

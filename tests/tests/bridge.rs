@@ -43,6 +43,8 @@ struct Member {
     child: Option<Child>,
     p2p: Vec<String>,
     status_url: String,
+    /// Config keys of this member's own, over the harness's.
+    extra: toml::Table,
 }
 
 impl Member {
@@ -57,6 +59,7 @@ impl Member {
             child: None,
             p2p: Vec::new(),
             status_url: String::new(),
+            extra: toml::Table::new(),
         })
     }
 
@@ -78,6 +81,7 @@ impl Member {
             bootstrap,
         );
         t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
+        t.extend(self.extra.clone());
         let cfg = self.dir.path().join("member.toml");
         std::fs::write(&cfg, toml::to_string(&t)?)?;
         let mut cmd = Command::new(bin("bridge"));
@@ -954,4 +958,194 @@ async fn a_stranger_replaying_a_real_bundle_1000_times_a_second_does_not_delay_d
             "member {i} recovered {recovered} signatures from gossip during the flood"
         );
     }
+}
+
+/// A Lock from `key` at `nonce` whose id (its hash) the federation's designated-submitter rule
+/// gives to member `member` of `n`: the amount is nudged by a base unit until it does.
+fn lock_designated_to(
+    key: &SecretKey,
+    chain_id: u64,
+    nonce: u64,
+    fee: &chain::tx::Fee,
+    recipient: Address,
+    member: u64,
+    n: u64,
+) -> (Hash, Amount, Bytes) {
+    (0u128..)
+        .map(|extra| {
+            let amount = Amount(Amount::coins(1).0 + extra);
+            let signed = Transaction {
+                chain_id,
+                nonce,
+                fee: fee.clone(),
+                kind: TxKind::Lock { amount, recipient },
+            }
+            .sign(key);
+            (signed.hash(), amount, Bytes(signed.encode()))
+        })
+        .find(|(id, _, _)| {
+            let head: [u8; 8] = id.0[..8].try_into().unwrap_or_default();
+            u64::from_be_bytes(head) % n == member
+        })
+        .expect("some amount gives it to the member")
+}
+
+/// Hole 2 of #12, the member's side. Member 2's node is a sidechain follower; its first payouts
+/// are accepted there while the producer is out of reach, and another party then gets its own
+/// payouts of those ids in first. Member 2's dead payouts leave a gap at the bottom of its nonces
+/// that its later payouts (accepted by its node, never seen by the producer) wait behind. The
+/// member must notice the gap and close it by re-signing from its account nonce, so the later
+/// deposits are paid within the usual time. The other members wait 10 minutes before stepping
+/// in, so only member 2 can pay them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
+    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    // The members' sidechain node: a follower, with no producer to talk to yet.
+    let follower = TestNode::start(ChainKind::Side, &sg, None).expect("follower starts");
+    let mut net = Net {
+        members: keys
+            .into_iter()
+            .map(|k| Member::new(k, &main, &follower).expect("member dir"))
+            .collect(),
+        main,
+        side: follower,
+        main_id: mg.chain_id,
+        side_id: sg.chain_id,
+        side_block_ms: 200,
+    };
+    for m in &mut net.members[..2] {
+        m.extra
+            .insert("submit_timeout_ms".into(), toml::Value::Integer(600_000));
+    }
+    for i in 0..3 {
+        net.restart(i);
+    }
+    let (mc, sc) = (net.main.client(), net.side.client());
+    let member2 = net.members[2].key.address();
+    let user = dev_key(0);
+    let recipient = SecretKey::random().address();
+    let fee = fee_for(&mc).await;
+    let first = mc
+        .account(user.address())
+        .await
+        .expect("account")
+        .pending_nonce;
+    let mut deposits = Vec::new();
+    for i in 0..4 {
+        let (id, amount, raw) =
+            lock_designated_to(&user, net.main_id, first + i, &fee, recipient, 2, 3);
+        assert_eq!(mc.send_transaction(raw).await.expect("lock accepted"), id);
+        deposits.push((id, amount));
+    }
+    // Member 2 pays all four into its own node: nonces 0..=3, nothing reaches a producer.
+    wait_for("member 2's four payouts in its node's pool", || async {
+        let a = sc.account(member2).await.ok()?;
+        (a.nonce == 0 && a.pending_nonce == 4).then_some(())
+    })
+    .await;
+    // Which deposit it paid at which nonce (it orders a batch by its own rule).
+    let status = net.members[2].status().expect("member 2 status");
+    let mut by_nonce = Vec::new();
+    for p in status["directions"][0]["pending"]
+        .as_array()
+        .expect("pending")
+    {
+        let tx: Hash = p["submission"]["tx_hash"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .expect("an accepted payout");
+        let t = sc.transaction(tx).await.expect("lookup").expect("pooled");
+        let id: Hash = p["id"].as_str().and_then(|h| h.parse().ok()).expect("id");
+        let amount = deposits
+            .iter()
+            .find(|(d, _)| *d == id)
+            .map(|(_, a)| *a)
+            .expect("one of ours");
+        by_nonce.push((t.transaction.tx.nonce, (id, amount)));
+    }
+    by_nonce.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        by_nonce.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    let deposits: Vec<(Hash, Amount)> = by_nonce.into_iter().map(|(_, d)| d).collect();
+    // The producer comes up (it dials the follower) with an empty pool, and another party pays
+    // the deposits member 2 paid at nonces 0 and 1 there, with signatures it holds.
+    let producer =
+        TestNode::start_with_peers(ChainKind::Side, &sg, Some(sa), &[net.side.p2p_addr()])
+            .expect("producer starts");
+    let pc = producer.client();
+    let domain = pc.peg_info().await.expect("peg info").domain;
+    let other = SecretKey::random();
+    for (nonce, (id, amount)) in deposits[..2].iter().enumerate() {
+        let message = chain::peg::PegMessage {
+            domain,
+            direction: chain::peg::Direction::MainToSide,
+            id: *id,
+            recipient,
+            amount: *amount,
+        };
+        let signatures = net.members[..2]
+            .iter()
+            .map(|m| m.key.sign_prehash(&message.signing_hash()))
+            .collect();
+        let mint = Transaction {
+            chain_id: net.side_id,
+            nonce: nonce as u64,
+            fee: chain::tx::Fee::Dynamic {
+                max_fee: Amount(0),
+                max_tip: Amount(0),
+            },
+            kind: TxKind::Mint {
+                id: *id,
+                recipient,
+                amount: *amount,
+                signatures,
+            },
+        }
+        .sign(&other);
+        pc.send_transaction(Bytes(mint.encode()))
+            .await
+            .expect("the other party's payout is accepted");
+    }
+    for (id, _) in &deposits[..2] {
+        wait_paid(&net, &sc, *id).await;
+    }
+    let t0 = Instant::now();
+    // Member 2's payouts of the last two wait behind nonces 0 and 1, which its dead payouts
+    // of the first two held: the member has to notice and re-sign them from the gap.
+    for (id, _) in &deposits[2..] {
+        wait_paid(&net, &sc, *id).await;
+    }
+    eprintln!(
+        "deposits behind the gap paid {:?} after the gap opened",
+        t0.elapsed()
+    );
+    for (id, _) in &deposits[2..] {
+        let view = sc.peg_transfer(*id).await.expect("transfer");
+        assert_eq!(
+            view.payout.and_then(|p| p.submitter),
+            Some(member2),
+            "member 2 closed its own gap"
+        );
+    }
+    let a = sc.account(member2).await.expect("account");
+    assert_eq!(
+        a.nonce, 2,
+        "its two payouts took the nonces its dead ones held"
+    );
+    let total: u128 = deposits.iter().map(|(_, a)| a.0).sum();
+    assert_eq!(
+        balance(&sc, recipient).await,
+        Amount(total),
+        "each paid once"
+    );
+    if std::env::var_os("TWINPEG_E2E_BRIDGE_LOGS").is_some() {
+        eprintln!("{}", net.logs());
+    }
+    drop(producer);
 }
