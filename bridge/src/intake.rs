@@ -77,6 +77,12 @@ fn file(
     }
     let plain: Vec<HeldAttestation> = items.iter().map(|(_, a)| *a).collect();
     let filed = durably(|| shared.store.put_attestations(&plain))?;
+    for a in filed.conflicting.iter().filter_map(|i| plain.get(*i)) {
+        // Honest members never sign two messages for one id (the id commits to the
+        // transfer): this member equivocates, or its key is in other hands.
+        tracing::error!(member = %a.member, peg_id = %a.id, message = %a.message_hash, "member attested a second, different message for this id; refused (its first one is kept)");
+        shared.metrics.error("member_equivocation");
+    }
     if filed.new > 0 {
         tracing::debug!(
             new = filed.new,
@@ -162,6 +168,86 @@ mod tests {
             member: Address([member; 20]),
             signature: Signature([member; 65]),
         }
+    }
+
+    #[test]
+    fn a_members_second_message_for_an_id_is_refused_and_counted() {
+        use crate::store::{Cursor, EventRecord, EventState, Store};
+        use chain::peg::Direction;
+        use chain::types::Amount;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let id = Hash([7; 32]);
+        let event = EventRecord {
+            direction: Direction::MainToSide,
+            id,
+            recipient: Address([1; 20]),
+            source_amount: Amount(10),
+            payout_amount: Amount(10),
+            source_height: 1,
+            source_block: Hash([1; 32]),
+            state: EventState::Seen,
+            seen_ms: 1,
+            signed_ms: None,
+            ready_ms: None,
+            paid_ms: None,
+            payout_tx: None,
+        };
+        let at = Cursor {
+            height: 1,
+            hash: Hash([1; 32]),
+        };
+        store
+            .commit_scan(Direction::MainToSide, at, &[event], 100)
+            .expect("scan");
+        let (net, _gossip) = crate::network::NetHandle::detached();
+        let shared = Shared {
+            store: Arc::new(store),
+            federation: crate::attest::Federation {
+                domain: Hash([9; 32]),
+                members: vec![Address([2; 20])],
+                threshold: 1,
+                peg_out_fee: Amount(1),
+                main_confirmations: 1,
+                side_confirmations: 1,
+            },
+            member: Address([2; 20]),
+            net,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            board: std::sync::Mutex::default(),
+            recorded: Arc::new(Notify::new()),
+        };
+        let now = Instant::now();
+        let mut early = Early::default();
+        let mut second = att(3, 7);
+        second.message_hash = Hash([70; 32]);
+        file(
+            &shared,
+            &mut early,
+            vec![(now, att(3, 7)), (now, second)],
+            &[],
+        )
+        .expect("filed");
+        assert_eq!(
+            shared
+                .store
+                .attestations(&Hash([7; 32]))
+                .expect("get")
+                .len(),
+            1
+        );
+        assert!(shared
+            .store
+            .attestations(&Hash([70; 32]))
+            .expect("get")
+            .is_empty());
+        assert!(early.is_empty(), "a refused attestation is not held either");
+        let metrics = shared.metrics.encode();
+        assert!(
+            metrics.contains("bridge_errors_total{kind=\"member_equivocation\"} 1"),
+            "{metrics}"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Tables: per-direction scan cursor (height + hash) and recently scanned hashes (reorg
 //! detection); peg events (id -> record) with an index of the unpaid ones; own signatures
 //! (id -> message hash + signature, never two messages for one id); received attestations
-//! keyed by (message hash, member); submissions (id -> tx hash, time, outcome).
+//! keyed by (message hash, member), at most one message per (member, id); submissions (id ->
+//! tx hash, time, outcome, nonce).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chain::crypto::Signature;
@@ -23,6 +25,9 @@ const OWN_SIGS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("own_sig
 const ATTESTATIONS: TableDefinition<([u8; 32], [u8; 20]), &[u8]> =
     TableDefinition::new("attestations");
 const SUBMISSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("submissions");
+/// (id, member) -> the message hash of the first attestation stored for them: one message per
+/// member and id, so no member can make others store attestations without bound.
+const ATTESTED: TableDefinition<([u8; 32], [u8; 20]), [u8; 32]> = TableDefinition::new("attested");
 
 /// Errors from the member's store.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +149,9 @@ pub struct Filed {
     pub new: usize,
     /// Positions (in the items given) of attestations of transfers not recorded here yet.
     pub unknown: Vec<usize>,
+    /// Positions of attestations refused because their member attested another message for
+    /// the same id before (an equivocation: the first one is kept).
+    pub conflicting: Vec<usize>,
 }
 
 /// What [`Store::sign_many`] did for one transfer.
@@ -259,6 +267,7 @@ impl Store {
         wtx.open_table(OWN_SIGS)?;
         wtx.open_table(ATTESTATIONS)?;
         wtx.open_table(SUBMISSIONS)?;
+        wtx.open_table(ATTESTED)?;
         wtx.commit()?;
         Ok(Self { db })
     }
@@ -495,6 +504,7 @@ impl Store {
             let mut own = wtx.open_table(OWN_SIGS)?;
             let mut ev = wtx.open_table(EVENTS)?;
             let mut att = wtx.open_table(ATTESTATIONS)?;
+            let mut attested = wtx.open_table(ATTESTED)?;
             for (id, message_hash) in items {
                 let existing: Option<OwnSignature> = get_decoded(&own, "own_signatures", id.0)?;
                 let sig = match existing {
@@ -516,6 +526,7 @@ impl Store {
                     }
                 };
                 att.insert((message_hash.0, member.0), sig.0.as_slice())?;
+                attested.insert((id.0, member.0), message_hash.0)?;
                 let rec: Option<EventRecord> = get_decoded(&ev, "events", id.0)?;
                 if let Some(mut rec) = rec {
                     if rec.state == EventState::Seen {
@@ -541,43 +552,65 @@ impl Store {
     /// Stores verified attestations of transfers this member has recorded and not yet seen
     /// paid, in one durable transaction. Those of paid transfers are dropped; those of
     /// transfers not recorded yet are handed back (the caller holds them, bounded, until the
-    /// watcher records the transfer: a stranger to the store is never written to disk).
+    /// watcher records the transfer: a stranger to the store is never written to disk). A
+    /// member's attestation over another message than the first one stored for it and the id
+    /// is refused and reported (the first one stays): each member costs at most one stored
+    /// attestation per transfer.
     pub fn put_attestations(&self, items: &[HeldAttestation]) -> StoreResult<Filed> {
         let mut keep = Vec::new();
         let mut unknown = Vec::new();
+        let mut conflicting = Vec::new();
         {
             let rtx = self.db.begin_read()?;
             let ev = rtx.open_table(EVENTS)?;
-            let att = rtx.open_table(ATTESTATIONS)?;
+            let attested = rtx.open_table(ATTESTED)?;
+            // What this batch keeps, so two messages of a member in one batch are caught too.
+            let mut first: HashMap<([u8; 32], [u8; 20]), Hash> = HashMap::new();
             for (i, item) in items.iter().enumerate() {
-                match ev.get(item.id.0)? {
-                    None => unknown.push(i),
-                    Some(v) => {
-                        let paid =
-                            decode::<EventRecord>("events", v.value())?.state == EventState::Paid;
-                        let held = att.get((item.message_hash.0, item.member.0))?.is_some();
-                        if !paid && !held {
-                            keep.push(*item);
-                        }
+                let Some(v) = ev.get(item.id.0)? else {
+                    unknown.push(i);
+                    continue;
+                };
+                if decode::<EventRecord>("events", v.value())?.state == EventState::Paid {
+                    continue;
+                }
+                let key = (item.id.0, item.member.0);
+                let before = match first.get(&key) {
+                    Some(h) => Some(*h),
+                    None => attested.get(key)?.map(|h| Hash(h.value())),
+                };
+                match before {
+                    None => {
+                        first.insert(key, item.message_hash);
+                        keep.push(*item);
                     }
+                    // Held already (re-gossip): nothing to write.
+                    Some(h) if h == item.message_hash => {}
+                    Some(_) => conflicting.push(i),
                 }
             }
         }
-        let mut new = 0;
+        let new = keep.len();
         if !keep.is_empty() {
             let wtx = self.write()?;
             {
                 let mut t = wtx.open_table(ATTESTATIONS)?;
+                let mut attested = wtx.open_table(ATTESTED)?;
                 for item in &keep {
-                    let key = (item.message_hash.0, item.member.0);
-                    if t.insert(key, item.signature.0.as_slice())?.is_none() {
-                        new += 1;
-                    }
+                    t.insert(
+                        (item.message_hash.0, item.member.0),
+                        item.signature.0.as_slice(),
+                    )?;
+                    attested.insert((item.id.0, item.member.0), item.message_hash.0)?;
                 }
             }
             wtx.commit()?;
         }
-        Ok(Filed { new, unknown })
+        Ok(Filed {
+            new,
+            unknown,
+            conflicting,
+        })
     }
 
     /// The attestations held for exactly `message_hash`, by member.
@@ -620,6 +653,7 @@ impl Store {
             let mut open = wtx.open_table(OPEN)?;
             let own = wtx.open_table(OWN_SIGS)?;
             let mut att = wtx.open_table(ATTESTATIONS)?;
+            let mut attested = wtx.open_table(ATTESTED)?;
             for id in ids {
                 let rec: Option<EventRecord> = get_decoded(&ev, "events", id.0)?;
                 if let Some(mut rec) = rec {
@@ -633,6 +667,16 @@ impl Store {
                             let h = own.message_hash.0;
                             att.retain_in((h, [0u8; 20])..=(h, [0xffu8; 20]), |_, _| false)?;
                         }
+                        // And whatever other message a member attested for the id.
+                        let range = (id.0, [0u8; 20])..=(id.0, [0xffu8; 20]);
+                        let held: Vec<([u8; 20], [u8; 32])> = attested
+                            .range(range.clone())?
+                            .map(|r| r.map(|(k, v)| (k.value().1, v.value())))
+                            .collect::<Result<_, _>>()?;
+                        for (member, h) in held {
+                            att.remove((h, member))?;
+                        }
+                        attested.retain_in(range, |_, _| false)?;
                     }
                     out.push(rec);
                 }
@@ -975,6 +1019,68 @@ mod tests {
             (Address([1; 20]), Signature([1; 65])),
             "the first one is kept"
         );
+    }
+
+    #[test]
+    fn a_member_attests_one_message_per_id_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = Hash([7; 32]);
+        let att = |member: u8, message: u8| HeldAttestation {
+            id,
+            message_hash: Hash([message; 32]),
+            member: Address([member; 20]),
+            signature: Signature([message; 65]),
+        };
+        {
+            let s = Store::open(dir.path()).expect("open");
+            s.commit_scan(
+                Direction::MainToSide,
+                Cursor {
+                    height: 1,
+                    hash: Hash([1; 32]),
+                },
+                &[event(7, 1)],
+                100,
+            )
+            .expect("scan");
+            assert_eq!(s.put_attestations(&[att(2, 10)]).expect("put").new, 1);
+            // Member 2 again for the same id, over another message: refused, not stored.
+            let filed = s.put_attestations(&[att(2, 11)]).expect("put");
+            assert_eq!(
+                filed.new, 0,
+                "a second message of member 2 for the id is not stored"
+            );
+            assert_eq!(filed.conflicting, vec![0], "and it is reported");
+            assert!(s.attestations(&Hash([11; 32])).expect("get").is_empty());
+            // The first one again (re-gossip) is neither new nor a conflict.
+            let filed = s.put_attestations(&[att(2, 10)]).expect("put");
+            assert_eq!((filed.new, filed.conflicting.len()), (0, 0));
+            // Two messages of member 3 in one batch: the first is kept.
+            let filed = s.put_attestations(&[att(3, 12), att(3, 13)]).expect("put");
+            assert_eq!((filed.new, filed.conflicting), (1, vec![1]));
+            assert!(s.attestations(&Hash([13; 32])).expect("get").is_empty());
+            // Another member may attest any message once.
+            assert_eq!(s.put_attestations(&[att(4, 11)]).expect("put").new, 1);
+        }
+        // After a restart the first message still holds.
+        let s = Store::open(dir.path()).expect("reopen");
+        for m in 20..120u8 {
+            let filed = s.put_attestations(&[att(2, m)]).expect("put");
+            assert_eq!((filed.new, filed.conflicting), (0, vec![0]));
+        }
+        assert_eq!(
+            s.attestations(&Hash([10; 32])).expect("get"),
+            vec![(Address([2; 20]), Signature([10; 65]))]
+        );
+        // Once paid, every attestation of the id goes, whatever message it was over.
+        s.update_event(&id, |r| r.state = EventState::Paid)
+            .expect("paid");
+        for m in [10u8, 11, 12] {
+            assert!(
+                s.attestations(&Hash([m; 32])).expect("get").is_empty(),
+                "{m}"
+            );
+        }
     }
 
     #[test]
