@@ -172,28 +172,13 @@ mod tests {
 
     #[test]
     fn a_members_second_message_for_an_id_is_refused_and_counted() {
-        use crate::store::{Cursor, EventRecord, EventState, Store};
+        use crate::store::{Cursor, Store};
         use chain::peg::Direction;
         use chain::types::Amount;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let id = Hash([7; 32]);
-        let event = EventRecord {
-            direction: Direction::MainToSide,
-            id,
-            recipient: Address([1; 20]),
-            source_amount: Amount(10),
-            payout_amount: Amount(10),
-            source_height: 1,
-            source_block: Hash([1; 32]),
-            state: EventState::Seen,
-            seen_ms: 1,
-            signed_ms: None,
-            ready_ms: None,
-            paid_ms: None,
-            payout_tx: None,
-        };
+        let event = crate::store::tests::event(7, 1);
         let at = Cursor {
             height: 1,
             hash: Hash([1; 32]),

@@ -709,11 +709,12 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chain::crypto::SecretKey;
 
-    fn event(id: u8, height: u64) -> EventRecord {
+    /// A deposit `[id; 32]` seen at `height`, not signed yet.
+    pub(crate) fn event(id: u8, height: u64) -> EventRecord {
         EventRecord {
             direction: Direction::MainToSide,
             id: Hash([id; 32]),
