@@ -1047,26 +1047,22 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
         (a.nonce == 0 && a.pending_nonce == 4).then_some(())
     })
     .await;
-    // Which deposit it paid at which nonce (it orders a batch by its own rule).
-    let status = net.members[2].status().expect("member 2 status");
-    let mut by_nonce = Vec::new();
-    for p in status["directions"][0]["pending"]
-        .as_array()
-        .expect("pending")
-    {
-        let tx: Hash = p["submission"]["tx_hash"]
-            .as_str()
-            .and_then(|h| h.parse().ok())
-            .expect("an accepted payout");
-        let t = sc.transaction(tx).await.expect("lookup").expect("pooled");
-        let id: Hash = p["id"].as_str().and_then(|h| h.parse().ok()).expect("id");
-        let amount = deposits
-            .iter()
-            .find(|(d, _)| *d == id)
-            .map(|(_, a)| *a)
-            .expect("one of ours");
-        by_nonce.push((t.transaction.tx.nonce, (id, amount)));
-    }
+    // Which deposit it paid at which nonce (it orders a batch by its own rule), once its
+    // status shows every submission's outcome.
+    let member = &net.members[2];
+    let mut by_nonce = wait_for("member 2's submissions in its status", || async {
+        let status = member.status().ok()?;
+        let mut out = Vec::new();
+        for p in status["directions"][0]["pending"].as_array()? {
+            let tx: Hash = p["submission"]["tx_hash"].as_str()?.parse().ok()?;
+            let id: Hash = p["id"].as_str()?.parse().ok()?;
+            let t = sc.transaction(tx).await.ok()??;
+            let (_, amount) = deposits.iter().find(|(d, _)| *d == id)?;
+            out.push((t.transaction.tx.nonce, (id, *amount)));
+        }
+        (out.len() == 4).then_some(out)
+    })
+    .await;
     by_nonce.sort_by_key(|(n, _)| *n);
     assert_eq!(
         by_nonce.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
