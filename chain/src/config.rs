@@ -138,6 +138,11 @@ pub struct NodeConfig {
     /// Seconds a parked transaction (behind a nonce gap) is kept.
     #[serde(default = "default_mempool_parked_ttl_seconds")]
     pub mempool_parked_ttl_seconds: u64,
+    /// Most transactions the journal of RPC-accepted transactions holds (`txjournal.redb`);
+    /// a submission past it is refused with `journal_full`. Default: `mempool_max_txs` (read
+    /// it through [`NodeConfig::journal_max_txs`]).
+    #[serde(default)]
+    pub journal_max_txs: Option<usize>,
     /// Write an account checkpoint every this many blocks.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
@@ -243,12 +248,22 @@ impl NodeConfig {
         }
         check_p2p_addrs(&self.p2p_listen, &self.bootstrap)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if self.rpc_max_txs_per_call == 0 || self.mempool_max_txs == 0 {
+        if self.rpc_max_txs_per_call == 0
+            || self.mempool_max_txs == 0
+            || self.journal_max_txs() == 0
+        {
             return Err(ConfigError::Invalid(
-                "rpc_max_txs_per_call and mempool_max_txs must be at least 1".into(),
+                "rpc_max_txs_per_call, mempool_max_txs and journal_max_txs must be at least 1"
+                    .into(),
             ));
         }
         Ok(())
+    }
+
+    /// The journal's bound: `journal_max_txs`, else as many as the pool holds (the journal
+    /// never holds what the pool does not, so a larger pool must not meet a smaller journal).
+    pub fn journal_max_txs(&self) -> usize {
+        self.journal_max_txs.unwrap_or(self.mempool_max_txs)
     }
 
     /// The mempool limits.
@@ -292,6 +307,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.mempool_max_txs, 10);
         assert_eq!(c.checkpoint_interval, 256);
+        assert_eq!(c.journal_max_txs(), 10, "as many as the pool holds");
         // SAFETY of the test: the prefix is unique to this test.
         std::env::set_var("TESTCHAIN_CFG_RPC_ADDR", "127.0.0.1:9999");
         std::env::set_var(

@@ -657,6 +657,23 @@ impl Driver {
             }
             self.chain.metrics.mempool_txs.set(pool.len() as i64);
         }
+        // Committed: what this node's clients sent is no longer at risk. (A reorg returns the
+        // abandoned blocks' transactions to the pool, not to the journal.)
+        if !self.chain.journal.is_idle() {
+            let included = committed
+                .iter()
+                .flat_map(|c| {
+                    let s = &c.stored;
+                    s.block
+                        .transactions
+                        .iter()
+                        .zip(&s.senders)
+                        .zip(&c.tx_hashes)
+                        .map(|((t, from), h)| crate::journal::key(from, t.tx.nonce, h))
+                })
+                .collect();
+            self.chain.journal.remove(included);
+        }
         let m = &self.chain.metrics;
         m.head_height.set(head.number as i64);
         for c in &committed {

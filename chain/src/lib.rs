@@ -12,6 +12,7 @@ pub mod driver;
 pub mod execution;
 pub mod fee;
 pub mod genesis;
+pub mod journal;
 pub mod mempool;
 pub mod metrics;
 pub mod network;

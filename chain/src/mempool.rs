@@ -148,6 +148,16 @@ pub enum Rejection {
     /// The peg refuses the operation.
     #[error("{0}")]
     Peg(PegError),
+    /// The journal of RPC-accepted transactions is full (RPC submissions only).
+    #[error("transaction journal full ({max} transactions waiting for inclusion)")]
+    JournalFull {
+        /// Limit (`journal_max_txs`).
+        max: usize,
+    },
+    /// The transaction entered the pool but could not be journaled: the node may lose it in
+    /// a crash, so it is not reported accepted (RPC submissions only).
+    #[error("accepted into the pool but not journaled: {0}")]
+    JournalFailed(String),
 }
 
 impl Rejection {
@@ -171,6 +181,8 @@ impl Rejection {
             Rejection::TooManyParked { .. } => "too_many_parked",
             Rejection::ParkedFull { .. } => "parked_full",
             Rejection::Peg(e) => e.code(),
+            Rejection::JournalFull { .. } => "journal_full",
+            Rejection::JournalFailed(_) => "journal_failed",
         }
     }
 }

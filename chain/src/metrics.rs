@@ -64,6 +64,8 @@ pub struct Metrics {
     pub head_height: Gauge,
     /// Transactions in the mempool.
     pub mempool_txs: Gauge,
+    /// Transactions in the local-transaction journal (`txjournal.redb`).
+    pub journal_txs: Gauge,
     /// Connected peers.
     pub peers: Gauge,
     /// Blocks committed (produced or imported).
@@ -95,6 +97,11 @@ impl Metrics {
             mempool_txs: r.add(
                 "mempool_txs",
                 "Transactions in the mempool",
+                Gauge::default(),
+            ),
+            journal_txs: r.add(
+                "journal_txs",
+                "Transactions accepted over RPC held in the journal until included",
                 Gauge::default(),
             ),
             peers: r.add("peers", "Connected peers", Gauge::default()),

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
@@ -14,13 +16,14 @@ use crate::crypto::SecretKey;
 use crate::driver::DriverHandle;
 use crate::fee::FeeRule;
 use crate::genesis::{Genesis, GenesisError};
+use crate::journal::{Journal, JournalEntry, JournalError};
 use crate::mempool::{Admission, Mempool, PegFacts, Rejection};
 use crate::metrics::Metrics;
 use crate::rpc::types::BlockSummary;
 use crate::rules::ChainRules;
 use crate::state::State;
 use crate::store::{LoadedState, SinceCheckpoint, Store, StoreError};
-use crate::tx::RecoveredTx;
+use crate::tx::{RecoveredTx, SignedTransaction};
 use crate::types::{Address, Amount, Hash, Slot};
 
 /// Errors starting a node.
@@ -29,6 +32,9 @@ pub enum NodeError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The journal of RPC-accepted transactions failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// Genesis is unusable for this chain.
     #[error(transparent)]
     Genesis(#[from] GenesisError),
@@ -80,6 +86,8 @@ pub struct Chain {
     pub peg: Option<crate::peg::PegConfig>,
     /// Durable storage.
     pub store: Store,
+    /// The transactions accepted from this node's RPC clients, until included.
+    pub journal: Journal,
     tip: RwLock<Tip>,
     mempool: Mutex<Mempool>,
     /// Metrics.
@@ -119,6 +127,11 @@ impl Chain {
         } = store.load_state()?;
         let metrics = Metrics::new(rules.name);
         metrics.head_height.set(head.block.header.number as i64);
+        let journal = Journal::open(
+            &config.data_dir,
+            config.journal_max_txs(),
+            metrics.journal_txs.clone(),
+        )?;
         let (heads, _) = broadcast::channel(256);
         let chain = Self {
             genesis_hash: genesis.block().hash(),
@@ -134,6 +147,7 @@ impl Chain {
             fee_rule,
             peg,
             store,
+            journal,
             metrics,
             heads,
             authority,
@@ -180,6 +194,103 @@ impl Chain {
     /// Largest accepted encoded transaction.
     pub fn max_tx_size(&self) -> usize {
         self.genesis.max_tx_size as usize
+    }
+
+    /// Admits transactions this node's RPC clients sent, journals the accepted ones (and the
+    /// ones the pool already held: the client's copy is then journaled too), passes the
+    /// accepted ones on to peers, and returns once the journal holds them durably: an answer
+    /// of "accepted" survives a crash. One journal write per call, outside the mempool lock;
+    /// what does not fit in the journal is refused before admission (`journal_full`).
+    pub async fn submit_local(
+        &self,
+        mut txs: Vec<Result<RecoveredTx, Rejection>>,
+    ) -> Vec<Result<Hash, Rejection>> {
+        let wanted = txs.iter().filter(|t| t.is_ok()).count();
+        let granted = self.journal.reserve(wanted);
+        if granted < wanted {
+            let max = self.journal.max();
+            for t in txs.iter_mut().filter(|t| t.is_ok()).skip(granted) {
+                *t = Err(Rejection::JournalFull { max });
+            }
+        }
+        let entries: Vec<Option<JournalEntry>> = txs
+            .iter()
+            .map(|t| t.as_ref().ok().map(JournalEntry::of))
+            .collect();
+        let mut results = self.admit_and_gossip(txs);
+        let journaled: Vec<JournalEntry> = results
+            .iter()
+            .zip(entries)
+            .filter_map(|(r, e)| match r {
+                Ok(_) | Err(Rejection::AlreadyKnown(_)) => e,
+                Err(_) => None,
+            })
+            .collect();
+        let written = self.journal.append(journaled).await;
+        self.journal.release(granted);
+        if let Err(e) = written {
+            tracing::error!(error = %e, "accepted transactions could not be journaled");
+            let reason = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                self.metrics.rejected("journal_failed");
+                *r = Err(Rejection::JournalFailed(reason.clone()));
+            }
+        }
+        results
+    }
+
+    /// Re-admits what the journal holds (at start, before the RPC serves) and drops the
+    /// entries the pool refuses now (included meanwhile, or no longer valid); returns the
+    /// re-admitted transactions, to be announced to peers.
+    pub fn readmit_journal(&self) -> Result<Vec<SignedTransaction>, NodeError> {
+        use rayon::prelude::*;
+        let stored = self.journal.load()?;
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max = self.max_tx_size();
+        let decoded: Vec<Result<RecoveredTx, Rejection>> = stored
+            .par_iter()
+            .map(|e| SignedTransaction::decode_and_recover(&e.raw, max).map_err(Rejection::from))
+            .collect();
+        let signed: Vec<Option<SignedTransaction>> = decoded
+            .iter()
+            .map(|t| t.as_ref().ok().map(|t| t.signed().clone()))
+            .collect();
+        let results = self.admit(decoded);
+        let mut back = Vec::new();
+        let mut gone = Vec::new();
+        for ((entry, signed), result) in stored.iter().zip(signed).zip(&results) {
+            match (result, signed) {
+                (Ok(_), Some(s)) => back.push(s),
+                _ => gone.push(entry.key),
+            }
+        }
+        tracing::info!(
+            readmitted = back.len(),
+            dropped = gone.len(),
+            "journaled transactions re-admitted (dropped: included or no longer valid)"
+        );
+        self.journal.remove(gone);
+        Ok(back)
+    }
+
+    /// Queues a journal sweep: entries whose transaction the mempool no longer holds leave.
+    fn sweep_journal(self: &Arc<Self>) {
+        if self.journal.is_empty() {
+            return;
+        }
+        // Weak: the sweep runs on the journal's writer, which must never hold the last
+        // reference to the chain (dropping it there would join the writer from itself).
+        let chain: Weak<Chain> = Arc::downgrade(self);
+        self.journal
+            .sweep(Box::new(move |hashes| match chain.upgrade() {
+                Some(c) => {
+                    let pool = c.mempool();
+                    hashes.iter().map(|h| pool.contains(h)).collect()
+                }
+                None => vec![true; hashes.len()],
+            }));
     }
 
     /// Admits recovered transactions into the mempool, in order, under one lock; with
@@ -344,6 +455,8 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
     };
     let (chain, since_checkpoint) = Chain::open(rules, &config, key.as_ref().map(|k| k.address()))?;
     let chain = Arc::new(chain);
+    // Before the RPC serves, so a client asking right after the restart sees them pooled.
+    let restored = chain.readmit_journal()?;
     let key = match key {
         Some(k) if chain.genesis.authorities.contains(&k.address()) => Some(k),
         Some(k) => {
@@ -398,7 +511,11 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         *d = Some(driver.clone());
     }
     let _ = chain.net.set(net.clone());
-    let mut tasks = vec![tokio::spawn(net_loop)];
+    net.announce_when_connected(restored);
+    let mut tasks = vec![
+        tokio::spawn(net_loop),
+        tokio::spawn(sweep_journal(chain.clone(), shutdown_rx.clone())),
+    ];
     if key.is_some() {
         tasks.push(tokio::spawn(crate::producer::run(
             driver.clone(),
@@ -434,6 +551,19 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         driver_slot,
         driver_thread: Some(driver_thread),
     })
+}
+
+/// Sweeps the journal every [`crate::journal::SWEEP_INTERVAL`] until shutdown.
+async fn sweep_journal(chain: Arc<Chain>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(crate::journal::SWEEP_INTERVAL);
+    // The first tick is immediate; the start's re-admission has just cleaned up.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => chain.sweep_journal(),
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 /// Writes `<data_dir>/endpoints.json` so scripts and tests find a node that bound port 0.

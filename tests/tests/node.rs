@@ -256,6 +256,13 @@ async fn kill_9_mid_stream_loses_no_committed_block() {
             .expect("block survived");
         assert_eq!(b.summary.hash, *h, "block {n} changed across kill -9");
     }
+    // What the node had answered "accepted" for but not yet included comes back from its
+    // journal and is included now: wait for that before comparing state and blocks.
+    eventually("the re-admitted transfers included", || async {
+        (c.health().await.ok()?.mempool == 0).then_some(())
+    })
+    .await
+    .expect("pool drained");
     // State is exactly what the committed blocks say: nonce = transfers included.
     let head = c.head().await.expect("head");
     let txs = included_transactions(&c, head.number)
@@ -265,6 +272,10 @@ async fn kill_9_mid_stream_loses_no_committed_block() {
     let burned: u128 = txs.iter().map(|(_, _, r)| r.fee_burned.0).sum();
     let s = c.account(sender.address()).await.expect("account");
     assert_eq!(s.nonce, included);
+    assert_eq!(
+        s.nonce, nonce,
+        "every transfer the node accepted was included"
+    );
     let r = c.account(to).await.expect("account");
     assert_eq!(
         r.balance.0,

@@ -12,7 +12,8 @@ use jsonrpsee::core::client::Error as ClientError;
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, pegged_geneses, test_peg, transfer, ChainKind, TestNode,
+    dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
+    TestNode,
 };
 
 fn raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
@@ -202,4 +203,102 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
     assert_eq!(digests[0], digests[1], "restarted vs never restarted");
     assert_eq!(digests[0], digests[2], "restarted vs replayed from genesis");
     assert_eq!(digests[0].processed_ids, 1);
+}
+
+/// The hole: a transfer a node accepted over RPC lived only in its memory, so a node killed
+/// before its next block lost it for good. A long slot keeps the transfer pooled when the
+/// node dies; after the restart it must be pending again, then included, and a restart after
+/// that must not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_accepted_over_rpc_survives_kill_9_and_is_included() {
+    let kind = ChainKind::Main;
+    let authority = SecretKey::random();
+    let genesis = test_genesis(kind, authority.address(), 8_000);
+    let mut node = TestNode::start(kind, &genesis, Some(authority)).expect("node starts");
+    let c = node.client();
+    let fee = fee_for(&c).await;
+    let (sender, to) = (dev_key(1), dev_key(2).address());
+    // Submit right after a block of a slot boundary (not the one a start produces at once,
+    // mid-slot), so a whole 8 s slot remains before the next one.
+    let first = node.wait_for_height(1).await.expect("first block");
+    node.wait_for_height(first + 1).await.expect("a block");
+    let h = c
+        .send_transaction(transfer(&sender, genesis.chain_id, 0, to, Amount(777), fee))
+        .await
+        .expect("accepted");
+    let before = c.transaction(h).await.expect("lookup").expect("known");
+    assert_eq!(
+        before.status,
+        TxStatus::Pending,
+        "the slot ended too early for this test: the transfer is already in a block"
+    );
+    node.kill9();
+
+    node.spawn().expect("restarts");
+    let c = node.client();
+    let again = c.transaction(h).await.expect("lookup");
+    assert!(
+        again.is_some(),
+        "the transfer the node accepted is gone after kill -9 and restart"
+    );
+    assert_eq!(c.health().await.expect("health").mempool, 1);
+    assert_eq!(included(&c, h).await.status, TxStatus::Success);
+    assert_eq!(balance(&c, to).await, Amount(Amount::coins(1000).0 + 777));
+
+    // Once included it has left the journal: another restart re-admits nothing.
+    node.kill9();
+    node.spawn().expect("restarts again");
+    let c = node.client();
+    assert_eq!(c.health().await.expect("health").mempool, 0);
+    assert_eq!(c.account(sender.address()).await.expect("account").nonce, 1);
+    assert_eq!(
+        c.transaction(h).await.expect("lookup").map(|t| t.status),
+        Some(TxStatus::Success)
+    );
+}
+
+/// A follower accepts a transfer while it has no peer, so it cannot pass it on, and dies.
+/// Restarted with a producer to talk to, it re-admits the transfer from its journal and
+/// announces it once a peer listens; the producer includes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_transaction_is_announced_to_peers_after_a_restart() {
+    let kind = ChainKind::Side;
+    let authority = SecretKey::random();
+    let genesis = test_genesis(kind, authority.address(), 300);
+    let mut follower = TestNode::start(kind, &genesis, None).expect("follower starts");
+    let fc = follower.client();
+    let fee = fee_for(&fc).await;
+    let to = SecretKey::random().address();
+    let h = fc
+        .send_transaction(transfer(
+            &dev_key(3),
+            genesis.chain_id,
+            0,
+            to,
+            Amount(4242),
+            fee,
+        ))
+        .await
+        .expect("accepted");
+    follower.kill9();
+
+    let producer = TestNode::start(kind, &genesis, Some(authority)).expect("producer starts");
+    follower.bootstrap = vec![producer.p2p_addr()];
+    follower.spawn().expect("follower restarts");
+    let fc = follower.client();
+    assert!(
+        fc.transaction(h).await.expect("lookup").is_some(),
+        "the follower lost the transfer it accepted"
+    );
+    let pc = producer.client();
+    assert_eq!(included(&pc, h).await.status, TxStatus::Success);
+    assert_eq!(balance(&pc, to).await, Amount(4242));
+    assert_eq!(
+        included(&fc, h).await.block_number,
+        pc.transaction(h)
+            .await
+            .expect("lookup")
+            .and_then(|t| t.block_number),
+        "the follower follows the producer's block"
+    );
 }

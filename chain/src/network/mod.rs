@@ -394,6 +394,7 @@ pub struct SyncStatus {
 enum Command {
     PublishBlock(Vec<u8>),
     PublishTxs(Vec<SignedTransaction>),
+    AnnounceWhenConnected(Vec<SignedTransaction>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     BestPeerHead(oneshot::Sender<Option<BlockNumber>>),
 }
@@ -488,6 +489,15 @@ impl NetworkHandle {
         }
     }
 
+    /// Gossips transactions once a peer subscribes to the transaction topic: what a restart
+    /// re-admitted from the journal, which no peer may have heard of (gossip with no peer
+    /// listening is dropped).
+    pub fn announce_when_connected(&self, txs: Vec<SignedTransaction>) {
+        if !txs.is_empty() {
+            let _ = self.tx.try_send(Command::AnnounceWhenConnected(txs));
+        }
+    }
+
     /// Addresses we listen on, with our peer id appended.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen.with_peer_id(self.peer_id)
@@ -560,6 +570,7 @@ pub fn start(
         heads: HashMap::new(),
         syncing: HashMap::new(),
         tx_buffer: Vec::new(),
+        announce: Vec::new(),
         bootstrap,
         tx_checks: Arc::new(tokio::sync::Semaphore::new(MAX_TX_GOSSIP_CHECKS)),
         block_imports: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCK_GOSSIP_IMPORTS)),
@@ -585,6 +596,8 @@ struct EventLoop {
     heads: HashMap<PeerId, BlockNumber>,
     syncing: HashMap<PeerId, OutboundRequestId>,
     tx_buffer: Vec<SignedTransaction>,
+    /// Waiting for the first peer that subscribes to the transaction topic.
+    announce: Vec<SignedTransaction>,
     bootstrap: Vec<Redial>,
     tx_checks: Arc<tokio::sync::Semaphore>,
     block_imports: Arc<tokio::sync::Semaphore>,
@@ -753,6 +766,7 @@ impl EventLoop {
         match cmd {
             Command::PublishBlock(bytes) => self.publish(self.blocks_topic.clone(), bytes),
             Command::PublishTxs(txs) => self.tx_buffer.extend(txs),
+            Command::AnnounceWhenConnected(txs) => self.announce.extend(txs),
             Command::Peers(reply) => {
                 let peers = self
                     .connected
@@ -901,6 +915,23 @@ impl EventLoop {
             })) if info.protocol_version != self.version => {
                 tracing::warn!(peer = %peer_id, theirs = %info.protocol_version, ours = %self.version, "peer of another chain");
                 self.penalize(peer_id, penalty::WRONG_CHAIN, "wrong_chain");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                topic,
+                ..
+            })) if topic == self.txs_topic.hash() && !self.announce.is_empty() => {
+                // Only what is still pooled: the rest was included or dropped meanwhile.
+                let pool = self.chain.mempool();
+                let txs: Vec<SignedTransaction> = std::mem::take(&mut self.announce)
+                    .into_iter()
+                    .filter(|t| pool.contains(&t.hash()))
+                    .collect();
+                drop(pool);
+                tracing::info!(
+                    txs = txs.len(),
+                    "announcing re-admitted journaled transactions"
+                );
+                self.tx_buffer.extend(txs);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -76,7 +76,9 @@ pub fn rejection_code(r: &Rejection) -> i32 {
         Rejection::PoolFull { .. }
         | Rejection::SenderFull { .. }
         | Rejection::TooManyParked { .. }
-        | Rejection::ParkedFull { .. } => BUSY,
+        | Rejection::ParkedFull { .. }
+        | Rejection::JournalFull { .. } => BUSY,
+        Rejection::JournalFailed(_) => INTERNAL,
         Rejection::Peg(PegError::IdUsed { .. }) => PEG_ID_USED,
         Rejection::Peg(PegError::IdPending(_)) => ALREADY_KNOWN,
         Rejection::Peg(PegError::Signatures(_)) | Rejection::Peg(PegError::ZeroId) => {
@@ -224,7 +226,8 @@ impl TwinpegApiServer for RpcImpl {
 
     async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
         let decoded = decode_all(vec![raw], self.chain.max_tx_size());
-        match self.chain.admit_and_gossip(decoded).pop() {
+        // Answered only once the journal holds it: an accepted transaction survives a crash.
+        match self.chain.submit_local(decoded).await.pop() {
             Some(Ok(h)) => Ok(h),
             Some(Err(r)) => Err(rejection_error(&r)),
             None => Err(internal(StoreError::NotInitialized)),
@@ -248,7 +251,8 @@ impl TwinpegApiServer for RpcImpl {
         let decoded = tokio::task::spawn_blocking(move || decode_all(raws, max))
             .await
             .map_err(|e| ErrorObjectOwned::owned(codes::INTERNAL, e.to_string(), None::<()>))?;
-        let results = self.chain.admit_and_gossip(decoded);
+        // One durable journal write for the whole call, before answering.
+        let results = self.chain.submit_local(decoded).await;
         Ok(results
             .into_iter()
             .map(|r| match r {
