@@ -8,7 +8,10 @@ use chain::crypto::SecretKey;
 use chain::rpc::TwinpegApiClient;
 use chain::types::{Address, Amount};
 use serde_json::Value;
-use twinpeg_e2e::{dev_key, eventually, test_genesis, wallet_command, ChainKind, TestNode};
+use twinpeg_e2e::{
+    dev_key, eventually, pegged_geneses, test_genesis, test_peg, wallet_command, ChainKind,
+    TestNode,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -454,4 +457,143 @@ async fn every_error_path_gives_its_reason_and_a_nonzero_exit() {
         .fails(1, "config file");
 
     assert!(Path::new(&w.path("keystore")).is_dir());
+}
+
+/// A pegged mainchain/sidechain genesis pair whose federation never signs (no member runs).
+fn pegged(
+    main_authority: Address,
+    side_authority: Address,
+    main_ms: u64,
+) -> (chain::genesis::Genesis, chain::genesis::Genesis) {
+    let members: Vec<Address> = (0..3).map(|_| SecretKey::random().address()).collect();
+    pegged_geneses(
+        main_authority,
+        side_authority,
+        test_peg(&members, 2),
+        main_ms,
+        500,
+    )
+}
+
+/// `deposit --async` only sends the Lock on the mainchain: the sidechain's node is not needed,
+/// and here none runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_with_async_needs_no_sidechain_node() {
+    let ma = SecretKey::random();
+    let (mg, _) = pegged(ma.address(), SecretKey::random().address(), 300);
+    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let w = Wallet::new(&main.http, &down);
+    w.json(&["import-dev", "dev0", "0"]);
+    let d = w.json(&["deposit", "--from", "dev0", "2", "--async"]);
+    assert_eq!(d["direction"], "deposit", "{d}");
+    assert_eq!(d["state"], "pending", "{d}");
+    let id: chain::types::Hash = d["id"].as_str().expect("id").parse().expect("hash");
+    let mc = main.client();
+    eventually("the Lock included", || async {
+        mc.transaction(id)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.block_number.is_some())
+    })
+    .await
+    .expect("included");
+}
+
+/// The wallet said "submitted", then the node lost the transaction (here: killed before its
+/// next block, with its journal removed, as a node that died before writing it would be).
+/// `wallet status` must say no node knows it and how to resend it; `wallet resend` sends the
+/// same bytes again (twice is fine), and `status --wait` resends on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_no_node_knows_is_reported_unknown_and_resent() {
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    // Long mainchain slots, so the two deposits are still pooled when the node dies.
+    let (mg, sg) = pegged(ma.address(), sa.address(), 10_000);
+    let mut main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    let side = TestNode::start(ChainKind::Side, &sg, Some(sa)).expect("side starts");
+    let mut w = Wallet::new(&main.http, &side.http);
+    w.json(&["import-dev", "dev0", "0"]);
+    let mc = main.client();
+    // Right after a block of a slot boundary (not the one a start produces at once, mid-slot),
+    // so a whole 10 s slot remains for the two deposits.
+    let first = main.wait_for_height(1).await.expect("first block");
+    main.wait_for_height(first + 1).await.expect("a block");
+    let a = w.json(&["deposit", "--from", "dev0", "2", "--async"]);
+    let b = w.json(&["deposit", "--from", "dev0", "3", "--async"]);
+    let (a, b) = (
+        a["id"].as_str().expect("id").to_string(),
+        b["id"].as_str().expect("id").to_string(),
+    );
+    for id in [&a, &b] {
+        let h: chain::types::Hash = id.parse().expect("hash");
+        let t = mc.transaction(h).await.expect("lookup").expect("known");
+        assert!(
+            t.block_number.is_none(),
+            "the slot ended too early for this test: {id} is already in a block"
+        );
+    }
+    main.kill9();
+    match std::fs::remove_file(main.data_dir().join("txjournal.redb")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("removing the journal: {e}"),
+    }
+    main.spawn().expect("main restarts");
+    w.main = main.http.clone();
+    let mc = main.client();
+
+    // No node knows it: status says so, names the node and gives the exact command.
+    let st = w.json(&["status", &a]);
+    assert_eq!(st["state"], "unknown", "{st}");
+    let resend = format!("wallet resend {a}");
+    assert_eq!(st["resend"], resend.as_str(), "{st}");
+    let text = w.run(&["status", &a]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains("not known to the mainchain node") && text.stdout.contains(&resend),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        !text.stdout.contains("Pending") && !text.stdout.contains("submitted"),
+        "{}",
+        text.stdout
+    );
+    w.run(&["tx", &a]).fails(1, &resend);
+
+    // `wallet resend` sends the same bytes: same hash; a second time is already known.
+    let r = w.json(&["resend", &a]);
+    assert_eq!(r["hash"], a.as_str(), "{r}");
+    assert_eq!(r["chain"], "main", "{r}");
+    assert_eq!(r["result"], "accepted", "{r}");
+    let r = w.json(&["resend", &a]);
+    assert_eq!(r["result"], "already_known", "{r}");
+    let ah: chain::types::Hash = a.parse().expect("hash");
+    eventually("the resent Lock included", || async {
+        mc.transaction(ah)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.block_number.is_some())
+    })
+    .await
+    .expect("included");
+    let st = w.json(&["status", &a]);
+    assert_ne!(st["state"], "unknown", "{st}");
+    assert_ne!(st["state"], "pending", "{st}");
+
+    // `status --wait` resends what no node knows by itself, then follows it: it is included,
+    // and with no federation running it times out waiting for the payout.
+    let r = w.run(&["status", &b, "--wait", "--timeout", "25", "--json"]);
+    assert_eq!(r.code, 6, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "peg_timeout", "{}", r.stdout);
+    assert!(r.stderr.contains("resent"), "{}", r.stderr);
+    let bh: chain::types::Hash = b.parse().expect("hash");
+    let t = mc.transaction(bh).await.expect("lookup").expect("known");
+    assert!(t.block_number.is_some(), "{t:?}");
+
+    // A hash this wallet never sent is still simply not found.
+    let unknown = format!("0x{}", "cd".repeat(32));
+    w.run(&["status", &unknown]).fails(1, "not known");
 }

@@ -136,6 +136,12 @@ pub enum Command {
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         timeout: u64,
     },
+    /// Send a transaction this wallet sent before again, byte for byte (same hash): for one
+    /// no node knows any more. Already known or already included is success.
+    Resend {
+        /// The transaction hash (for a deposit or withdrawal: its id).
+        hash: String,
+    },
     /// Show the resolved endpoints, keystore and files read.
     Config,
 }

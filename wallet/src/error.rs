@@ -202,6 +202,32 @@ pub enum WalletError {
         /// The chains asked, e.g. `mainchain or sidechain`.
         chains: String,
     },
+    /// This wallet sent the transaction, but the node of its chain knows it no more.
+    #[error("transaction {hash} was sent by this wallet, but the {chain} node at {url} does not know it (it is in no block and not in its pool): resend it with `wallet resend {hash}`")]
+    TxUnknown {
+        /// The hash.
+        hash: chain::types::Hash,
+        /// The chain it was sent to.
+        chain: ChainSel,
+        /// The endpoint asked.
+        url: String,
+    },
+    /// `resend` of a transaction this wallet has no record of.
+    #[error("transaction {hash} is not in this wallet's record of sent transactions ({}): only what this wallet sent can be resent", path.display())]
+    NotInRecord {
+        /// The hash.
+        hash: chain::types::Hash,
+        /// The record file.
+        path: PathBuf,
+    },
+    /// The record of sent transactions could not be read or written.
+    #[error("the record of sent transactions {}: {reason}", path.display())]
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl WalletError {
@@ -224,7 +250,10 @@ impl WalletError {
             | Io { .. }
             | Config { .. }
             | Fee(_)
-            | TxNotFound { .. } => exit::GENERAL,
+            | TxNotFound { .. }
+            | TxUnknown { .. }
+            | NotInRecord { .. }
+            | Record { .. } => exit::GENERAL,
         }
     }
 
@@ -256,7 +285,9 @@ impl WalletError {
             PegRefused { .. } => "peg_refused",
             PegTimeout { .. } => "peg_timeout",
             TxFailed { .. } => "tx_failed",
-            TxNotFound { .. } => "tx_not_found",
+            TxNotFound { .. } | NotInRecord { .. } => "tx_not_found",
+            TxUnknown { .. } => "tx_unknown",
+            Record { .. } => "record",
         }
     }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod keystore;
 pub mod node;
 pub mod password;
+pub mod record;
 pub mod send;
 pub mod settings;
 
@@ -28,6 +29,7 @@ use crate::cli::{Cli, Command};
 use crate::keystore::{DirError, Keystore};
 use crate::node::Node;
 use crate::password::PasswordSource;
+use crate::record::SentRecord;
 use crate::settings::{ChainSel, Overrides, Settings};
 
 /// What a command produced: its `--json` value and its human-readable text.
@@ -110,6 +112,8 @@ pub struct Ctx {
     pub rpc_timeout: Duration,
     /// Whether `--json` was given (progress lines still go to stderr).
     pub json: bool,
+    /// What this wallet sent, kept to resend.
+    pub record: SentRecord,
 }
 
 impl Ctx {
@@ -207,6 +211,7 @@ pub async fn run(cli: Cli, env: Env) -> Result<Report> {
     })?;
     let ctx = Ctx {
         keystore: Keystore::new(settings.keystore.clone()),
+        record: SentRecord::new(settings.sent_record.clone()),
         settings,
         password: PasswordSource {
             file: g.password_file.clone(),
@@ -235,6 +240,7 @@ pub async fn run(cli: Cli, env: Env) -> Result<Report> {
         Command::Deposit(args) => peg::deposit(&ctx, &args).await,
         Command::Withdraw(args) => peg::withdraw(&ctx, &args).await,
         Command::Status { id, wait, timeout } => peg::status(&ctx, &id, wait, timeout).await,
+        Command::Resend { hash } => resend::run(&ctx, &hash).await,
         Command::Config => config::run(&ctx),
     }
 }

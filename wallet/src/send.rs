@@ -1,6 +1,8 @@
 //! Sending any transaction: fee from the chain's rule (or overrides), nonce from the node (or
-//! given), a balance check before submitting, then waiting for inclusion with a progress line.
-//! Transfers use it now; deposits (`Lock`) and withdrawals (`Burn`) will pass their own `TxKind`.
+//! given), a balance check before submitting, the signed bytes recorded durably (see
+//! [`crate::record`]) before they go out, then waiting for inclusion with a progress line,
+//! resending the recorded bytes if the node forgets them. Transfers, deposits (`Lock`) and
+//! withdrawals (`Burn`) all pass through here with their own `TxKind`.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use crate::amount::parse_base_units;
 use crate::cli::FeeArgs;
 use crate::error::{Result, WalletError};
 use crate::node::Node;
+use crate::record::{SentRecord, SentTx};
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct Sent {
     pub signed: SignedTransaction,
     /// Its hash.
     pub hash: Hash,
+    /// Its SCALE encoding, as sent (and recorded).
+    pub raw: Bytes,
 }
 
 /// The fee for a transaction of `weight` under the node's current rule, with overrides applied.
@@ -82,8 +87,13 @@ pub fn max_fee_cost(fee: &Fee, weight: u64) -> Option<Amount> {
     }
 }
 
-/// Signs `req` with `key` for `node`'s chain and submits it.
-pub async fn submit(node: &Node, key: &SecretKey, req: &Request) -> Result<Sent> {
+/// Signs `req` with `key` for `node`'s chain, records it in `record`, and submits it.
+pub async fn submit(
+    node: &Node,
+    key: &SecretKey,
+    req: &Request,
+    record: &SentRecord,
+) -> Result<Sent> {
     let account = node.account(key.address()).await?;
     let nonce = req.nonce.unwrap_or(account.pending_nonce);
     let info = node.fee_info().await?;
@@ -109,12 +119,60 @@ pub async fn submit(node: &Node, key: &SecretKey, req: &Request) -> Result<Sent>
         });
     }
     let signed = build(fee).sign(key);
-    let hash = node.send(Bytes(signed.encode())).await?;
-    Ok(Sent { signed, hash })
+    let hash = signed.hash();
+    // Recorded before it leaves: if the node loses it, or this process dies before the
+    // answer, the signed bytes are still here to resend.
+    let sent = SentTx::new(node.chain, &signed, key.address());
+    record.put(&sent)?;
+    match node.send(sent.raw.clone()).await {
+        Ok(_) => {}
+        Err(WalletError::Rejected { reason, .. }) if reason == "already_known" => {}
+        Err(e @ WalletError::Rejected { .. }) => {
+            // Refused: nothing to resend later.
+            record.remove(&hash)?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Sent {
+        signed,
+        hash,
+        raw: sent.raw,
+    })
 }
 
-/// Polls the node until `hash` leaves the mempool, with a progress line on stderr.
-pub async fn wait_included(node: &Node, hash: Hash, timeout: Duration) -> Result<TxLookup> {
+/// Whether the node took `raw` again (accepted, or it already held it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resent {
+    /// The node accepted it anew.
+    Accepted,
+    /// The node already had it.
+    AlreadyKnown,
+}
+
+/// Sends the recorded bytes of `hash` again; already known is success.
+pub async fn resend(node: &Node, hash: Hash, raw: &Bytes) -> Result<Resent> {
+    match node.send(raw.clone()).await {
+        Ok(h) if h == hash => Ok(Resent::Accepted),
+        Ok(h) => Err(WalletError::BadInput(format!(
+            "the recorded bytes of {hash} hash to {h} on the {}: the record is damaged",
+            node.chain
+        ))),
+        Err(WalletError::Rejected { reason, .. }) if reason == "already_known" => {
+            Ok(Resent::AlreadyKnown)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Polls the node until `hash` leaves the mempool, with a progress line on stderr. A node
+/// that no longer knows the transaction (it lost its pool) is sent `raw` again.
+pub async fn wait_included(
+    node: &Node,
+    hash: Hash,
+    raw: &Bytes,
+    timeout: Duration,
+) -> Result<TxLookup> {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let interval = Duration::from_millis((node.info.block_time_ms / 4).clamp(100, 1000));
@@ -129,7 +187,28 @@ pub async fn wait_included(node: &Node, hash: Hash, timeout: Duration) -> Result
     let result = loop {
         match node.transaction(hash).await {
             Ok(Some(t)) if t.status != TxStatus::Pending => break Ok(t),
-            Ok(_) => {}
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // Not in a block, not in the pool: the node lost it. The same bytes again
+                // are the same transaction, so this can never make it count twice.
+                match resend(node, hash, raw).await {
+                    Ok(_) => {
+                        let _ = writeln!(
+                            err,
+                            "{}the {} node no longer knew {hash}; resent the wallet's signed copy",
+                            if tty { "\r\x1b[2K" } else { "" },
+                            node.chain
+                        );
+                    }
+                    // Back up and forgot it? Keep asking until the deadline.
+                    Err(WalletError::NodeDown { .. }) => {}
+                    // Refused: maybe because it was included meanwhile; else that is the answer.
+                    Err(e) => match node.transaction(hash).await {
+                        Ok(Some(t)) if t.status != TxStatus::Pending => break Ok(t),
+                        _ => break Err(e),
+                    },
+                }
+            }
             // A node that restarts while we wait is given until the deadline to come back.
             Err(WalletError::NodeDown { .. }) => {}
             Err(e) => break Err(e),

@@ -152,6 +152,8 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// The devnet file read, if it gave an endpoint.
     pub devnet_file: Option<PathBuf>,
+    /// The record of sent transactions: `<wallet home>/sent.redb`.
+    pub sent_record: PathBuf,
 }
 
 /// What the command line said (flags already merged with their environment variables by clap).
@@ -234,6 +236,7 @@ impl Settings {
                 .unwrap_or_else(|| home.join("keystore")),
             config_file,
             devnet_file,
+            sent_record: home.join(crate::record::FILE),
         })
     }
 
@@ -270,6 +273,7 @@ mod tests {
         assert_eq!(s.main.source, Source::Devnet);
         assert_eq!(s.side.url, "http://127.0.0.1:2222");
         assert_eq!(s.keystore, dir.path().join("home/keystore"));
+        assert_eq!(s.sent_record, dir.path().join("home/sent.redb"));
         assert_eq!(s.devnet_file.as_deref(), Some(devnet.as_path()));
 
         std::fs::create_dir_all(dir.path().join("home")).unwrap();

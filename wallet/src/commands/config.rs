@@ -21,6 +21,8 @@ pub struct ConfigOut {
     pub config_file: Option<PathBuf>,
     /// The devnet endpoints file read, or `null`.
     pub devnet_file: Option<PathBuf>,
+    /// The record of sent transactions (`<wallet home>/sent.redb`), whether or not it exists yet.
+    pub sent_record: PathBuf,
 }
 
 /// Runs `config`.
@@ -32,6 +34,7 @@ pub fn run(ctx: &Ctx) -> Result<Report> {
         keystore: s.keystore.clone(),
         config_file: s.config_file.clone(),
         devnet_file: s.devnet_file.clone(),
+        sent_record: s.sent_record.clone(),
     };
     let src = |e: &Endpoint| {
         serde_json::to_value(e.source)
@@ -44,7 +47,7 @@ pub fn run(ctx: &Ctx) -> Result<Report> {
             .map_or_else(|| "(none)".to_string(), |p| p.display().to_string())
     };
     let human = format!(
-        "mainchain RPC  {} ({})\nsidechain RPC  {} ({})\nkeystore       {}\nconfig file    {}\ndevnet file    {}",
+        "mainchain RPC  {} ({})\nsidechain RPC  {} ({})\nkeystore       {}\nconfig file    {}\ndevnet file    {}\nsent record    {}",
         out.main_rpc.url,
         src(&out.main_rpc),
         out.side_rpc.url,
@@ -52,6 +55,7 @@ pub fn run(ctx: &Ctx) -> Result<Report> {
         out.keystore.display(),
         opt(&out.config_file),
         opt(&out.devnet_file),
+        out.sent_record.display(),
     );
     Report::new(&out, human)
 }

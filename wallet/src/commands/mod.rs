@@ -6,5 +6,6 @@ pub mod config;
 pub mod history;
 pub mod keys;
 pub mod peg;
+pub mod resend;
 pub mod transfer;
 pub mod tx;

@@ -17,6 +17,7 @@ use crate::amount::{coins, parse_amount};
 use crate::cli::PegArgs;
 use crate::error::{Result, WalletError};
 use crate::node::Node;
+use crate::record::SentTx;
 use crate::send::{self, Request};
 use crate::settings::ChainSel;
 use crate::{Ctx, Report};
@@ -25,6 +26,9 @@ use crate::{Ctx, Report};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PegState {
+    /// Not known to the source chain's node: in no block and not in its pool (it lost it, or
+    /// never got it). `resend` says how to send it again.
+    Unknown,
     /// Submitted, not yet in a block.
     Pending,
     /// In a block on the source chain, not yet deep enough.
@@ -89,6 +93,9 @@ pub struct TransferStatus {
     pub source: SourceView,
     /// The payout, once made.
     pub payout: Option<PayoutView>,
+    /// With `state` `unknown` and a Lock/Burn this wallet sent: the command that sends it
+    /// again (`wallet resend ID`); else `null`.
+    pub resend: Option<String>,
 }
 
 fn dir_name(d: Direction) -> &'static str {
@@ -156,68 +163,143 @@ fn precheck(info: &PegInfo, d: Direction, amount: Amount) -> Result<()> {
     })
 }
 
-/// One look at both chains.
-async fn observe(
-    src: &Node,
-    dst: &Node,
+/// The two ends of a transfer: the source chain's node, and the destination's, opened only
+/// when needed (nothing can be paid before the source chain holds the Lock or Burn, and
+/// `--async` never needs it).
+struct Ends<'a> {
+    ctx: &'a Ctx,
     d: Direction,
-    id: Hash,
+    src: Node,
+    dst: Option<Node>,
+}
+
+impl<'a> Ends<'a> {
+    fn new(ctx: &'a Ctx, d: Direction, src: Node) -> Self {
+        Ends {
+            ctx,
+            d,
+            src,
+            dst: None,
+        }
+    }
+
+    /// Opens the destination chain's node if it is not yet.
+    async fn open_dst(&mut self) -> Result<()> {
+        if self.dst.is_none() {
+            self.dst = Some(self.ctx.node(chains(self.d).1).await?);
+        }
+        Ok(())
+    }
+}
+
+/// Recipient, amount and the amount paid out of a Lock or Burn.
+fn terms(
+    kind: Option<&TxKind>,
+    d: Direction,
     info: &PegInfo,
-) -> Result<TransferStatus> {
-    let (src_chain, dst_chain) = chains(d);
-    let s = src.peg_transfer(id).await?;
-    let p = dst.peg_transfer(id).await?;
-    let (recipient, amount) = match s.source.as_ref().map(|x| &x.event) {
-        Some(PegEvent::Deposit {
-            amount, recipient, ..
-        })
-        | Some(PegEvent::Withdrawal {
-            amount, recipient, ..
-        }) => (Some(*recipient), Some(*amount)),
+) -> (Option<Address>, Option<Amount>, Option<Amount>) {
+    let (recipient, amount) = match kind {
+        Some(TxKind::Lock { amount, recipient }) | Some(TxKind::Burn { amount, recipient }) => {
+            (Some(*recipient), Some(*amount))
+        }
         _ => (None, None),
     };
-    let payout_amount = amount.map(|a| match d {
+    (recipient, amount, amount.map(|a| payout_of(a, d, info)))
+}
+
+fn payout_of(a: Amount, d: Direction, info: &PegInfo) -> Amount {
+    match d {
         Direction::MainToSide => a,
         Direction::SideToMain => Amount(a.0.saturating_sub(info.params.peg_out_fee.0)),
-    });
+    }
+}
+
+fn resend_command(id: Hash) -> String {
+    format!("wallet resend {id}")
+}
+
+/// One look at the chains; `sent` is the wallet's record of the Lock or Burn, if it sent it.
+async fn observe(
+    ends: &mut Ends<'_>,
+    id: Hash,
+    info: &PegInfo,
+    sent: Option<&SentTx>,
+) -> Result<TransferStatus> {
+    let d = ends.d;
+    let (src_chain, dst_chain) = chains(d);
+    let s = ends.src.peg_transfer(id).await?;
     let confirmations = s.source.as_ref().map_or(0, |x| x.confirmations);
     let need = required(info, d);
-    let payout = match &p.payout {
-        Some(po) => {
-            let paid_amount = match &po.event {
-                Some(PegEvent::Minted { amount, .. }) | Some(PegEvent::Released { amount, .. }) => {
-                    Some(*amount)
-                }
-                _ => None,
+    let (mut recipient, mut amount, mut payout_amount) =
+        terms(sent.and_then(SentTx::tx_kind).as_ref(), d, info);
+    let mut payout = None;
+    let state = match &s.source {
+        None => {
+            if ends.src.transaction(id).await?.is_some() {
+                PegState::Pending
+            } else {
+                PegState::Unknown
+            }
+        }
+        Some(source) => {
+            if let PegEvent::Deposit {
+                amount: a,
+                recipient: r,
+                ..
+            }
+            | PegEvent::Withdrawal {
+                amount: a,
+                recipient: r,
+                ..
+            } = &source.event
+            {
+                (recipient, amount) = (Some(*r), Some(*a));
+                payout_amount = Some(payout_of(*a, d, info));
+            }
+            ends.open_dst().await?;
+            let Some(dst) = ends.dst.as_ref() else {
+                return Err(WalletError::BadInput(format!(
+                    "the {dst_chain} node is not open"
+                )));
             };
-            let mut seconds = None;
-            if let (Some(src_block), Some(dst_block)) = (
-                s.source.as_ref().map(|x| x.block_number),
-                dst.full_block(po.block_number).await.ok().flatten(),
-            ) {
-                if let Some(sb) = src.full_block(src_block).await.ok().flatten() {
+            let p = dst.peg_transfer(id).await?;
+            if let Some(po) = &p.payout {
+                let paid_amount = match &po.event {
+                    Some(PegEvent::Minted { amount, .. })
+                    | Some(PegEvent::Released { amount, .. }) => Some(*amount),
+                    _ => None,
+                };
+                let mut seconds = None;
+                if let (Some(dst_block), Some(src_block)) = (
+                    dst.full_block(po.block_number).await.ok().flatten(),
+                    ends.src
+                        .full_block(source.block_number)
+                        .await
+                        .ok()
+                        .flatten(),
+                ) {
                     seconds = Some(
                         dst_block
                             .summary
                             .timestamp_ms
-                            .saturating_sub(sb.summary.timestamp_ms) as f64
+                            .saturating_sub(src_block.summary.timestamp_ms)
+                            as f64
                             / 1000.0,
                     );
                 }
+                payout = Some(PayoutView {
+                    chain: dst_chain,
+                    block_number: po.block_number,
+                    tx_hash: po.tx_hash,
+                    amount: paid_amount,
+                    seconds,
+                    confirmations: (p.head + 1).saturating_sub(po.block_number),
+                    required: payout_required(info, d),
+                });
             }
-            Some(PayoutView {
-                chain: dst_chain,
-                block_number: po.block_number,
-                tx_hash: po.tx_hash,
-                amount: paid_amount,
-                seconds,
-                confirmations: (p.head + 1).saturating_sub(po.block_number),
-                required: payout_required(info, d),
-            })
+            state_of(true, confirmations, need, payout.as_ref())
         }
-        None => None,
     };
-    let state = state_of(s.source.is_some(), confirmations, need, payout.as_ref());
     Ok(TransferStatus {
         id,
         direction: dir_name(d),
@@ -232,11 +314,16 @@ async fn observe(
             required: need,
         },
         payout,
+        resend: (state == PegState::Unknown && sent.is_some()).then(|| resend_command(id)),
     })
 }
 
 fn progress_line(s: &TransferStatus, threshold: u32, members: usize) -> String {
     match s.state {
+        PegState::Unknown => format!(
+            "{} {}: not known to the {} node",
+            s.direction, s.id, s.source.chain
+        ),
         PegState::Pending => format!("{} {}: submitted, waiting for inclusion", s.direction, s.id),
         PegState::Confirming => format!(
             "{} {}: included -> confirmations {}/{}",
@@ -257,22 +344,22 @@ fn progress_line(s: &TransferStatus, threshold: u32, members: usize) -> String {
     }
 }
 
-/// Follows a transfer until paid (or the deadline), printing each new stage on stderr.
+/// Follows a transfer until paid (or the deadline), printing each new stage on stderr. A
+/// Lock or Burn no node knows is resent from `sent`, the wallet's record of it.
 async fn follow(
-    src: &Node,
-    dst: &Node,
-    d: Direction,
+    ends: &mut Ends<'_>,
     id: Hash,
     info: &PegInfo,
     timeout: Duration,
+    sent: Option<&SentTx>,
 ) -> Result<TransferStatus> {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut err = std::io::stderr();
     let mut last = String::new();
-    let poll = Duration::from_millis((src.info.block_time_ms / 2).clamp(100, 1000));
+    let poll = Duration::from_millis((ends.src.info.block_time_ms / 2).clamp(100, 1000));
     loop {
-        let s = match observe(src, dst, d, id, info).await {
+        let s = match observe(ends, id, info, sent).await {
             Ok(s) => s,
             // A node restarting while we follow gets until the deadline to come back.
             Err(WalletError::NodeDown { .. }) if start.elapsed() < timeout => {
@@ -289,6 +376,29 @@ async fn follow(
                 let _ = writeln!(err, "{line}");
             }
             last = line;
+        }
+        if s.state == PegState::Unknown {
+            if let Some(sent) = sent {
+                // The same bytes again are the same transfer: it can never be paid twice.
+                match send::resend(&ends.src, id, &sent.raw).await {
+                    Ok(_) => {
+                        let _ = writeln!(
+                            err,
+                            "{}{} {id}: resent the wallet's signed copy to the {} node",
+                            if tty { "\r\x1b[2K" } else { "" },
+                            s.direction,
+                            ends.src.chain
+                        );
+                        last.clear();
+                    }
+                    Err(WalletError::NodeDown { .. }) => {}
+                    // Refused, e.g. included meanwhile: the next look tells.
+                    Err(e) if start.elapsed() < timeout => {
+                        let _ = writeln!(err, "{} {id}: resending refused: {e}", s.direction);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
         if s.state == PegState::Paid {
             if tty {
@@ -310,8 +420,16 @@ async fn follow(
     }
 }
 
-fn human(s: &TransferStatus) -> String {
-    let mut out = format!("{} {}\nstate      {:?}", s.direction, s.id, s.state);
+fn human(s: &TransferStatus, src_url: &str) -> String {
+    let mut out = format!("{} {}", s.direction, s.id);
+    if s.state == PegState::Unknown {
+        out.push_str(&format!(
+            "\nstate      unknown: not known to the {} node at {src_url} (in no block, not in its pool)",
+            s.source.chain
+        ));
+    } else {
+        out.push_str(&format!("\nstate      {:?}", s.state));
+    }
     if let (Some(a), Some(p)) = (s.amount, s.payout_amount) {
         out.push_str(&format!(
             "\namount     {} coins (recipient gets {} coins)",
@@ -338,6 +456,15 @@ fn human(s: &TransferStatus) -> String {
             out.push_str(&format!(", {secs:.1} s after inclusion"));
         }
     }
+    match &s.resend {
+        Some(cmd) => out.push_str(&format!(
+            "\nresend it  {cmd}    (the same signed bytes: it cannot be paid twice)"
+        )),
+        None if s.state == PegState::Unknown => {
+            out.push_str("\nthis wallet did not send it, so it has no copy to resend")
+        }
+        None => {}
+    }
     out
 }
 
@@ -346,10 +473,15 @@ async fn send_peg(ctx: &Ctx, args: &PegArgs, d: Direction) -> Result<Report> {
     ctx.keystore
         .find(&args.from)
         .map_err(|e| ctx.dir_error(&args.from, e))?;
-    let (src_chain, dst_chain) = chains(d);
+    let (src_chain, _) = chains(d);
     let src = ctx.node(src_chain).await?;
-    let dst = ctx.node(dst_chain).await?;
-    let info = src.peg_info().await?;
+    let mut ends = Ends::new(ctx, d, src);
+    // Following the transfer needs the destination too: fail before anything is sent. With
+    // --async only the source chain is involved.
+    if !args.no_wait {
+        ends.open_dst().await?;
+    }
+    let info = ends.src.peg_info().await?;
     precheck(&info, d, amount)?;
     let key = ctx.unlock(&args.from)?;
     let recipient = match &args.to {
@@ -369,19 +501,36 @@ async fn send_peg(ctx: &Ctx, args: &PegArgs, d: Direction) -> Result<Report> {
         fee: args.fee.clone(),
         nonce: None,
     };
-    let sent = send::submit(&src, &key, &req).await?;
+    let sent = send::submit(&ends.src, &key, &req, &ctx.record).await?;
     let id = sent.hash;
     if args.no_wait {
-        let s = observe(&src, &dst, d, id, &info).await?;
+        let (recipient, amount, payout_amount) = terms(Some(&req.kind), d, &info);
+        let s = TransferStatus {
+            id,
+            direction: dir_name(d),
+            state: PegState::Pending,
+            recipient,
+            amount,
+            payout_amount,
+            source: SourceView {
+                chain: src_chain,
+                block_number: None,
+                confirmations: 0,
+                required: required(&info, d),
+            },
+            payout: None,
+            resend: None,
+        };
         return Report::new(
             &s,
             format!(
-                "{} submitted; id {id}\nfollow it with `wallet status {id} --wait`",
-                s.direction
+                "{} accepted by the {} node; id {id}\nfollow it with `wallet status {id} --wait`",
+                s.direction, src_chain
             ),
         );
     }
-    let t = send::wait_included(&src, id, Duration::from_secs(args.timeout)).await?;
+    let t =
+        send::wait_included(&ends.src, id, &sent.raw, Duration::from_secs(args.timeout)).await?;
     if t.status == TxStatus::Failed {
         let reason = t
             .receipt
@@ -401,8 +550,16 @@ async fn send_peg(ctx: &Ctx, args: &PegArgs, d: Direction) -> Result<Report> {
             reason,
         });
     }
-    let s = follow(&src, &dst, d, id, &info, Duration::from_secs(args.timeout)).await?;
-    Report::new(&s, human(&s))
+    let record = SentTx::new(src_chain, &sent.signed, key.address());
+    let s = follow(
+        &mut ends,
+        id,
+        &info,
+        Duration::from_secs(args.timeout),
+        Some(&record),
+    )
+    .await?;
+    Report::new(&s, human(&s, &ends.src.url))
 }
 
 /// Runs `deposit`.
@@ -415,11 +572,8 @@ pub async fn withdraw(ctx: &Ctx, args: &PegArgs) -> Result<Report> {
     send_peg(ctx, args, Direction::SideToMain).await
 }
 
-/// Runs `status`: finds which chain the id started on, then reports (or follows) it.
-pub async fn status(ctx: &Ctx, id: &str, wait: bool, timeout: u64) -> Result<Report> {
-    let id: Hash = id
-        .parse()
-        .map_err(|e| WalletError::BadInput(format!("transfer id: {e}")))?;
+/// Finds which chain an id this wallet did not send started on; opens both nodes.
+async fn probe<'a>(ctx: &'a Ctx, id: Hash) -> Result<Ends<'a>> {
     let main = ctx.node(ChainSel::Main).await?;
     let side = ctx.node(ChainSel::Side).await?;
     let on_main = main.peg_transfer(id).await?;
@@ -445,16 +599,54 @@ pub async fn status(ctx: &Ctx, id: &str, wait: bool, timeout: u64) -> Result<Rep
         }
     };
     let (src, dst) = match d {
-        Direction::MainToSide => (&main, &side),
-        Direction::SideToMain => (&side, &main),
+        Direction::MainToSide => (main, side),
+        Direction::SideToMain => (side, main),
     };
-    let info = src.peg_info().await?;
+    Ok(Ends {
+        ctx,
+        d,
+        src,
+        dst: Some(dst),
+    })
+}
+
+/// Runs `status`: what the wallet sent it knows the chain of (and can resend); anything else
+/// is looked up on both chains. Then it reports (or follows) the transfer.
+pub async fn status(ctx: &Ctx, id: &str, wait: bool, timeout: u64) -> Result<Report> {
+    let id: Hash = id
+        .parse()
+        .map_err(|e| WalletError::BadInput(format!("transfer id: {e}")))?;
+    let sent = ctx.record.get(&id)?;
+    let mut ends = match &sent {
+        Some(s) => {
+            let d = match s.tx_kind() {
+                Some(TxKind::Lock { .. }) => Direction::MainToSide,
+                Some(TxKind::Burn { .. }) => Direction::SideToMain,
+                _ => {
+                    return Err(WalletError::BadInput(format!(
+                        "{id} is a {} this wallet sent on the {}, not a deposit or withdrawal: see `wallet tx {id}`",
+                        s.kind, s.chain
+                    )))
+                }
+            };
+            Ends::new(ctx, d, ctx.node(chains(d).0).await?)
+        }
+        None => probe(ctx, id).await?,
+    };
+    let info = ends.src.peg_info().await?;
     let s = if wait {
-        follow(src, dst, d, id, &info, Duration::from_secs(timeout)).await?
+        follow(
+            &mut ends,
+            id,
+            &info,
+            Duration::from_secs(timeout),
+            sent.as_ref(),
+        )
+        .await?
     } else {
-        observe(src, dst, d, id, &info).await?
+        observe(&mut ends, id, &info, sent.as_ref()).await?
     };
-    Report::new(&s, human(&s))
+    Report::new(&s, human(&s, &ends.src.url))
 }
 
 #[cfg(test)]

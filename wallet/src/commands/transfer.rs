@@ -71,7 +71,7 @@ pub async fn run(ctx: &Ctx, args: &TransferArgs) -> Result<Report> {
         fee: args.fee.clone(),
         nonce: args.nonce,
     };
-    let sent = send::submit(&node, &key, &req).await?;
+    let sent = send::submit(&node, &key, &req, &ctx.record).await?;
     let mut out = TransferOut {
         chain: args.chain,
         hash: sent.hash,
@@ -88,7 +88,13 @@ pub async fn run(ctx: &Ctx, args: &TransferArgs) -> Result<Report> {
         fee_paid: None,
     };
     if !args.no_wait {
-        let t = send::wait_included(&node, sent.hash, Duration::from_secs(args.timeout)).await?;
+        let t = send::wait_included(
+            &node,
+            sent.hash,
+            &sent.raw,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
         out.status = t.status;
         out.block_number = t.block_number;
         out.block_hash = t.block_hash;

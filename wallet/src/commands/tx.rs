@@ -42,6 +42,16 @@ pub async fn run(ctx: &Ctx, hash: &str, chain: Option<ChainSel>) -> Result<Repor
     if let Some(e) = unreachable {
         return Err(e);
     }
+    // Sent by this wallet, yet unknown: say so, and how to send it again.
+    if let Some(sent) = ctx.record.get(&hash)? {
+        if chains.contains(&sent.chain) {
+            return Err(WalletError::TxUnknown {
+                hash,
+                chain: sent.chain,
+                url: ctx.settings.endpoint(sent.chain).url.clone(),
+            });
+        }
+    }
     let names: Vec<&str> = chains.iter().map(|c| c.node_name()).collect();
     Err(WalletError::TxNotFound {
         hash,
