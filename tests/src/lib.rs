@@ -15,7 +15,7 @@ use chain::crypto::SecretKey;
 use chain::fee::FeeInfo;
 use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::peg::PegParams;
-use chain::rpc::types::{BlockSummary, TxView};
+use chain::rpc::types::{BlockSummary, TxLookup, TxStatus, TxView};
 use chain::rpc::TwinpegApiClient;
 use chain::tx::{Fee, Transaction, TxKind};
 use chain::types::{Address, Amount, Bytes};
@@ -392,6 +392,47 @@ pub async fn fee_for(c: &HttpClient) -> Fee {
     }
 }
 
+/// A signed, encoded transaction of any kind, ready for `send_transaction`.
+pub fn signed_raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
+    Bytes(
+        Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind,
+        }
+        .sign(key)
+        .encode(),
+    )
+}
+
+/// Waits until `h` is in a block (success or failure) and returns its lookup.
+pub async fn wait_included(c: &HttpClient, h: chain::types::Hash) -> Result<TxLookup> {
+    eventually(&format!("inclusion of {h}"), || async {
+        c.transaction(h)
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| t.status != TxStatus::Pending)
+    })
+    .await
+}
+
+/// The JSON-RPC error code and `data.reason` of a refused call; panics on any other error.
+pub fn rpc_refusal(e: jsonrpsee::core::client::Error) -> (i32, String) {
+    match e {
+        jsonrpsee::core::client::Error::Call(obj) => {
+            let reason = obj
+                .data()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                .and_then(|v| v["reason"].as_str().map(String::from))
+                .unwrap_or_default();
+            (obj.code(), reason)
+        }
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
 /// A signed, encoded transfer, ready for `send_transaction`.
 pub fn transfer(
     key: &SecretKey,
@@ -401,16 +442,7 @@ pub fn transfer(
     amount: Amount,
     fee: Fee,
 ) -> Bytes {
-    Bytes(
-        Transaction {
-            chain_id,
-            nonce,
-            fee,
-            kind: TxKind::Transfer { to, amount },
-        }
-        .sign(key)
-        .encode(),
-    )
+    signed_raw(key, chain_id, nonce, fee, TxKind::Transfer { to, amount })
 }
 
 /// Polls `f` until it yields `Some`, or fails after [`DEADLINE`].

@@ -5,12 +5,12 @@ use chain::crypto::{SecretKey, Signature};
 use chain::peg::{Direction, PegMessage};
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
-use jsonrpsee::core::client::Error as ClientError;
-use jsonrpsee::http_client::HttpClient;
-use parity_scale_codec::Encode;
-use twinpeg_e2e::{dev_key, eventually, fee_for, pegged_geneses, test_peg, ChainKind, TestNode};
+use chain::tx::{Fee, TxKind};
+use chain::types::{Address, Amount, Hash};
+use twinpeg_e2e::{
+    dev_key, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_peg, wait_included, ChainKind,
+    TestNode,
+};
 
 struct Net {
     main: TestNode,
@@ -39,45 +39,6 @@ fn start() -> Net {
     }
 }
 
-fn raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
-    Bytes(
-        Transaction {
-            chain_id,
-            nonce,
-            fee,
-            kind,
-        }
-        .sign(key)
-        .encode(),
-    )
-}
-
-fn code_and_reason(e: ClientError) -> (i32, String) {
-    match e {
-        ClientError::Call(obj) => {
-            let reason = obj
-                .data()
-                .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-                .and_then(|v| v["reason"].as_str().map(String::from))
-                .unwrap_or_default();
-            (obj.code(), reason)
-        }
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
-
-async fn included(c: &HttpClient, h: Hash) -> chain::rpc::types::TxLookup {
-    eventually(&format!("inclusion of {h}"), || async {
-        c.transaction(h)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.status != TxStatus::Pending)
-    })
-    .await
-    .expect("included")
-}
-
 fn sign(keys: &[&SecretKey], msg: &PegMessage) -> Vec<Signature> {
     keys.iter()
         .map(|k| k.sign_prehash(&msg.signing_hash()))
@@ -92,7 +53,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
     let recipient = SecretKey::random().address();
     let amount = Amount::coins(5);
     let lock = mc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &user,
             net.main_id,
             0,
@@ -101,7 +62,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
         ))
         .await
         .expect("lock accepted");
-    let t = included(&mc, lock).await;
+    let t = wait_included(&mc, lock).await.expect("included");
     assert_eq!(t.status, TxStatus::Success);
     let seen = mc.peg_transfer(lock).await.expect("lookup");
     assert!(seen.source.is_some_and(|s| s.confirmations >= 1));
@@ -116,7 +77,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
     let [m0, m1, m2] = [&net.members[0], &net.members[1], &net.members[2]];
     let submitter = m2;
     let mint = |nonce: u64, signatures: Vec<Signature>, recipient: Address, amount: Amount| {
-        raw(
+        signed_raw(
             submitter,
             net.side_id,
             nonce,
@@ -138,19 +99,19 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
         .send_transaction(mint(0, sign(&[m0, &stranger], &msg), recipient, amount))
         .await
         .expect_err("stranger");
-    assert_eq!(code_and_reason(e), (-32030, "peg_bad_attestation".into()));
+    assert_eq!(rpc_refusal(e), (-32030, "peg_bad_attestation".into()));
     // A duplicated member signature.
     let e = sc
         .send_transaction(mint(0, sign(&[m0, m0], &msg), recipient, amount))
         .await
         .expect_err("dup");
-    assert_eq!(code_and_reason(e).1, "peg_bad_attestation");
+    assert_eq!(rpc_refusal(e).1, "peg_bad_attestation");
     // M-1 members.
     let e = sc
         .send_transaction(mint(0, sign(&[m0], &msg), recipient, amount))
         .await
         .expect_err("too few");
-    assert_eq!(code_and_reason(e).1, "peg_bad_attestation");
+    assert_eq!(rpc_refusal(e).1, "peg_bad_attestation");
     // Signatures over another amount, recipient, direction or domain do not pay this transfer.
     let mut others = Vec::new();
     let mut m = msg.clone();
@@ -170,7 +131,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
             .send_transaction(mint(0, sign(&[m0, m1], &other), recipient, amount))
             .await
             .expect_err("forged");
-        assert_eq!(code_and_reason(e).1, "peg_bad_attestation", "{other:?}");
+        assert_eq!(rpc_refusal(e).1, "peg_bad_attestation", "{other:?}");
     }
     // The real attestation pays once.
     let h = sc
@@ -182,13 +143,16 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
         .send_transaction(mint(1, sign(&[m1, m2], &msg), recipient, amount))
         .await
         .expect_err("pending");
-    assert_eq!(code_and_reason(e).1, "peg_id_pending");
-    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    assert_eq!(rpc_refusal(e).1, "peg_id_pending");
+    assert_eq!(
+        wait_included(&sc, h).await.expect("included").status,
+        TxStatus::Success
+    );
     let e = sc
         .send_transaction(mint(1, sign(&[m1, m2], &msg), recipient, amount))
         .await
         .expect_err("replay");
-    assert_eq!(code_and_reason(e), (-32032, "peg_id_used".into()));
+    assert_eq!(rpc_refusal(e), (-32032, "peg_id_used".into()));
     assert_eq!(
         sc.account(recipient).await.expect("account").balance,
         amount
@@ -208,7 +172,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
     let to = user.address();
     let mfee = fee_for(&mc).await;
     let lock = |nonce, amount| {
-        raw(
+        signed_raw(
             &user,
             net.main_id,
             nonce,
@@ -223,18 +187,15 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         .send_transaction(lock(0, Amount(Amount::COIN / 2)))
         .await
         .expect_err("below min");
-    assert_eq!(
-        code_and_reason(e),
-        (-32031, "peg_amount_out_of_range".into())
-    );
+    assert_eq!(rpc_refusal(e), (-32031, "peg_amount_out_of_range".into()));
     let e = mc
         .send_transaction(lock(0, Amount::coins(101)))
         .await
         .expect_err("above max");
-    assert_eq!(code_and_reason(e).1, "peg_amount_out_of_range");
+    assert_eq!(rpc_refusal(e).1, "peg_amount_out_of_range");
     // A Burn on the mainchain is not a mainchain operation.
     let e = mc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &user,
             net.main_id,
             0,
@@ -246,7 +207,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         ))
         .await
         .expect_err("wrong chain");
-    assert_eq!(code_and_reason(e).1, "peg_wrong_chain");
+    assert_eq!(rpc_refusal(e).1, "peg_wrong_chain");
     assert_eq!(
         mc.account(to).await.expect("account").balance,
         Amount::coins(1000),
@@ -258,7 +219,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         .send_transaction(lock(0, Amount::coins(10)))
         .await
         .expect("lock");
-    included(&mc, id).await;
+    wait_included(&mc, id).await.expect("included");
     let msg = PegMessage {
         domain: net.domain,
         direction: Direction::MainToSide,
@@ -271,7 +232,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         max_tip: Amount(0),
     };
     let m = sc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &net.members[0],
             net.side_id,
             0,
@@ -285,11 +246,11 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         ))
         .await
         .expect("mint");
-    included(&sc, m).await;
+    wait_included(&sc, m).await.expect("included");
     let sfee = fee_for(&sc).await;
     // Too small to withdraw: refused before burning.
     let e = sc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &user,
             net.side_id,
             0,
@@ -301,14 +262,14 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         ))
         .await
         .expect_err("below min");
-    assert_eq!(code_and_reason(e).1, "peg_amount_out_of_range");
+    assert_eq!(rpc_refusal(e).1, "peg_amount_out_of_range");
     assert_eq!(
         sc.account(to).await.expect("account").balance,
         Amount::coins(10),
         "nothing burned"
     );
     let burn = sc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &user,
             net.side_id,
             0,
@@ -320,7 +281,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         ))
         .await
         .expect("burn");
-    let b = included(&sc, burn).await;
+    let b = wait_included(&sc, burn).await.expect("included");
     assert_eq!(b.status, TxStatus::Success);
     let fee = Amount(Amount::COIN / 10);
     let payout = Amount(Amount::coins(4).0 - fee.0);
@@ -332,7 +293,7 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         amount: payout,
     };
     let r = mc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &net.members[2],
             net.main_id,
             0,
@@ -346,7 +307,10 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         ))
         .await
         .expect("release");
-    assert_eq!(included(&mc, r).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&mc, r).await.expect("included").status,
+        TxStatus::Success
+    );
 
     // Invariant 2 at rest: escrow == side supply + side burned fees + burns not yet released.
     let main_info = mc.peg_info().await.expect("main peg info");
@@ -377,7 +341,7 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
     let amount = Amount::coins(2);
     let mut ids = Vec::new();
     for nonce in 0..3 {
-        let lock = raw(
+        let lock = signed_raw(
             &user,
             net.main_id,
             nonce,
@@ -387,7 +351,10 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
         ids.push(mc.send_transaction(lock).await.expect("lock accepted"));
     }
     for id in &ids {
-        assert_eq!(included(&mc, *id).await.status, TxStatus::Success);
+        assert_eq!(
+            wait_included(&mc, *id).await.expect("included").status,
+            TxStatus::Success
+        );
     }
     let member = &net.members[0];
     let mint = |nonce: u64, id: Hash, signers: &[&SecretKey]| {
@@ -398,7 +365,7 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
             recipient,
             amount,
         };
-        raw(
+        signed_raw(
             member,
             net.side_id,
             nonce,
@@ -433,7 +400,10 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
     );
     let stuck = results[2].hash.expect("queued behind the gap");
     let first = results[0].hash.expect("accepted");
-    assert_eq!(included(&sc, first).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&sc, first).await.expect("included").status,
+        TxStatus::Success
+    );
     let acct = sc.account(member.address()).await.expect("account");
     assert_eq!((acct.nonce, acct.pending_nonce), (1, 1), "nonce 1 is a gap");
     // Another payout of that id at a later nonce is still refused; from the gap it moves.
@@ -441,12 +411,15 @@ async fn a_payout_queued_behind_a_refused_one_is_reissued_from_the_gap() {
         .send_transaction(mint(3, ids[2], &good))
         .await
         .expect_err("later nonce");
-    assert_eq!(code_and_reason(e).1, "peg_id_pending");
+    assert_eq!(rpc_refusal(e).1, "peg_id_pending");
     let moved = sc
         .send_transaction(mint(1, ids[2], &good))
         .await
         .expect("re-issued from the gap");
-    assert_eq!(included(&sc, moved).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&sc, moved).await.expect("included").status,
+        TxStatus::Success
+    );
     assert!(
         sc.transaction(stuck).await.expect("lookup").is_none(),
         "the copy queued behind the gap left the pool"
@@ -469,7 +442,7 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
     let recipient = SecretKey::random().address();
     let amount = Amount::coins(3);
     let lock = mc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &dev_key(1),
             net.main_id,
             0,
@@ -478,7 +451,10 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
         ))
         .await
         .expect("lock accepted");
-    assert_eq!(included(&mc, lock).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&mc, lock).await.expect("included").status,
+        TxStatus::Success
+    );
     let msg = PegMessage {
         domain: net.domain,
         direction: Direction::MainToSide,
@@ -488,7 +464,7 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
     };
     let signatures = sign(&[&net.members[0], &net.members[1]], &msg);
     let mint = |key: &SecretKey, nonce: u64| {
-        raw(
+        signed_raw(
             key,
             net.side_id,
             nonce,
@@ -513,7 +489,10 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
         .send_transaction(mint(member, 0))
         .await
         .expect("the member's includable payout is accepted");
-    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&sc, h).await.expect("included").status,
+        TxStatus::Success
+    );
     assert_eq!(
         sc.account(recipient).await.expect("account").balance,
         amount
@@ -523,5 +502,5 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
         .send_transaction(mint(&stranger, 1000))
         .await
         .expect_err("paid");
-    assert_eq!(code_and_reason(e).1, "peg_id_used");
+    assert_eq!(rpc_refusal(e).1, "peg_id_used");
 }

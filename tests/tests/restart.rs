@@ -6,51 +6,14 @@ use chain::crypto::{SecretKey, Signature};
 use chain::peg::{Direction, PegMessage};
 use chain::rpc::types::TxStatus;
 use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
-use jsonrpsee::core::client::Error as ClientError;
+use chain::tx::{Fee, TxKind};
+use chain::types::Address;
+use chain::types::Amount;
 use jsonrpsee::http_client::HttpClient;
-use parity_scale_codec::Encode;
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
-    TestNode,
+    dev_key, eventually, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_genesis, test_peg,
+    transfer, wait_included, ChainKind, TestNode,
 };
-
-fn raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: TxKind) -> Bytes {
-    Bytes(
-        Transaction {
-            chain_id,
-            nonce,
-            fee,
-            kind,
-        }
-        .sign(key)
-        .encode(),
-    )
-}
-
-async fn included(c: &HttpClient, h: Hash) -> chain::rpc::types::TxLookup {
-    eventually(&format!("inclusion of {h}"), || async {
-        c.transaction(h)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.status != TxStatus::Pending)
-    })
-    .await
-    .expect("included")
-}
-
-fn reason(e: ClientError) -> String {
-    match e {
-        ClientError::Call(obj) => obj
-            .data()
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-            .and_then(|v| v["reason"].as_str().map(String::from))
-            .unwrap_or_default(),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 async fn balance(c: &HttpClient, a: Address) -> Amount {
     c.account(a).await.expect("account").balance
@@ -87,7 +50,7 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
     let other = SecretKey::random().address();
     let amount = Amount::coins(5);
     let lock = mc
-        .send_transaction(raw(
+        .send_transaction(signed_raw(
             &dev_key(0),
             mg.chain_id,
             0,
@@ -99,7 +62,10 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
         ))
         .await
         .expect("lock accepted");
-    assert_eq!(included(&mc, lock).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&mc, lock).await.expect("included").status,
+        TxStatus::Success
+    );
     let msg = PegMessage {
         domain,
         direction: Direction::MainToSide,
@@ -112,7 +78,7 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
         .map(|k| k.sign_prehash(&msg.signing_hash()))
         .collect();
     let mint = |sender: &SecretKey| {
-        raw(
+        signed_raw(
             sender,
             sg.chain_id,
             0,
@@ -130,7 +96,10 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
     };
     let sc = side.client();
     let h = sc.send_transaction(mint(&members[2])).await.expect("mint");
-    assert_eq!(included(&sc, h).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&sc, h).await.expect("included").status,
+        TxStatus::Success
+    );
     let sent = Amount::coins(1);
     let t = sc
         .send_transaction(transfer(
@@ -143,7 +112,10 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
         ))
         .await
         .expect("transfer");
-    assert_eq!(included(&sc, t).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&sc, t).await.expect("included").status,
+        TxStatus::Success
+    );
     eventually("the follower sees the transfer", || async {
         (balance(&fc, other).await == sent).then_some(())
     })
@@ -169,7 +141,7 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
         .send_transaction(mint(&SecretKey::random()))
         .await
         .expect_err("a paid deposit must not be paid again");
-    assert_eq!(reason(e), "peg_id_used");
+    assert_eq!(rpc_refusal(e).1, "peg_id_used");
     let paid = sc.peg_transfer(lock).await.expect("lookup");
     assert_eq!(
         paid.payout.and_then(|p| p.tx_hash),
@@ -242,7 +214,10 @@ async fn a_transaction_accepted_over_rpc_survives_kill_9_and_is_included() {
         "the transfer the node accepted is gone after kill -9 and restart"
     );
     assert_eq!(c.health().await.expect("health").mempool, 1);
-    assert_eq!(included(&c, h).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&c, h).await.expect("included").status,
+        TxStatus::Success
+    );
     assert_eq!(balance(&c, to).await, Amount(Amount::coins(1000).0 + 777));
 
     // Once included it has left the journal: another restart re-admits nothing.
@@ -291,10 +266,13 @@ async fn a_journaled_transaction_is_announced_to_peers_after_a_restart() {
         "the follower lost the transfer it accepted"
     );
     let pc = producer.client();
-    assert_eq!(included(&pc, h).await.status, TxStatus::Success);
+    assert_eq!(
+        wait_included(&pc, h).await.expect("included").status,
+        TxStatus::Success
+    );
     assert_eq!(balance(&pc, to).await, Amount(4242));
     assert_eq!(
-        included(&fc, h).await.block_number,
+        wait_included(&fc, h).await.expect("included").block_number,
         pc.transaction(h)
             .await
             .expect("lookup")
