@@ -463,6 +463,21 @@ impl Mempool {
         }
     }
 
+    /// The transaction a payout may push out of a full pool: among the last queued entry of
+    /// each sender (so no one else's run is cut), a parked one before an includable one, then
+    /// the lowest priority; never another payout. O(senders), and only when the pool is full.
+    fn eviction_candidate(&self) -> Option<Hash> {
+        self.by_sender
+            .iter()
+            .filter_map(|(sender, q)| {
+                let (nonce, e) = q.last_key_value()?;
+                let parked = !self.includable(sender, *nonce);
+                (!e.tx.tx().kind.is_fee_exempt()).then_some((!parked, e.priority, e.tx.hash()))
+            })
+            .min_by_key(|(includable, priority, _)| (*includable, *priority))
+            .map(|(_, _, h)| h)
+    }
+
     /// Drops parked transactions older than the TTL (at most one sweep a second); returns how
     /// many went.
     pub fn expire_parked(&mut self, now_ms: u64) -> usize {
@@ -588,10 +603,26 @@ impl Mempool {
                 self.payouts.remove(&id);
             }
         } else {
-            if self.by_hash.len() >= self.cfg.max_txs {
-                return Err(Rejection::PoolFull {
-                    max: self.cfg.max_txs,
-                });
+            // (A payout moved or replacing a parked copy frees the slot of the one it replaces.)
+            if self.by_hash.len() - usize::from(moved.is_some()) >= self.cfg.max_txs {
+                // An includable payout still gets in: whatever others fill the pool with, the
+                // transfer it completes must not wait for them (invariant 7). It takes the
+                // place of the cheapest last-queued transaction, a parked one first.
+                let victim = if exempt && payout.is_some() && includable {
+                    self.eviction_candidate()
+                } else {
+                    None
+                };
+                match victim {
+                    Some(v) => {
+                        self.remove(&v);
+                    }
+                    None => {
+                        return Err(Rejection::PoolFull {
+                            max: self.cfg.max_txs,
+                        })
+                    }
+                }
             }
             if queue_len >= self.cfg.max_per_sender {
                 return Err(Rejection::SenderFull {
@@ -1217,6 +1248,83 @@ mod tests {
         assert_eq!(nonces.len(), 2, "nonce 6 is parked behind 5");
         assert!(nonces.contains(&3) && nonces.contains(&4));
         assert_eq!(pool.announce_candidates(1).len(), 1);
+    }
+
+    #[test]
+    fn a_payout_pushes_the_cheapest_transaction_out_of_a_full_pool() {
+        use crate::peg::{PegMessage, PegParams};
+        let member = SecretKey::random();
+        let peg = PegConfig {
+            role: PegRole::Side,
+            params: PegParams {
+                members: vec![member.address()],
+                threshold: 1,
+                main_confirmations: 1,
+                side_confirmations: 1,
+                min_amount: Amount(1),
+                max_amount: Amount(1_000),
+                daily_limit_deposits: Amount(10_000),
+                daily_limit_withdrawals: Amount(10_000),
+                peg_out_fee: Amount(0),
+                fee_recipient: Address([9; 20]),
+                counterpart_genesis: Hash::ZERO,
+            },
+            domain: Hash([3; 32]),
+        };
+        let r = rule();
+        let c = Admission {
+            peg: Some(&peg),
+            ..ctx(&r)
+        };
+        let mint = |id: u8, nonce: Nonce| {
+            let msg = PegMessage {
+                domain: peg.domain,
+                direction: Direction::MainToSide,
+                id: Hash([id; 32]),
+                recipient: Address([4; 20]),
+                amount: Amount(10),
+            };
+            Transaction {
+                chain_id: CHAIN,
+                nonce,
+                fee: Fee::Flat { fee: Amount(0) },
+                kind: TxKind::Mint {
+                    id: msg.id,
+                    recipient: msg.recipient,
+                    amount: msg.amount,
+                    signatures: vec![member.sign_prehash(&msg.signing_hash())],
+                },
+            }
+            .sign(&member)
+            .recover()
+            .unwrap()
+        };
+        let mut pool = Mempool::new(MempoolConfig {
+            max_txs: 3,
+            ..Default::default()
+        });
+        let (a, b) = (SecretKey::random(), SecretKey::random());
+        let ins = |pool: &mut Mempool, t| pool.insert(t, rich(), PegFacts::default(), &c);
+        let cheap = ins(&mut pool, tx(&a, CHAIN, 3, 1, 10_000)).unwrap();
+        let parked = ins(&mut pool, tx(&a, CHAIN, 9, 1, 90_000)).unwrap();
+        let dear = ins(&mut pool, tx(&b, CHAIN, 3, 1, 50_000)).unwrap();
+        // A transfer does not get into the full pool, nor a parked payout; an includable
+        // payout does, in place of the parked transfer.
+        let e = ins(&mut pool, tx(&SecretKey::random(), CHAIN, 3, 1, 99_000)).unwrap_err();
+        assert_eq!(e.code(), "pool_full");
+        let e = ins(&mut pool, mint(1, 30)).unwrap_err();
+        assert_eq!(e.code(), "pool_full");
+        ins(&mut pool, mint(1, 3)).unwrap();
+        assert!(pool.get(&parked).is_none());
+        // Then the cheapest includable tail; never another payout.
+        ins(&mut pool, mint(2, 4)).unwrap();
+        assert!(pool.get(&cheap).is_none());
+        assert!(pool.get(&dear).is_some());
+        ins(&mut pool, mint(3, 5)).unwrap();
+        assert!(pool.get(&dear).is_none());
+        let e = ins(&mut pool, mint(4, 6)).unwrap_err();
+        assert_eq!(e.code(), "pool_full", "payouts do not push each other out");
+        assert_eq!(pool.len(), 3);
     }
 
     #[test]

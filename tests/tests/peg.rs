@@ -8,8 +8,8 @@ use chain::rpc::TwinpegApiClient;
 use chain::tx::{Fee, TxKind};
 use chain::types::{Address, Amount, Hash};
 use twinpeg_e2e::{
-    dev_key, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_peg, wait_included, ChainKind,
-    TestNode,
+    dev_key, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_peg, transfer, wait_included,
+    ChainKind, TestNode,
 };
 
 struct Net {
@@ -503,4 +503,95 @@ async fn a_payout_parked_by_a_stranger_does_not_freeze_the_members_payout() {
         .await
         .expect_err("paid");
     assert_eq!(rpc_refusal(e).1, "peg_id_used");
+}
+
+/// Whatever others fill the pool with, an includable payout still gets in (invariant 7): it
+/// takes the place of the cheapest last-queued transaction, a parked one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_gets_into_a_pool_others_filled() {
+    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let addrs: Vec<Address> = members.iter().map(|k| k.address()).collect();
+    let (ma, sa) = (SecretKey::random(), SecretKey::random());
+    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    let mut main = TestNode::prepare(ChainKind::Main, &mg, Some(ma), &[]).expect("prepared");
+    // The journal of local transactions as small as the pool (its default bound).
+    main.env = vec![
+        ("MAINCHAIN_MEMPOOL_MAX_TXS".into(), "4".into()),
+        ("MAINCHAIN_JOURNAL_MAX_TXS".into(), "4".into()),
+    ];
+    main.spawn().expect("main starts");
+    let mc = main.client();
+    let fee = fee_for(&mc).await;
+    let lock = mc
+        .send_transaction(signed_raw(
+            &dev_key(0),
+            mg.chain_id,
+            0,
+            fee.clone(),
+            TxKind::Lock {
+                amount: Amount::coins(5),
+                recipient: SecretKey::random().address(),
+            },
+        ))
+        .await
+        .expect("lock");
+    wait_included(&mc, lock).await.expect("lock included");
+    // Fill the pool with transfers parked far past their senders' nonces.
+    for i in 1..=4 {
+        mc.send_transaction(transfer(
+            &dev_key(i),
+            mg.chain_id,
+            100,
+            Address::default(),
+            Amount(1),
+            fee.clone(),
+        ))
+        .await
+        .expect("filler accepted");
+    }
+    let e = mc
+        .send_transaction(transfer(
+            &dev_key(0),
+            mg.chain_id,
+            100,
+            Address::default(),
+            Amount(1),
+            fee.clone(),
+        ))
+        .await
+        .expect_err("the pool is full");
+    let full = rpc_refusal(e).1;
+    assert!(full == "pool_full" || full == "journal_full", "{full}");
+    let recipient = SecretKey::random().address();
+    let amount = Amount::coins(2);
+    let msg = PegMessage {
+        domain: chain::peg::domain(&mg.base_hash(), &sg.base_hash()),
+        direction: Direction::SideToMain,
+        id: chain::crypto::keccak256(b"a burn on the sidechain"),
+        recipient,
+        amount,
+    };
+    let release = mc
+        .send_transaction(signed_raw(
+            &members[2],
+            mg.chain_id,
+            0,
+            Fee::Flat { fee: Amount(0) },
+            TxKind::Release {
+                id: msg.id,
+                recipient,
+                amount,
+                signatures: sign(&[&members[0], &members[1]], &msg),
+            },
+        ))
+        .await
+        .expect("the payout gets into the full pool");
+    assert_eq!(
+        wait_included(&mc, release).await.expect("included").status,
+        TxStatus::Success
+    );
+    assert_eq!(
+        mc.account(recipient).await.expect("account").balance,
+        amount
+    );
 }
