@@ -585,7 +585,24 @@ impl Driver {
             .into_iter()
             .filter(|t| !readopted.contains(&t.hash()))
             .collect();
+        let undone: Vec<_> = undos
+            .iter()
+            .flat_map(|u| u.accounts.iter().map(|(a, _)| *a))
+            .collect();
         self.adopt(&abandoned, undos, adopted)?;
+        {
+            // A rolled-back account's nonce may have gone down: its pooled run starts there now.
+            let tip = self.chain.tip();
+            let nonces: Vec<_> = undone
+                .iter()
+                .map(|a| (*a, tip.state.account(a).nonce))
+                .collect();
+            drop(tip);
+            let mut pool = self.chain.mempool();
+            for (a, nonce) in nonces {
+                pool.prune_sender(&a, nonce);
+            }
+        }
         if !dropped.is_empty() {
             // Transactions of the abandoned branch go back to the mempool (those still valid).
             let signed: Vec<SignedTransaction> =

@@ -353,6 +353,8 @@ pub struct Mempool {
     in_runs: usize,
     seq: u64,
     last_sweep_ms: u64,
+    /// Where the next announcement starts among the senders.
+    announce_from: usize,
 }
 
 impl Mempool {
@@ -387,16 +389,21 @@ impl Mempool {
 
     /// Up to `limit` includable pooled transactions to announce to peers again, payouts first,
     /// then by priority. Parked ones are not announced: no producer could include them.
-    pub fn announce_candidates(&self, limit: usize) -> Vec<SignedTransaction> {
+    pub fn announce_candidates(&mut self, limit: usize) -> Vec<SignedTransaction> {
         // Bounded work under the pool lock: a sender's first few nonces are the ones a
-        // producer needs, and a large pool is covered over several announcements.
+        // producer needs, and a large pool is covered over several announcements (each starts
+        // where the last one stopped).
         const PER_SENDER: usize = 16;
         let scan = limit.saturating_mul(4);
+        let senders = self.by_sender.len().max(1);
+        let start = self.announce_from % senders;
         let mut out: Vec<&Entry> = Vec::new();
-        for (sender, q) in &self.by_sender {
+        let mut visited = 0;
+        for (sender, q) in self.by_sender.iter().cycle().skip(start).take(senders) {
             if out.len() >= scan {
                 break;
             }
+            visited += 1;
             let Some(run) = self.runs.get(sender) else {
                 continue;
             };
@@ -404,7 +411,9 @@ impl Mempool {
         }
         out.sort_unstable_by_key(|e| (Reverse(e.priority), e.seq));
         out.truncate(limit);
-        out.into_iter().map(|e| e.tx.signed().clone()).collect()
+        let txs = out.into_iter().map(|e| e.tx.signed().clone()).collect();
+        self.announce_from = start + visited;
+        txs
     }
 
     /// The nonce after the sender's last contiguous pooled transaction (`account_nonce` if none).
@@ -466,9 +475,11 @@ impl Mempool {
     /// The transaction a payout may push out of a full pool: among the last queued entry of
     /// each sender (so no one else's run is cut), a parked one before an includable one, then
     /// the lowest priority; never another payout. O(senders), and only when the pool is full.
-    fn eviction_candidate(&self) -> Option<Hash> {
+    /// (Not `payer`'s own: cutting its run could park the payout it makes room for.)
+    fn eviction_candidate(&self, payer: &Address) -> Option<Hash> {
         self.by_sender
             .iter()
+            .filter(|(sender, _)| *sender != payer)
             .filter_map(|(sender, q)| {
                 let (nonce, e) = q.last_key_value()?;
                 let parked = !self.includable(sender, *nonce);
@@ -532,6 +543,15 @@ impl Mempool {
         };
         check_peg(&t.kind, facts, ctx)?;
         let sender = tx.sender();
+        // The account was read from the tip before the pool lock was taken; a block committed
+        // in between has pruned the pool to the newer nonce, which is the one that counts.
+        let account = Account {
+            nonce: self
+                .runs
+                .get(&sender)
+                .map_or(account.nonce, |r| r.base.max(account.nonce)),
+            ..account
+        };
         let payout = t.kind.payout_id();
         // Includable now: nothing missing between the account nonce and this one.
         // (Only an admitted transaction stores its sender's run: refusals leave nothing behind.)
@@ -583,6 +603,7 @@ impl Mempool {
             ctx.fee_rule.priority(&t.fee, weight, ctx.base_fee)
         };
         let queue_len = self.by_sender.get(&sender).map_or(0, |q| q.len());
+        let mut evict = None;
         if let Some(existing) = self.by_sender.get(&sender).and_then(|q| q.get(&t.nonce)) {
             let required = existing
                 .priority
@@ -608,20 +629,15 @@ impl Mempool {
                 // An includable payout still gets in: whatever others fill the pool with, the
                 // transfer it completes must not wait for them (invariant 7). It takes the
                 // place of the cheapest last-queued transaction, a parked one first.
-                let victim = if exempt && payout.is_some() && includable {
-                    self.eviction_candidate()
+                evict = if exempt && payout.is_some() && includable {
+                    self.eviction_candidate(&sender)
                 } else {
                     None
                 };
-                match victim {
-                    Some(v) => {
-                        self.remove(&v);
-                    }
-                    None => {
-                        return Err(Rejection::PoolFull {
-                            max: self.cfg.max_txs,
-                        })
-                    }
+                if evict.is_none() {
+                    return Err(Rejection::PoolFull {
+                        max: self.cfg.max_txs,
+                    });
                 }
             }
             if queue_len >= self.cfg.max_per_sender {
@@ -635,10 +651,8 @@ impl Mempool {
                 });
             }
             if !includable {
-                let parked = self
-                    .by_sender
-                    .get(&sender)
-                    .map_or(0, |q| q.range(run.end..).count());
+                // Everything of the sender's queue outside its run is parked.
+                let parked = queue_len.saturating_sub((run.end - run.base) as usize);
                 if parked >= self.cfg.max_parked_per_sender {
                     return Err(Rejection::TooManyParked {
                         max: self.cfg.max_parked_per_sender,
@@ -646,8 +660,12 @@ impl Mempool {
                 }
             }
         }
+        // Every check passed: only now does anything leave the pool.
         if let Some(old) = moved {
             self.remove(&old);
+        }
+        if let Some(v) = evict {
+            self.remove(&v);
         }
         self.seq += 1;
         let nonce = t.nonce;
@@ -1228,6 +1246,52 @@ mod tests {
                 .sum();
             assert_eq!(pool.parked_len(), parked);
         }
+    }
+
+    #[test]
+    fn an_account_read_before_a_block_pruned_the_pool_does_not_park_the_sender() {
+        let k = SecretKey::random();
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for n in 3..=6 {
+            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
+                .unwrap();
+        }
+        // A block took nonces 3 and 4 while the next admission still held account nonce 3.
+        pool.prune_sender(&k.address(), 5);
+        pool.insert(tx(&k, CHAIN, 7, 1, 10_000), rich(), PegFacts::default(), &c)
+            .unwrap();
+        assert_eq!(pool.pending_nonce(&k.address(), 5), 8);
+        assert_eq!(pool.parked_len(), 0);
+        // And that stale nonce does not let a used one in.
+        let e = pool
+            .insert(tx(&k, CHAIN, 4, 2, 10_000), rich(), PegFacts::default(), &c)
+            .unwrap_err();
+        assert_eq!(e.code(), "nonce_too_low");
+    }
+
+    #[test]
+    fn announcements_rotate_over_the_senders() {
+        let r = rule();
+        let c = ctx(&r);
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for _ in 0..10 {
+            pool.insert(
+                tx(&SecretKey::random(), CHAIN, 3, 1, 10_000),
+                rich(),
+                PegFacts::default(),
+                &c,
+            )
+            .unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10 {
+            for t in pool.announce_candidates(1) {
+                seen.insert(t.hash());
+            }
+        }
+        assert!(seen.len() >= 3, "{} distinct", seen.len());
     }
 
     #[test]
