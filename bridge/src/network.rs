@@ -569,7 +569,11 @@ impl EventLoop {
         self.penalize(peer, penalty::NOT_MEMBER, "not_member_peer");
     }
 
-    /// Marks the peer a stranger, refuses what it published meanwhile, and drops it.
+    /// Marks the peer a stranger, drops what it published meanwhile (unforwarded), penalises it
+    /// once and disconnects it. Once, not per held message: an honest member whose statement
+    /// came late (a full verifier queue, a burst of relayed bundles right after connecting)
+    /// is only disconnected and redials; a stranger that keeps coming back is banned after a
+    /// few connections.
     fn make_stranger(&mut self, peer: PeerId) {
         let held = match self.states.get_mut(&peer) {
             Some(state) => match std::mem::replace(&mut state.auth, Auth::Stranger) {
@@ -578,9 +582,12 @@ impl EventLoop {
             },
             None => Vec::new(),
         };
+        self.metrics.dropped("not_member_peer", held.len() as u64);
         for (id, _) in held {
-            self.refuse_stranger(peer, &id);
+            self.report(&id, &peer, MessageAcceptance::Ignore);
         }
+        self.metrics.error("invalid_attestation");
+        self.penalize(peer, penalty::NOT_MEMBER, "not_member_peer");
         self.update_peers(peer, None);
         let _ = self.swarm.disconnect_peer_id(peer);
     }
@@ -605,7 +612,8 @@ impl EventLoop {
             }
             Some(Auth::Pending { .. }) => {
                 tracing::info!(peer = %source, "peer publishes before proving membership; disconnecting");
-                self.refuse_stranger(source, &id);
+                self.report(&id, &source, MessageAcceptance::Ignore);
+                self.metrics.dropped("not_member_peer", 1);
                 self.make_stranger(source);
             }
             Some(Auth::Stranger) => {
