@@ -1084,15 +1084,12 @@ mod tests {
         pool.prune_sender(&cheap.address(), 6);
         assert_eq!(pool.len(), 1);
     }
-    #[test]
-    fn a_member_moves_its_own_pending_payout_to_an_earlier_nonce_only() {
-        use crate::peg::{PegMessage, PegParams};
-        let member = SecretKey::random();
-        let other = SecretKey::random();
-        let peg = PegConfig {
+    /// A sidechain peg of `members` with threshold 1, for payout tests.
+    fn side_peg(members: &[&SecretKey]) -> PegConfig {
+        PegConfig {
             role: PegRole::Side,
-            params: PegParams {
-                members: vec![member.address(), other.address()],
+            params: crate::peg::PegParams {
+                members: members.iter().map(|k| k.address()).collect(),
                 threshold: 1,
                 main_confirmations: 1,
                 side_confirmations: 1,
@@ -1105,35 +1102,51 @@ mod tests {
                 counterpart_genesis: Hash::ZERO,
             },
             domain: Hash([3; 32]),
+        }
+    }
+
+    /// A Mint of id `[id; 32]` attested by `member`, sent by `sender` at `nonce`.
+    fn mint_tx(
+        peg: &PegConfig,
+        member: &SecretKey,
+        sender: &SecretKey,
+        nonce: Nonce,
+        id: u8,
+    ) -> RecoveredTx {
+        let msg = crate::peg::PegMessage {
+            domain: peg.domain,
+            direction: Direction::MainToSide,
+            id: Hash([id; 32]),
+            recipient: Address([4; 20]),
+            amount: Amount(10),
         };
+        Transaction {
+            chain_id: CHAIN,
+            nonce,
+            fee: Fee::Flat { fee: Amount(0) },
+            kind: TxKind::Mint {
+                id: msg.id,
+                recipient: msg.recipient,
+                amount: msg.amount,
+                signatures: vec![member.sign_prehash(&msg.signing_hash())],
+            },
+        }
+        .sign(sender)
+        .recover()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_member_moves_its_own_pending_payout_to_an_earlier_nonce_only() {
+        let member = SecretKey::random();
+        let other = SecretKey::random();
+        let peg = side_peg(&[&member, &other]);
         let r = rule();
         let c = Admission {
             peg: Some(&peg),
             ..ctx(&r)
         };
-        let mint = |key: &SecretKey, nonce: Nonce, id: u8| {
-            let msg = PegMessage {
-                domain: peg.domain,
-                direction: Direction::MainToSide,
-                id: Hash([id; 32]),
-                recipient: Address([4; 20]),
-                amount: Amount(10),
-            };
-            Transaction {
-                chain_id: CHAIN,
-                nonce,
-                fee: Fee::Flat { fee: Amount(0) },
-                kind: TxKind::Mint {
-                    id: msg.id,
-                    recipient: msg.recipient,
-                    amount: msg.amount,
-                    signatures: vec![member.sign_prehash(&msg.signing_hash())],
-                },
-            }
-            .sign(key)
-            .recover()
-            .unwrap()
-        };
+        let mint = |key: &SecretKey, nonce: Nonce, id: u8| mint_tx(&peg, &member, key, nonce, id);
         let mut pool = Mempool::new(MempoolConfig::default());
         let ins = |pool: &mut Mempool, t| pool.insert(t, rich(), PegFacts::default(), &c);
         // Payouts 1 and 2 at nonces 4 and 5 behind a gap at 3 (its payout was refused).
@@ -1316,53 +1329,14 @@ mod tests {
 
     #[test]
     fn a_payout_pushes_the_cheapest_transaction_out_of_a_full_pool() {
-        use crate::peg::{PegMessage, PegParams};
         let member = SecretKey::random();
-        let peg = PegConfig {
-            role: PegRole::Side,
-            params: PegParams {
-                members: vec![member.address()],
-                threshold: 1,
-                main_confirmations: 1,
-                side_confirmations: 1,
-                min_amount: Amount(1),
-                max_amount: Amount(1_000),
-                daily_limit_deposits: Amount(10_000),
-                daily_limit_withdrawals: Amount(10_000),
-                peg_out_fee: Amount(0),
-                fee_recipient: Address([9; 20]),
-                counterpart_genesis: Hash::ZERO,
-            },
-            domain: Hash([3; 32]),
-        };
+        let peg = side_peg(&[&member]);
         let r = rule();
         let c = Admission {
             peg: Some(&peg),
             ..ctx(&r)
         };
-        let mint = |id: u8, nonce: Nonce| {
-            let msg = PegMessage {
-                domain: peg.domain,
-                direction: Direction::MainToSide,
-                id: Hash([id; 32]),
-                recipient: Address([4; 20]),
-                amount: Amount(10),
-            };
-            Transaction {
-                chain_id: CHAIN,
-                nonce,
-                fee: Fee::Flat { fee: Amount(0) },
-                kind: TxKind::Mint {
-                    id: msg.id,
-                    recipient: msg.recipient,
-                    amount: msg.amount,
-                    signatures: vec![member.sign_prehash(&msg.signing_hash())],
-                },
-            }
-            .sign(&member)
-            .recover()
-            .unwrap()
-        };
+        let mint = |id: u8, nonce: Nonce| mint_tx(&peg, &member, &member, nonce, id);
         let mut pool = Mempool::new(MempoolConfig {
             max_txs: 3,
             ..Default::default()
