@@ -6,13 +6,10 @@
 //! federation and the peer id noise authenticated for the connection. Only a peer whose
 //! statement checked out may publish on the attestation topic.
 
-use std::io;
-
 use chain::crypto::{domain_hash, SecretKey, Signature};
-use chain::network::codec::{decode, read_frame, write_frame};
+use chain::network::codec::FrameCodec;
 use chain::types::{Address, Hash};
-use libp2p::futures::{AsyncRead, AsyncWrite};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use parity_scale_codec::{Decode, Encode};
 
 use crate::attest::Federation;
@@ -132,48 +129,12 @@ impl PeerBinding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct BindingAck;
 
-/// The SCALE codec of the binding protocol: one length-prefixed frame each way.
-#[derive(Debug, Clone, Default)]
-pub struct BindingCodec;
+/// The codec of the binding protocol: one length-prefixed SCALE frame each way.
+pub type BindingCodec = FrameCodec<PeerBinding, BindingAck>;
 
-impl libp2p::request_response::Codec for BindingCodec {
-    type Protocol = StreamProtocol;
-    type Request = PeerBinding;
-    type Response = BindingAck;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<PeerBinding> {
-        decode(&read_frame(io, MAX_BINDING_BYTES).await?)
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<BindingAck> {
-        decode(&read_frame(io, MAX_BINDING_BYTES).await?)
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: PeerBinding,
-    ) -> io::Result<()> {
-        write_frame(io, &req.encode()).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: BindingAck,
-    ) -> io::Result<()> {
-        write_frame(io, &res.encode()).await
-    }
+/// The binding protocol's codec with its size limits.
+pub fn binding_codec() -> BindingCodec {
+    FrameCodec::new(MAX_BINDING_BYTES, MAX_BINDING_BYTES)
 }
 
 #[cfg(test)]

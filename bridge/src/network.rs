@@ -204,7 +204,7 @@ pub fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<
             )?,
             identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
             binding: request_response::Behaviour::with_codec(
-                BindingCodec,
+                crate::binding::binding_codec(),
                 [(binding_protocol, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(BINDING_GRACE),
             ),

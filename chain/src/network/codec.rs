@@ -1,6 +1,8 @@
-//! The sync protocol's messages and their SCALE codec (length-prefixed, size-limited).
+//! The sync protocol's messages and the SCALE frame codec (length-prefixed, size-limited)
+//! that it and the bridge's member statements use.
 
 use std::io;
+use std::marker::PhantomData;
 
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -30,12 +32,46 @@ pub struct SyncResponse {
     pub blocks: Vec<Block>,
 }
 
-/// The SCALE codec for [`SyncRequest`] / [`SyncResponse`].
-#[derive(Debug, Clone)]
-pub struct SyncCodec {
+/// A request-response codec carrying one SCALE value in one length-prefixed frame each way,
+/// with a size limit per direction (a frame over it is refused before it is allocated). The
+/// sync protocol and the bridge's member statements both use it.
+pub struct FrameCodec<Req, Resp> {
+    /// Largest request accepted.
+    pub max_request_bytes: usize,
     /// Largest response accepted.
     pub max_response_bytes: usize,
+    _messages: PhantomData<fn() -> (Req, Resp)>,
 }
+
+impl<Req, Resp> FrameCodec<Req, Resp> {
+    /// A codec with these limits.
+    pub fn new(max_request_bytes: usize, max_response_bytes: usize) -> Self {
+        Self {
+            max_request_bytes,
+            max_response_bytes,
+            _messages: PhantomData,
+        }
+    }
+}
+
+// By hand: a derive would require `Req: Clone` and `Resp: Clone`, which the codec never needs.
+impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self::new(self.max_request_bytes, self.max_response_bytes)
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for FrameCodec<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameCodec")
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// The codec for [`SyncRequest`] / [`SyncResponse`].
+pub type SyncCodec = FrameCodec<SyncRequest, SyncResponse>;
 
 /// Reads one length-prefixed frame (u32 little-endian length, then the bytes), refusing one
 /// over `max` bytes before allocating it.
@@ -72,24 +108,28 @@ pub fn decode<T: Decode>(bytes: &[u8]) -> io::Result<T> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
-impl libp2p::request_response::Codec for SyncCodec {
+impl<Req, Resp> libp2p::request_response::Codec for FrameCodec<Req, Resp>
+where
+    Req: Encode + Decode + Send + 'static,
+    Resp: Encode + Decode + Send + 'static,
+{
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
-    type Response = SyncResponse;
+    type Request = Req;
+    type Response = Resp;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<SyncRequest> {
-        decode(&read_frame(io, MAX_REQUEST_BYTES).await?)
+    ) -> io::Result<Req> {
+        decode(&read_frame(io, self.max_request_bytes).await?)
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<SyncResponse> {
+    ) -> io::Result<Resp> {
         decode(&read_frame(io, self.max_response_bytes).await?)
     }
 
@@ -97,7 +137,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: SyncRequest,
+        req: Req,
     ) -> io::Result<()> {
         write_frame(io, &req.encode()).await
     }
@@ -106,7 +146,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: SyncResponse,
+        res: Resp,
     ) -> io::Result<()> {
         write_frame(io, &res.encode()).await
     }

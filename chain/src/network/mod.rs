@@ -203,9 +203,10 @@ pub fn build_swarm(
                 gossip_cfg,
             )?,
             sync: request_response::Behaviour::with_codec(
-                SyncCodec {
-                    max_response_bytes: max_message_bytes.saturating_mul(4),
-                },
+                SyncCodec::new(
+                    codec::MAX_REQUEST_BYTES,
+                    max_message_bytes.saturating_mul(4),
+                ),
                 [(sync_protocol, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             ),
