@@ -4,16 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chain::block::{receipts_root, tx_root, Block, Header};
-use chain::crypto::SecretKey;
-use chain::genesis::Genesis;
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, Amount, Hash};
 use jsonrpsee::http_client::HttpClient;
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use parity_scale_codec::Encode;
+use primitives::block::{receipts_root, tx_root, Block, Header};
+use primitives::crypto::SecretKey;
+use primitives::genesis::Genesis;
+use primitives::types::{Address, Amount, Hash};
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
     dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
     TestNode,
@@ -315,8 +315,9 @@ async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
         ] {
             let acct = cl.account(addr).await.expect("account");
             let h = acct.block_number;
+            // Replayed from the node that reported `h`: another node may not hold block `h` yet.
             if let std::collections::hash_map::Entry::Vacant(e) = replays.entry(h) {
-                e.insert(replay(&na.client(), &g, h).await);
+                e.insert(replay(&cl, &g, h).await);
             }
             let expected = replays[&h].get(&addr).copied().unwrap_or(0);
             assert_eq!(acct.balance.0, expected, "{addr} at height {h}");
@@ -557,11 +558,11 @@ async fn forged_copies_of_an_honest_block_do_not_keep_it_out() {
     let mut junk_seal = honest.clone();
     junk_seal.seal = SecretKey::random().sign_prehash(&honest.header.seal_hash());
     let mut other_body = honest.clone();
-    other_body.transactions = vec![chain::tx::Transaction {
+    other_body.transactions = vec![primitives::tx::Transaction {
         chain_id: g.chain_id,
         nonce: 0,
         fee: fee_for(&na.client()).await,
-        kind: chain::tx::TxKind::Transfer {
+        kind: primitives::tx::TxKind::Transfer {
             to: Address::default(),
             amount: Amount(1),
         },
@@ -616,7 +617,7 @@ fn peer_rejections(http: &str, reason: &str) -> u64 {
 /// transaction it takes is forwarded as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
-    use chain::tx::SignedTransaction;
+    use primitives::tx::SignedTransaction;
     let kind = ChainKind::Main;
     let a = SecretKey::random();
     // Long blocks: the valid transfers below stay pooled (so each is new to the node).
@@ -649,11 +650,11 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
         .expect("subscribe");
     let fee = fee_for(&na.client()).await;
     let signed = |chain_id: u64, nonce: u64| {
-        chain::tx::Transaction {
+        primitives::tx::Transaction {
             chain_id,
             nonce,
             fee: fee.clone(),
-            kind: chain::tx::TxKind::Transfer {
+            kind: primitives::tx::TxKind::Transfer {
                 to: Address::default(),
                 amount: Amount(1),
             },
