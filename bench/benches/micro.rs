@@ -19,18 +19,18 @@ use std::hint::black_box;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chain::block::{next_state_root, receipts_root, tx_root, Block, Header};
-use chain::crypto::{keccak256, SecretKey};
 use chain::execution::{execute_block, BlockEnv, BlockExecutor, Executed};
 use chain::fee::FeeRateRule;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::mempool::Rejection;
 use chain::state::State;
 use chain::store::{CommittedBlock, Store, StoredBlock};
-use chain::tx::{Fee, RecoveredTx, SignedTransaction, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use parity_scale_codec::Encode;
+use primitives::block::{next_state_root, receipts_root, tx_root, Block, Header};
+use primitives::crypto::{keccak256, SecretKey};
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::tx::{Fee, RecoveredTx, SignedTransaction, Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes, Hash};
 use rayon::prelude::*;
 
 /// Transfers per block (and per ingress batch); one distinct sender each, nonce 0.
@@ -121,7 +121,7 @@ impl Fixture {
             .map(|t| t.recover().expect("a freshly signed transfer recovers"))
             .collect();
         Fixture {
-            state: genesis.state(),
+            state: chain::state::State::from_genesis(&genesis),
             producer,
             genesis,
             raws,

@@ -6,17 +6,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chain::crypto::{keccak256, SecretKey};
-use chain::fee::FeeInfo;
-use chain::rpc::types::BlockSummary;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, ChainId, Hash};
 use jsonrpsee::core::client::Subscription;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::ws_client::WsClientBuilder;
 use parity_scale_codec::Encode;
+use primitives::crypto::{keccak256, SecretKey};
+use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes, ChainId, Hash};
 use rayon::prelude::*;
+use rpc_api::types::BlockSummary;
+use rpc_api::types::FeeInfo;
+use rpc_api::TwinpegApiClient;
 use serde::Serialize;
 
 /// Deterministic sender keys, so a genesis can prefund them: key i = keccak256(seed || i).

@@ -6,8 +6,8 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use chain::crypto::SecretKey;
-use chain::genesis::Genesis;
+use primitives::crypto::SecretKey;
+use primitives::genesis::Genesis;
 use twinpeg_e2e::process::{spawn_serving, NodeEndpoints};
 
 /// A running node.
@@ -68,7 +68,7 @@ impl Prepared {
         );
         if let Some(k) = authority {
             let key = dir.path().join("authority.key");
-            chain::node::write_key_file(&key, k)?;
+            p2p::write_key_file(&key, k)?;
             cfg_text.push_str(&format!(
                 "authority_key_file = {:?}\n",
                 key.display().to_string()

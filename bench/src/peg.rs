@@ -8,14 +8,14 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chain::crypto::SecretKey;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
-use chain::peg::PegParams;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::peg::PegParams;
+use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes, Hash};
+use rpc_api::TwinpegApiClient;
 use serde::Serialize;
 use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
 
@@ -84,7 +84,7 @@ fn start_member(
         .prefix("twinpeg-bench-member")
         .tempdir()?;
     let key_file = dir.path().join("member.key");
-    chain::node::write_key_file(&key_file, key)?;
+    p2p::write_key_file(&key_file, key)?;
     let data = dir.path().join("data");
     let mut t = member_config(&data, &key_file, &main.http, &side.http, bootstrap);
     t.insert(
@@ -261,7 +261,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
         },
         vec![],
     );
-    chain::peg::link_geneses(&mut mg, &mut sg);
+    primitives::genesis::link_geneses(&mut mg, &mut sg);
     let big = "mempool_max_txs = 200000\nrpc_max_txs_per_call = 10000\n";
     let main = Prepared::with_config("mainchain", &mg, Some(&ma), big)?.run(&[])?;
     let side = Prepared::with_config("sidechain", &sg, Some(&sa), big)?.run(&[])?;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use chain::crypto::{keccak256, SecretKey};
+use primitives::crypto::{keccak256, SecretKey};
 use rayon::prelude::*;
 
 /// Recoveries per second using every core (rayon), measured for about `duration`.

@@ -5,16 +5,16 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use chain::block::{next_state_root, receipts_root, tx_root, Block, Header};
-use chain::crypto::{keccak256, SecretKey};
 use chain::execution::{BlockEnv, BlockExecutor};
 use chain::fee::FeeRateRule;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
 use chain::state::Account;
 use chain::store::{CheckpointMark, CheckpointPatch, CommittedBlock, Store, StoredBlock};
-use chain::tx::{Fee, RecoveredTx, Transaction, TxKind};
-use chain::types::{Address, Amount};
 use parity_scale_codec::Encode;
+use primitives::block::{next_state_root, receipts_root, tx_root, Block, Header};
+use primitives::crypto::{keccak256, SecretKey};
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::tx::{Fee, RecoveredTx, Transaction, TxKind};
+use primitives::types::{Address, Amount};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -85,7 +85,7 @@ pub fn point(accounts: u64, block_txs: u64) -> Result<ScalePoint> {
             SecretKey::from_bytes(&keccak256(format!("scale-sender-{i}").as_bytes()).0).ok()
         })
         .collect();
-    let mut state = g.state();
+    let mut state = chain::state::State::from_genesis(&g);
     let funded = Account {
         balance: Amount::coins(1000),
         nonce: 0,
@@ -224,17 +224,17 @@ pub fn median_point(accounts: u64, block_txs: u64) -> Result<ScalePoint> {
 /// Builds `blocks` empty blocks offline into a node data dir, then times a fresh follower's sync.
 pub async fn sync_time(blocks: u64) -> Result<f64> {
     use crate::node::Prepared;
-    use chain::rpc::TwinpegApiClient;
+    use rpc_api::TwinpegApiClient;
 
     let authority = SecretKey::random();
     let block_time_ms = 100u64;
     let mut g = small_genesis(authority.address(), block_time_ms);
-    let now_slot = chain::producer::now_ms() / block_time_ms;
+    let now_slot = service::clock::now_ms() / block_time_ms;
     g.timestamp_ms = (now_slot - blocks - 10) * block_time_ms;
     let prepared = Prepared::new("mainchain", &g, Some(&authority))?;
     {
         let store = Store::open(&prepared.data_dir())?;
-        let mut state = g.state();
+        let mut state = chain::state::State::from_genesis(&g);
         let mut parent = g.block().header;
         let rule = FeeRateRule {
             min_fee_rate: Amount(1),

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use chain::crypto::SecretKey;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, Amount};
 use jsonrpsee::http_client::HttpClientBuilder;
+use primitives::crypto::SecretKey;
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::types::{Address, Amount};
+use rpc_api::TwinpegApiClient;
 use serde::Serialize;
 
 use crate::loadgen::{self, LoadConfig, LoadResult};

@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
-use chain::crypto::{SecretKey, Signature};
-use chain::peg::{Direction, PegMessage, PegParams};
-use chain::types::{Address, Hash};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
+use primitives::crypto::{SecretKey, Signature};
+use primitives::peg::{Direction, PegMessage, PegParams};
+use primitives::types::{Address, Hash};
 
 /// Most attestations in one gossip message (a bundle stays well under the gossip size
 /// limit: about 170 bytes each).
@@ -26,7 +26,7 @@ impl Attestation {
     /// sent: keccak256(SCALE(member, message, signature)). A replay re-bundled with a new
     /// `sent_ms` has the same key; the gossip drops it before recovering anything.
     pub fn content_key(&self, member: &Address) -> Hash {
-        chain::crypto::keccak256(&(member, &self.message, &self.signature).encode())
+        primitives::crypto::keccak256(&(member, &self.message, &self.signature).encode())
     }
 }
 
@@ -105,7 +105,7 @@ pub struct Federation {
     /// Signatures needed.
     pub threshold: u32,
     /// Kept from each withdrawal.
-    pub peg_out_fee: chain::types::Amount,
+    pub peg_out_fee: primitives::types::Amount,
     /// Depth on main before a deposit is signed.
     pub main_confirmations: u64,
     /// Depth on side before a withdrawal is signed.
@@ -235,7 +235,7 @@ impl Federation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chain::types::Amount;
+    use primitives::types::Amount;
 
     fn fed(keys: &[SecretKey], threshold: u32) -> Federation {
         Federation {
@@ -399,9 +399,9 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].recover(&m.signing_hash()), Ok(keys[0].address()));
         assert_eq!(got[1].recover(&m.signing_hash()), Ok(keys[1].address()));
-        let cfg = chain::peg::PegConfig {
-            role: chain::peg::PegRole::Side,
-            params: chain::peg::PegParams {
+        let cfg = primitives::peg::PegConfig {
+            role: primitives::peg::PegRole::Side,
+            params: primitives::peg::PegParams {
                 members: f.members.clone(),
                 threshold: 2,
                 main_confirmations: 3,

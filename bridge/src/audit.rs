@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 
-use chain::block::PegEvent;
-use chain::rpc::types::PegInfo;
-use chain::types::{Address, Amount, BlockNumber, Hash};
+use primitives::block::PegEvent;
+use primitives::types::{Address, Amount, BlockNumber, Hash};
+use rpc_api::types::PegInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BridgeError, Result};

@@ -1,16 +1,16 @@
 //! Which libp2p peer speaks for which member. Each member keeps an ed25519 libp2p identity
 //! (`p2p.key`) and binds it to its member key with a signed statement, [`PeerBinding`],
-//! under the signing domain [`chain::crypto::domain::BRIDGE_PEER`]. Members send theirs to
+//! under the signing domain [`primitives::crypto::domain::BRIDGE_PEER`]. Members send theirs to
 //! every peer they connect to over a small request-response protocol
 //! (`/twinpeg-bridge/<domain>/member/1`); a receiver checks it against the current
 //! federation and the peer id noise authenticated for the connection. Only a peer whose
 //! statement checked out may publish on the attestation topic.
 
-use chain::crypto::{domain_hash, SecretKey, Signature};
-use chain::network::codec::FrameCodec;
-use chain::types::{Address, Hash};
 use libp2p::PeerId;
+use p2p::codec::FrameCodec;
 use parity_scale_codec::{Decode, Encode};
+use primitives::crypto::{domain_hash, SecretKey, Signature};
+use primitives::types::{Address, Hash};
 
 use crate::attest::Federation;
 
@@ -68,7 +68,7 @@ pub enum BindingError {
 /// from peg messages, transactions and block seals.
 fn signing_hash(domain: &Hash, member: &Address, peer_id: &[u8]) -> Hash {
     domain_hash(
-        chain::crypto::domain::BRIDGE_PEER,
+        primitives::crypto::domain::BRIDGE_PEER,
         &(domain, member, peer_id).encode(),
     )
 }
@@ -140,7 +140,7 @@ pub fn binding_codec() -> BindingCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chain::types::Amount;
+    use primitives::types::Amount;
 
     fn fed(keys: &[SecretKey]) -> Federation {
         Federation {
@@ -227,7 +227,8 @@ mod tests {
         let key = SecretKey::random();
         let peer = PeerId::random();
         let b = PeerBinding::sign(&key, Hash([9; 32]), &peer);
-        let plain = chain::crypto::keccak256(&(b.domain, b.member, b.peer_id.clone()).encode());
+        let plain =
+            primitives::crypto::keccak256(&(b.domain, b.member, b.peer_id.clone()).encode());
         assert_ne!(
             b.signing_hash(),
             plain,
@@ -235,8 +236,8 @@ mod tests {
         );
         assert_eq!(
             b.signing_hash(),
-            chain::crypto::keccak256_parts(&[
-                chain::crypto::domain::BRIDGE_PEER,
+            primitives::crypto::keccak256_parts(&[
+                primitives::crypto::domain::BRIDGE_PEER,
                 &(b.domain, b.member, b.peer_id.clone()).encode()
             ])
         );

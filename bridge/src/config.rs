@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chain::config::LogFormat;
 use serde::Deserialize;
+use service::config::LogFormat;
 
 use crate::error::{BridgeError, Result};
 
@@ -110,7 +110,7 @@ impl MemberConfig {
     /// Loads the file (if any), then the environment (`BRIDGE_MAIN_RPC`, ...), and validates.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let cfg: MemberConfig =
-            chain::config::load_layered(config::Config::builder(), file, "BRIDGE")
+            service::config::load_layered(config::Config::builder(), file, "BRIDGE")
                 .map_err(|e| BridgeError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -128,7 +128,7 @@ impl MemberConfig {
                 return bad(format!("{name} {url:?} must be an http:// or https:// URL"));
             }
         }
-        if let Err(e) = chain::config::check_p2p_addrs(&self.p2p_listen, &self.bootstrap) {
+        if let Err(e) = p2p::check_p2p_addrs(&self.p2p_listen, &self.bootstrap) {
             return bad(e.to_string());
         }
         if self.poll_interval_ms == 0

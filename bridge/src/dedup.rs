@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chain::types::Hash;
+use primitives::types::Hash;
 
 /// Most keys remembered: a burst of 20,000 transfers signed by three members fits.
 pub const SEEN_CAPACITY: usize = 65_536;

@@ -1,6 +1,6 @@
 //! The bridge library's errors: one enum, messages that carry the values involved.
 
-use chain::types::Hash;
+use primitives::types::Hash;
 
 /// Why a bridge operation failed.
 #[derive(Debug, thiserror::Error)]

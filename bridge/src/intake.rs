@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chain::types::Address;
+use primitives::types::Address;
 use tokio::sync::{mpsc, Notify};
 
 use crate::error::Result;
@@ -158,8 +158,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chain::crypto::Signature;
-    use chain::types::Hash;
+    use primitives::crypto::Signature;
+    use primitives::types::Hash;
 
     fn att(member: u8, id: u8) -> HeldAttestation {
         HeldAttestation {
@@ -173,8 +173,8 @@ mod tests {
     #[test]
     fn a_members_second_message_for_an_id_is_refused_and_counted() {
         use crate::store::{Cursor, Store};
-        use chain::peg::Direction;
-        use chain::types::Amount;
+        use primitives::peg::Direction;
+        use primitives::types::Amount;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");

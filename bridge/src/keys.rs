@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use chain::crypto::SecretKey;
+use primitives::crypto::SecretKey;
 
 use crate::config::MemberConfig;
 use crate::error::{BridgeError, Result};
@@ -10,7 +10,7 @@ use crate::error::{BridgeError, Result};
 /// Loads the one member key the configuration names.
 pub fn load_member_key(cfg: &MemberConfig) -> Result<SecretKey> {
     if let Some(path) = &cfg.key_file {
-        return chain::node::load_key_file(path).map_err(|e| BridgeError::Key(e.to_string()));
+        return p2p::load_key_file(path).map_err(|e| BridgeError::Key(e.to_string()));
     }
     match (&cfg.keystore_file, &cfg.password_file) {
         (Some(ks), Some(pw)) => load_keystore(ks, pw),
@@ -45,7 +45,7 @@ pub fn load_keystore(keystore: &Path, password_file: &Path) -> Result<SecretKey>
     let password = password.trim_end_matches(['\n', '\r']);
     let text = std::fs::read_to_string(keystore)
         .map_err(|e| BridgeError::Key(format!("{}: {e}", keystore.display())))?;
-    let file = wallet::keystore::KeyFile::from_json(&text)
+    let file = keystore::KeyFile::from_json(&text)
         .map_err(|e| BridgeError::Key(format!("{}: {e}", keystore.display())))?;
     file.decrypt(password)
         .map_err(|e| BridgeError::Key(format!("{}: {e}", keystore.display())))
@@ -54,7 +54,7 @@ pub fn load_keystore(keystore: &Path, password_file: &Path) -> Result<SecretKey>
 /// Creates a new random member key in `out` (mode 0600, refuses to overwrite) and returns it.
 pub fn new_key_file(out: &Path) -> Result<SecretKey> {
     let key = SecretKey::random();
-    chain::node::write_key_file(out, &key).map_err(|error| BridgeError::Io {
+    p2p::write_key_file(out, &key).map_err(|error| BridgeError::Io {
         what: format!("writing {}", out.display()),
         error,
     })?;
@@ -71,11 +71,11 @@ mod tests {
         let kf = dir.path().join("member.key");
         let key = new_key_file(&kf).expect("new key");
         assert!(new_key_file(&kf).is_err(), "never overwrites");
-        let loaded = chain::node::load_key_file(&kf).expect("load");
+        let loaded = p2p::load_key_file(&kf).expect("load");
         assert_eq!(loaded.address(), key.address());
 
         let ks = dir.path().join("member.json");
-        let file = wallet::keystore::KeyFile::encrypt(&key, "pw", 10).expect("encrypt");
+        let file = keystore::KeyFile::encrypt(&key, "pw", 10).expect("encrypt");
         std::fs::write(&ks, serde_json::to_string(&file).expect("json")).expect("write");
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "pw\n").expect("write");

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use bridge::cli::{Cli, Command, ConfigCommand, KeysCommand};
 use bridge::config::MemberConfig;
 use bridge::status::BridgeApiClient;
-use chain::cli::init_tracing;
 use clap::Parser;
+use service::logging::init_tracing;
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

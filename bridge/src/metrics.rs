@@ -2,13 +2,13 @@
 
 use std::sync::atomic::AtomicU64;
 
-use chain::metrics::MetricsRegistry;
-use chain::peg::Direction;
+use primitives::peg::Direction;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use service::metrics::MetricsRegistry;
 
 /// Label: `deposits` or `withdrawals`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

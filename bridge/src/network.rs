@@ -12,22 +12,22 @@
 //! [`crate::verifier`], and nothing is forwarded before it is verified. A peer that publishes
 //! without being a member, presents a bad statement or sends invalid attestations is
 //! penalised, disconnected, and banned once its score reaches the ban score
-//! ([`chain::network::PeerScores`], as the nodes do).
+//! ([`p2p::PeerScores`], as the nodes do).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chain::crypto::SecretKey;
-use chain::network::{ListenAddrs, PeerScores, Redial};
-use chain::types::{Address, Hash};
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::request_response::{self, OutboundFailure, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, StreamProtocol, Swarm};
+use p2p::{ListenAddrs, PeerScores, Redial};
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::types::{Address, Hash};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -53,7 +53,7 @@ pub const HELD_PER_PEER: usize = 16;
 /// Times our statement is sent to a peer again after a failure that may be transient.
 const BINDING_RETRIES: u32 = 3;
 
-/// Score changes on the members' network (a peer at [`chain::network::BAN_SCORE`] is banned).
+/// Score changes on the members' network (a peer at [`p2p::BAN_SCORE`] is banned).
 pub mod penalty {
     /// A message on the attestation topic from a peer that is not an authenticated member.
     pub const NOT_MEMBER: i32 = 25;
@@ -191,12 +191,12 @@ impl NetHandle {
 
 /// The swarm every member runs for `domain` (also what tests use to play a hostile peer).
 pub fn build_swarm(keypair: libp2p::identity::Keypair, domain: &Hash) -> Result<Swarm<Behaviour>> {
-    let net_error = |e: chain::network::NetworkError| BridgeError::Network(e.to_string());
-    let gossip_cfg = chain::network::gossipsub_config(MAX_MESSAGE_BYTES).map_err(net_error)?;
+    let net_error = |e: p2p::NetworkError| BridgeError::Network(e.to_string());
+    let gossip_cfg = p2p::gossipsub_config(MAX_MESSAGE_BYTES).map_err(net_error)?;
     let version = protocol_version(domain);
     let binding_protocol = StreamProtocol::try_from_owned(crate::binding::protocol(domain))
         .map_err(|e| BridgeError::Network(e.to_string()))?;
-    let mut swarm = chain::network::build_tcp_swarm(keypair, |key| {
+    let mut swarm = p2p::build_tcp_swarm(keypair, |key| {
         Ok(Behaviour {
             gossipsub: gossipsub::Behaviour::new(
                 MessageAuthenticity::Signed(key.clone()),
@@ -230,7 +230,7 @@ pub fn start(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(NetHandle, impl std::future::Future<Output = ()>, Verifier)> {
-    let keypair = chain::network::load_or_create_keypair(&cfg.key_path)
+    let keypair = p2p::load_or_create_keypair(&cfg.key_path)
         .map_err(|e| BridgeError::Network(e.to_string()))?;
     let peer_id = keypair.public().to_peer_id();
     let mut swarm = build_swarm(keypair, &federation.domain)?;

@@ -1,22 +1,22 @@
-//! The member's own chain nodes, over the jsonrpsee clients generated from `chain::rpc::api`,
+//! The member's own chain nodes, over the jsonrpsee clients generated from `rpc_api::api`,
 //! behind the small traits the watcher and worker need (so tests drive them with fakes).
 
 use std::future::Future;
 use std::time::Duration;
 
-use chain::rpc::types::{
-    AccountView, BlockReceipts, ChainInfo, PegInfo, PegPayout, PegTransferView, SubmitResult,
-};
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, BlockNumber, Bytes, Hash};
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use primitives::types::{Address, BlockNumber, Bytes, Hash};
+use rpc_api::types::{
+    AccountView, BlockReceipts, ChainInfo, PegInfo, PegPayout, PegTransferView, SubmitResult,
+};
+use rpc_api::TwinpegApiClient;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BridgeError, Result};
 
-/// JSON-RPC codes the destination answers a payout with (`chain::rpc::server::codes`).
+/// JSON-RPC codes the destination answers a payout with (`rpc_api::codes`).
 pub mod codes {
     /// The id was paid out already.
     pub const PEG_ID_USED: i32 = -32032;

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chain::peg::Direction;
-use chain::rpc::TwinpegApiClient;
 use jsonrpsee::ws_client::WsClientBuilder;
+use primitives::peg::Direction;
+use rpc_api::TwinpegApiClient;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
@@ -90,8 +90,8 @@ pub async fn check_nodes(
 /// on the other, so their chain ids differ), and each must carry a payout with the threshold's
 /// signatures.
 pub fn check_chain_pair(
-    main: &chain::rpc::types::ChainInfo,
-    side: &chain::rpc::types::ChainInfo,
+    main: &rpc_api::types::ChainInfo,
+    side: &rpc_api::types::ChainInfo,
     threshold: u32,
 ) -> Result<()> {
     if main.chain_id == side.chain_id {
@@ -100,7 +100,7 @@ pub fn check_chain_pair(
             main.chain_id
         )));
     }
-    let payout = chain::peg::largest_payout_size(threshold);
+    let payout = primitives::peg::largest_payout_size(threshold);
     for info in [main, side] {
         if (info.max_tx_size as usize) < payout {
             return Err(BridgeError::Peg(format!(
@@ -156,37 +156,18 @@ fn write_endpoints(
     dir: &Path,
     p2p: &[String],
     status: std::net::SocketAddr,
-    member: chain::types::Address,
+    member: primitives::types::Address,
 ) -> Result<()> {
-    let body = serde_json::json!({
-        "p2p": p2p,
-        "status_http": format!("http://{status}"),
-        "pid": std::process::id(),
-        "member": member,
-    });
-    chain::node::write_endpoints_json(dir, &body, |what, error| BridgeError::Io { what, error })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let body = service::endpoints::MemberEndpoints {
+        p2p: p2p.to_vec(),
+        status_http: format!("http://{status}"),
+        pid: std::process::id(),
+        member: member.to_string(),
+    };
+    service::endpoints::write(dir, &body).map_err(|(file, error)| BridgeError::Io {
+        what: format!("writing {}", file.display()),
+        error,
+    })
 }
 
 /// Runs the member until a signal or a fatal error.
@@ -301,7 +282,7 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
     }
     tracing::info!(%member, domain = %federation.domain, threshold = federation.threshold, members = federation.members.len(), status = %status_addr, p2p = ?p2p, peer_id = %net.peer_id, "bridge member started");
     let result = tokio::select! {
-        _ = shutdown_signal() => {
+        _ = service::signal::shutdown_signal() => {
             tracing::info!("signal received; stopping");
             Ok(())
         }
@@ -324,7 +305,7 @@ pub async fn run(cfg: MemberConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chain::rpc::types::ChainInfo;
+    use rpc_api::types::ChainInfo;
 
     fn info(name: &str, chain_id: u64, max_tx_size: u32) -> ChainInfo {
         ChainInfo {

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use chain::peg::Direction;
-use chain::rpc::http::{json_response, metrics_response, response, GetRoutes, GetRoutesLayer};
-use chain::types::{Address, Amount, BlockNumber, Hash};
 use jsonrpsee::core::async_trait;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::server::{HttpResponse, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
+use primitives::peg::Direction;
+use primitives::types::{Address, Amount, BlockNumber, Hash};
 use serde::{Deserialize, Serialize};
+use service::http::{json_response, metrics_response, response, GetRoutes, GetRoutesLayer};
 use tokio::sync::Notify;
 
 use crate::attest::Federation;
@@ -286,7 +286,7 @@ struct StatusRpc {
 impl BridgeApiServer for StatusRpc {
     async fn status(&self) -> std::result::Result<MemberStatus, ErrorObjectOwned> {
         self.shared
-            .status(chain::producer::now_ms())
+            .status(service::clock::now_ms())
             .map_err(|e| ErrorObjectOwned::owned(-32603, e.to_string(), None::<()>))
     }
 }
@@ -323,7 +323,7 @@ impl GetRoutes for StatusRoutes {
                 }))
             }
             "/metrics" => Some(metrics_response(self.shared.metrics.encode())),
-            "/status" => Some(match self.shared.status(chain::producer::now_ms()) {
+            "/status" => Some(match self.shared.status(service::clock::now_ms()) {
                 Ok(s) => json_response(&s),
                 Err(e) => response(
                     http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use chain::crypto::Signature;
-use chain::peg::Direction;
-use chain::types::{Address, Amount, BlockNumber, Hash};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
+use primitives::crypto::Signature;
+use primitives::peg::Direction;
+use primitives::types::{Address, Amount, BlockNumber, Hash};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,7 @@ pub enum StoreError {
     },
 }
 
-chain::impl_from_redb_errors!(StoreError);
+service::impl_from_redb_errors!(StoreError);
 
 /// Result alias for the store.
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -711,7 +711,7 @@ impl Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use chain::crypto::SecretKey;
+    use primitives::crypto::SecretKey;
 
     /// A deposit `[id; 32]` seen at `height`, not signed yet.
     pub(crate) fn event(id: u8, height: u64) -> EventRecord {

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use chain::types::{Address, Hash};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
+use primitives::types::{Address, Hash};
 use tokio::sync::mpsc;
 
 use crate::attest::{AttestationError, AttestationGossip, Federation};
@@ -158,9 +158,9 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::attest::Attestation;
-    use chain::crypto::SecretKey;
-    use chain::peg::{Direction, PegMessage};
-    use chain::types::Amount;
+    use primitives::crypto::SecretKey;
+    use primitives::peg::{Direction, PegMessage};
+    use primitives::types::Amount;
 
     fn setup() -> (Vec<SecretKey>, Arc<Federation>) {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();

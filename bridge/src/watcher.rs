@@ -7,10 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chain::block::PegEvent;
-use chain::peg::Direction;
-use chain::rpc::types::BlockReceipts;
-use chain::types::{Amount, BlockNumber, Hash};
+use primitives::block::PegEvent;
+use primitives::peg::Direction;
+use primitives::types::{Amount, BlockNumber, Hash};
+use rpc_api::types::BlockReceipts;
 
 use crate::error::{BridgeError, Result};
 use crate::nodes::{BlockRef, SourceChain};
@@ -33,7 +33,7 @@ pub struct WatchStep {
     /// The fork point, when scanned blocks were reorged away.
     pub rewound_to: Option<BlockNumber>,
     /// Signed events whose block was reorged away (a reorg deeper than the depth).
-    pub signed_reorged: Vec<chain::types::Hash>,
+    pub signed_reorged: Vec<primitives::types::Hash>,
     /// Events at depth on the node, re-checked, not yet signed: to sign now.
     pub confirmed: Vec<EventRecord>,
 }
@@ -117,7 +117,7 @@ impl Watcher {
         store: &Store,
         chain: &C,
         from: BlockNumber,
-    ) -> Result<(Cursor, Vec<chain::types::Hash>)> {
+    ) -> Result<(Cursor, Vec<primitives::types::Hash>)> {
         let mut h = from;
         loop {
             let Some(ours) = store.scanned_hash(self.direction, h)? else {
@@ -269,10 +269,10 @@ pub mod fake {
 
     use std::sync::Mutex;
 
-    use chain::block::{PegEvent, Receipt};
-    use chain::crypto::keccak256_parts;
-    use chain::rpc::types::BlockReceipts;
-    use chain::types::{Address, Amount, BlockNumber, Hash};
+    use primitives::block::{PegEvent, Receipt};
+    use primitives::crypto::keccak256_parts;
+    use primitives::types::{Address, Amount, BlockNumber, Hash};
+    use rpc_api::types::BlockReceipts;
 
     use crate::error::Result;
     use crate::nodes::{BlockRef, SourceChain};
@@ -375,7 +375,7 @@ pub mod fake {
 mod tests {
     use super::fake::{deposit, FakeChain};
     use super::*;
-    use chain::types::Hash;
+    use primitives::types::Hash;
 
     fn watcher() -> Watcher {
         Watcher {

@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chain::crypto::SecretKey;
-use chain::peg::{Direction, PegMessage};
-use chain::rpc::types::PegPayout;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, BlockNumber, Bytes, ChainId, Hash};
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::peg::{Direction, PegMessage};
+use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::types::{Address, Amount, BlockNumber, Bytes, ChainId, Hash};
+use rpc_api::types::PegPayout;
 use tokio::sync::{watch, Notify};
 
 use crate::attest::{Attestation, AttestationGossip};
@@ -164,7 +164,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
 
     /// One pass over the pipeline.
     pub async fn step(&mut self) -> Result<()> {
-        self.step_at(chain::producer::now_ms()).await
+        self.step_at(service::clock::now_ms()).await
     }
 
     /// [`Worker::step`] at `now` (unix ms): tests pass the time in.
@@ -255,7 +255,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
     }
 
     fn gossip(&self, attestations: Vec<Attestation>) {
-        let now = chain::producer::now_ms();
+        let now = service::clock::now_ms();
         for g in AttestationGossip::bundles(self.shared.member, attestations, now) {
             self.shared.net.publish(&g);
         }
@@ -723,7 +723,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
 #[derive(Debug)]
 struct Due {
     event: EventRecord,
-    signatures: Vec<chain::crypto::Signature>,
+    signatures: Vec<primitives::crypto::Signature>,
     last: Option<Submission>,
     designated: bool,
     /// Re-signed to close a nonce gap of ours.
@@ -739,10 +739,10 @@ pub mod fake {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use chain::crypto::keccak256_parts;
-    use chain::rpc::types::{AccountView, PegPayout};
-    use chain::tx::SignedTransaction;
-    use chain::types::{Address, Amount, Bytes, Hash};
+    use primitives::crypto::keccak256_parts;
+    use primitives::tx::SignedTransaction;
+    use primitives::types::{Address, Amount, Bytes, Hash};
+    use rpc_api::types::{AccountView, PegPayout};
 
     use crate::error::Result;
     use crate::nodes::{codes, BlockRef, DestinationChain, PayoutSeen, SubmitOutcome};
@@ -981,8 +981,8 @@ pub mod fake {
 mod tests {
     use std::sync::Mutex;
 
-    use chain::crypto::SecretKey;
-    use chain::types::{Amount, Hash};
+    use primitives::crypto::SecretKey;
+    use primitives::types::{Amount, Hash};
     use tokio::sync::mpsc;
 
     use super::fake::FakeDestination;

@@ -8,11 +8,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, NodeConfig};
-use crate::crypto::SecretKey;
-use crate::genesis::Genesis;
 use crate::node;
 use crate::rules::ChainRules;
 use crate::store::Store;
+use primitives::crypto::SecretKey;
+use primitives::genesis::Genesis;
 
 /// A Twinpeg chain node.
 #[derive(Debug, Parser)]
@@ -82,21 +82,6 @@ pub fn main(rules: ChainRules) -> ExitCode {
     }
 }
 
-/// Sends tracing to stderr as `format`, filtered by `RUST_LOG` when set, else by `level`.
-pub fn init_tracing(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init {
@@ -123,7 +108,7 @@ fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keygen { out } => {
             let key = SecretKey::random();
-            node::write_key_file(&out, &key)
+            p2p::write_key_file(&out, &key)
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("{}", key.address());
             Ok(())
@@ -157,7 +142,7 @@ fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
                 cfg.bootstrap = bootstrap;
             }
             cfg.validate()?;
-            init_tracing(cfg.log_format, &cfg.log_level);
+            service::logging::init_tracing(cfg.log_format, &cfg.log_level);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name(rules.name)
@@ -165,33 +150,11 @@ fn run(rules: ChainRules, cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(async move {
                 let handle = node::start(rules, cfg).await?;
-                wait_for_signal().await;
+                service::signal::shutdown_signal().await;
                 tracing::info!("shutting down");
                 handle.stop().await;
                 Ok(())
             })
         }
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

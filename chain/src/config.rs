@@ -4,22 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+
+pub use service::config::{load_layered, LogFormat};
 
 use crate::mempool::MempoolConfig;
 use crate::rules::ChainRules;
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 /// Errors loading configuration.
 #[derive(Debug, thiserror::Error)]
@@ -30,59 +20,6 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
-}
-
-/// Layers `defaults`, then the TOML `file` (when given; it must exist), then
-/// `<env_prefix>_*` environment variables, and deserializes the result.
-///
-/// Environment values are parsed as numbers and booleans where they look like them, and
-/// `<env_prefix>_BOOTSTRAP` is a comma-separated list.
-pub fn load_layered<T: DeserializeOwned>(
-    defaults: config::builder::ConfigBuilder<config::builder::DefaultState>,
-    file: Option<&Path>,
-    env_prefix: &str,
-) -> Result<T, config::ConfigError> {
-    let mut b = defaults;
-    if let Some(f) = file {
-        b = b.add_source(
-            config::File::from(f)
-                .format(config::FileFormat::Toml)
-                .required(true),
-        );
-    }
-    b = b.add_source(
-        config::Environment::with_prefix(env_prefix)
-            .prefix_separator("_")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("bootstrap"),
-    );
-    b.build()?.try_deserialize()
-}
-
-/// A p2p address in a configuration that does not parse as a multiaddr.
-#[derive(Debug, thiserror::Error)]
-#[error("{key} {value:?} is not a multiaddr")]
-pub struct NotMultiaddr {
-    /// Where it stands: `p2p_listen` or `bootstrap entry`.
-    pub key: &'static str,
-    /// The value as written.
-    pub value: String,
-}
-
-/// Checks that the listen address and every bootstrap entry are multiaddrs.
-pub fn check_p2p_addrs(listen: &str, bootstrap: &[String]) -> Result<(), NotMultiaddr> {
-    let entries = std::iter::once(("p2p_listen", listen))
-        .chain(bootstrap.iter().map(|b| ("bootstrap entry", b.as_str())));
-    for (key, value) in entries {
-        if value.parse::<libp2p::Multiaddr>().is_err() {
-            return Err(NotMultiaddr {
-                key,
-                value: value.to_string(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Everything a node reads at start. Every key is documented in `deploy/*-node.toml`.
@@ -246,7 +183,7 @@ impl NodeConfig {
                 "checkpoint_interval must be at least 1".into(),
             ));
         }
-        check_p2p_addrs(&self.p2p_listen, &self.bootstrap)
+        p2p::check_p2p_addrs(&self.p2p_listen, &self.bootstrap)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.rpc_max_txs_per_call == 0
             || self.mempool_max_txs == 0
@@ -293,7 +230,7 @@ mod tests {
             default_rpc_port: 7777,
             default_p2p_port: 7778,
             fee_rule: FeeRuleKind::FeeRate,
-            peg_role: crate::peg::PegRole::Main,
+            peg_role: primitives::peg::PegRole::Main,
         }
     }
 

@@ -10,18 +10,18 @@ use parity_scale_codec::Encode;
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::block::{next_state_root, receipts_root, tx_root, Block, Header};
-use crate::crypto::SecretKey;
 use crate::execution::{execute_block, BlockEnv, BlockExecutor, Executed, TxInvalid};
 use crate::node::Chain;
-use crate::producer::now_ms;
-use crate::rpc::types::BlockSummary;
 use crate::state::{LayeredState, StateRead, Undo};
 use crate::store::{
     CheckpointMark, CheckpointPatch, CommittedBlock, SinceCheckpoint, StoreError, StoredBlock,
 };
-use crate::tx::{RecoveredTx, SignedTransaction};
-use crate::types::{BlockNumber, Hash, Slot};
+use primitives::block::{next_state_root, receipts_root, tx_root, Block, Header};
+use primitives::crypto::SecretKey;
+use primitives::tx::{RecoveredTx, SignedTransaction};
+use primitives::types::{BlockNumber, Hash, Slot};
+use rpc_api::types::BlockSummary;
+use service::clock::now_ms;
 
 /// What the driver is asked to do.
 #[derive(Debug)]
@@ -872,11 +872,11 @@ pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBloc
 mod tests {
     use super::*;
     use crate::config::NodeConfig;
-    use crate::genesis::{FeeParams, Genesis, GenesisAccount};
     use crate::rules::{ChainRules, FeeRuleKind};
     use crate::state::State;
-    use crate::tx::{Fee, Transaction, TxKind};
-    use crate::types::Amount;
+    use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+    use primitives::tx::{Fee, Transaction, TxKind};
+    use primitives::types::Amount;
 
     fn rules() -> ChainRules {
         ChainRules {
@@ -886,7 +886,7 @@ mod tests {
             default_rpc_port: 7777,
             default_p2p_port: 7778,
             fee_rule: FeeRuleKind::FeeRate,
-            peg_role: crate::peg::PegRole::Main,
+            peg_role: primitives::peg::PegRole::Main,
         }
     }
 

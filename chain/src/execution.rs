@@ -1,12 +1,14 @@
 //! Applying transactions to state: nonces, balances, fees.
 
-use crate::block::{FailureReason, PegEvent, Receipt};
-use crate::crypto::Signature;
 use crate::fee::{FeeCharge, FeeError, FeeRule};
-use crate::peg::{day_of, escrow_address, Direction, PegConfig, PegError, PegMessage, PegRole};
-use crate::state::{Overlay, StateDiff, StateRead, Totals, Undo};
-use crate::tx::{RecoveredTx, TxKind};
-use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
+use crate::state::{Overlay, StateDiff, StateRead, Undo};
+use primitives::block::{FailureReason, PegEvent, Receipt};
+use primitives::crypto::Signature;
+use primitives::peg::{
+    check_payout, check_source, escrow_address, totals_on, Direction, PegConfig, PegError, PegRole,
+};
+use primitives::tx::{RecoveredTx, TxKind};
+use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Why a transaction cannot be included in a block at all (as opposed to failing inside one).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -92,7 +94,7 @@ impl<'a> BlockExecutor<'a> {
         env: BlockEnv,
     ) -> Self {
         let mut overlay = Overlay::new(state);
-        roll_day(&mut overlay.totals, env.timestamp_ms);
+        overlay.totals = totals_on(overlay.totals, env.timestamp_ms);
         Self {
             overlay,
             fee_rule,
@@ -437,79 +439,6 @@ fn refused(e: PegError) -> FailureReason {
     }
 }
 
-/// Starts a new UTC day's limit counters when the block is on a later day.
-fn roll_day(totals: &mut Totals, timestamp_ms: u64) {
-    let day = day_of(timestamp_ms);
-    if totals.day != day {
-        totals.day = day;
-        totals.day_deposits = Amount::ZERO;
-        totals.day_withdrawals = Amount::ZERO;
-    }
-}
-
-/// The limits a Lock (deposit) or Burn (withdrawal) must respect, given today's usage.
-pub fn check_source(
-    peg: &PegConfig,
-    totals: &Totals,
-    direction: Direction,
-    amount: Amount,
-) -> Result<(), PegError> {
-    peg.check_amount(amount)?;
-    let (used, limit) = match direction {
-        Direction::MainToSide => (totals.day_deposits, peg.params.daily_limit_deposits),
-        Direction::SideToMain => (totals.day_withdrawals, peg.params.daily_limit_withdrawals),
-    };
-    if used.checked_add(amount).is_none_or(|t| t > limit) {
-        return Err(PegError::DailyLimit {
-            used,
-            amount,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// Everything a Mint or Release must prove: limits, an unused id, and M distinct current
-/// members' signatures over exactly this payout.
-pub fn check_payout(
-    peg: &PegConfig,
-    direction: Direction,
-    id: Hash,
-    recipient: Address,
-    amount: Amount,
-    signatures: &[Signature],
-    processed: Option<BlockNumber>,
-) -> Result<(), PegError> {
-    if id.is_zero() {
-        return Err(PegError::ZeroId);
-    }
-    let gross = match direction {
-        Direction::MainToSide => amount,
-        Direction::SideToMain => amount
-            .checked_add(peg.params.peg_out_fee)
-            .unwrap_or(Amount(u128::MAX)),
-    };
-    peg.check_amount(gross)?;
-    if let Some(block) = processed {
-        return Err(PegError::IdUsed { id, block });
-    }
-    let message = PegMessage {
-        domain: peg.domain,
-        direction,
-        id,
-        recipient,
-        amount,
-    };
-    peg.verify_attestation(&message, signatures)
-}
-
-/// The day counters as of a block at `timestamp_ms`.
-pub fn totals_on(totals: Totals, timestamp_ms: u64) -> Totals {
-    let mut t = totals;
-    roll_day(&mut t, timestamp_ms);
-    t
-}
-
 /// Executes a received block's transactions; any non-includable transaction invalidates the block.
 pub fn execute_block(
     state: &dyn StateRead,
@@ -528,10 +457,10 @@ pub fn execute_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
     use crate::fee::{BaseFeeRule, FeeRateRule};
     use crate::state::{Account, State};
-    use crate::tx::{Fee, Transaction};
+    use primitives::crypto::SecretKey;
+    use primitives::tx::{Fee, Transaction};
 
     fn env(base_fee: Amount) -> BlockEnv {
         BlockEnv {
@@ -659,11 +588,11 @@ mod tests {
 #[cfg(test)]
 mod peg_tests {
     use super::*;
-    use crate::crypto::SecretKey;
     use crate::fee::FeeRateRule;
-    use crate::peg::{domain, PegParams};
     use crate::state::{Account, State};
-    use crate::tx::{Fee, Transaction};
+    use primitives::crypto::SecretKey;
+    use primitives::peg::{domain, PegMessage, PegParams};
+    use primitives::tx::{Fee, Transaction};
 
     struct Fixture {
         members: Vec<SecretKey>,

@@ -1,9 +1,8 @@
 //! The two fee rules behind one small trait: mainchain's fee rate, sidechain's base fee.
 
-use serde::{Deserialize, Serialize};
-
-use crate::tx::Fee;
-use crate::types::{Amount, Weight};
+use primitives::tx::Fee;
+use primitives::types::{Amount, Weight};
+use rpc_api::types::FeeInfo;
 
 /// Why a fee is not acceptable.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -44,28 +43,6 @@ pub struct FeeCharge {
     pub to_producer: Amount,
     /// Destroyed.
     pub burned: Amount,
-}
-
-/// Fee parameters and state a client needs to price a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "rule", rename_all = "kebab-case")]
-pub enum FeeInfo {
-    /// mainchain: fee >= min_fee_rate x encoded size.
-    FeeRate {
-        /// Base units per byte.
-        min_fee_rate: Amount,
-    },
-    /// sidechain: base fee per unit of weight (burned) + tip.
-    BaseFee {
-        /// Base fee per unit of weight the next block will charge.
-        base_fee: Amount,
-        /// The floor of the base fee.
-        min_base_fee: Amount,
-        /// Suggested max_fee per unit of weight (2 x base fee + suggested tip).
-        suggested_max_fee: Amount,
-        /// Suggested max_tip per unit of weight.
-        suggested_max_tip: Amount,
-    },
 }
 
 /// A chain's fee rule. Weight is the transaction's encoded size in bytes.

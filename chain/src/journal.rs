@@ -25,8 +25,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::tx::RecoveredTx;
-use crate::types::{Address, Hash, Nonce};
+use primitives::tx::RecoveredTx;
+use primitives::types::{Address, Hash, Nonce};
 
 /// The journal's file name in the data directory.
 pub const FILE: &str = "txjournal.redb";
@@ -64,7 +64,7 @@ pub enum JournalError {
     #[error("transaction journal write failed: {0}")]
     Write(String),
 }
-crate::impl_from_redb_errors!(JournalError);
+service::impl_from_redb_errors!(JournalError);
 
 /// The journal key of `sender`'s transaction `hash` at `nonce`.
 pub fn key(sender: &Address, nonce: Nonce, hash: &Hash) -> Key {
@@ -373,9 +373,9 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
-    use crate::tx::{Fee, Transaction, TxKind};
-    use crate::types::Amount;
+    use primitives::crypto::SecretKey;
+    use primitives::tx::{Fee, Transaction, TxKind};
+    use primitives::types::Amount;
 
     fn tx(key: &SecretKey, nonce: Nonce) -> RecoveredTx {
         Transaction {
@@ -430,7 +430,8 @@ mod tests {
             assert_eq!(nonces, sorted);
         }
         for e in &loaded {
-            let back = crate::tx::SignedTransaction::decode_and_recover(&e.raw, 1 << 16).unwrap();
+            let back =
+                primitives::tx::SignedTransaction::decode_and_recover(&e.raw, 1 << 16).unwrap();
             assert_eq!(JournalEntry::of(&back), *e);
         }
 

@@ -1,29 +1,23 @@
-//! The engine both Twinpeg chains share: types, crypto, state, store, mempool, block production and RPC.
+//! The node engine both Twinpeg chains share: state, store, journal, mempool, execution, fee
+//! rules, the driver (the single writer), the slot timer, the network event loop, the RPC
+//! server, node start-up, config and CLI.
 //!
 //! `mainchain` and `sidechain` are each a short list of rules ([`rules::ChainRules`]) handed
-//! to this engine; every mechanism lives here.
+//! to this engine; every mechanism lives here. Value types come from `primitives`, the RPC
+//! interface from `rpc-api`, libp2p and process plumbing from `p2p` and `service`.
 
-pub mod block;
 pub mod cli;
 pub mod config;
-pub mod crypto;
-pub mod dev;
 pub mod driver;
 pub mod execution;
 pub mod fee;
-pub mod genesis;
 pub mod journal;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
-pub mod peg;
 pub mod producer;
 pub mod rpc;
 pub mod rules;
 pub mod state;
 pub mod store;
-pub mod tx;
-pub mod types;
-
-pub use types::{Address, Amount, BlockNumber, Bytes, ChainId, Hash, Nonce, Slot, Weight};

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::Deserialize;
 
-use crate::execution::{check_payout, check_source};
 use crate::fee::{FeeError, FeeRule};
-use crate::peg::{Direction, PegConfig, PegError, PegRole};
 use crate::state::{Account, Totals};
-use crate::tx::{DecodeTxError, RecoveredTx, SignedTransaction, TxKind};
-use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
+use primitives::peg::{check_payout, check_source};
+use primitives::peg::{Direction, PegConfig, PegError, PegRole};
+use primitives::tx::{DecodeTxError, RecoveredTx, SignedTransaction, TxKind};
+use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Pool limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -809,9 +809,9 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
     use crate::fee::{BaseFeeRule, FeeRateRule};
-    use crate::tx::{Fee, Transaction};
+    use primitives::crypto::SecretKey;
+    use primitives::tx::{Fee, Transaction};
 
     const CHAIN: ChainId = 5;
 
@@ -985,7 +985,7 @@ mod tests {
         );
         assert_eq!(
             Rejection::from(DecodeTxError::BadSignature(
-                crate::crypto::CryptoError::HighS
+                primitives::crypto::CryptoError::HighS
             ))
             .code(),
             "bad_signature"
@@ -1088,7 +1088,7 @@ mod tests {
     fn side_peg(members: &[&SecretKey]) -> PegConfig {
         PegConfig {
             role: PegRole::Side,
-            params: crate::peg::PegParams {
+            params: primitives::peg::PegParams {
                 members: members.iter().map(|k| k.address()).collect(),
                 threshold: 1,
                 main_confirmations: 1,
@@ -1113,7 +1113,7 @@ mod tests {
         nonce: Nonce,
         id: u8,
     ) -> RecoveredTx {
-        let msg = crate::peg::PegMessage {
+        let msg = primitives::peg::PegMessage {
             domain: peg.domain,
             direction: Direction::MainToSide,
             id: Hash([id; 32]),

@@ -1,7 +1,7 @@
 //! Node composition: the shared chain state and the long-lived tasks (block production, RPC).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
@@ -10,21 +10,21 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::block::Header;
 use crate::config::NodeConfig;
-use crate::crypto::SecretKey;
+use primitives::block::Header;
+
 use crate::driver::DriverHandle;
 use crate::fee::FeeRule;
-use crate::genesis::{Genesis, GenesisError};
 use crate::journal::{Journal, JournalEntry, JournalError};
 use crate::mempool::{Admission, Mempool, PegFacts, Rejection};
 use crate::metrics::Metrics;
-use crate::rpc::types::BlockSummary;
 use crate::rules::ChainRules;
 use crate::state::State;
 use crate::store::{LoadedState, SinceCheckpoint, Store, StoreError};
-use crate::tx::{RecoveredTx, SignedTransaction};
-use crate::types::{Address, Amount, Hash, Slot};
+use primitives::genesis::{Genesis, GenesisError};
+use primitives::tx::{RecoveredTx, SignedTransaction};
+use primitives::types::{Address, Amount, Hash, Slot};
+use rpc_api::types::BlockSummary;
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +39,8 @@ pub enum NodeError {
     #[error(transparent)]
     Genesis(#[from] GenesisError),
     /// The authority key could not be loaded.
-    #[error("authority key {path}: {reason}")]
-    Key {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error("authority key: {0}")]
+    Key(#[from] p2p::KeyFileError),
     /// A socket could not be bound or a file written.
     #[error("{what}: {error}")]
     Io {
@@ -56,7 +51,7 @@ pub enum NodeError {
     },
     /// The p2p network could not start.
     #[error(transparent)]
-    Network(#[from] crate::network::NetworkError),
+    Network(#[from] p2p::NetworkError),
 }
 
 /// The canonical head and the account state after it, always read together.
@@ -83,7 +78,7 @@ pub struct Chain {
     /// The fee rule.
     pub fee_rule: Box<dyn FeeRule>,
     /// The peg, if this chain is pegged.
-    pub peg: Option<crate::peg::PegConfig>,
+    pub peg: Option<primitives::peg::PegConfig>,
     /// Durable storage.
     pub store: Store,
     /// The transactions accepted from this node's RPC clients, until included.
@@ -322,7 +317,7 @@ impl Chain {
 
     /// Admits recovered transactions into the mempool, in order, under one lock.
     pub fn admit(&self, txs: Vec<Result<RecoveredTx, Rejection>>) -> Vec<Result<Hash, Rejection>> {
-        let now_ms = crate::producer::now_ms();
+        let now_ms = service::clock::now_ms();
         // Read the accounts first, then take the mempool lock: never both at once here.
         let (accounts, base_fee, totals) = {
             let tip = self.tip();
@@ -341,7 +336,7 @@ impl Chain {
                     })
                 })
                 .collect();
-            let totals = crate::execution::totals_on(tip.state.totals, now_ms);
+            let totals = primitives::peg::totals_on(tip.state.totals, now_ms);
             (accounts, self.base_fee_after(&tip.head), totals)
         };
         let ctx = Admission {
@@ -383,42 +378,6 @@ impl Chain {
     }
 }
 
-/// Reads an authority key file, refusing files other users can read.
-pub fn load_key_file(path: &Path) -> Result<SecretKey, NodeError> {
-    let err = |reason: String| NodeError::Key {
-        path: path.to_path_buf(),
-        reason,
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(err(format!(
-                "permissions {mode:o} let other users read it; run chmod 600"
-            )));
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    SecretKey::from_hex(&text).map_err(|_| err("not a 32-byte hex secret key".into()))
-}
-
-/// Writes a secret key file with mode 0600.
-pub fn write_key_file(path: &Path, key: &SecretKey) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    writeln!(f, "{}", key.to_hex())?;
-    f.sync_all()
-}
-
 /// A running node.
 #[derive(Debug)]
 pub struct NodeHandle {
@@ -455,7 +414,7 @@ impl NodeHandle {
 /// authority, the slot timer.
 pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let key = match &config.authority_key_file {
-        Some(p) => Some(load_key_file(p)?),
+        Some(p) => Some(p2p::load_key_file(p)?),
         None => None,
     };
     let (chain, since_checkpoint) = Chain::open(rules, &config, key.as_ref().map(|k| k.address()))?;
@@ -476,7 +435,7 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         .p2p_key_file
         .clone()
         .unwrap_or_else(|| config.data_dir.join("p2p.key"));
-    let keypair = crate::network::load_or_create_keypair(&key_file)?;
+    let keypair = p2p::load_or_create_keypair(&key_file)?;
     let parse = |s: &str| {
         s.parse::<libp2p::Multiaddr>().map_err(|e| NodeError::Io {
             what: format!("multiaddr {s:?}"),
@@ -577,25 +536,14 @@ fn write_endpoints(
     rpc: SocketAddr,
     p2p: &[libp2p::Multiaddr],
 ) -> Result<(), NodeError> {
-    let body = serde_json::json!({
-        "rpc_http": format!("http://{rpc}"),
-        "rpc_ws": format!("ws://{rpc}"),
-        "p2p": p2p.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "pid": std::process::id(),
-    });
-    write_endpoints_json(dir, &body, |what, error| NodeError::Io { what, error })
-}
-
-/// Replaces `<dir>/endpoints.json` with `body` atomically (write aside, then rename), so a
-/// reader never sees half a file; `io_error` builds the caller's error from what was being
-/// done and the I/O error.
-pub fn write_endpoints_json<E>(
-    dir: &Path,
-    body: &serde_json::Value,
-    io_error: impl Fn(String, std::io::Error) -> E,
-) -> Result<(), E> {
-    let tmp = dir.join("endpoints.json.tmp");
-    let io = |error| io_error(format!("writing {}", tmp.display()), error);
-    std::fs::write(&tmp, body.to_string()).map_err(io)?;
-    std::fs::rename(&tmp, dir.join("endpoints.json")).map_err(io)
+    let body = service::endpoints::NodeEndpoints {
+        rpc_http: format!("http://{rpc}"),
+        rpc_ws: format!("ws://{rpc}"),
+        p2p: p2p.iter().map(|a| a.to_string()).collect(),
+        pid: std::process::id(),
+    };
+    service::endpoints::write(dir, &body).map_err(|(file, error)| NodeError::Io {
+        what: format!("writing {}", file.display()),
+        error,
+    })
 }

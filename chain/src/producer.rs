@@ -1,18 +1,12 @@
 //! The slot timer of an authority: at each slot boundary it asks the driver to produce.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use service::clock::now_ms;
 
 use tokio::sync::watch;
 
 use crate::driver::DriverHandle;
-
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Wakes at every slot boundary and hands the slot to the driver, which produces if this
 /// node leads it.

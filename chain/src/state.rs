@@ -3,42 +3,11 @@
 use std::collections::HashMap;
 
 use parity_scale_codec::{Decode, Encode};
-use serde::{Deserialize, Serialize};
 
-use crate::crypto::keccak256_parts;
-use crate::types::{Address, Amount, BlockNumber, Hash, Nonce};
-
-/// One account: its balance and the nonce its next transaction must carry.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
-pub struct Account {
-    /// Base units held.
-    pub balance: Amount,
-    /// Transactions sent so far.
-    pub nonce: Nonce,
-}
-
-/// Chain-wide running totals that are not account balances.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
-pub struct Totals {
-    /// Fees destroyed so far (the base-fee part under the base-fee rule).
-    pub burned_fees: Amount,
-    /// mainchain: coins ever locked into the escrow.
-    pub locked: Amount,
-    /// mainchain: coins ever paid out of escrow to recipients.
-    pub released: Amount,
-    /// mainchain: peg-out fees ever paid out of escrow.
-    pub peg_fees: Amount,
-    /// sidechain: coins ever minted by the peg.
-    pub minted: Amount,
-    /// sidechain: coins ever burned for withdrawal.
-    pub burned_peg: Amount,
-    /// The UTC day the two counters below refer to.
-    pub day: u64,
-    /// Deposits (Locks) counted against today's limit.
-    pub day_deposits: Amount,
-    /// Withdrawals (Burns) counted against today's limit.
-    pub day_withdrawals: Amount,
-}
+pub use primitives::account::{Account, Totals};
+use primitives::crypto::keccak256_parts;
+use primitives::genesis::Genesis;
+use primitives::types::{Address, Amount, BlockNumber, Hash};
 
 /// A running sum of one hash per account and per processed peg id, updated in O(changes):
 /// two nodes (or a node and its checkpoint) with the same entries have the same sum, whatever
@@ -124,6 +93,21 @@ pub struct Undo {
 }
 
 impl State {
+    /// The initial account state a genesis names.
+    pub fn from_genesis(genesis: &Genesis) -> Self {
+        let mut s = State::default();
+        for a in &genesis.accounts {
+            s.insert(
+                a.address,
+                Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
+        }
+        s
+    }
+
     /// The account, or an empty one.
     pub fn account(&self, addr: &Address) -> Account {
         self.accounts.get(addr).copied().unwrap_or_default()

@@ -13,10 +13,10 @@ use std::path::Path;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::block::{Block, Header, Receipt};
-use crate::genesis::Genesis;
 use crate::state::{Account, EntrySum, State, StateDiff, Totals, Undo};
-use crate::types::{Address, BlockNumber, Hash};
+use primitives::block::{Block, Header, Receipt};
+use primitives::genesis::Genesis;
+use primitives::types::{Address, BlockNumber, Hash};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blocks");
@@ -62,31 +62,7 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-// The macro below names redb through this path, so its expansion does not depend on how
-// (or whether) the calling crate names redb.
-#[doc(hidden)]
-pub use redb as __redb;
-
-/// Converts every redb error a store's `?` meets into `$error::Db(redb::Error)`.
-///
-/// One `From` impl per redb error type (database, transaction, table, storage, commit,
-/// durability); `$error` must have a `Db(redb::Error)` variant.
-#[macro_export]
-macro_rules! impl_from_redb_errors {
-    ($error:ty) => {
-        $crate::impl_from_redb_errors!(@each $error;
-            DatabaseError, TransactionError, TableError, StorageError, CommitError,
-            SetDurabilityError);
-    };
-    (@each $error:ty; $($t:ident),*) => {$(
-        impl ::core::convert::From<$crate::store::__redb::$t> for $error {
-            fn from(e: $crate::store::__redb::$t) -> Self {
-                Self::Db(e.into())
-            }
-        }
-    )*};
-}
-impl_from_redb_errors!(StoreError);
+service::impl_from_redb_errors!(StoreError);
 
 /// Result alias for the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -275,7 +251,7 @@ impl Store {
             wtx.open_table(UNDO)?;
         }
         wtx.commit()?;
-        let state = genesis.state();
+        let state = crate::state::State::from_genesis(genesis);
         self.write_checkpoint(
             CheckpointMark {
                 number: 0,
@@ -636,7 +612,7 @@ impl Store {
                             "the account checkpoint does not add up to what was written: replaying from genesis and rewriting it"
                         );
                         since.rewrite = true;
-                        (0, genesis.state())
+                        (0, crate::state::State::from_genesis(&genesis))
                     }
                     // Written by a version that could lose entries: replay once, rewrite it.
                     None => {
@@ -645,13 +621,13 @@ impl Store {
                             "account checkpoint without a sum: replaying from genesis once and rewriting it"
                         );
                         since.rewrite = true;
-                        (0, genesis.state())
+                        (0, crate::state::State::from_genesis(&genesis))
                     }
                 }
             }
             _ => {
                 since.rewrite = true;
-                (0, genesis.state())
+                (0, crate::state::State::from_genesis(&genesis))
             }
         };
         self.replay(&mut state, from, head_number, &mut since)?;
@@ -667,7 +643,7 @@ impl Store {
     pub fn replay_from_genesis(&self) -> Result<State> {
         let genesis = self.genesis()?.ok_or(StoreError::NotInitialized)?;
         let head = self.head_block()?;
-        let mut state = genesis.state();
+        let mut state = crate::state::State::from_genesis(&genesis);
         self.replay(
             &mut state,
             0,
@@ -681,10 +657,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{receipts_root, tx_root, Header};
-    use crate::crypto::SecretKey;
-    use crate::genesis::{FeeParams, GenesisAccount};
-    use crate::types::Amount;
+    use primitives::block::{receipts_root, tx_root, Header};
+    use primitives::crypto::SecretKey;
+    use primitives::genesis::{FeeParams, GenesisAccount};
+    use primitives::types::Amount;
 
     fn genesis(key: &SecretKey) -> Genesis {
         Genesis {
@@ -765,7 +741,7 @@ mod tests {
                     })
                     .unwrap();
                 if i == 2 {
-                    let mut st = g.state();
+                    let mut st = crate::state::State::from_genesis(&g);
                     st.apply_diff(&diff);
                     store
                         .write_checkpoint(

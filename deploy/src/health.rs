@@ -1,13 +1,13 @@
 //! Talking to a running node: its `endpoints.json`, and JSON-RPC through the client jsonrpsee
-//! generates from `chain::rpc::api` (no hand-built requests).
+//! generates from `rpc_api::api` (no hand-built requests).
 
 use std::path::Path;
 use std::time::Duration;
 
-use chain::rpc::types::{ChainInfo, Health};
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, Amount};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use primitives::types::{Address, Amount};
+use rpc_api::types::{ChainInfo, Health};
+use rpc_api::TwinpegApiClient;
 use serde::Deserialize;
 
 use crate::{Error, Result};

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use chain::types::Amount;
+use primitives::types::Amount;
 use serde::{Deserialize, Serialize};
 
 use crate::{io_err, Error, Result};
@@ -217,7 +217,7 @@ impl DevnetInfo {
             t,
             "\nDevelopment accounts: mnemonic \"{}\", m/44'/60'/0'/0/i.\n\
              These keys are public: never use them for real funds. Balances in coins{}",
-            chain::dev::DEV_MNEMONIC,
+            primitives::dev::DEV_MNEMONIC,
             if pegged {
                 " (the sidechain\nstarts empty: its coins come only from deposits)."
             } else {

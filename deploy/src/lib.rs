@@ -41,7 +41,7 @@ pub enum Error {
     },
     /// A genesis file is unusable.
     #[error(transparent)]
-    Genesis(#[from] chain::genesis::GenesisError),
+    Genesis(#[from] primitives::genesis::GenesisError),
     /// A node's data dir could not be read.
     #[error("reading the data dir {path}: {source}")]
     Store {
@@ -53,10 +53,10 @@ pub enum Error {
     },
     /// A key file is unusable.
     #[error(transparent)]
-    Key(#[from] chain::node::NodeError),
+    Key(#[from] p2p::KeyFileError),
     /// A development key could not be derived.
     #[error(transparent)]
-    Derive(#[from] chain::dev::DeriveError),
+    Derive(#[from] primitives::dev::DeriveError),
     /// A file we wrote could not be encoded or a file we read could not be decoded.
     #[error("{what}: {reason}")]
     Format {

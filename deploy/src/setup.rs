@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chain::crypto::SecretKey;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
-use chain::peg::PegParams;
 use chain::store::Store;
-use chain::types::{Address, Amount, Hash};
+use primitives::crypto::SecretKey;
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::peg::PegParams;
+use primitives::types::{Address, Amount, Hash};
 use serde::Serialize;
 
 use crate::plan::{client_host, tcp_multiaddr, ChainKind, ChainPlan, NodeSpec, Plan};
@@ -141,7 +141,7 @@ pub async fn prepare(
 }
 
 /// Both genesis files the topology asks for. With a federation, both carry the same peg
-/// parameters and name each other (`peg.counterpart_genesis`, [`chain::peg::link_geneses`]);
+/// parameters and name each other (`peg.counterpart_genesis`, [`primitives::genesis::link_geneses`]);
 /// the sidechain then starts with supply 0 (its coins come only from deposits).
 pub fn geneses(
     plan: &Plan,
@@ -162,7 +162,7 @@ pub fn geneses(
         peg.clone(),
     )?;
     let mut side = genesis(plan.chain(ChainKind::Side), topology, side_authorities, peg)?;
-    chain::peg::link_geneses(&mut main, &mut side);
+    primitives::genesis::link_geneses(&mut main, &mut side);
     main.validate()?;
     side.validate()?;
     Ok((main, side))
@@ -315,7 +315,7 @@ pub fn genesis(
         (0..topology.accounts.count)
             .map(|i| {
                 Ok(GenesisAccount {
-                    address: chain::dev::dev_key(i)?.address(),
+                    address: primitives::dev::dev_key(i)?.address(),
                     balance,
                 })
             })
@@ -406,11 +406,10 @@ fn differences(existing: &Genesis, wanted: &Genesis) -> Vec<String> {
 
 fn load_or_create_key(path: &Path) -> Result<Address> {
     if path.exists() {
-        return Ok(chain::node::load_key_file(path)?.address());
+        return Ok(p2p::load_key_file(path)?.address());
     }
     let key = SecretKey::random();
-    chain::node::write_key_file(path, &key)
-        .map_err(io_err(format!("writing {}", path.display())))?;
+    p2p::write_key_file(path, &key).map_err(io_err(format!("writing {}", path.display())))?;
     Ok(key.address())
 }
 

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use chain::peg::PegParams;
-use chain::types::{Address, Amount, Hash};
+use primitives::peg::PegParams;
+use primitives::types::{Address, Amount, Hash};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -419,7 +419,7 @@ impl Topology {
     }
 
     /// The peg parameters both genesis files carry, for these member addresses (in member
-    /// order); `counterpart_genesis` is zero until [`chain::peg::link_geneses`] sets it.
+    /// order); `counterpart_genesis` is zero until [`primitives::genesis::link_geneses`] sets it.
     pub fn peg_params(&self, members: Vec<Address>) -> Result<PegParams> {
         let f = &self.federation;
         let coins = |key: &str, v: &str| {

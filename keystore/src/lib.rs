@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use chain::crypto::{keccak256, SecretKey};
-use chain::types::Address;
+use primitives::crypto::{keccak256, SecretKey};
+use primitives::types::Address;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! The Twinpeg mainchain node: the settlement chain: 6 s blocks, fee-rate fees, escrow (Lock/Release with the peg).
 
-use chain::peg::PegRole;
 use chain::rules::{ChainRules, FeeRuleKind};
+use primitives::peg::PegRole;
 
 /// The mainchain's rules, handed to the shared engine.
 pub fn rules() -> ChainRules {

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+use crate::account::Totals;
 use crate::crypto::{keccak256, keccak256_parts, Signature};
 use crate::types::{Address, Amount, BlockNumber, Hash};
 
@@ -330,22 +331,82 @@ pub fn largest_payout_size(signatures: u32) -> usize {
     mint.max(release)
 }
 
-/// Makes two genesis files name each other: sets each one's `peg.counterpart_genesis` to
-/// the other's base hash. Both must already carry the same peg parameters.
-pub fn link_geneses(main: &mut crate::genesis::Genesis, side: &mut crate::genesis::Genesis) {
-    let main_base = main.base_hash();
-    let side_base = side.base_hash();
-    if let Some(p) = &mut main.peg {
-        p.counterpart_genesis = side_base;
-    }
-    if let Some(p) = &mut side.peg {
-        p.counterpart_genesis = main_base;
-    }
-}
-
 /// The UTC day of a block timestamp.
 pub fn day_of(timestamp_ms: u64) -> u64 {
     timestamp_ms / 86_400_000
+}
+
+/// Starts a new UTC day's limit counters when the block is on a later day.
+pub fn roll_day(totals: &mut Totals, timestamp_ms: u64) {
+    let day = day_of(timestamp_ms);
+    if totals.day != day {
+        totals.day = day;
+        totals.day_deposits = Amount::ZERO;
+        totals.day_withdrawals = Amount::ZERO;
+    }
+}
+
+/// The limits a Lock (deposit) or Burn (withdrawal) must respect, given today's usage.
+pub fn check_source(
+    peg: &PegConfig,
+    totals: &Totals,
+    direction: Direction,
+    amount: Amount,
+) -> Result<(), PegError> {
+    peg.check_amount(amount)?;
+    let (used, limit) = match direction {
+        Direction::MainToSide => (totals.day_deposits, peg.params.daily_limit_deposits),
+        Direction::SideToMain => (totals.day_withdrawals, peg.params.daily_limit_withdrawals),
+    };
+    if used.checked_add(amount).is_none_or(|t| t > limit) {
+        return Err(PegError::DailyLimit {
+            used,
+            amount,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Everything a Mint or Release must prove: limits, an unused id, and M distinct current
+/// members' signatures over exactly this payout.
+pub fn check_payout(
+    peg: &PegConfig,
+    direction: Direction,
+    id: Hash,
+    recipient: Address,
+    amount: Amount,
+    signatures: &[Signature],
+    processed: Option<BlockNumber>,
+) -> Result<(), PegError> {
+    if id.is_zero() {
+        return Err(PegError::ZeroId);
+    }
+    let gross = match direction {
+        Direction::MainToSide => amount,
+        Direction::SideToMain => amount
+            .checked_add(peg.params.peg_out_fee)
+            .unwrap_or(Amount(u128::MAX)),
+    };
+    peg.check_amount(gross)?;
+    if let Some(block) = processed {
+        return Err(PegError::IdUsed { id, block });
+    }
+    let message = PegMessage {
+        domain: peg.domain,
+        direction,
+        id,
+        recipient,
+        amount,
+    };
+    peg.verify_attestation(&message, signatures)
+}
+
+/// The day counters as of a block at `timestamp_ms`.
+pub fn totals_on(totals: Totals, timestamp_ms: u64) -> Totals {
+    let mut t = totals;
+    roll_day(&mut t, timestamp_ms);
+    t
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::crypto::keccak256;
+use sha3::{Digest, Keccak256};
 
 /// A block height.
 pub type BlockNumber = u64;
@@ -66,11 +66,12 @@ impl Address {
     /// EIP-55 mixed-case checksummed hex, `0x`-prefixed.
     pub fn to_checksum(&self) -> String {
         let lower = hex::encode(self.0);
-        let digest = keccak256(lower.as_bytes());
+        // keccak256 directly, not through `crypto`: that module builds on these types.
+        let digest: [u8; 32] = Keccak256::digest(lower.as_bytes()).into();
         let mut out = String::with_capacity(42);
         out.push_str("0x");
         for (i, c) in lower.chars().enumerate() {
-            let nibble = (digest.0[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
+            let nibble = (digest[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
             if c.is_ascii_alphabetic() && nibble >= 8 {
                 out.push(c.to_ascii_uppercase());
             } else {

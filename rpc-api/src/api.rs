@@ -1,23 +1,34 @@
 //! Every RPC method, declared once. The node implements these traits; the wallet, bridge and
 //! tests call the clients jsonrpsee generates from them.
 
+// Only the server side of the `#[subscription]` names it; the client side rewrites it away.
+#[cfg_attr(not(feature = "server"), allow(unused_imports))]
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
-use crate::fee::FeeInfo;
-use crate::network::{PeerInfo, SyncStatus};
-use crate::rpc::types::{
-    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo,
-    PegTransferView, StateDigest, SubmitResult, TxLookup,
+use crate::types::{
+    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, FeeInfo, Health, PeerInfo,
+    PegInfo, PegTransferView, StateDigest, SubmitResult, SyncStatus, TxLookup,
 };
-use crate::types::{Address, BlockNumber, Bytes, Hash};
+use primitives::types::{Address, BlockNumber, Bytes, Hash};
 
 /// Result of an RPC method.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
 
 /// The Twinpeg API, namespace `tp`.
-#[rpc(server, client, namespace = "tp")]
+#[cfg_attr(
+    all(feature = "server", feature = "client"),
+    rpc(server, client, namespace = "tp")
+)]
+#[cfg_attr(
+    all(feature = "server", not(feature = "client")),
+    rpc(server, namespace = "tp")
+)]
+#[cfg_attr(
+    all(feature = "client", not(feature = "server")),
+    rpc(client, namespace = "tp")
+)]
 pub trait TwinpegApi {
     /// Chain id, genesis hash, block time, fee rule, limits, authorities.
     #[method(name = "chainInfo")]
@@ -96,7 +107,18 @@ pub trait TwinpegApi {
 }
 
 /// The read-only Ethereum subset standard tools use, namespace `eth`.
-#[rpc(server, client, namespace = "eth")]
+#[cfg_attr(
+    all(feature = "server", feature = "client"),
+    rpc(server, client, namespace = "eth")
+)]
+#[cfg_attr(
+    all(feature = "server", not(feature = "client")),
+    rpc(server, namespace = "eth")
+)]
+#[cfg_attr(
+    all(feature = "client", not(feature = "server")),
+    rpc(client, namespace = "eth")
+)]
 pub trait EthApi {
     /// The chain id as a hex quantity.
     #[method(name = "chainId")]
@@ -120,7 +142,18 @@ pub trait EthApi {
 }
 
 /// `net_version`, namespace `net`.
-#[rpc(server, client, namespace = "net")]
+#[cfg_attr(
+    all(feature = "server", feature = "client"),
+    rpc(server, client, namespace = "net")
+)]
+#[cfg_attr(
+    all(feature = "server", not(feature = "client")),
+    rpc(server, namespace = "net")
+)]
+#[cfg_attr(
+    all(feature = "client", not(feature = "server")),
+    rpc(client, namespace = "net")
+)]
 pub trait NetApi {
     /// The chain id as a decimal string.
     #[method(name = "version")]

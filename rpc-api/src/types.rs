@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Header, PegEvent, Receipt};
-use crate::crypto::Signature;
-use crate::peg::PegParams;
-use crate::state::Totals;
-use crate::tx::Transaction;
-use crate::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Slot, Weight};
+use primitives::account::Totals;
+use primitives::block::{Header, PegEvent, Receipt};
+use primitives::crypto::Signature;
+use primitives::peg::PegParams;
+use primitives::tx::Transaction;
+use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Slot, Weight};
 
 /// Static facts about the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,4 +286,52 @@ pub struct BlockReceipts {
     pub timestamp_ms: u64,
     /// One per transaction.
     pub receipts: Vec<Receipt>,
+}
+
+/// Fee parameters and state a client needs to price a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum FeeInfo {
+    /// mainchain: fee >= min_fee_rate x encoded size.
+    FeeRate {
+        /// Base units per byte.
+        min_fee_rate: Amount,
+    },
+    /// sidechain: base fee per unit of weight (burned) + tip.
+    BaseFee {
+        /// Base fee per unit of weight the next block will charge.
+        base_fee: Amount,
+        /// The floor of the base fee.
+        min_base_fee: Amount,
+        /// Suggested max_fee per unit of weight (2 x base fee + suggested tip).
+        suggested_max_fee: Amount,
+        /// Suggested max_tip per unit of weight.
+        suggested_max_tip: Amount,
+    },
+}
+
+/// A connected peer, as `tp_peers` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+    /// Our score of it (0 is neutral; at -100 it is banned).
+    pub score: i32,
+    /// Its head height, when known.
+    pub head: Option<BlockNumber>,
+}
+
+/// Sync status, as `tp_syncStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// Our head height.
+    pub head: BlockNumber,
+    /// The highest head a peer reported.
+    pub best_peer_head: Option<BlockNumber>,
+    /// Whether we are behind a peer.
+    pub syncing: bool,
+    /// Connected peers.
+    pub peers: usize,
 }

@@ -1,9 +1,8 @@
-//! Plain HTTP beside JSON-RPC on the same port: `GET /health` and `GET /metrics` here, and a
-//! layer that serves any set of `GET` paths (the bridge member adds `/status` with it).
+//! Plain HTTP beside JSON-RPC on the same port: a layer that serves a set of `GET` paths
+//! (a node's `/health` and `/metrics`, a member's `/status` too) before JSON-RPC sees them.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
@@ -11,7 +10,6 @@ use serde::Serialize;
 use tower::{Layer, Service};
 
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
-use crate::node::Chain;
 
 /// The `GET` paths a server answers itself instead of passing them to JSON-RPC.
 pub trait GetRoutes {
@@ -101,27 +99,4 @@ pub fn json_response<T: Serialize>(value: &T) -> HttpResponse {
 /// `200 OK` with a Prometheus text exposition (`GET /metrics`).
 pub fn metrics_response(exposition: String) -> HttpResponse {
     response(http::StatusCode::OK, OPENMETRICS_CONTENT_TYPE, exposition)
-}
-
-/// A node's `GET /health` and `GET /metrics`.
-#[derive(Debug, Clone)]
-pub struct NodeRoutes {
-    chain: Arc<Chain>,
-}
-
-impl NodeRoutes {
-    /// For this chain.
-    pub fn new(chain: Arc<Chain>) -> Self {
-        Self { chain }
-    }
-}
-
-impl GetRoutes for NodeRoutes {
-    fn get(&self, path: &str) -> Option<HttpResponse> {
-        match path {
-            "/health" => Some(json_response(&crate::rpc::server::health(&self.chain))),
-            "/metrics" => Some(metrics_response(self.chain.metrics.encode())),
-            _ => None,
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The Twinpeg sidechain node: the scaling chain: 1 s blocks, EIP-1559 style base fee burned plus tip, Mint/Burn with the peg.
 
-use chain::peg::PegRole;
 use chain::rules::{ChainRules, FeeRuleKind};
+use primitives::peg::PegRole;
 
 /// The sidechain's rules, handed to the shared engine.
 pub fn rules() -> ChainRules {

@@ -10,19 +10,19 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chain::block::Receipt;
-use chain::crypto::SecretKey;
-use chain::fee::FeeInfo;
-use chain::genesis::{FeeParams, Genesis, GenesisAccount};
-use chain::peg::PegParams;
-use chain::rpc::types::{BlockSummary, TxLookup, TxStatus, TxView};
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use parity_scale_codec::Encode;
+use primitives::block::Receipt;
+use primitives::crypto::SecretKey;
+use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
+use primitives::peg::PegParams;
+use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes};
 use process::{spawn_serving, NodeEndpoints};
+use rpc_api::types::FeeInfo;
+use rpc_api::types::{BlockSummary, TxLookup, TxStatus, TxView};
+use rpc_api::TwinpegApiClient;
 
 /// Generous deadline for anything a loaded 2-core machine must eventually do.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -130,7 +130,7 @@ pub fn test_peg(members: &[Address], threshold: u32) -> PegParams {
         )
         .map(|k| k.address())
         .unwrap_or_default(),
-        counterpart_genesis: chain::types::Hash::ZERO,
+        counterpart_genesis: primitives::types::Hash::ZERO,
     }
 }
 
@@ -148,7 +148,7 @@ pub fn pegged_geneses(
     side.accounts.clear();
     main.peg = Some(peg.clone());
     side.peg = Some(peg);
-    chain::peg::link_geneses(&mut main, &mut side);
+    primitives::genesis::link_geneses(&mut main, &mut side);
     (main, side)
 }
 
@@ -230,7 +230,7 @@ impl TestNode {
         let genesis_path = dir.path().join("genesis.toml");
         std::fs::write(&genesis_path, toml::to_string(genesis)?)?;
         if let Some(k) = &authority {
-            chain::node::write_key_file(&dir.path().join("authority.key"), k)?;
+            p2p::write_key_file(&dir.path().join("authority.key"), k)?;
         }
         let out = Command::new(bin(kind.binary()))
             .args(["init", "--genesis"])
@@ -407,7 +407,7 @@ pub fn signed_raw(key: &SecretKey, chain_id: u64, nonce: u64, fee: Fee, kind: Tx
 }
 
 /// Waits until `h` is in a block (success or failure) and returns its lookup.
-pub async fn wait_included(c: &HttpClient, h: chain::types::Hash) -> Result<TxLookup> {
+pub async fn wait_included(c: &HttpClient, h: primitives::types::Hash) -> Result<TxLookup> {
     eventually(&format!("inclusion of {h}"), || async {
         c.transaction(h)
             .await

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use chain::crypto::SecretKey;
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::tx::{Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes, Hash};
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
 use twinpeg_e2e::{
     bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, TestNode,
@@ -50,7 +50,7 @@ struct Member {
 impl Member {
     fn new(key: SecretKey, main: &TestNode, side: &TestNode) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bridge").tempdir()?;
-        chain::node::write_key_file(&dir.path().join("member.key"), &key)?;
+        p2p::write_key_file(&dir.path().join("member.key"), &key)?;
         Ok(Self {
             dir,
             key,
@@ -559,9 +559,9 @@ async fn a_hostile_gossip_peer_is_refused_and_disconnected_while_transfers_are_p
     let topic = bridge::network::topic(&domain);
     // Garbage, a stranger's well-formed bundle, and a member's name on a stranger's signature.
     let stranger = SecretKey::random();
-    let message = chain::peg::PegMessage {
+    let message = primitives::peg::PegMessage {
         domain,
-        direction: chain::peg::Direction::MainToSide,
+        direction: primitives::peg::Direction::MainToSide,
         id: Hash([7; 32]),
         recipient: stranger.address(),
         amount: Amount::coins(50),
@@ -847,9 +847,9 @@ async fn a_stranger_replaying_a_real_bundle_1000_times_a_second_does_not_delay_d
     else {
         unreachable!("matched a Mint above")
     };
-    let message = chain::peg::PegMessage {
+    let message = primitives::peg::PegMessage {
         domain,
-        direction: chain::peg::Direction::MainToSide,
+        direction: primitives::peg::Direction::MainToSide,
         id,
         recipient,
         amount,
@@ -863,7 +863,7 @@ async fn a_stranger_replaying_a_real_bundle_1000_times_a_second_does_not_delay_d
             message,
             signature: signatures[0],
         }],
-        sent_ms: chain::producer::now_ms(),
+        sent_ms: service::clock::now_ms(),
     };
 
     let before: Vec<String> = net
@@ -966,7 +966,7 @@ fn lock_designated_to(
     key: &SecretKey,
     chain_id: u64,
     nonce: u64,
-    fee: &chain::tx::Fee,
+    fee: &primitives::tx::Fee,
     recipient: Address,
     member: u64,
     n: u64,
@@ -1078,9 +1078,9 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
     let domain = pc.peg_info().await.expect("peg info").domain;
     let other = SecretKey::random();
     for (nonce, (id, amount)) in deposits[..2].iter().enumerate() {
-        let message = chain::peg::PegMessage {
+        let message = primitives::peg::PegMessage {
             domain,
-            direction: chain::peg::Direction::MainToSide,
+            direction: primitives::peg::Direction::MainToSide,
             id: *id,
             recipient,
             amount: *amount,
@@ -1092,7 +1092,7 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
         let mint = Transaction {
             chain_id: net.side_id,
             nonce: nonce as u64,
-            fee: chain::tx::Fee::Dynamic {
+            fee: primitives::tx::Fee::Dynamic {
                 max_fee: Amount(0),
                 max_tip: Amount(0),
             },

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chain::config::NodeConfig;
-use chain::genesis::Genesis;
+use primitives::genesis::Genesis;
 
 fn deploy(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -10,11 +10,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chain::rpc::TwinpegApiClient;
-use chain::types::Address;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use primitives::types::Address;
+use rpc_api::TwinpegApiClient;
 use serde_json::Value;
 use twinpeg_e2e::{bin, eventually_within, wallet_command};
 

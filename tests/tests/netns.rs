@@ -7,13 +7,13 @@
 
 use std::process::{Child, Command};
 
-use chain::crypto::SecretKey;
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes, Hash};
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::tx::{Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes, Hash};
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::netns::{Host, Lan};
 use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
 use twinpeg_e2e::{
@@ -147,7 +147,7 @@ impl Member {
             .tempdir()
             .expect("dir");
         let key_file = dir.path().join("member.key");
-        chain::node::write_key_file(&key_file, key).expect("key");
+        p2p::write_key_file(&key_file, key).expect("key");
         let data = dir.path().join("data");
         let mut t = member_config(&data, &key_file, &main.http, &side.http, boot);
         let s = |v: String| toml::Value::String(v);

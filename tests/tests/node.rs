@@ -3,19 +3,19 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use chain::crypto::SecretKey;
-use chain::rpc::types::{SubmitResult, TxStatus};
-use chain::rpc::{EthApiClient, NetApiClient, TwinpegApiClient};
-use chain::tx::Fee;
-use chain::types::{Amount, Bytes, Hash};
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::http_client::HttpClient;
+use primitives::crypto::SecretKey;
+use primitives::tx::Fee;
+use primitives::types::{Amount, Bytes, Hash};
+use rpc_api::types::{SubmitResult, TxStatus};
+use rpc_api::{EthApiClient, NetApiClient, TwinpegApiClient};
 use twinpeg_e2e::{
     dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
     TestNode,
 };
 
-async fn wait_included(c: &HttpClient, hash: Hash) -> chain::rpc::types::TxLookup {
+async fn wait_included(c: &HttpClient, hash: Hash) -> rpc_api::types::TxLookup {
     eventually(&format!("inclusion of {hash}"), || async {
         c.transaction(hash)
             .await

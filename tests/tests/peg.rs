@@ -1,12 +1,12 @@
 //! End-to-end: the peg's on-chain rules on real pegged nodes, with the test holding the
 //! federation's keys (the member processes are exercised in bridge.rs).
 
-use chain::crypto::{SecretKey, Signature};
-use chain::peg::{Direction, PegMessage};
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, TxKind};
-use chain::types::{Address, Amount, Hash};
+use primitives::crypto::{SecretKey, Signature};
+use primitives::peg::{Direction, PegMessage};
+use primitives::tx::{Fee, TxKind};
+use primitives::types::{Address, Amount, Hash};
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
     dev_key, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_peg, transfer, wait_included,
     ChainKind, TestNode,
@@ -28,7 +28,7 @@ fn start() -> Net {
     let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
     let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
     let side = TestNode::start(ChainKind::Side, &sg, Some(sa)).expect("side starts");
-    let domain = chain::peg::domain(&mg.base_hash(), &sg.base_hash());
+    let domain = primitives::peg::domain(&mg.base_hash(), &sg.base_hash());
     Net {
         main,
         side,
@@ -124,7 +124,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
     m.direction = Direction::SideToMain;
     others.push(m);
     let mut m = msg.clone();
-    m.domain = chain::crypto::keccak256(b"another bridge");
+    m.domain = primitives::crypto::keccak256(b"another bridge");
     others.push(m);
     for other in others {
         let e = sc
@@ -565,9 +565,9 @@ async fn a_payout_gets_into_a_pool_others_filled() {
     let recipient = SecretKey::random().address();
     let amount = Amount::coins(2);
     let msg = PegMessage {
-        domain: chain::peg::domain(&mg.base_hash(), &sg.base_hash()),
+        domain: primitives::peg::domain(&mg.base_hash(), &sg.base_hash()),
         direction: Direction::SideToMain,
-        id: chain::crypto::keccak256(b"a burn on the sidechain"),
+        id: primitives::crypto::keccak256(b"a burn on the sidechain"),
         recipient,
         amount,
     };

@@ -2,14 +2,14 @@
 //! replay from genesis gives, balances and processed peg ids alike, so a paid deposit can never
 //! be paid twice.
 
-use chain::crypto::{SecretKey, Signature};
-use chain::peg::{Direction, PegMessage};
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Fee, TxKind};
-use chain::types::Address;
-use chain::types::Amount;
 use jsonrpsee::http_client::HttpClient;
+use primitives::crypto::{SecretKey, Signature};
+use primitives::peg::{Direction, PegMessage};
+use primitives::tx::{Fee, TxKind};
+use primitives::types::Address;
+use primitives::types::Amount;
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
     dev_key, eventually, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_genesis, test_peg,
     transfer, wait_included, ChainKind, TestNode,
@@ -33,7 +33,7 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
     let addrs: Vec<Address> = members.iter().map(|k| k.address()).collect();
     let (ma, sa) = (SecretKey::random(), SecretKey::random());
     let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
-    let domain = chain::peg::domain(&mg.base_hash(), &sg.base_hash());
+    let domain = primitives::peg::domain(&mg.base_hash(), &sg.base_hash());
     let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
     // The follower never restarts; the producer dials it, so they meet again after each
     // restart (the producer's ports change).

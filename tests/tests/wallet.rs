@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use chain::crypto::SecretKey;
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, Amount};
+use primitives::crypto::SecretKey;
+use primitives::types::{Address, Amount};
+use rpc_api::TwinpegApiClient;
 use serde_json::Value;
 use twinpeg_e2e::{
     dev_key, eventually, pegged_geneses, test_genesis, test_peg, wallet_command, ChainKind,
@@ -283,7 +283,8 @@ async fn a_transfer_on_each_chain_through_the_cli() {
     ]);
     assert_eq!(b["nonce"], 2);
     assert_eq!(b["status"], "success");
-    let async_hash: chain::types::Hash = a["hash"].as_str().expect("hash").parse().expect("hash");
+    let async_hash: primitives::types::Hash =
+        a["hash"].as_str().expect("hash").parse().expect("hash");
     eventually("the --async transfer included", || async {
         sc.transaction(async_hash)
             .await
@@ -464,7 +465,7 @@ fn pegged(
     main_authority: Address,
     side_authority: Address,
     main_ms: u64,
-) -> (chain::genesis::Genesis, chain::genesis::Genesis) {
+) -> (primitives::genesis::Genesis, primitives::genesis::Genesis) {
     let members: Vec<Address> = (0..3).map(|_| SecretKey::random().address()).collect();
     pegged_geneses(
         main_authority,
@@ -488,7 +489,7 @@ async fn a_deposit_with_async_needs_no_sidechain_node() {
     let d = w.json(&["deposit", "--from", "dev0", "2", "--async"]);
     assert_eq!(d["direction"], "deposit", "{d}");
     assert_eq!(d["state"], "pending", "{d}");
-    let id: chain::types::Hash = d["id"].as_str().expect("id").parse().expect("hash");
+    let id: primitives::types::Hash = d["id"].as_str().expect("id").parse().expect("hash");
     let mc = main.client();
     eventually("the Lock included", || async {
         mc.transaction(id)
@@ -526,7 +527,7 @@ async fn a_transfer_no_node_knows_is_reported_unknown_and_resent() {
         b["id"].as_str().expect("id").to_string(),
     );
     for id in [&a, &b] {
-        let h: chain::types::Hash = id.parse().expect("hash");
+        let h: primitives::types::Hash = id.parse().expect("hash");
         let t = mc.transaction(h).await.expect("lookup").expect("known");
         assert!(
             t.block_number.is_none(),
@@ -569,7 +570,7 @@ async fn a_transfer_no_node_knows_is_reported_unknown_and_resent() {
     assert_eq!(r["result"], "accepted", "{r}");
     let r = w.json(&["resend", &a]);
     assert_eq!(r["result"], "already_known", "{r}");
-    let ah: chain::types::Hash = a.parse().expect("hash");
+    let ah: primitives::types::Hash = a.parse().expect("hash");
     eventually("the resent Lock included", || async {
         mc.transaction(ah)
             .await
@@ -589,7 +590,7 @@ async fn a_transfer_no_node_knows_is_reported_unknown_and_resent() {
     assert_eq!(r.code, 6, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.json()["error"]["kind"], "peg_timeout", "{}", r.stdout);
     assert!(r.stderr.contains("resent"), "{}", r.stderr);
-    let bh: chain::types::Hash = b.parse().expect("hash");
+    let bh: primitives::types::Hash = b.parse().expect("hash");
     let t = mc.transaction(bh).await.expect("lookup").expect("known");
     assert!(t.block_number.is_some(), "{t:?}");
 

@@ -1,6 +1,6 @@
 //! Amounts on the command line: decimal coins (`1.5`) by default, base units with `--raw`.
 
-use chain::types::Amount;
+use primitives::types::Amount;
 
 /// Why an amount given on the command line is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

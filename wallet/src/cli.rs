@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::keystore::DEFAULT_SCRYPT_LOG_N;
 use crate::settings::ChainSel;
+use keystore::DEFAULT_SCRYPT_LOG_N;
 
 /// The Twinpeg wallet: keys, balances and transfers on the mainchain and the sidechain.
 #[derive(Debug, Parser)]

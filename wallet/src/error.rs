@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use chain::types::Amount;
+use primitives::types::Amount;
 
 use crate::amount::AmountError;
-use crate::keystore::KeystoreError;
 use crate::settings::ChainSel;
+use keystore::KeystoreError;
 
 /// Result of a wallet operation.
 pub type Result<T, E = WalletError> = std::result::Result<T, E>;
@@ -145,7 +145,7 @@ pub enum WalletError {
         /// Which chain.
         chain: ChainSel,
         /// The sender.
-        address: chain::types::Address,
+        address: primitives::types::Address,
         /// What it has.
         balance: Amount,
         /// What the transaction may cost.
@@ -160,7 +160,7 @@ pub enum WalletError {
         /// Which chain.
         chain: ChainSel,
         /// The hash.
-        hash: chain::types::Hash,
+        hash: primitives::types::Hash,
         /// The deadline.
         secs: u64,
     },
@@ -176,7 +176,7 @@ pub enum WalletError {
     #[error("transfer {id} not paid out within {secs} s (last state: {state}); follow it with `wallet status {id} --wait`")]
     PegTimeout {
         /// The transfer id.
-        id: chain::types::Hash,
+        id: primitives::types::Hash,
         /// The deadline.
         secs: u64,
         /// Where it stood.
@@ -188,7 +188,7 @@ pub enum WalletError {
         /// Which chain.
         chain: ChainSel,
         /// The hash.
-        hash: chain::types::Hash,
+        hash: primitives::types::Hash,
         /// The block height.
         block: u64,
         /// The failure reason.
@@ -198,7 +198,7 @@ pub enum WalletError {
     #[error("transaction {hash} is not known to the {chains} node")]
     TxNotFound {
         /// The hash.
-        hash: chain::types::Hash,
+        hash: primitives::types::Hash,
         /// The chains asked, e.g. `mainchain or sidechain`.
         chains: String,
     },
@@ -206,7 +206,7 @@ pub enum WalletError {
     #[error("transaction {hash} was sent by this wallet, but the {chain} node at {url} does not know it (it is in no block and not in its pool): resend it with `wallet resend {hash}`")]
     TxUnknown {
         /// The hash.
-        hash: chain::types::Hash,
+        hash: primitives::types::Hash,
         /// The chain it was sent to.
         chain: ChainSel,
         /// The endpoint asked.
@@ -216,7 +216,7 @@ pub enum WalletError {
     #[error("transaction {hash} is not in this wallet's record of sent transactions ({}): only what this wallet sent can be resent", path.display())]
     NotInRecord {
         /// The hash.
-        hash: chain::types::Hash,
+        hash: primitives::types::Hash,
         /// The record file.
         path: PathBuf,
     },

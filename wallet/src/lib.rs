@@ -9,7 +9,6 @@ pub mod amount;
 pub mod cli;
 pub mod commands;
 pub mod error;
-pub mod keystore;
 pub mod node;
 pub mod password;
 pub mod record;
@@ -19,18 +18,18 @@ pub mod settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chain::crypto::SecretKey;
-use chain::types::Address;
+use primitives::crypto::SecretKey;
+use primitives::types::Address;
 use serde::Serialize;
 
 pub use error::{Result, WalletError};
 
 use crate::cli::{Cli, Command};
-use crate::keystore::{DirError, Keystore};
 use crate::node::Node;
 use crate::password::PasswordSource;
 use crate::record::SentRecord;
 use crate::settings::{ChainSel, Overrides, Settings};
+use keystore::{DirError, Keystore};
 
 /// What a command produced: its `--json` value and its human-readable text.
 #[derive(Debug, Clone, PartialEq)]

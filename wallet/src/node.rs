@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use chain::fee::FeeInfo;
-use chain::rpc::types::{AccountView, BlockView, ChainInfo, TxLookup};
-use chain::rpc::TwinpegApiClient;
-use chain::types::{Address, BlockNumber, Bytes, Hash};
 use jsonrpsee::core::client::Error as ClientError;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use primitives::types::{Address, BlockNumber, Bytes, Hash};
+use rpc_api::types::FeeInfo;
+use rpc_api::types::{AccountView, BlockView, ChainInfo, TxLookup};
+use rpc_api::TwinpegApiClient;
 
 use crate::error::{Result, WalletError};
 use crate::settings::ChainSel;
@@ -110,12 +110,12 @@ impl Node {
     }
 
     /// The peg as this chain sees it.
-    pub async fn peg_info(&self) -> Result<chain::rpc::types::PegInfo> {
+    pub async fn peg_info(&self) -> Result<rpc_api::types::PegInfo> {
         self.client.peg_info().await.map_err(|e| self.read_error(e))
     }
 
     /// What this chain knows of a peg transfer.
-    pub async fn peg_transfer(&self, id: Hash) -> Result<chain::rpc::types::PegTransferView> {
+    pub async fn peg_transfer(&self, id: Hash) -> Result<rpc_api::types::PegTransferView> {
         self.client
             .peg_transfer(id)
             .await

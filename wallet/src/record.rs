@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chain::tx::{SignedTransaction, TxKind};
-use chain::types::{Address, Bytes, Hash, Nonce};
 use parity_scale_codec::Encode;
+use primitives::tx::{SignedTransaction, TxKind};
+use primitives::types::{Address, Bytes, Hash, Nonce};
 use redb::{Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -170,9 +170,9 @@ impl SentRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chain::crypto::SecretKey;
-    use chain::tx::{Fee, Transaction};
-    use chain::types::Amount;
+    use primitives::crypto::SecretKey;
+    use primitives::tx::{Fee, Transaction};
+    use primitives::types::Amount;
 
     #[test]
     fn what_was_put_is_read_back_and_removed() {

@@ -7,12 +7,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use chain::crypto::SecretKey;
-use chain::fee::FeeInfo;
-use chain::rpc::types::{TxLookup, TxStatus};
-use chain::tx::{Fee, SignedTransaction, Transaction, TxKind};
-use chain::types::{Amount, Bytes, Hash, Nonce};
 use parity_scale_codec::Encode;
+use primitives::crypto::SecretKey;
+use primitives::tx::{Fee, SignedTransaction, Transaction, TxKind};
+use primitives::types::{Amount, Bytes, Hash, Nonce};
+use rpc_api::types::FeeInfo;
+use rpc_api::types::{TxLookup, TxStatus};
 
 use crate::amount::parse_base_units;
 use crate::cli::FeeArgs;

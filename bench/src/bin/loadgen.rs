@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bench::loadgen::{self, LoadConfig};
-use chain::rpc::types::TxStatus;
-use chain::rpc::TwinpegApiClient;
-use chain::tx::{Transaction, TxKind};
-use chain::types::{Address, Amount, Bytes};
 use clap::Parser;
 use jsonrpsee::http_client::HttpClientBuilder;
 use parity_scale_codec::Encode;
+use primitives::tx::{Transaction, TxKind};
+use primitives::types::{Address, Amount, Bytes};
+use rpc_api::types::TxStatus;
+use rpc_api::TwinpegApiClient;
 
 /// Sends pre-signed transfers from deterministic sender keys and reports committed tx/s.
 #[derive(Debug, Parser)]
@@ -52,7 +52,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let fee = loadgen::generous_fee(&client.fee_info().await?);
     let senders = loadgen::sender_keys(&a.seed, a.senders);
     if let Some(i) = a.fund_from_dev {
-        let dev = chain::dev::dev_key(i)?;
+        let dev = primitives::dev::dev_key(i)?;
         let nonce = client.account(dev.address()).await?.pending_nonce;
         let mut last = None;
         for (n, s) in senders.iter().enumerate() {

@@ -9,55 +9,34 @@
 
 pub mod codec;
 
+pub use p2p::{
+    build_tcp_swarm, gossipsub_config, ListenAddrs, NetworkError, PeerScores, Redial, BAN_SCORE,
+};
+
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
-use libp2p::gossipsub::{
-    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
-};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, Multiaddr, PeerId, StreamProtocol, Swarm};
 use parity_scale_codec::{DecodeAll, Encode};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::block::Block;
 use crate::driver::{DriverHandle, ImportOutcome, Publisher};
 use crate::mempool::Rejection;
 use crate::node::Chain;
-use crate::tx::{RecoveredTx, SignedTransaction};
-use crate::types::{BlockNumber, Hash};
 use codec::{SyncCodec, SyncRequest, SyncResponse};
-
-/// Errors starting the network.
-#[derive(Debug, thiserror::Error)]
-pub enum NetworkError {
-    /// The p2p key file.
-    #[error("p2p key {path}: {reason}")]
-    Key {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Building the transport or behaviour.
-    #[error("building the libp2p swarm: {0}")]
-    Build(String),
-    /// Listening failed.
-    #[error("listening on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
-}
+use primitives::block::Block;
+use primitives::tx::{RecoveredTx, SignedTransaction};
+use primitives::types::{BlockNumber, Hash};
+use rpc_api::types::PeerInfo;
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -85,73 +64,6 @@ pub mod penalty {
     pub const REFUSED_TXS: i32 = 10;
     /// A peer of another chain.
     pub const WRONG_CHAIN: i32 = 1000;
-}
-
-/// A peer is banned once its score falls to this.
-pub const BAN_SCORE: i32 = -100;
-
-/// Misbehaviour scores and bans by peer id, shared by the nodes' and the bridge members'
-/// networks: each offence lowers a peer's score, and a peer at or below [`BAN_SCORE`] is
-/// banned for the ban duration (every further offence restarts it). Time is passed in, so
-/// the rules are tested without a runtime.
-#[derive(Debug, Clone)]
-pub struct PeerScores {
-    scores: HashMap<PeerId, i32>,
-    banned: HashMap<PeerId, Instant>,
-    ban_duration: Duration,
-}
-
-impl PeerScores {
-    /// No scores yet; bans last `ban_duration`.
-    pub fn new(ban_duration: Duration) -> Self {
-        Self {
-            scores: HashMap::new(),
-            banned: HashMap::new(),
-            ban_duration,
-        }
-    }
-
-    /// Lowers `peer`'s score by `points`; returns whether it is banned from `now` on (the
-    /// caller then disconnects it).
-    pub fn penalize(&mut self, peer: PeerId, points: i32, now: Instant) -> bool {
-        let score = self.scores.entry(peer).or_insert(0);
-        *score = score.saturating_sub(points);
-        if *score <= BAN_SCORE {
-            self.banned.insert(peer, now + self.ban_duration);
-            return true;
-        }
-        false
-    }
-
-    /// The peer's score (0 is neutral).
-    pub fn score(&self, peer: &PeerId) -> i32 {
-        self.scores.get(peer).copied().unwrap_or(0)
-    }
-
-    /// Whether `peer` is banned at `now`.
-    pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
-        self.banned.get(peer).is_some_and(|until| *until > now)
-    }
-
-    /// Forgets the bans over by `now`, with those peers' scores (a fresh start); returns them.
-    pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
-        let expired: Vec<PeerId> = self
-            .banned
-            .iter()
-            .filter(|(_, u)| **u <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in &expired {
-            self.banned.remove(p);
-            self.scores.remove(p);
-        }
-        expired
-    }
-
-    /// How long a ban lasts.
-    pub fn ban_duration(&self) -> Duration {
-        self.ban_duration
-    }
 }
 
 /// Blocks per sync response.
@@ -221,175 +133,6 @@ pub fn build_swarm(
             .map_err(|e| build(e.to_string()))?;
     }
     Ok(swarm)
-}
-
-/// Gossipsub settings every Twinpeg swarm uses: strict signing, messages held until the
-/// application validates them, and ids by content hash so one payload relayed by several
-/// peers is one message.
-pub fn gossipsub_config(max_transmit_size: usize) -> Result<gossipsub::Config, NetworkError> {
-    gossipsub::ConfigBuilder::default()
-        .max_transmit_size(max_transmit_size)
-        .validation_mode(ValidationMode::Strict)
-        .validate_messages()
-        .heartbeat_interval(Duration::from_millis(500))
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(crate::crypto::keccak256(&m.data).0.to_vec())
-        })
-        .build()
-        .map_err(|e| NetworkError::Build(e.to_string()))
-}
-
-/// Builds a tokio swarm over TCP (no Nagle delay), noise and yamux, with DNS resolution of
-/// `/dns4`, `/dns6` and `/dns` addresses through the system resolver (so peers can be named
-/// by host name, e.g. a compose service), running the behaviour `behaviour` makes from the
-/// identity key.
-pub fn build_tcp_swarm<B: NetworkBehaviour>(
-    keypair: Keypair,
-    behaviour: impl FnOnce(&Keypair) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
-) -> Result<Swarm<B>, NetworkError> {
-    let build = |e: String| NetworkError::Build(e);
-    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build(e.to_string()))?
-        .with_dns()
-        .map_err(|e| build(format!("reading the system DNS configuration: {e}")))?
-        .with_behaviour(behaviour)
-        .map_err(|e| build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build())
-}
-
-/// The addresses a swarm listens on: recorded by its event loop, read through its handle.
-#[derive(Debug, Clone, Default)]
-pub struct ListenAddrs(Arc<Mutex<Vec<Multiaddr>>>);
-
-impl ListenAddrs {
-    /// Records an address the swarm reported listening on.
-    pub fn push(&self, address: Multiaddr) {
-        if let Ok(mut l) = self.0.lock() {
-            l.push(address);
-        }
-    }
-
-    /// The addresses so far, each with `/p2p/<peer_id>` appended so others can dial it as is.
-    pub fn with_peer_id(&self, peer_id: PeerId) -> Vec<Multiaddr> {
-        let addrs = self.0.lock().map(|l| l.clone()).unwrap_or_default();
-        addrs
-            .into_iter()
-            .map(|a| a.with(libp2p::multiaddr::Protocol::P2p(peer_id)))
-            .collect()
-    }
-
-    /// [`Self::with_peer_id`] once there is one: an address is known only after the listener
-    /// is up, which takes a moment after start. Empty if none comes within 5 s.
-    pub async fn wait_with_peer_id(&self, peer_id: PeerId) -> Vec<Multiaddr> {
-        for _ in 0..200 {
-            let addrs = self.with_peer_id(peer_id);
-            if !addrs.is_empty() {
-                return addrs;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Vec::new()
-    }
-}
-
-/// A bootstrap address, redialed with exponential backoff while it is not connected.
-#[derive(Debug, Clone)]
-pub struct Redial {
-    /// The address.
-    pub addr: Multiaddr,
-    next: Instant,
-    delay: Duration,
-    first_delay: Duration,
-    max_delay: Duration,
-}
-
-impl Redial {
-    /// Due at once; then waits `first_delay`, doubling each time up to `max_delay`.
-    pub fn new(addr: Multiaddr, first_delay: Duration, max_delay: Duration) -> Self {
-        Self {
-            addr,
-            next: Instant::now(),
-            delay: first_delay,
-            first_delay,
-            max_delay,
-        }
-    }
-
-    /// The peer the address names (`/p2p/<id>`), if it names one.
-    pub fn peer_id(&self) -> Option<PeerId> {
-        self.addr.iter().find_map(|p| match p {
-            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-            _ => None,
-        })
-    }
-
-    /// Whether to dial now, given whether the peer is `connected`. A dial moves the next one
-    /// back by the current delay and doubles it; a connection resets the delay.
-    pub fn due(&mut self, connected: bool, now: Instant) -> bool {
-        if connected {
-            self.delay = self.first_delay;
-            return false;
-        }
-        if self.next > now {
-            return false;
-        }
-        self.next = now + self.delay;
-        self.delay = (self.delay * 2).min(self.max_delay);
-        true
-    }
-}
-
-/// Loads the node's persistent p2p identity, creating it (mode 0600) on first run.
-pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, NetworkError> {
-    let err = |reason: String| NetworkError::Key {
-        path: path.display().to_string(),
-        reason,
-    };
-    if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let text = text.trim();
-        let mut bytes =
-            hex::decode(text.strip_prefix("0x").unwrap_or(text)).map_err(|e| err(e.to_string()))?;
-        return Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| err(e.to_string()));
-    }
-    let secret = crate::crypto::SecretKey::random();
-    crate::node::write_key_file(path, &secret).map_err(|e| err(e.to_string()))?;
-    let mut bytes =
-        hex::decode(secret.to_hex().trim_start_matches("0x")).map_err(|e| err(e.to_string()))?;
-    Keypair::ed25519_from_bytes(&mut bytes).map_err(|e| err(e.to_string()))
-}
-
-/// A connected peer, as `tp_peers` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerInfo {
-    /// libp2p peer id.
-    pub peer_id: String,
-    /// Remote address.
-    pub address: String,
-    /// Our score of it (0 is neutral; at -100 it is banned).
-    pub score: i32,
-    /// Its head height, when known.
-    pub head: Option<BlockNumber>,
-}
-
-/// Sync status, as `tp_syncStatus` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncStatus {
-    /// Our head height.
-    pub head: BlockNumber,
-    /// The highest head a peer reported.
-    pub best_peer_head: Option<BlockNumber>,
-    /// Whether we are behind a peer.
-    pub syncing: bool,
-    /// Connected peers.
-    pub peers: usize,
 }
 
 enum Command {

@@ -1,8 +1,4 @@
-//! JSON-RPC 2.0 over HTTP and WebSocket: the API declared once, its server, and `/health` + `/metrics`.
+//! The node's JSON-RPC 2.0 server over HTTP and WebSocket (the API itself is declared once in
+//! `rpc-api`), with `GET /health` and `GET /metrics` beside it.
 
-pub mod api;
-pub mod http;
 pub mod server;
-pub mod types;
-
-pub use api::{EthApiClient, NetApiClient, TwinpegApiClient};

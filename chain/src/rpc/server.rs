@@ -4,62 +4,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::core::{async_trait, SubscriptionResult};
-use jsonrpsee::server::{BatchRequestConfig, PendingSubscriptionSink, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpResponse, PendingSubscriptionSink, ServerConfig, ServerHandle,
+};
 use jsonrpsee::types::ErrorObjectOwned;
 use rayon::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::block::PegEvent;
 use crate::config::NodeConfig;
-use crate::fee::FeeInfo;
 use crate::mempool::Rejection;
-use crate::network::{PeerInfo, SyncStatus};
 use crate::node::{Chain, NodeError};
-use crate::peg::PegError;
-use crate::rpc::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
-use crate::rpc::http::{GetRoutesLayer, NodeRoutes};
-use crate::rpc::types::{
+use crate::store::{StoreError, StoredBlock};
+use primitives::block::PegEvent;
+use primitives::peg::PegError;
+use primitives::tx::{RecoveredTx, SignedTransaction};
+use primitives::types::Amount;
+use primitives::types::{to_quantity, Address, BlockNumber, Bytes, Hash};
+use rpc_api::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
+use rpc_api::codes;
+use rpc_api::types::FeeInfo;
+use rpc_api::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo, PegPayout,
     PegSource, PegTransferView, StateDigest, SubmitResult, TxError, TxLookup, TxStatus, TxView,
 };
-use crate::store::{StoreError, StoredBlock};
-use crate::tx::{RecoveredTx, SignedTransaction};
-use crate::types::Amount;
-use crate::types::{to_quantity, Address, BlockNumber, Bytes, Hash};
-
-/// JSON-RPC error codes beyond the standard ones; each refusal has its own.
-pub mod codes {
-    /// Undecodable or oversized transaction.
-    pub const MALFORMED_TX: i32 = -32010;
-    /// Signature does not recover.
-    pub const BAD_SIGNATURE: i32 = -32011;
-    /// Transaction for another chain.
-    pub const WRONG_CHAIN: i32 = -32012;
-    /// Nonce already used.
-    pub const NONCE_TOO_LOW: i32 = -32013;
-    /// Nonce too far ahead.
-    pub const NONCE_TOO_HIGH: i32 = -32014;
-    /// Balance below amount + fee, or the sum overflows.
-    pub const INSUFFICIENT_FUNDS: i32 = -32015;
-    /// Fee below the rule, or in the wrong form.
-    pub const FEE_TOO_LOW: i32 = -32016;
-    /// Already pooled, or an underpriced replacement.
-    pub const ALREADY_KNOWN: i32 = -32017;
-    /// The pool or the sender's queue is full: retry later.
-    pub const BUSY: i32 = -32005;
-    /// Too many transactions in one call.
-    pub const TOO_MANY: i32 = -32020;
-    /// A block tag or height whose state this node does not keep.
-    pub const STATE_UNAVAILABLE: i32 = -32021;
-    /// Storage failure inside the node.
-    pub const INTERNAL: i32 = -32603;
-    /// A payout whose signatures do not prove M distinct current members signed it.
-    pub const BAD_ATTESTATION: i32 = -32030;
-    /// A peg operation outside the limits, on the wrong chain, or on a chain without a peg.
-    pub const PEG_REFUSED: i32 = -32031;
-    /// A payout of an id that was paid out already (a replay).
-    pub const PEG_ID_USED: i32 = -32032;
-}
+use rpc_api::types::{PeerInfo, SyncStatus};
+use service::http::{json_response, metrics_response, GetRoutes, GetRoutesLayer};
 
 /// The JSON-RPC error code for a refusal.
 pub fn rejection_code(r: &Rejection) -> i32 {
@@ -367,10 +336,12 @@ impl TwinpegApiServer for RpcImpl {
             .fold(0u128, |a, x| a.saturating_add(x.balance.0));
         let tip = self.chain.tip();
         let t = tip.state.totals;
-        let escrow = crate::peg::escrow_address();
+        let escrow = primitives::peg::escrow_address();
         let (escrow, escrow_balance) = match peg.role {
-            crate::peg::PegRole::Main => (Some(escrow), Some(tip.state.account(&escrow).balance)),
-            crate::peg::PegRole::Side => (None, None),
+            primitives::peg::PegRole::Main => {
+                (Some(escrow), Some(tip.state.account(&escrow).balance))
+            }
+            primitives::peg::PegRole::Side => (None, None),
         };
         let supply = Amount(
             genesis_supply
@@ -378,11 +349,11 @@ impl TwinpegApiServer for RpcImpl {
                 .saturating_sub(t.burned_peg.0)
                 .saturating_sub(t.burned_fees.0),
         );
-        let today = crate::execution::totals_on(t, crate::producer::now_ms());
+        let today = primitives::peg::totals_on(t, service::clock::now_ms());
         Ok(PegInfo {
             role: match peg.role {
-                crate::peg::PegRole::Main => "main".into(),
-                crate::peg::PegRole::Side => "side".into(),
+                primitives::peg::PegRole::Main => "main".into(),
+                primitives::peg::PegRole::Side => "side".into(),
             },
             domain: peg.domain,
             params: peg.params.clone(),
@@ -578,7 +549,7 @@ pub fn health(chain: &Chain) -> Health {
         status: "ok".into(),
         chain: chain.rules.name.to_string(),
         head,
-        head_age_ms: crate::producer::now_ms().saturating_sub(ts),
+        head_age_ms: service::clock::now_ms().saturating_sub(ts),
         mempool: chain.mempool().len(),
         authority: chain.authority.is_some(),
     }
@@ -626,4 +597,27 @@ pub async fn start(
         .merge(NetApiServer::into_rpc(rpc))
         .map_err(merge_err)?;
     Ok((addr, server.start(module)))
+}
+
+/// A node's `GET /health` and `GET /metrics`.
+#[derive(Debug, Clone)]
+pub struct NodeRoutes {
+    chain: Arc<Chain>,
+}
+
+impl NodeRoutes {
+    /// For this chain.
+    pub fn new(chain: Arc<Chain>) -> Self {
+        Self { chain }
+    }
+}
+
+impl GetRoutes for NodeRoutes {
+    fn get(&self, path: &str) -> Option<HttpResponse> {
+        match path {
+            "/health" => Some(json_response(&health(&self.chain))),
+            "/metrics" => Some(metrics_response(self.chain.metrics.encode())),
+            _ => None,
+        }
+    }
 }

@@ -295,7 +295,7 @@ async fn collect_info(
     }
     let mut accounts = Vec::new();
     for i in 0..topology.accounts.count {
-        let key = chain::dev::dev_key(i)?;
+        let key = primitives::dev::dev_key(i)?;
         let mut balances = Vec::new();
         for (_, url) in &sections {
             balances.push(
@@ -340,7 +340,7 @@ async fn collect_info(
         daily_limit_withdrawals: p.daily_limit_withdrawals.to_string(),
         peg_out_fee: p.peg_out_fee.to_string(),
         fee_recipient: p.fee_recipient.to_checksum(),
-        escrow: chain::peg::escrow_address().to_checksum(),
+        escrow: primitives::peg::escrow_address().to_checksum(),
     });
     let mut sections = sections.into_iter().map(|(s, _)| s);
     let (Some(mainchain), Some(sidechain)) = (sections.next(), sections.next()) else {

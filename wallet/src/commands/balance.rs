@@ -1,6 +1,6 @@
 //! `wallet balance NAME|ADDRESS`: balance and nonces on both chains, or one with `--chain`.
 
-use chain::types::{Address, Amount, BlockNumber, Nonce};
+use primitives::types::{Address, Amount, BlockNumber, Nonce};
 use serde::Serialize;
 
 use crate::error::Result;

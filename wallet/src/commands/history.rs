@@ -3,8 +3,8 @@
 //! The nodes keep no per-address index, so this scans the last `--blocks` blocks of each chain
 //! (full blocks, a few requests at a time) and looks up the status of each match.
 
-use chain::rpc::types::{BlockView, TxStatus};
-use chain::types::{Address, Amount, BlockNumber, Hash, Nonce};
+use primitives::types::{Address, Amount, BlockNumber, Hash, Nonce};
+use rpc_api::types::{BlockView, TxStatus};
 use serde::Serialize;
 
 use crate::amount::coins;

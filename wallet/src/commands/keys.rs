@@ -3,13 +3,13 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
-use chain::crypto::SecretKey;
-use chain::types::Address;
+use primitives::crypto::SecretKey;
+use primitives::types::Address;
 use serde::Serialize;
 
 use crate::error::{Result, WalletError};
-use crate::keystore::{valid_name, KeyFile};
 use crate::{Ctx, Report};
+use keystore::{valid_name, KeyFile};
 
 /// `new`, `import` and `import-dev` print the stored key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,7 +123,7 @@ pub fn import(ctx: &Ctx, name: &str, file: Option<&Path>, log_n: u8) -> Result<R
 /// `wallet import-dev NAME INDEX`: a development key of the well-known mnemonic.
 pub fn import_dev(ctx: &Ctx, name: &str, index: u32, log_n: u8) -> Result<Report> {
     check_new_name(ctx, name)?;
-    let key = chain::dev::dev_key(index)
+    let key = primitives::dev::dev_key(index)
         .map_err(|e| WalletError::BadInput(format!("development key {index}: {e}")))?;
     store(
         ctx,

@@ -5,12 +5,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use chain::block::PegEvent;
-use chain::execution::check_source;
-use chain::peg::{Direction, PegConfig, PegRole};
-use chain::rpc::types::{PegInfo, TxStatus};
-use chain::tx::TxKind;
-use chain::types::{Address, Amount, BlockNumber, Hash};
+use primitives::block::PegEvent;
+use primitives::peg::check_source;
+use primitives::peg::{Direction, PegConfig, PegRole};
+use primitives::tx::TxKind;
+use primitives::types::{Address, Amount, BlockNumber, Hash};
+use rpc_api::types::{PegInfo, TxStatus};
 use serde::Serialize;
 
 use crate::amount::{coins, parse_amount};

@@ -1,8 +1,8 @@
 //! `wallet resend HASH`: sends a transaction this wallet sent before again, byte for byte,
 //! from its record (`crate::record`), for one no node knows any more.
 
-use chain::rpc::types::TxStatus;
-use chain::types::{Address, BlockNumber, Hash, Nonce};
+use primitives::types::{Address, BlockNumber, Hash, Nonce};
+use rpc_api::types::TxStatus;
 use serde::Serialize;
 
 use crate::error::{Result, WalletError};

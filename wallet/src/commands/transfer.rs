@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use chain::rpc::types::TxStatus;
-use chain::tx::{Fee, TxKind};
-use chain::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce};
+use primitives::tx::{Fee, TxKind};
+use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce};
+use rpc_api::types::TxStatus;
 use serde::Serialize;
 
 use crate::amount::{coins, parse_amount};

@@ -1,7 +1,7 @@
 //! `wallet tx HASH`: a transaction with its status and receipt, looked up on both chains.
 
-use chain::rpc::types::TxLookup;
-use chain::types::Hash;
+use primitives::types::Hash;
+use rpc_api::types::TxLookup;
 use serde::Serialize;
 
 use crate::amount::coins;

@@ -1,0 +1,73 @@
+//! Misbehaviour scores and bans by peer id.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+
+/// A peer is banned once its score falls to this.
+pub const BAN_SCORE: i32 = -100;
+
+/// Misbehaviour scores and bans by peer id, shared by the nodes' and the bridge members'
+/// networks: each offence lowers a peer's score, and a peer at or below [`BAN_SCORE`] is
+/// banned for the ban duration (every further offence restarts it). Time is passed in, so
+/// the rules are tested without a runtime.
+#[derive(Debug, Clone)]
+pub struct PeerScores {
+    scores: HashMap<PeerId, i32>,
+    banned: HashMap<PeerId, Instant>,
+    ban_duration: Duration,
+}
+
+impl PeerScores {
+    /// No scores yet; bans last `ban_duration`.
+    pub fn new(ban_duration: Duration) -> Self {
+        Self {
+            scores: HashMap::new(),
+            banned: HashMap::new(),
+            ban_duration,
+        }
+    }
+
+    /// Lowers `peer`'s score by `points`; returns whether it is banned from `now` on (the
+    /// caller then disconnects it).
+    pub fn penalize(&mut self, peer: PeerId, points: i32, now: Instant) -> bool {
+        let score = self.scores.entry(peer).or_insert(0);
+        *score = score.saturating_sub(points);
+        if *score <= BAN_SCORE {
+            self.banned.insert(peer, now + self.ban_duration);
+            return true;
+        }
+        false
+    }
+
+    /// The peer's score (0 is neutral).
+    pub fn score(&self, peer: &PeerId) -> i32 {
+        self.scores.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Whether `peer` is banned at `now`.
+    pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
+        self.banned.get(peer).is_some_and(|until| *until > now)
+    }
+
+    /// Forgets the bans over by `now`, with those peers' scores (a fresh start); returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, u)| **u <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &expired {
+            self.banned.remove(p);
+            self.scores.remove(p);
+        }
+        expired
+    }
+
+    /// How long a ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.ban_duration
+    }
+}
