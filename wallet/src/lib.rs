@@ -3,7 +3,7 @@
 //! `main.rs` only parses the command line and calls [`run`]; every command lives in
 //! [`commands`], one module each, and returns a [`Report`] that is printed as text or JSON.
 //! Signing, pricing, submitting and waiting are in [`send`], shared by every command that
-//! sends a transaction (transfers now; deposits and withdrawals when the peg arrives).
+//! sends a transaction: transfers, deposits (Lock) and withdrawals (Burn).
 
 pub mod amount;
 pub mod cli;
