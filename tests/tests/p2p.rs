@@ -328,22 +328,9 @@ async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_peer_is_disconnected_and_banned_while_the_network_keeps_producing() {
     let kind = ChainKind::Side;
-    let a = SecretKey::random();
-    let g = genesis_with(kind, &[&a], 200);
+    let (g, a, na) = lone_producer(kind, 200).await;
     let genesis_hash = g.block().hash();
-    let na = TestNode::start(kind, &g, Some(a.clone())).expect("node starts");
-    na.wait_for_height(1).await.expect("producing");
-
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let me = key.public().to_peer_id();
-    let mut swarm = chain::network::build_swarm(key, &genesis_hash, 1 << 20).expect("swarm");
-    swarm
-        .dial(
-            na.p2p_addr()
-                .parse::<libp2p::Multiaddr>()
-                .expect("multiaddr"),
-        )
-        .expect("dial");
+    let (me, mut swarm) = hostile_swarm(&na, &genesis_hash);
     let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/blocks"));
 
     // Blocks with a known parent (genesis) but sealed by a stranger: invalid, not orphans.
@@ -471,6 +458,34 @@ fn invalid_blocks(http: &str) -> u64 {
         .sum()
 }
 
+/// A fresh libp2p identity's swarm for the chain of `genesis_hash`, dialing `node`.
+fn hostile_swarm(
+    node: &TestNode,
+    genesis_hash: &Hash,
+) -> (libp2p::PeerId, libp2p::Swarm<chain::network::Behaviour>) {
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let me = key.public().to_peer_id();
+    let mut swarm = chain::network::build_swarm(key, genesis_hash, 1 << 20).expect("swarm");
+    swarm
+        .dial(
+            node.p2p_addr()
+                .parse::<libp2p::Multiaddr>()
+                .expect("multiaddr"),
+        )
+        .expect("dial");
+    (me, swarm)
+}
+
+/// A one-authority chain with `block_ms` blocks: its genesis, its key and its running
+/// producer, past block 1.
+async fn lone_producer(kind: ChainKind, block_ms: u64) -> (Genesis, SecretKey, TestNode) {
+    let a = SecretKey::random();
+    let g = genesis_with(kind, &[&a], block_ms);
+    let na = TestNode::start(kind, &g, Some(a.clone())).expect("producer starts");
+    na.wait_for_height(1).await.expect("producing");
+    (g, a, na)
+}
+
 /// Publishes `data` on `node`'s blocks topic from a fresh libp2p identity, driving the swarm
 /// until `done` holds.
 async fn gossip_block_until<F, Fut>(
@@ -483,15 +498,7 @@ async fn gossip_block_until<F, Fut>(
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut swarm = chain::network::build_swarm(key, genesis_hash, 1 << 20).expect("swarm");
-    swarm
-        .dial(
-            node.p2p_addr()
-                .parse::<libp2p::Multiaddr>()
-                .expect("multiaddr"),
-        )
-        .expect("dial");
+    let (_, mut swarm) = hostile_swarm(node, genesis_hash);
     let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/blocks"));
     let mut published = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -525,11 +532,8 @@ async fn gossip_block_until<F, Fut>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_copies_of_an_honest_block_do_not_keep_it_out() {
     let kind = ChainKind::Side;
-    let a = SecretKey::random();
-    let g = genesis_with(kind, &[&a], 200);
+    let (g, _, na) = lone_producer(kind, 200).await;
     let genesis_hash = g.block().hash();
-    let na = TestNode::start(kind, &g, Some(a.clone())).expect("producer starts");
-    na.wait_for_height(1).await.expect("producing");
     let view = na
         .client()
         .block_by_number(1, None)
@@ -625,24 +629,8 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
     let genesis_hash = g.block().hash();
     let na = TestNode::start(kind, &g, Some(a)).expect("node starts");
     let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/txs"));
-    let addr = na
-        .p2p_addr()
-        .parse::<libp2p::Multiaddr>()
-        .expect("multiaddr");
-    let mut sender = chain::network::build_swarm(
-        libp2p::identity::Keypair::generate_ed25519(),
-        &genesis_hash,
-        1 << 20,
-    )
-    .expect("swarm");
-    let mut watcher = chain::network::build_swarm(
-        libp2p::identity::Keypair::generate_ed25519(),
-        &genesis_hash,
-        1 << 20,
-    )
-    .expect("swarm");
-    sender.dial(addr.clone()).expect("dial");
-    watcher.dial(addr).expect("dial");
+    let (_, mut sender) = hostile_swarm(&na, &genesis_hash);
+    let (_, mut watcher) = hostile_swarm(&na, &genesis_hash);
     watcher
         .behaviour_mut()
         .gossipsub
@@ -678,11 +666,7 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
         tokio::select! {
             _ = sender.select_next_some() => {}
             ev = watcher.select_next_some() => {
-                if let SwarmEvent::Behaviour(chain::network::BehaviourEvent::Gossipsub(
-                    libp2p::gossipsub::Event::Message { message, .. },
-                )) = ev {
-                    seen_junk |= message.data == junk_bytes;
-                }
+                seen_junk |= heard(ev).is_some_and(|d| d == junk_bytes);
             }
             _ = tick.tick() => {
                 if !published {
@@ -709,11 +693,9 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
         tokio::select! {
             _ = sender.select_next_some() => {}
             ev = watcher.select_next_some() => {
-                if let SwarmEvent::Behaviour(chain::network::BehaviourEvent::Gossipsub(
-                    libp2p::gossipsub::Event::Message { message, .. },
-                )) = ev {
-                    seen_junk |= message.data == junk_bytes;
-                    seen_valid |= message.data != junk_bytes;
+                if let Some(data) = heard(ev) {
+                    seen_junk |= data == junk_bytes;
+                    seen_valid |= data != junk_bytes;
                 }
             }
             _ = tick.tick() => {
@@ -725,6 +707,16 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
         }
     }
     assert!(!seen_junk, "the refused batch was forwarded");
+}
+
+/// The payload of a gossip message a swarm heard, if `ev` is one.
+fn heard(ev: SwarmEvent<chain::network::BehaviourEvent>) -> Option<Vec<u8>> {
+    match ev {
+        SwarmEvent::Behaviour(chain::network::BehaviourEvent::Gossipsub(
+            libp2p::gossipsub::Event::Message { message, .. },
+        )) => Some(message.data),
+        _ => None,
+    }
 }
 
 /// A transaction a node accepts while no peer is connected still reaches the producer once
