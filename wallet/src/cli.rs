@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::ChainSel;
+use crate::chains::ChainSel;
 use keystore::DEFAULT_SCRYPT_LOG_N;
 
 /// The Twinpeg wallet: keys, balances and transfers on the mainchain and the sidechain.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use primitives::types::Amount;
 
 use crate::amount::AmountError;
-use crate::settings::ChainSel;
+use crate::chains::ChainSel;
 use keystore::KeystoreError;
 
 /// Result of a wallet operation.

@@ -6,6 +6,7 @@
 //! sends a transaction: transfers, deposits (Lock) and withdrawals (Burn).
 
 pub mod amount;
+pub mod chains;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -24,11 +25,12 @@ use serde::Serialize;
 
 pub use error::{Result, WalletError};
 
+use crate::chains::ChainSel;
 use crate::cli::{Cli, Command};
 use crate::node::Node;
 use crate::password::PasswordSource;
 use crate::record::SentRecord;
-use crate::settings::{ChainSel, Overrides, Settings};
+use crate::settings::{Overrides, Settings};
 use keystore::{DirError, Keystore};
 
 /// What a command produced: its `--json` value and its human-readable text.

@@ -10,8 +10,8 @@ use rpc_api::types::FeeInfo;
 use rpc_api::types::{AccountView, BlockView, ChainInfo, TxLookup};
 use rpc_api::TwinpegApiClient;
 
+use crate::chains::ChainSel;
 use crate::error::{Result, WalletError};
-use crate::settings::ChainSel;
 
 /// A connection to one chain's node.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use primitives::types::{Address, Bytes, Hash, Nonce};
 use redb::{Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::chains::ChainSel;
 use crate::error::{Result, WalletError};
-use crate::settings::ChainSel;
 
 /// The record's file name in the wallet home.
 pub const FILE: &str = "sent.redb";

@@ -3,11 +3,11 @@
 //! Endpoint precedence: flag > environment (`WALLET_MAIN_RPC`, `WALLET_SIDE_RPC`, read by clap
 //! together with the flag) > config file > the devnet's `devnet.json` > the defaults.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chains::ChainSel;
 use crate::error::{Result, WalletError};
 
 /// The mainchain endpoint when nothing else names one.
@@ -16,48 +16,6 @@ pub const DEFAULT_MAIN_RPC: &str = "http://127.0.0.1:8545";
 pub const DEFAULT_SIDE_RPC: &str = "http://127.0.0.1:9545";
 /// The devnet launcher's endpoints file, relative to the working directory.
 pub const DEVNET_FILE: &str = "devnet/devnet.json";
-
-/// One of the two chains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum ChainSel {
-    /// The mainchain.
-    Main,
-    /// The sidechain.
-    Side,
-}
-
-impl ChainSel {
-    /// Both chains, main first.
-    pub const BOTH: [ChainSel; 2] = [ChainSel::Main, ChainSel::Side];
-
-    /// The name the node reports in `tp_chainInfo`: `mainchain` or `sidechain`.
-    pub fn node_name(self) -> &'static str {
-        match self {
-            ChainSel::Main => "mainchain",
-            ChainSel::Side => "sidechain",
-        }
-    }
-
-    /// `main` or `side`, as the flags and JSON spell it.
-    pub fn short(self) -> &'static str {
-        match self {
-            ChainSel::Main => "main",
-            ChainSel::Side => "side",
-        }
-    }
-
-    /// The chains a command touches: the one asked for, or both.
-    pub fn selected(chain: Option<ChainSel>) -> Vec<ChainSel> {
-        chain.map_or_else(|| Self::BOTH.to_vec(), |c| vec![c])
-    }
-}
-
-impl fmt::Display for ChainSel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.node_name())
-    }
-}
 
 /// The wallet config file (TOML). Every key is optional; unknown keys are an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -3,8 +3,8 @@
 use primitives::types::{Address, Amount, BlockNumber, Nonce};
 use serde::Serialize;
 
+use crate::chains::ChainSel;
 use crate::error::Result;
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// One chain's view of the account.

@@ -8,9 +8,9 @@ use rpc_api::types::{BlockView, TxStatus};
 use serde::Serialize;
 
 use crate::amount::coins;
+use crate::chains::ChainSel;
 use crate::error::Result;
 use crate::node::Node;
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// Blocks fetched concurrently from one node.

@@ -14,12 +14,12 @@ use rpc_api::types::{PegInfo, TxStatus};
 use serde::Serialize;
 
 use crate::amount::{coins, parse_amount};
+use crate::chains::ChainSel;
 use crate::cli::PegArgs;
 use crate::error::{Result, WalletError};
 use crate::node::Node;
 use crate::record::SentTx;
 use crate::send::{self, Request};
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// Where a transfer stands.

@@ -5,9 +5,9 @@ use primitives::types::{Address, BlockNumber, Hash, Nonce};
 use rpc_api::types::TxStatus;
 use serde::Serialize;
 
+use crate::chains::ChainSel;
 use crate::error::{Result, WalletError};
 use crate::send::{self, Resent};
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// What the node made of the resent transaction.

@@ -8,10 +8,10 @@ use rpc_api::types::TxStatus;
 use serde::Serialize;
 
 use crate::amount::{coins, parse_amount};
+use crate::chains::ChainSel;
 use crate::cli::TransferArgs;
 use crate::error::{Result, WalletError};
 use crate::send::{self, Request};
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// `transfer`.

@@ -5,8 +5,8 @@ use rpc_api::types::TxLookup;
 use serde::Serialize;
 
 use crate::amount::coins;
+use crate::chains::ChainSel;
 use crate::error::{Result, WalletError};
-use crate::settings::ChainSel;
 use crate::{Ctx, Report};
 
 /// `tx`: the chain it was found on, then the node's `tp_getTransaction` answer (docs/rpc.md).
