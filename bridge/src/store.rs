@@ -714,6 +714,14 @@ pub(crate) mod tests {
     use primitives::crypto::SecretKey;
 
     /// A deposit `[id; 32]` seen at `height`, not signed yet.
+    /// The cursor at `height` whose block hash is `height`'s byte repeated.
+    pub(crate) fn at(height: u64) -> Cursor {
+        Cursor {
+            height,
+            hash: Hash([height as u8; 32]),
+        }
+    }
+
     pub(crate) fn event(id: u8, height: u64) -> EventRecord {
         EventRecord {
             direction: Direction::MainToSide,
@@ -757,26 +765,8 @@ pub(crate) mod tests {
         let d = Direction::MainToSide;
         {
             let s = Store::open(dir.path()).expect("open");
-            s.commit_scan(
-                d,
-                Cursor {
-                    height: 1,
-                    hash: Hash([1; 32]),
-                },
-                &[event(7, 1)],
-                100,
-            )
-            .expect("scan");
-            s.commit_scan(
-                d,
-                Cursor {
-                    height: 2,
-                    hash: Hash([2; 32]),
-                },
-                &[event(8, 2)],
-                100,
-            )
-            .expect("scan");
+            s.commit_scan(d, at(1), &[event(7, 1)], 100).expect("scan");
+            s.commit_scan(d, at(2), &[event(8, 2)], 100).expect("scan");
             s.sign_once(&Address([1; 20]), &Hash([7; 32]), Hash([70; 32]), 5, |_| {
                 Signature([1; 65])
             })
@@ -784,13 +774,7 @@ pub(crate) mod tests {
             // Dropped without any shutdown: every commit above was durable.
         }
         let s = Store::open(dir.path()).expect("reopen");
-        assert_eq!(
-            s.cursor(d).expect("cursor"),
-            Some(Cursor {
-                height: 2,
-                hash: Hash([2; 32])
-            })
-        );
+        assert_eq!(s.cursor(d).expect("cursor"), Some(at(2)));
         assert_eq!(s.open_events(Some(d)).expect("open").len(), 2);
         assert_eq!(
             s.open_events(Some(Direction::SideToMain))
@@ -858,16 +842,7 @@ pub(crate) mod tests {
         let me = key.address();
         let d = Direction::MainToSide;
         let events: Vec<EventRecord> = (1..=3).map(|i| event(i, 1)).collect();
-        s.commit_scan(
-            d,
-            Cursor {
-                height: 1,
-                hash: Hash([1; 32]),
-            },
-            &events,
-            100,
-        )
-        .expect("scan");
+        s.commit_scan(d, at(1), &events, 100).expect("scan");
         // Event 2 was signed before with another message: the batch refuses it, signs the rest.
         s.sign_once(&me, &Hash([2; 32]), Hash([99; 32]), 1, |h| {
             key.sign_prehash(h)
@@ -910,10 +885,7 @@ pub(crate) mod tests {
             let s = Store::open(dir.path()).expect("open");
             let blocks: Vec<(Cursor, Vec<EventRecord>)> = (1..=5u64)
                 .map(|h| {
-                    let c = Cursor {
-                        height: h,
-                        hash: Hash([h as u8; 32]),
-                    };
+                    let c = at(h);
                     let events = if h % 2 == 0 {
                         vec![event(h as u8 + 100, h)]
                     } else {
@@ -942,16 +914,8 @@ pub(crate) mod tests {
         let s = Store::open(dir.path()).expect("open");
         let key = SecretKey::random();
         let (id, m) = (Hash([5; 32]), Hash([50; 32]));
-        s.commit_scan(
-            Direction::MainToSide,
-            Cursor {
-                height: 1,
-                hash: Hash([1; 32]),
-            },
-            &[event(5, 1)],
-            100,
-        )
-        .expect("scan");
+        s.commit_scan(Direction::MainToSide, at(1), &[event(5, 1)], 100)
+            .expect("scan");
         s.sign_once(&key.address(), &id, m, 1, |h| key.sign_prehash(h))
             .expect("sign");
         let held = |a: u8| HeldAttestation {
@@ -979,16 +943,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path()).expect("open");
         let m = Hash([1; 32]);
-        s.commit_scan(
-            Direction::MainToSide,
-            Cursor {
-                height: 1,
-                hash: Hash([1; 32]),
-            },
-            &[event(7, 1)],
-            100,
-        )
-        .expect("scan");
+        s.commit_scan(Direction::MainToSide, at(1), &[event(7, 1)], 100)
+            .expect("scan");
         let put = |h: Hash, a: u8, sig: u8| {
             s.put_attestations(&[HeldAttestation {
                 id: Hash([7; 32]),
@@ -1034,16 +990,8 @@ pub(crate) mod tests {
         };
         {
             let s = Store::open(dir.path()).expect("open");
-            s.commit_scan(
-                Direction::MainToSide,
-                Cursor {
-                    height: 1,
-                    hash: Hash([1; 32]),
-                },
-                &[event(7, 1)],
-                100,
-            )
-            .expect("scan");
+            s.commit_scan(Direction::MainToSide, at(1), &[event(7, 1)], 100)
+                .expect("scan");
             assert_eq!(s.put_attestations(&[att(2, 10)]).expect("put").new, 1);
             // Member 2 again for the same id, over another message: refused, not stored.
             let filed = s.put_attestations(&[att(2, 11)]).expect("put");
@@ -1090,30 +1038,12 @@ pub(crate) mod tests {
         let s = Store::open(dir.path()).expect("open");
         let d = Direction::SideToMain;
         for h in 1..=40u64 {
-            s.commit_scan(
-                d,
-                Cursor {
-                    height: h,
-                    hash: Hash([h as u8; 32]),
-                },
-                &[],
-                16,
-            )
-            .expect("scan");
+            s.commit_scan(d, at(h), &[], 16).expect("scan");
         }
         assert_eq!(s.oldest_scanned(d).expect("oldest"), Some(24));
         let mut e = event(9, 40);
         e.direction = d;
-        s.commit_scan(
-            d,
-            Cursor {
-                height: 41,
-                hash: Hash([41; 32]),
-            },
-            &[e],
-            16,
-        )
-        .expect("scan");
+        s.commit_scan(d, at(41), &[e], 16).expect("scan");
         s.update_event(&Hash([9; 32]), |r| r.state = EventState::Paid)
             .expect("update");
         assert!(s.open_events(None).expect("open").is_empty());
