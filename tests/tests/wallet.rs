@@ -9,11 +9,19 @@ use primitives::types::{Address, Amount};
 use rpc_api::TwinpegApiClient;
 use serde_json::Value;
 use twinpeg_e2e::{
-    dev_key, eventually, pegged_geneses, test_genesis, test_peg, wallet_command, ChainKind,
+    dev_key, pegged_geneses, test_genesis, test_peg, wait_included, wallet_command, ChainKind,
     TestNode,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
+
+/// The string `field` of every object in the array `array` of a `--json` answer.
+fn fields<'a>(json: &'a serde_json::Value, array: &str, field: &str) -> Vec<&'a str> {
+    json[array]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o[field].as_str()).collect())
+        .unwrap_or_default()
+}
 
 /// A wallet with its own directory, keystore and password file, pointed at two endpoints.
 struct Wallet {
@@ -178,12 +186,7 @@ async fn a_transfer_on_each_chain_through_the_cli() {
     }
     let bob = addr(&w.json(&["new", "bob"])["address"]);
     let list = w.json(&["list"]);
-    let names: Vec<&str> = list["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter_map(|k| k["name"].as_str())
-        .collect();
+    let names = fields(&list, "keys", "name");
     assert_eq!(names, ["bob", "dev0"]);
     assert_eq!(addr(&w.json(&["address", "bob"])["address"]), bob);
     let plain = w.run(&["address", "dev0"]);
@@ -191,12 +194,7 @@ async fn a_transfer_on_each_chain_through_the_cli() {
 
     // Balances on both chains by default.
     let bal = w.json(&["balance", "dev0"]);
-    let chains: Vec<&str> = bal["balances"]
-        .as_array()
-        .expect("balances")
-        .iter()
-        .filter_map(|b| b["chain"].as_str())
-        .collect();
+    let chains = fields(&bal, "balances", "chain");
     assert_eq!(chains, ["main", "side"]);
     for b in bal["balances"].as_array().expect("balances") {
         assert_eq!(amount(&b["balance"]), Amount::coins(1000));
@@ -285,15 +283,7 @@ async fn a_transfer_on_each_chain_through_the_cli() {
     assert_eq!(b["status"], "success");
     let async_hash: primitives::types::Hash =
         a["hash"].as_str().expect("hash").parse().expect("hash");
-    eventually("the --async transfer included", || async {
-        sc.transaction(async_hash)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.block_number.is_some())
-    })
-    .await
-    .expect("included");
+    wait_included(&sc, async_hash).await.expect("included");
 
     // History from the nodes: out for the sender, in for the recipient, on both chains.
     let h = w.json(&["history", "dev0"]);
@@ -491,15 +481,7 @@ async fn a_deposit_with_async_needs_no_sidechain_node() {
     assert_eq!(d["state"], "pending", "{d}");
     let id: primitives::types::Hash = d["id"].as_str().expect("id").parse().expect("hash");
     let mc = main.client();
-    eventually("the Lock included", || async {
-        mc.transaction(id)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.block_number.is_some())
-    })
-    .await
-    .expect("included");
+    wait_included(&mc, id).await.expect("included");
 }
 
 /// The wallet said "submitted", then the node lost the transaction (here: killed before its
@@ -571,15 +553,7 @@ async fn a_transfer_no_node_knows_is_reported_unknown_and_resent() {
     let r = w.json(&["resend", &a]);
     assert_eq!(r["result"], "already_known", "{r}");
     let ah: primitives::types::Hash = a.parse().expect("hash");
-    eventually("the resent Lock included", || async {
-        mc.transaction(ah)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.block_number.is_some())
-    })
-    .await
-    .expect("included");
+    wait_included(&mc, ah).await.expect("included");
     let st = w.json(&["status", &a]);
     assert_ne!(st["state"], "unknown", "{st}");
     assert_ne!(st["state"], "pending", "{st}");
