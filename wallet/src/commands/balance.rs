@@ -76,9 +76,7 @@ mod tests {
     #[test]
     fn json_shape() {
         let out = BalanceOut {
-            address: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-                .parse()
-                .unwrap(),
+            address: crate::commands::test_addresses()[0],
             name: Some("dev0".into()),
             balances: vec![ChainBalance {
                 chain: ChainSel::Main,

@@ -190,12 +190,7 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let a: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-            .parse()
-            .unwrap();
-        let b: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-            .parse()
-            .unwrap();
+        let [a, b] = crate::commands::test_addresses();
         let out = HistoryOut {
             address: a,
             name: None,

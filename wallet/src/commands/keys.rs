@@ -202,9 +202,7 @@ mod tests {
 
     #[test]
     fn json_shapes() {
-        let a: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-            .parse()
-            .unwrap();
+        let [a, _] = crate::commands::test_addresses();
         let k = KeyOut {
             name: "dev0".into(),
             address: a,
