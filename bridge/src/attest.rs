@@ -233,19 +233,27 @@ impl Federation {
 }
 
 #[cfg(test)]
+impl Federation {
+    /// The federation of `keys` with `threshold`, on a fixed test domain.
+    pub(crate) fn for_tests(keys: &[SecretKey], threshold: u32) -> Self {
+        Federation {
+            domain: Hash([9; 32]),
+            members: keys.iter().map(SecretKey::address).collect(),
+            threshold,
+            peg_out_fee: primitives::types::Amount(1),
+            main_confirmations: 3,
+            side_confirmations: 2,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use primitives::types::Amount;
 
     fn fed(keys: &[SecretKey], threshold: u32) -> Federation {
-        Federation {
-            domain: Hash([9; 32]),
-            members: keys.iter().map(SecretKey::address).collect(),
-            threshold,
-            peg_out_fee: Amount(1),
-            main_confirmations: 3,
-            side_confirmations: 2,
-        }
+        Federation::for_tests(keys, threshold)
     }
 
     fn msg(f: &Federation, amount: u128) -> PegMessage {

@@ -140,17 +140,9 @@ pub fn binding_codec() -> BindingCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use primitives::types::Amount;
 
     fn fed(keys: &[SecretKey]) -> Federation {
-        Federation {
-            domain: Hash([9; 32]),
-            members: keys.iter().map(SecretKey::address).collect(),
-            threshold: 2,
-            peg_out_fee: Amount(1),
-            main_confirmations: 3,
-            side_confirmations: 2,
-        }
+        Federation::for_tests(keys, 2)
     }
 
     #[test]

@@ -164,14 +164,7 @@ mod tests {
 
     fn setup() -> (Vec<SecretKey>, Arc<Federation>) {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-        let fed = Federation {
-            domain: Hash([9; 32]),
-            members: keys.iter().map(SecretKey::address).collect(),
-            threshold: 2,
-            peg_out_fee: Amount(1),
-            main_confirmations: 3,
-            side_confirmations: 2,
-        };
+        let fed = Federation::for_tests(&keys, 2);
         (keys, Arc::new(fed))
     }
 
