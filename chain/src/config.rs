@@ -176,6 +176,42 @@ impl NodeConfig {
         Ok(cfg)
     }
 
+    /// A node for tests on `data_dir`: RPC on `127.0.0.1:0`, p2p on `/ip4/127.0.0.1/tcp/0`,
+    /// the authority key at `<data_dir>/authority.key` (see [`crate::node::spawn`], which
+    /// puts the dev key there), every other key at its default. Reads no file and no
+    /// environment, so two such nodes in one process never collide.
+    pub fn test(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            authority_key_file: Some(data_dir.join("authority.key")),
+            data_dir,
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_format: LogFormat::default(),
+            log_level: default_log_level(),
+            rpc_max_connections: default_rpc_max_connections(),
+            rpc_max_request_bytes: default_rpc_max_request_bytes(),
+            rpc_max_response_bytes: default_rpc_max_response_bytes(),
+            rpc_max_batch_len: default_rpc_max_batch_len(),
+            rpc_max_txs_per_call: default_rpc_max_txs_per_call(),
+            mempool_max_txs: default_mempool_max_txs(),
+            mempool_max_per_sender: default_mempool_max_per_sender(),
+            mempool_max_nonce_gap: default_mempool_max_nonce_gap(),
+            mempool_replace_bump_percent: default_mempool_replace_bump_percent(),
+            mempool_max_parked_per_sender: default_mempool_max_parked_per_sender(),
+            mempool_max_parked: default_mempool_max_parked(),
+            mempool_parked_ttl_seconds: default_mempool_parked_ttl_seconds(),
+            journal_max_txs: None,
+            checkpoint_interval: default_checkpoint_interval(),
+            p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+            bootstrap: Vec::new(),
+            p2p_key_file: None,
+            p2p_max_message_bytes: default_p2p_max_message_bytes(),
+            peer_ban_seconds: default_peer_ban_seconds(),
+            max_reorg_depth: default_max_reorg_depth(),
+            max_clock_drift_ms: default_max_clock_drift_ms(),
+        }
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.checkpoint_interval == 0 {

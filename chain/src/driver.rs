@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::execution::{execute_block, BlockEnv, BlockExecutor, Executed, TxInvalid};
-use crate::node::Chain;
+use crate::shared::Chain;
 use crate::state::{LayeredState, StateRead, Undo};
 use crate::store::{
     CheckpointMark, CheckpointPatch, CommittedBlock, SinceCheckpoint, StoreError, StoredBlock,
@@ -126,23 +126,34 @@ pub struct DriverConfig {
     pub max_clock_drift_ms: u64,
 }
 
-/// Starts the driver thread; it stops when every handle is dropped. `since_checkpoint` is
-/// what the blocks after the durable checkpoint changed (from [`crate::store::LoadedState`]):
-/// the next checkpoint writes it along with what the driver commits.
+/// The receiving end of the driver's mailbox, until [`spawn`] hands it to the driver thread.
+#[derive(Debug)]
+pub struct DriverInbox(mpsc::Receiver<DriverMsg>);
+
+/// Creates the driver's mailbox. It comes first at start-up, so whatever talks to the driver
+/// (the network, the slot timer) is handed its handle when it is built.
+pub fn mailbox() -> (DriverHandle, DriverInbox) {
+    let (tx, rx) = mpsc::channel(64);
+    (DriverHandle { tx }, DriverInbox(rx))
+}
+
+/// Starts the driver thread on `inbox`; it stops when every handle is dropped.
+/// `since_checkpoint` is what the blocks after the durable checkpoint changed (from
+/// [`crate::store::LoadedState`]): the next checkpoint writes it along with what the driver
+/// commits.
 pub fn spawn(
+    inbox: DriverInbox,
     chain: Arc<Chain>,
     key: Option<SecretKey>,
     config: DriverConfig,
     publisher: Box<dyn Publisher>,
     since_checkpoint: SinceCheckpoint,
-) -> (DriverHandle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(64);
+) -> std::thread::JoinHandle<()> {
     let driver = Driver::new(chain, key, config, publisher, since_checkpoint);
-    let join = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("chain-driver".into())
-        .spawn(move || driver.run(rx))
-        .unwrap_or_else(|e| panic!("cannot start the chain driver thread: {e}"));
-    (DriverHandle { tx }, join)
+        .spawn(move || driver.run(inbox.0))
+        .unwrap_or_else(|e| panic!("cannot start the chain driver thread: {e}"))
 }
 
 struct Driver {

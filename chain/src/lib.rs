@@ -2,6 +2,9 @@
 //! rules, the driver (the single writer), the slot timer, the network event loop, the RPC
 //! server, node start-up, config and CLI.
 //!
+//! Inside, edges point down: `node` (start-up) -> `rpc` -> `network` -> `driver` ->
+//! `shared` (the [`shared::Chain`] every task reads) -> state, store, mempool, execution.
+//!
 //! `mainchain` and `sidechain` are each a short list of rules ([`rules::ChainRules`]) handed
 //! to this engine; every mechanism lives here. Value types come from `primitives`, the RPC
 //! interface from `rpc-api`, libp2p and process plumbing from `p2p` and `service`.
@@ -19,5 +22,6 @@ pub mod node;
 pub mod producer;
 pub mod rpc;
 pub mod rules;
+pub mod shared;
 pub mod state;
 pub mod store;

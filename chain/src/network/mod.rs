@@ -5,7 +5,10 @@
 //! Shaped like rust-libp2p's file-sharing example: [`start`] returns a cloneable
 //! [`NetworkHandle`]; the Swarm never leaves its event loop; work that takes time (block
 //! import, signature recovery, reading blocks from the store) runs elsewhere and reports
-//! back through an internal channel, so the loop never blocks.
+//! back through an internal channel, so the loop never blocks. Each kind of such work holds
+//! a permit of its own bounded semaphore while it runs; when none is free the message or
+//! request is dropped (counted in `peer_rejections{reason="busy_*"}`), never queued without
+//! bound. The driver's handle is given at construction ([`start`]).
 
 pub mod codec;
 
@@ -15,7 +18,7 @@ pub use p2p::{
 
 use std::collections::{HashMap, HashSet};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
@@ -31,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::{DriverHandle, ImportOutcome, Publisher};
 use crate::mempool::Rejection;
-use crate::node::Chain;
+use crate::shared::Chain;
 use codec::{SyncCodec, SyncRequest, SyncResponse};
 use primitives::block::Block;
 use primitives::tx::{RecoveredTx, SignedTransaction};
@@ -163,6 +166,11 @@ enum TxGossipVerdict {
 const MAX_TX_GOSSIP_CHECKS: usize = 8;
 /// Gossiped blocks waiting for the driver at once.
 const MAX_BLOCK_GOSSIP_IMPORTS: usize = 64;
+/// Inbound sync requests being answered at once (each reads up to a batch from the store);
+/// more are dropped unanswered and the peer asks again.
+const MAX_SYNC_ANSWERS: usize = 8;
+/// Sync responses waiting for the driver at once; more are dropped and asked for again.
+const MAX_SYNC_IMPORTS: usize = 8;
 /// Transactions accepted while no peer is connected, kept to be gossiped on the next flush
 /// with a peer (older ones go first when full; re-announcement covers them).
 const MAX_UNSENT_TXS: usize = 10_000;
@@ -265,7 +273,7 @@ impl Publisher for NetworkHandle {
 /// Creates the swarm, starts listening and returns the handle and the loop to spawn.
 pub fn start(
     chain: Arc<Chain>,
-    driver_slot: Arc<Mutex<Option<DriverHandle>>>,
+    driver: DriverHandle,
     keypair: Keypair,
     config: NetworkConfig,
     shutdown: watch::Receiver<bool>,
@@ -302,7 +310,7 @@ pub fn start(
         txs_topic: topic(&chain.genesis_hash, "txs"),
         version: protocol_version(&chain.genesis_hash),
         chain,
-        driver_slot,
+        driver,
         swarm,
         rx,
         itx,
@@ -318,6 +326,8 @@ pub fn start(
         bootstrap,
         tx_checks: Arc::new(tokio::sync::Semaphore::new(MAX_TX_GOSSIP_CHECKS)),
         block_imports: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCK_GOSSIP_IMPORTS)),
+        sync_answers: Arc::new(tokio::sync::Semaphore::new(MAX_SYNC_ANSWERS)),
+        sync_imports: Arc::new(tokio::sync::Semaphore::new(MAX_SYNC_IMPORTS)),
         ticks: 0,
     };
     Ok((handle, event_loop.run(shutdown)))
@@ -325,7 +335,7 @@ pub fn start(
 
 struct EventLoop {
     chain: Arc<Chain>,
-    driver_slot: Arc<Mutex<Option<DriverHandle>>>,
+    driver: DriverHandle,
     swarm: Swarm<Behaviour>,
     rx: mpsc::Receiver<Command>,
     itx: mpsc::Sender<Internal>,
@@ -345,14 +355,12 @@ struct EventLoop {
     bootstrap: Vec<Redial>,
     tx_checks: Arc<tokio::sync::Semaphore>,
     block_imports: Arc<tokio::sync::Semaphore>,
+    sync_answers: Arc<tokio::sync::Semaphore>,
+    sync_imports: Arc<tokio::sync::Semaphore>,
     ticks: u64,
 }
 
 impl EventLoop {
-    fn driver(&self) -> Option<DriverHandle> {
-        self.driver_slot.lock().ok().and_then(|d| d.clone())
-    }
-
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(1000));
         let mut flush = tokio::time::interval(Duration::from_millis(50));
@@ -561,15 +569,7 @@ impl EventLoop {
                 source,
                 verdict,
             } => {
-                let acceptance = match verdict {
-                    TxGossipVerdict::Useful => MessageAcceptance::Accept,
-                    TxGossipVerdict::BadSignatures(_) | TxGossipVerdict::Refused => {
-                        MessageAcceptance::Reject
-                    }
-                    TxGossipVerdict::Stale | TxGossipVerdict::Unchecked => {
-                        MessageAcceptance::Ignore
-                    }
-                };
+                let acceptance = tx_gossip_acceptance(verdict);
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -698,7 +698,6 @@ impl EventLoop {
                 self.penalize(source, penalty::JUNK, "junk_block");
                 return;
             };
-            let Some(driver) = self.driver() else { return };
             let Ok(permit) = self.block_imports.clone().try_acquire_owned() else {
                 // The driver is that far behind: drop it unforwarded; sync fetches it later.
                 let _ = self
@@ -709,6 +708,7 @@ impl EventLoop {
                 self.chain.metrics.peer_rejected("busy_block_gossip");
                 return;
             };
+            let driver = self.driver.clone();
             let itx = self.itx.clone();
             tokio::spawn(async move {
                 let outcome = driver.import(vec![block]).await.and_then(|mut o| o.pop());
@@ -743,37 +743,17 @@ impl EventLoop {
             let chain = self.chain.clone();
             let itx = self.itx.clone();
             tokio::spawn(async move {
-                let max = chain.max_tx_size();
-                let checked = tokio::task::spawn_blocking(move || {
-                    // Re-announcements are mostly what the pool holds: no recovery for those.
-                    let txs: Vec<SignedTransaction> = {
-                        let pool = chain.mempool();
-                        txs.into_iter()
-                            .filter(|t| !pool.contains(&t.hash()))
-                            .collect()
-                    };
-                    let recovered: Vec<Result<RecoveredTx, Rejection>> = txs
-                        .into_par_iter()
-                        .map(|t| {
-                            if t.encoded_size() > max {
-                                return Err(Rejection::Oversized {
-                                    size: t.encoded_size(),
-                                    max,
-                                });
-                            }
-                            t.recover().map_err(Rejection::from)
-                        })
-                        .collect();
-                    let bad = recovered.iter().filter(|r| r.is_err()).count();
-                    let results = chain.admit(recovered);
-                    tx_gossip_verdict(bad, &results)
-                })
-                .await;
+                let metrics_chain = chain.clone();
+                let checked = tokio::task::spawn_blocking(move || check_gossiped_txs(&chain, txs))
+                    .await
+                    .map_err(CheckFailed::from);
                 drop(permit);
-                let verdict = checked.unwrap_or_else(|e| {
+                if let Err(e) = &checked {
+                    // Our bug, not the peer's fault for sure: not accepted, not penalised.
+                    metrics_chain.metrics.peer_rejected("tx_check_failed");
                     tracing::error!(peer = %source, error = %e, "checking gossiped transactions failed");
-                    TxGossipVerdict::Unchecked
-                });
+                }
+                let verdict = tx_gossip_verdict(&checked);
                 let _ = itx
                     .send(Internal::GossipTxs {
                         id,
@@ -795,21 +775,29 @@ impl EventLoop {
                     },
                 ..
             } => {
+                let Ok(permit) = self.sync_answers.clone().try_acquire_owned() else {
+                    // Dropping the channel tells the peer we did not answer; it asks again.
+                    self.chain.metrics.peer_rejected("busy_sync_request");
+                    tracing::debug!(%peer, "sync request dropped: answering as many as we may");
+                    return;
+                };
                 let chain = self.chain.clone();
                 let itx = self.itx.clone();
                 let max_bytes = self.config.max_message_bytes;
                 tokio::spawn(async move {
-                    let response = tokio::task::spawn_blocking(move || {
+                    let answered = tokio::task::spawn_blocking(move || {
                         answer_sync(&chain, &request, max_bytes)
                     })
-                    .await
-                    .ok()
-                    .flatten();
-                    match response {
-                        Some(response) => {
+                    .await;
+                    drop(permit);
+                    match answered {
+                        Ok(Some(response)) => {
                             let _ = itx.send(Internal::Respond { channel, response }).await;
                         }
-                        None => tracing::debug!(%peer, "could not answer a sync request"),
+                        Ok(None) => tracing::debug!(%peer, "could not answer a sync request"),
+                        Err(e) => {
+                            tracing::error!(%peer, error = %e, "answering a sync request failed")
+                        }
                     }
                 });
             }
@@ -825,10 +813,17 @@ impl EventLoop {
                     return;
                 }
                 let full = response.blocks.len() as u32 >= SYNC_BATCH;
-                let Some(driver) = self.driver() else { return };
+                let Ok(permit) = self.sync_imports.clone().try_acquire_owned() else {
+                    // The driver is behind already; the next tick asks again from our new head.
+                    self.chain.metrics.peer_rejected("busy_sync_response");
+                    tracing::debug!(%peer, "sync response dropped: the driver is busy");
+                    return;
+                };
+                let driver = self.driver.clone();
                 let itx = self.itx.clone();
                 tokio::spawn(async move {
                     let outcomes = driver.import(response.blocks).await;
+                    drop(permit);
                     let _ = itx
                         .send(Internal::Synced {
                             peer,
@@ -876,11 +871,55 @@ fn answer_sync(chain: &Chain, req: &SyncRequest, max_bytes: usize) -> Option<Syn
     Some(SyncResponse { head, blocks })
 }
 
-/// What a gossiped batch was worth: `bad` signatures that did not recover, and the pool's
-/// answer for every transaction (the unrecoverable ones included).
-fn tx_gossip_verdict(bad: usize, results: &[Result<Hash, Rejection>]) -> TxGossipVerdict {
-    if bad > 0 {
-        TxGossipVerdict::BadSignatures(bad)
+/// What checking one gossiped batch found.
+#[derive(Debug)]
+struct TxCheck {
+    /// Transactions whose signature did not recover.
+    bad: usize,
+    /// The pool's answer for every transaction not already pooled (the bad ones included).
+    results: Vec<Result<Hash, Rejection>>,
+}
+
+/// A check that did not run to its end: its task panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("the check's task failed: {0}")]
+struct CheckFailed(#[from] tokio::task::JoinError);
+
+/// Recovers and admits a gossiped batch (blocking: signature recovery is CPU work).
+fn check_gossiped_txs(chain: &Chain, txs: Vec<SignedTransaction>) -> TxCheck {
+    let max = chain.max_tx_size();
+    // Re-announcements are mostly what the pool holds: no recovery for those.
+    let txs: Vec<SignedTransaction> = {
+        let pool = chain.mempool();
+        txs.into_iter()
+            .filter(|t| !pool.contains(&t.hash()))
+            .collect()
+    };
+    let recovered: Vec<Result<RecoveredTx, Rejection>> = txs
+        .into_par_iter()
+        .map(|t| {
+            if t.encoded_size() > max {
+                return Err(Rejection::Oversized {
+                    size: t.encoded_size(),
+                    max,
+                });
+            }
+            t.recover().map_err(Rejection::from)
+        })
+        .collect();
+    let bad = recovered.iter().filter(|r| r.is_err()).count();
+    let results = chain.admit(recovered);
+    TxCheck { bad, results }
+}
+
+/// What a gossiped batch was worth. A check that failed says nothing of the batch, so it is
+/// [`TxGossipVerdict::Unchecked`]: never forwarded, never taken for "nothing bad".
+fn tx_gossip_verdict(checked: &Result<TxCheck, CheckFailed>) -> TxGossipVerdict {
+    let Ok(TxCheck { bad, results }) = checked else {
+        return TxGossipVerdict::Unchecked;
+    };
+    if *bad > 0 {
+        TxGossipVerdict::BadSignatures(*bad)
     } else if results.iter().any(|r| r.is_ok()) {
         TxGossipVerdict::Useful
     } else if results
@@ -893,9 +932,25 @@ fn tx_gossip_verdict(bad: usize, results: &[Result<Hash, Rejection>]) -> TxGossi
     }
 }
 
+/// What gossipsub is told of a batch with this verdict (only `Accept` forwards it).
+fn tx_gossip_acceptance(verdict: TxGossipVerdict) -> MessageAcceptance {
+    match verdict {
+        TxGossipVerdict::Useful => MessageAcceptance::Accept,
+        TxGossipVerdict::BadSignatures(_) | TxGossipVerdict::Refused => MessageAcceptance::Reject,
+        TxGossipVerdict::Stale | TxGossipVerdict::Unchecked => MessageAcceptance::Ignore,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checked(bad: usize, results: &[Result<Hash, Rejection>]) -> TxGossipVerdict {
+        tx_gossip_verdict(&Ok(TxCheck {
+            bad,
+            results: results.to_vec(),
+        }))
+    }
 
     #[test]
     fn tx_gossip_is_forwarded_only_if_the_pool_took_something() {
@@ -907,16 +962,37 @@ mod tests {
         });
         let low = Err(Rejection::NonceTooLow { account: 3, got: 1 });
         use TxGossipVerdict::*;
-        assert_eq!(tx_gossip_verdict(0, &[known.clone(), ok.clone()]), Useful);
+        assert_eq!(checked(0, &[known.clone(), ok.clone()]), Useful);
         assert_eq!(
-            tx_gossip_verdict(0, &[other_chain.clone(), other_chain.clone()]),
+            checked(0, &[other_chain.clone(), other_chain.clone()]),
             Refused
         );
-        assert_eq!(tx_gossip_verdict(0, &[known.clone(), other_chain]), Refused);
+        assert_eq!(checked(0, &[known.clone(), other_chain]), Refused);
         // Duplicates and races with a block are nobody's fault: dropped, not penalised.
-        assert_eq!(tx_gossip_verdict(0, &[known, low]), Stale);
-        assert_eq!(tx_gossip_verdict(0, &[]), Stale);
-        assert_eq!(tx_gossip_verdict(2, &[ok]), BadSignatures(2));
+        assert_eq!(checked(0, &[known, low]), Stale);
+        assert_eq!(checked(0, &[]), Stale);
+        assert_eq!(checked(2, &[ok]), BadSignatures(2));
+        assert_eq!(tx_gossip_acceptance(Useful), MessageAcceptance::Accept);
+        assert_eq!(tx_gossip_acceptance(Refused), MessageAcceptance::Reject);
+        assert_eq!(
+            tx_gossip_acceptance(BadSignatures(1)),
+            MessageAcceptance::Reject
+        );
+        assert_eq!(tx_gossip_acceptance(Stale), MessageAcceptance::Ignore);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_panicked_is_not_taken_for_a_clean_batch() {
+        let joined = tokio::task::spawn_blocking(|| -> TxCheck { panic!("check blew up") }).await;
+        let failed = joined.map_err(CheckFailed::from);
+        assert!(failed.is_err(), "the panic surfaces as an error");
+        let verdict = tx_gossip_verdict(&failed);
+        assert_eq!(verdict, TxGossipVerdict::Unchecked);
+        assert_ne!(
+            tx_gossip_acceptance(verdict),
+            MessageAcceptance::Accept,
+            "a batch nobody checked is never forwarded"
+        );
     }
 
     #[test]

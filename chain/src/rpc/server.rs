@@ -1,4 +1,5 @@
-//! The RPC server: implements the API traits over the shared [`Chain`].
+//! The RPC server: implements the API traits over the shared [`Chain`], and passes what its
+//! clients submit on to peers through the [`NetworkHandle`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::NodeConfig;
 use crate::mempool::Rejection;
-use crate::node::{Chain, NodeError};
+use crate::network::NetworkHandle;
+use crate::shared::Chain;
 use crate::store::{StoreError, StoredBlock};
 use primitives::block::PegEvent;
 use primitives::peg::PegError;
@@ -78,14 +80,35 @@ fn internal(e: StoreError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(codes::INTERNAL, format!("internal error: {e}"), None::<()>)
 }
 
+/// The RPC server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {error}")]
+pub struct ServerError {
+    /// What was being done.
+    pub what: String,
+    /// The error.
+    pub error: std::io::Error,
+}
+
 /// The RPC implementation.
 #[derive(Debug, Clone)]
 pub struct RpcImpl {
     chain: Arc<Chain>,
+    net: NetworkHandle,
     max_txs_per_call: usize,
 }
 
 impl RpcImpl {
+    /// Submits decoded transactions and gossips what the pool took.
+    async fn submit(
+        &self,
+        txs: Vec<Result<RecoveredTx, Rejection>>,
+    ) -> Vec<Result<Hash, Rejection>> {
+        let submitted = self.chain.submit_local(txs).await;
+        self.net.publish_txs(submitted.admitted);
+        submitted.results
+    }
+
     fn block_view(&self, stored: StoredBlock, full: bool) -> BlockView {
         let b = stored.block;
         let hashes: Vec<Hash> = b.transactions.iter().map(|t| t.hash()).collect();
@@ -196,7 +219,7 @@ impl TwinpegApiServer for RpcImpl {
     async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
         let decoded = decode_all(vec![raw], self.chain.max_tx_size());
         // Answered only once the journal holds it: an accepted transaction survives a crash.
-        match self.chain.submit_local(decoded).await.pop() {
+        match self.submit(decoded).await.pop() {
             Some(Ok(h)) => Ok(h),
             Some(Err(r)) => Err(rejection_error(&r)),
             None => Err(internal(StoreError::NotInitialized)),
@@ -221,7 +244,7 @@ impl TwinpegApiServer for RpcImpl {
             .await
             .map_err(|e| ErrorObjectOwned::owned(codes::INTERNAL, e.to_string(), None::<()>))?;
         // One durable journal write for the whole call, before answering.
-        let results = self.chain.submit_local(decoded).await;
+        let results = self.submit(decoded).await;
         Ok(results
             .into_iter()
             .map(|r| match r {
@@ -446,10 +469,7 @@ impl TwinpegApiServer for RpcImpl {
     }
 
     async fn peers(&self) -> RpcResult<Vec<PeerInfo>> {
-        Ok(match self.chain.net.get() {
-            Some(n) => n.peers().await,
-            None => vec![],
-        })
+        Ok(self.net.peers().await)
     }
 
     async fn state_digest(&self) -> RpcResult<StateDigest> {
@@ -465,10 +485,10 @@ impl TwinpegApiServer for RpcImpl {
 
     async fn sync_status(&self) -> RpcResult<SyncStatus> {
         let head = self.chain.tip().head.number;
-        let (best, peers) = match self.chain.net.get() {
-            Some(n) => (n.best_peer_head().await, n.peers().await.len()),
-            None => (None, 0),
-        };
+        let (best, peers) = (
+            self.net.best_peer_head().await,
+            self.net.peers().await.len(),
+        );
         Ok(SyncStatus {
             head,
             best_peer_head: best,
@@ -558,8 +578,9 @@ pub fn health(chain: &Chain) -> Health {
 /// Binds and starts the server; returns the bound address.
 pub async fn start(
     chain: Arc<Chain>,
+    net: NetworkHandle,
     config: &NodeConfig,
-) -> Result<(SocketAddr, ServerHandle), NodeError> {
+) -> Result<(SocketAddr, ServerHandle), ServerError> {
     let server_cfg = ServerConfig::builder()
         .max_connections(config.rpc_max_connections)
         .max_request_body_size(config.rpc_max_request_bytes)
@@ -573,20 +594,21 @@ pub async fn start(
         .set_http_middleware(http)
         .build(config.rpc_addr)
         .await
-        .map_err(|error| NodeError::Io {
+        .map_err(|error| ServerError {
             what: format!("binding RPC to {}", config.rpc_addr),
             error,
         })?;
-    let addr = server.local_addr().map_err(|error| NodeError::Io {
+    let addr = server.local_addr().map_err(|error| ServerError {
         what: "reading RPC address".into(),
         error,
     })?;
     let rpc = RpcImpl {
         chain,
+        net,
         max_txs_per_call: config.rpc_max_txs_per_call,
     };
     let mut module = TwinpegApiServer::into_rpc(rpc.clone());
-    let merge_err = |e: jsonrpsee::core::RegisterMethodError| NodeError::Io {
+    let merge_err = |e: jsonrpsee::core::RegisterMethodError| ServerError {
         what: "registering RPC methods".into(),
         error: std::io::Error::other(e.to_string()),
     };
