@@ -296,4 +296,28 @@ mod tests {
         std::fs::write(&f, "data_dirr = \"/tmp/x\"\n").unwrap();
         assert!(NodeConfig::load(&rules(), Some(&f)).is_err());
     }
+
+    #[test]
+    fn the_test_config_binds_port_0_and_is_valid() {
+        let c = NodeConfig::test("/tmp/t");
+        c.validate().expect("valid");
+        assert_eq!(c.rpc_addr.port(), 0);
+        assert_eq!(c.p2p_listen, "/ip4/127.0.0.1/tcp/0");
+        assert_eq!(
+            c.authority_key_file,
+            Some(PathBuf::from("/tmp/t/authority.key"))
+        );
+        // The same defaults as a config file that names only the required keys.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(&f, "data_dir = \"/tmp/t\"\n").unwrap();
+        let loaded = NodeConfig::load(&rules(), Some(&f)).unwrap();
+        assert_eq!(
+            format!("{:?}", c.mempool()),
+            format!("{:?}", loaded.mempool())
+        );
+        assert_eq!(c.checkpoint_interval, loaded.checkpoint_interval);
+        assert_eq!(c.max_reorg_depth, loaded.max_reorg_depth);
+        assert_eq!(c.journal_max_txs(), loaded.journal_max_txs());
+    }
 }
