@@ -958,6 +958,11 @@ mod tests {
 
         /// Opens the data dir as a restarted node does.
         fn start(&self, checkpoint_interval: u64) -> Driver {
+            self.start_with(checkpoint_interval, Box::new(NoPublisher))
+        }
+
+        /// [`Self::start`], telling `publisher` what it would tell the network.
+        fn start_with(&self, checkpoint_interval: u64, publisher: Box<dyn Publisher>) -> Driver {
             let mut config = NodeConfig::load(&rules(), None).expect("config");
             config.data_dir = self.data_dir();
             let (chain, since) =
@@ -970,7 +975,7 @@ mod tests {
                     max_reorg_depth: 100,
                     max_clock_drift_ms: u64::MAX / 2,
                 },
-                Box::new(NoPublisher),
+                publisher,
                 since,
             )
         }
@@ -1186,5 +1191,180 @@ mod tests {
                 Some(*h)
             );
         }
+    }
+
+    /// `block` with its header edited and sealed again by `key`.
+    fn resealed(block: &Block, key: &SecretKey, edit: impl FnOnce(&mut Header)) -> Block {
+        let mut header = block.header.clone();
+        edit(&mut header);
+        Block::seal(header, block.transactions.clone(), key)
+    }
+
+    fn invalid_reason(outcome: ImportOutcome) -> String {
+        match outcome {
+            ImportOutcome::Invalid(reason) => reason,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_checks_refuse_each_broken_rule_with_its_reason() {
+        let fx = Fixture::new();
+        let mut producer = fx.start(256);
+        block_with_transfer(&mut producer, &fx.user);
+        let good = head_block(&producer);
+        let peer = fx.peer();
+        let mut follower = peer.start(256);
+        let stranger = SecretKey::random();
+        let key = &fx.authority;
+
+        // A parent nobody has: not invalid, just not placeable yet.
+        let orphan = resealed(&good, key, |h| h.parent_hash = Hash([7; 32]));
+        assert_eq!(
+            follower.import(orphan).expect("import"),
+            ImportOutcome::Orphan
+        );
+        // A known parent, but the number does not follow it.
+        let skipped = resealed(&good, key, |h| h.number = 2);
+        let reason = invalid_reason(follower.import(skipped).expect("import"));
+        assert!(reason.contains("does not follow parent"), "{reason}");
+        // Authored and sealed by someone who does not lead the slot.
+        let usurper = resealed(&good, &stranger, |h| h.author = stranger.address());
+        let reason = invalid_reason(follower.import(usurper).expect("import"));
+        assert!(reason.contains("is not the leader"), "{reason}");
+        // The leader named as author, sealed by someone else.
+        let forged = resealed(&good, &stranger, |_| {});
+        let reason = invalid_reason(follower.import(forged).expect("import"));
+        assert!(reason.contains("not by the author"), "{reason}");
+        // A timestamp that is not its slot's start.
+        let skewed = resealed(&good, key, |h| h.timestamp_ms += 1);
+        let reason = invalid_reason(follower.import(skewed).expect("import"));
+        assert!(reason.contains("is not the start of slot"), "{reason}");
+
+        // A slot that starts beyond the allowed clock drift waits; it is not invalid.
+        follower.config.max_clock_drift_ms = 500;
+        let far = now_ms() / 1000 + 3600;
+        let future = resealed(&good, key, |h| {
+            h.slot = far;
+            h.timestamp_ms = far * 1000;
+        });
+        assert_eq!(
+            follower.import(future).expect("import"),
+            ImportOutcome::Future
+        );
+        // None of that tainted the honest block.
+        assert_eq!(
+            follower.import(good.clone()).expect("import"),
+            ImportOutcome::Imported { reorg: false }
+        );
+        assert_eq!(follower.chain.tip().head_hash, good.hash());
+        assert_eq!(follower.import(good).expect("import"), ImportOutcome::Known);
+    }
+
+    #[test]
+    fn fork_choice_takes_the_longer_branch_and_keeps_the_first_seen_on_a_tie() {
+        let fx = Fixture::new();
+        let (peer_b, peer_c) = (fx.peer(), fx.peer());
+        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
+        let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
+        let theirs: Vec<Block> = (101..=103).map(|slot| empty_block(&mut b, slot)).collect();
+
+        assert_eq!(
+            c.import(ours[0].clone()).expect("import"),
+            ImportOutcome::Imported { reorg: false }
+        );
+        // Same height: the block seen first stays the head.
+        assert_eq!(
+            c.import(theirs[0].clone()).expect("import"),
+            ImportOutcome::Side
+        );
+        assert_eq!(c.chain.tip().head_hash, ours[0].hash());
+        assert_eq!(
+            c.import(ours[1].clone()).expect("import"),
+            ImportOutcome::Imported { reorg: false }
+        );
+        assert_eq!(
+            c.import(theirs[1].clone()).expect("import"),
+            ImportOutcome::Side
+        );
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        // Longer: the chain switches.
+        assert_eq!(
+            c.import(theirs[2].clone()).expect("import"),
+            ImportOutcome::Imported { reorg: true }
+        );
+        assert_eq!(c.chain.tip().head_hash, theirs[2].hash());
+        for (i, blk) in theirs.iter().enumerate() {
+            assert_eq!(
+                c.chain.store.canonical_hash(i as u64 + 1).expect("store"),
+                Some(blk.hash())
+            );
+        }
+        assert_eq!(c.chain.metrics.reorgs_total.get(), 1);
+    }
+
+    /// Keeps what the driver would have told the network.
+    #[derive(Default, Clone)]
+    struct Recorder(Arc<std::sync::Mutex<Vec<SignedTransaction>>>);
+
+    impl Publisher for Recorder {
+        fn publish_block(&self, _block: &Block) {}
+        fn publish_txs(&self, txs: Vec<SignedTransaction>) {
+            self.0.lock().expect("recorder").extend(txs);
+        }
+    }
+
+    #[test]
+    fn a_reorg_restores_the_fork_state_and_returns_the_dropped_transactions() {
+        let fx = Fixture::new();
+        let (peer_b, peer_c) = (fx.peer(), fx.peer());
+        let (mut a, mut b) = (fx.start(256), peer_b.start(256));
+        let recorder = Recorder::default();
+        let mut c = peer_c.start_with(256, Box::new(recorder.clone()));
+
+        // Branch A carries a transfer; branch B, one block longer, does not.
+        block_with_transfer(&mut a, &fx.user);
+        let ours = head_block(&a);
+        let dropped = ours.transactions[0].clone();
+        let theirs: Vec<Block> = (101..=102).map(|slot| empty_block(&mut b, slot)).collect();
+
+        assert_eq!(
+            c.import(ours).expect("import"),
+            ImportOutcome::Imported { reorg: false }
+        );
+        assert_eq!(c.chain.tip().state.account(&fx.user.address()).nonce, 1);
+        assert!(!c.chain.mempool().contains(&dropped.hash()));
+        assert_eq!(
+            c.import(theirs[0].clone()).expect("import"),
+            ImportOutcome::Side
+        );
+        assert_eq!(
+            c.import(theirs[1].clone()).expect("import"),
+            ImportOutcome::Imported { reorg: true }
+        );
+
+        // The state is branch B's, as a replay of the new canonical chain gives it.
+        let state = c.chain.tip().state.clone();
+        assert_eq!(state.digest(), b.chain.tip().state.digest());
+        assert_eq!(
+            state,
+            c.chain.store.replay_from_genesis().expect("replay"),
+            "the state after the reorg equals a replay from genesis"
+        );
+        assert_eq!(state.account(&fx.user.address()).nonce, 0);
+        assert_eq!(
+            state.account(&fx.user.address()).balance,
+            Amount::coins(1000),
+            "the transfer and its fee are undone"
+        );
+        // The dropped transfer is pooled again and passed on to peers.
+        assert!(c.chain.mempool().contains(&dropped.hash()));
+        assert_eq!(*recorder.0.lock().expect("recorder"), vec![dropped]);
+        // And a block built on the new head includes it.
+        let next = b.chain.tip().head.slot + 1;
+        c.produce(next).expect("produce");
+        let included = head_block(&c);
+        assert_eq!(included.header.parent_hash, theirs[1].hash());
+        assert_eq!(included.transactions.len(), 1);
     }
 }
