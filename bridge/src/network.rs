@@ -24,7 +24,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity
 use libp2p::request_response::{self, OutboundFailure, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, StreamProtocol, Swarm};
-use p2p::{ListenAddrs, PeerScores, Redial};
+use p2p::{Exchange, ListenAddrs, PeerScores, Redial};
 use parity_scale_codec::Encode;
 use primitives::crypto::SecretKey;
 use primitives::types::{Address, Hash};
@@ -346,13 +346,11 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        for p in self.scores.expire(now) {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .remove_blacklisted_peer(&p);
-            tracing::info!(peer = %p, "peer ban expired");
-        }
+        p2p::lift_expired_bans(
+            &mut self.scores,
+            &mut self.swarm.behaviour_mut().gossipsub,
+            now,
+        );
         // The members' network is for members: a peer that has not proved it speaks for one
         // in time is dropped, and whatever it published meanwhile is refused.
         let late: Vec<PeerId> = self
@@ -479,14 +477,11 @@ impl EventLoop {
     }
 
     fn on_binding_event(&mut self, ev: request_response::Event<PeerBinding, BindingAck>) {
-        match ev {
-            request_response::Event::Message {
+        match Exchange::from(ev) {
+            Exchange::Request {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                channel,
             } => {
                 let _ = self
                     .swarm
@@ -512,7 +507,7 @@ impl EventLoop {
                     self.metrics.dropped("verify_queue_full", 1);
                 }
             }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            Exchange::OutboundFailure { peer, error } => {
                 if matches!(error, OutboundFailure::UnsupportedProtocols) {
                     tracing::info!(%peer, "peer does not speak the member protocol; disconnecting");
                     self.make_stranger(peer);
@@ -529,11 +524,10 @@ impl EventLoop {
                     tracing::debug!(%peer, %error, "our statement was not delivered; giving up");
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            Exchange::InboundFailure { peer, error } => {
                 tracing::debug!(%peer, %error, "inbound statement failed");
             }
-            request_response::Event::Message { .. }
-            | request_response::Event::ResponseSent { .. } => {}
+            Exchange::Response { .. } | Exchange::ResponseSent => {}
         }
     }
 

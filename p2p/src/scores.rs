@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use libp2p::gossipsub;
 use libp2p::PeerId;
 
 /// A peer is banned once its score falls to this.
@@ -69,5 +70,13 @@ impl PeerScores {
     /// How long a ban lasts.
     pub fn ban_duration(&self) -> Duration {
         self.ban_duration
+    }
+}
+
+/// Lifts the bans over by `now` in `scores` and in `gossip`'s blacklist, logging each peer.
+pub fn lift_expired_bans(scores: &mut PeerScores, gossip: &mut gossipsub::Behaviour, now: Instant) {
+    for p in scores.expire(now) {
+        gossip.remove_blacklisted_peer(&p);
+        tracing::info!(peer = %p, "peer ban expired");
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod codec;
 
+use p2p::Exchange;
 pub use p2p::{
     build_tcp_swarm, gossipsub_config, ListenAddrs, NetworkError, PeerScores, Redial, BAN_SCORE,
 };
@@ -406,13 +407,11 @@ impl EventLoop {
                 self.tx_buffer.extend(txs);
             }
         }
-        for p in self.scores.expire(now) {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .remove_blacklisted_peer(&p);
-            tracing::info!(peer = %p, "peer ban expired");
-        }
+        p2p::lift_expired_bans(
+            &mut self.scores,
+            &mut self.swarm.behaviour_mut().gossipsub,
+            now,
+        );
         // Keep dialing bootstrap peers we are not connected to, with backoff.
         let connected_addrs: HashSet<String> =
             self.connected.values().map(|a| a.to_string()).collect();
@@ -766,14 +765,11 @@ impl EventLoop {
     }
 
     fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
-        match ev {
-            request_response::Event::Message {
+        match Exchange::from(ev) {
+            Exchange::Request {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                request,
+                channel,
             } => {
                 let Ok(permit) = self.sync_answers.clone().try_acquire_owned() else {
                     // Dropping the channel tells the peer we did not answer; it asks again.
@@ -801,11 +797,7 @@ impl EventLoop {
                     }
                 });
             }
-            request_response::Event::Message {
-                peer,
-                message: request_response::Message::Response { response, .. },
-                ..
-            } => {
+            Exchange::Response { peer, response } => {
                 self.syncing.remove(&peer);
                 tracing::debug!(%peer, head = response.head, blocks = response.blocks.len(), "sync response");
                 self.heads.insert(peer, response.head);
@@ -833,17 +825,17 @@ impl EventLoop {
                         .await;
                 });
             }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            Exchange::OutboundFailure { peer, error } => {
                 self.syncing.remove(&peer);
                 tracing::debug!(%peer, %error, "sync request failed");
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            Exchange::InboundFailure { peer, error } => {
                 tracing::debug!(%peer, %error, "inbound sync request failed");
                 if matches!(error, request_response::InboundFailure::Io(_)) {
                     self.penalize(peer, penalty::JUNK, "junk_sync_request");
                 }
             }
-            request_response::Event::ResponseSent { .. } => {}
+            Exchange::ResponseSent => {}
         }
     }
 }
