@@ -927,4 +927,191 @@ mod peg_tests {
         assert_eq!(refused_code(&r[0]), Some("peg_wrong_chain"));
         assert_eq!(main.account(&f.user.address()).balance, before);
     }
+
+    /// Executes `txs` and returns the receipts, the touched addresses (sorted) and the totals
+    /// after: what a fold of the four operations by direction must keep exactly.
+    fn touched(
+        state: &State,
+        peg: &PegConfig,
+        f: &Fixture,
+        txs: &[RecoveredTx],
+    ) -> (Vec<Receipt>, Vec<Address>, primitives::account::Totals) {
+        let ex = execute_block(state, &f.fee_rule, Some(peg), env(4, 0), txs).unwrap();
+        let addrs = ex.diff.accounts.iter().map(|(a, _)| *a).collect();
+        (ex.receipts, addrs, ex.diff.totals)
+    }
+
+    #[test]
+    fn each_operation_moves_only_its_own_accounts_and_counters() {
+        let f = fixture();
+        let producer = Address([0xaa; 20]);
+        let recipient = Address([7; 20]);
+        let fee_recipient = f.main.params.fee_recipient;
+        let escrow = escrow_address();
+        let funded = |who: Address, balance: u128| {
+            let mut s = State::default();
+            s.insert(
+                who,
+                Account {
+                    balance: Amount(balance),
+                    nonce: 0,
+                },
+            );
+            s
+        };
+        let sorted = |mut v: Vec<Address>| {
+            v.sort();
+            v
+        };
+        let user = f.user.address();
+        let source = |kind: fn(Amount, Address) -> TxKind, amount: u128| {
+            signed(&f.user, 0, kind(Amount(amount), recipient))
+        };
+        let lock = |amount, recipient| TxKind::Lock { amount, recipient };
+        let burn = |amount, recipient| TxKind::Burn { amount, recipient };
+
+        // Lock: the sender pays the escrow; only the deposit counters move.
+        let tx = source(lock, 1000);
+        let (r, addrs, t) = touched(&funded(user, 5000), &f.main, &f, std::slice::from_ref(&tx));
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Deposit {
+                id: tx.hash(),
+                amount: Amount(1000),
+                recipient
+            })
+        );
+        assert_eq!(addrs, sorted(vec![user, producer, escrow]));
+        let want = primitives::account::Totals {
+            locked: Amount(1000),
+            day_deposits: Amount(1000),
+            ..Default::default()
+        };
+        assert_eq!(t, want);
+
+        // Burn: the coins are destroyed (no escrow on the sidechain); only withdrawal counters.
+        let tx = source(burn, 1000);
+        let (r, addrs, t) = touched(&funded(user, 5000), &f.side, &f, std::slice::from_ref(&tx));
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Withdrawal {
+                id: tx.hash(),
+                amount: Amount(1000),
+                recipient
+            })
+        );
+        assert_eq!(addrs, sorted(vec![user, producer]));
+        let want = primitives::account::Totals {
+            burned_peg: Amount(1000),
+            day_withdrawals: Amount(1000),
+            ..Default::default()
+        };
+        assert_eq!(t, want);
+
+        // A Lock or Burn the sender cannot cover moves nothing and counts nothing.
+        for (peg, kind) in [(&f.main, lock as fn(_, _) -> _), (&f.side, burn)] {
+            let (r, addrs, t) = touched(&funded(user, 500), peg, &f, &[source(kind, 1000)]);
+            assert!(matches!(
+                r[0].failure,
+                Some(FailureReason::InsufficientBalance { .. })
+            ));
+            assert_eq!(r[0].peg_event, None);
+            assert_eq!(addrs, sorted(vec![user, producer]));
+            assert_eq!(t, Default::default());
+        }
+
+        // Mint: only the recipient is paid; no escrow, no fee.
+        let submitter = &f.members[0];
+        let payout =
+            |direction, amount: u128, kind: fn(Hash, Address, Amount, Vec<Signature>) -> TxKind| {
+                let peg = match direction {
+                    Direction::MainToSide => &f.side,
+                    Direction::SideToMain => &f.main,
+                };
+                let msg = PegMessage {
+                    domain: peg.domain,
+                    direction,
+                    id: Hash([3; 32]),
+                    recipient,
+                    amount: Amount(amount),
+                };
+                let sigs = attest(&f, &[0, 1], &msg);
+                signed(submitter, 0, kind(msg.id, recipient, Amount(amount), sigs))
+            };
+        let mint = |id, recipient, amount, signatures| TxKind::Mint {
+            id,
+            recipient,
+            amount,
+            signatures,
+        };
+        let release = |id, recipient, amount, signatures| TxKind::Release {
+            id,
+            recipient,
+            amount,
+            signatures,
+        };
+        let tx = payout(Direction::MainToSide, 1000, mint);
+        let (r, addrs, t) = touched(&State::default(), &f.side, &f, &[tx]);
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Minted {
+                id: Hash([3; 32]),
+                amount: Amount(1000),
+                recipient
+            })
+        );
+        assert_eq!(
+            addrs,
+            sorted(vec![submitter.address(), producer, recipient])
+        );
+        let want = primitives::account::Totals {
+            minted: Amount(1000),
+            ..Default::default()
+        };
+        assert_eq!(t, want);
+
+        // Release: the escrow pays the recipient and the fee recipient.
+        let tx = payout(Direction::SideToMain, 590, release);
+        let (r, addrs, t) = touched(&funded(escrow, 600), &f.main, &f, std::slice::from_ref(&tx));
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Released {
+                id: Hash([3; 32]),
+                amount: Amount(590),
+                recipient,
+                fee: Amount(10),
+            })
+        );
+        assert_eq!(
+            addrs,
+            sorted(vec![
+                submitter.address(),
+                producer,
+                escrow,
+                recipient,
+                fee_recipient
+            ])
+        );
+        let want = primitives::account::Totals {
+            released: Amount(590),
+            peg_fees: Amount(10),
+            ..Default::default()
+        };
+        assert_eq!(t, want);
+
+        // An escrow one unit short moves nothing and marks nothing processed.
+        let ex = execute_block(
+            &funded(escrow, 599),
+            &f.fee_rule,
+            Some(&f.main),
+            env(4, 0),
+            &[tx],
+        )
+        .unwrap();
+        assert_eq!(refused_code(&ex.receipts[0]), Some("peg_escrow_short"));
+        let addrs: Vec<_> = ex.diff.accounts.iter().map(|(a, _)| *a).collect();
+        assert_eq!(addrs, sorted(vec![submitter.address(), producer]));
+        assert_eq!(ex.diff.totals, Default::default());
+        assert!(ex.diff.processed.is_empty());
+    }
 }
