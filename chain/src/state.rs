@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use parity_scale_codec::{Decode, Encode};
 
 pub use primitives::account::{Account, Totals};
-use primitives::crypto::keccak256_parts;
+use primitives::crypto::{domain, keccak256_parts};
 use primitives::genesis::Genesis;
 use primitives::types::{Address, Amount, BlockNumber, Hash};
 
@@ -51,11 +51,11 @@ impl EntrySum {
 }
 
 fn account_entry(addr: &Address, a: &Account) -> Hash {
-    keccak256_parts(&[b"twinpeg/state/account", &addr.0, &a.encode()])
+    keccak256_parts(&[domain::STATE_ACCOUNT, &addr.0, &a.encode()])
 }
 
 fn processed_entry(id: &Hash, block: BlockNumber) -> Hash {
-    keccak256_parts(&[b"twinpeg/state/peg-id", &id.0, &block.to_le_bytes()])
+    keccak256_parts(&[domain::STATE_PEG_ID, &id.0, &block.to_le_bytes()])
 }
 
 /// The whole account state.
@@ -142,7 +142,7 @@ impl State {
     /// O(1): equal states give equal digests, and a restart must reproduce it exactly.
     pub fn digest(&self) -> Hash {
         keccak256_parts(&[
-            b"twinpeg/state/digest",
+            domain::STATE_DIGEST,
             &self.sum.to_bytes(),
             &self.totals.encode(),
         ])

@@ -7,8 +7,9 @@ use sha3::{Digest, Keccak256};
 
 use crate::types::{Address, Bytes, Hash};
 
-/// Signing domains: a transaction, a block seal, a bridge member's peer binding and a peg
-/// attestation can never be confused.
+/// Every domain prefix, in one place: a transaction, a block seal, a bridge member's peer
+/// binding and a peg attestation can never be confused, nor any hash the chain commits to.
+/// None is a prefix of another; changing a byte changes signatures and genesis hashes.
 pub mod domain {
     /// Prefix of every transaction signing hash.
     pub const TRANSACTION: &[u8] = b"twinpeg/transaction/v1";
@@ -16,6 +17,28 @@ pub mod domain {
     pub const BLOCK_SEAL: &[u8] = b"twinpeg/block-seal/v1";
     /// Prefix of a bridge member's statement binding its libp2p peer id to its member key.
     pub const BRIDGE_PEER: &[u8] = b"twinpeg/bridge-peer/v1";
+    /// Prefix of the peg domain, the hash every peg attestation binds (with both geneses).
+    pub const PEG: &[u8] = b"twinpeg/peg-domain/v1";
+    /// Preimage of the mainchain escrow's address.
+    pub const ESCROW: &[u8] = b"twinpeg/escrow/v1";
+    /// Prefix of one account's entry in the state digest.
+    pub const STATE_ACCOUNT: &[u8] = b"twinpeg/state/account";
+    /// Prefix of one processed peg id's entry in the state digest.
+    pub const STATE_PEG_ID: &[u8] = b"twinpeg/state/peg-id";
+    /// Prefix of the state digest over the entries and the totals.
+    pub const STATE_DIGEST: &[u8] = b"twinpeg/state/digest";
+
+    /// Every prefix above, for the test that keeps them apart.
+    pub const ALL: [&[u8]; 8] = [
+        TRANSACTION,
+        BLOCK_SEAL,
+        BRIDGE_PEER,
+        PEG,
+        ESCROW,
+        STATE_ACCOUNT,
+        STATE_PEG_ID,
+        STATE_DIGEST,
+    ];
 }
 
 /// Errors from key handling and signature recovery.
@@ -278,6 +301,39 @@ mod tests {
         assert_eq!(
             Signature([0u8; 65]).recover(&h),
             Err(CryptoError::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn domain_prefixes_are_apart_and_keep_their_bytes() {
+        for (i, a) in domain::ALL.iter().enumerate() {
+            assert!(a.starts_with(b"twinpeg/"));
+            for b in &domain::ALL[i + 1..] {
+                assert!(
+                    !a.starts_with(b) && !b.starts_with(a),
+                    "{} and {} overlap",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(b)
+                );
+            }
+        }
+        // Signatures, genesis hashes and state digests already out there commit to these.
+        let bytes: Vec<&str> = domain::ALL
+            .iter()
+            .map(|d| std::str::from_utf8(d).unwrap())
+            .collect();
+        assert_eq!(
+            bytes,
+            [
+                "twinpeg/transaction/v1",
+                "twinpeg/block-seal/v1",
+                "twinpeg/bridge-peer/v1",
+                "twinpeg/peg-domain/v1",
+                "twinpeg/escrow/v1",
+                "twinpeg/state/account",
+                "twinpeg/state/peg-id",
+                "twinpeg/state/digest",
+            ]
         );
     }
 }

@@ -9,7 +9,7 @@ use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::account::Totals;
-use crate::crypto::{keccak256, keccak256_parts, Signature};
+use crate::crypto::{domain as prefix, keccak256, keccak256_parts, Signature};
 use crate::types::{Address, Amount, BlockNumber, Hash};
 
 /// Which way coins cross.
@@ -55,19 +55,15 @@ impl PegMessage {
     }
 }
 
-/// The peg domain: keccak256("twinpeg/peg-domain/v1" || main base genesis hash || side base
-/// genesis hash). A signature for one bridge or chain pair is worthless for any other.
+/// The peg domain: keccak256([`prefix::PEG`] || main base genesis hash || side base genesis
+/// hash). A signature for one bridge or chain pair is worthless for any other.
 pub fn domain(main_base_genesis: &Hash, side_base_genesis: &Hash) -> Hash {
-    keccak256_parts(&[
-        b"twinpeg/peg-domain/v1",
-        &main_base_genesis.0,
-        &side_base_genesis.0,
-    ])
+    keccak256_parts(&[prefix::PEG, &main_base_genesis.0, &side_base_genesis.0])
 }
 
 /// The mainchain escrow: an address no key controls (no known preimage of its key hash).
 pub fn escrow_address() -> Address {
-    let h = keccak256(b"twinpeg/escrow/v1");
+    let h = keccak256(prefix::ESCROW);
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[12..]);
     Address(a)
