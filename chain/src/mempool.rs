@@ -8,9 +8,8 @@ use serde::Deserialize;
 
 use crate::fee::{FeeError, FeeRule};
 use crate::state::{Account, Totals};
-use primitives::peg::{check_payout, check_source};
-use primitives::peg::{Direction, PegConfig, PegError, PegRole};
-use primitives::tx::{DecodeTxError, RecoveredTx, SignedTransaction, TxKind};
+use primitives::peg::{check_tx, PegConfig, PegError};
+use primitives::tx::{DecodeTxError, RecoveredTx, SignedTransaction};
 use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
 /// Pool limits.
@@ -254,73 +253,6 @@ pub struct PegFacts {
     pub processed: Option<BlockNumber>,
 }
 
-fn peg_for<'a>(
-    ctx: &Admission<'a>,
-    role: PegRole,
-    op: &'static str,
-) -> Result<&'a PegConfig, Rejection> {
-    let peg = ctx.peg.ok_or(Rejection::Peg(PegError::NotConfigured))?;
-    if peg.role != role {
-        let chain = if role == PegRole::Main {
-            "mainchain"
-        } else {
-            "sidechain"
-        };
-        return Err(Rejection::Peg(PegError::WrongChain(op, chain)));
-    }
-    Ok(peg)
-}
-
-/// The peg's admission rules: limits before any coin moves, attestations before a payout.
-fn check_peg(kind: &TxKind, facts: PegFacts, ctx: &Admission<'_>) -> Result<(), Rejection> {
-    let r = match kind {
-        TxKind::Transfer { .. } => Ok(()),
-        TxKind::Lock { amount, .. } => {
-            let peg = peg_for(ctx, PegRole::Main, "lock")?;
-            check_source(peg, &ctx.totals, Direction::MainToSide, *amount)
-        }
-        TxKind::Burn { amount, .. } => {
-            let peg = peg_for(ctx, PegRole::Side, "burn")?;
-            check_source(peg, &ctx.totals, Direction::SideToMain, *amount)
-        }
-        TxKind::Mint {
-            id,
-            recipient,
-            amount,
-            signatures,
-        } => {
-            let peg = peg_for(ctx, PegRole::Side, "mint")?;
-            check_payout(
-                peg,
-                Direction::MainToSide,
-                *id,
-                *recipient,
-                *amount,
-                signatures,
-                facts.processed,
-            )
-        }
-        TxKind::Release {
-            id,
-            recipient,
-            amount,
-            signatures,
-        } => {
-            let peg = peg_for(ctx, PegRole::Main, "release")?;
-            check_payout(
-                peg,
-                Direction::SideToMain,
-                *id,
-                *recipient,
-                *amount,
-                signatures,
-                facts.processed,
-            )
-        }
-    };
-    r.map_err(Rejection::Peg)
-}
-
 /// A sender's account nonce as last seen (at its last admission or prune) and the first
 /// nonce at or after it that the pool does not hold: entries in `base..end` are includable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,7 +473,7 @@ impl Mempool {
             ctx.fee_rule.charge(&t.fee, weight, ctx.base_fee)?;
             max
         };
-        check_peg(&t.kind, facts, ctx)?;
+        check_tx(ctx.peg, &t.kind, &ctx.totals, facts.processed).map_err(Rejection::Peg)?;
         let sender = tx.sender();
         // The account was read from the tip before the pool lock was taken; a block committed
         // in between has pruned the pool to the newer nonce, which is the one that counts.
@@ -811,7 +743,8 @@ mod tests {
     use super::*;
     use crate::fee::{BaseFeeRule, FeeRateRule};
     use primitives::crypto::SecretKey;
-    use primitives::tx::{Fee, Transaction};
+    use primitives::peg::{Direction, PegRole};
+    use primitives::tx::{Fee, Transaction, TxKind};
 
     const CHAIN: ChainId = 5;
 

@@ -2,7 +2,7 @@
 
 use crate::fee::{BaseFeeRule, FeeRateRule, FeeRule};
 use primitives::genesis::{FeeParams, Genesis, GenesisError};
-use primitives::peg::{domain, PegConfig, PegRole};
+use primitives::peg::{PegConfig, PegRole};
 
 /// Which fee rule a chain uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,36 +35,7 @@ pub struct ChainRules {
 impl ChainRules {
     /// The peg as this chain sees it, if its genesis has a peg section.
     pub fn peg_config(&self, genesis: &Genesis) -> Result<Option<PegConfig>, GenesisError> {
-        let Some(params) = &genesis.peg else {
-            return Ok(None);
-        };
-        // Checked at start too, not only at `init`: a data dir made by an older version may
-        // hold a genesis whose transactions cannot carry a payout.
-        let payout = primitives::peg::largest_payout_size(params.threshold);
-        if (genesis.max_tx_size as usize) < payout {
-            return Err(GenesisError::Invalid(format!(
-                "max_tx_size {} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
-                genesis.max_tx_size, params.threshold
-            )));
-        }
-        let own = genesis.base_hash();
-        let other = params.counterpart_genesis;
-        let domain = match self.peg_role {
-            PegRole::Main => domain(&own, &other),
-            PegRole::Side => {
-                if genesis.accounts.iter().any(|a| a.balance.0 > 0) {
-                    return Err(GenesisError::Invalid(
-                        "a pegged sidechain starts with supply 0: its coins are minted only by the peg".into(),
-                    ));
-                }
-                domain(&other, &own)
-            }
-        };
-        Ok(Some(PegConfig {
-            role: self.peg_role,
-            params: params.clone(),
-            domain,
-        }))
+        genesis.peg_config(self.peg_role)
     }
 
     /// Builds the fee rule from genesis, refusing the other chain's parameters.

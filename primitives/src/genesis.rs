@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{receipts_root, tx_root, Block, Header};
 use crate::crypto::{keccak256, Signature};
+use crate::peg::{PegConfig, PegRole};
 use crate::types::{Address, Amount, ChainId, Weight};
 
 /// Errors loading or validating a genesis file.
@@ -126,13 +127,8 @@ impl Genesis {
         }
         if let Some(p) = &self.peg {
             p.validate().map_err(GenesisError::Invalid)?;
-            let payout = crate::peg::largest_payout_size(p.threshold);
-            if (self.max_tx_size as usize) < payout {
-                return bad(format!(
-                    "max_tx_size {} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
-                    self.max_tx_size, p.threshold
-                ));
-            }
+            p.check_payout_fits(self.max_tx_size)
+                .map_err(GenesisError::Invalid)?;
             if p.counterpart_genesis.is_zero() {
                 return bad(
                     "peg.counterpart_genesis must name the other chain's base genesis hash".into(),
@@ -153,6 +149,22 @@ impl Genesis {
                 .ok_or_else(|| GenesisError::Invalid("total supply overflows u128".into()))?;
         }
         Ok(())
+    }
+
+    /// The peg as the `role` end of it sees it, if this genesis has a peg section. Checked
+    /// at start too, not only at `init`: a data dir made by an older version may hold a
+    /// genesis whose transactions cannot carry a payout.
+    pub fn peg_config(&self, role: PegRole) -> Result<Option<PegConfig>, GenesisError> {
+        let Some(params) = &self.peg else {
+            return Ok(None);
+        };
+        let supply = self
+            .accounts
+            .iter()
+            .fold(Amount::ZERO, |s, a| Amount(s.0.saturating_add(a.balance.0)));
+        PegConfig::for_chain(role, params, self.base_hash(), self.max_tx_size, supply)
+            .map(Some)
+            .map_err(GenesisError::Invalid)
     }
 
     /// The hash the peg domain binds: the genesis block hash with `peg.counterpart_genesis`

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use primitives::block::PegEvent;
 use primitives::peg::check_source;
-use primitives::peg::{Direction, PegConfig, PegRole};
+use primitives::peg::{Direction, PegConfig, PegOp};
 use primitives::tx::TxKind;
 use primitives::types::{Address, Amount, BlockNumber, Hash};
 use rpc_api::types::{PegInfo, TxStatus};
@@ -145,12 +145,8 @@ fn state_of(
 
 /// Refuses what the chain would refuse, before anything is signed.
 fn precheck(info: &PegInfo, d: Direction, amount: Amount) -> Result<()> {
-    let role = match d {
-        Direction::MainToSide => PegRole::Main,
-        Direction::SideToMain => PegRole::Side,
-    };
     let cfg = PegConfig {
-        role,
+        role: PegOp::source(d).role(),
         params: info.params.clone(),
         domain: info.domain,
     };

@@ -1,28 +1,14 @@
-//! The federated two-way peg's on-chain rules: the peg message members sign, its domain,
-//! the federation and its limits, and the checks every Mint and Release passes.
-//!
-//! A peg message can only move coins: nothing here can change members, threshold or limits.
+//! The federation and its limits as genesis states them, and the peg as one chain sees it.
 
 use std::collections::HashSet;
 
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
-use crate::account::Totals;
-use crate::crypto::{domain as prefix, keccak256, keccak256_parts, Signature};
-use crate::types::{Address, Amount, BlockNumber, Hash};
-
-/// Which way coins cross.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Deposit: locked on main, minted on side.
-    #[codec(index = 0)]
-    MainToSide,
-    /// Withdrawal: burned on side, released on main.
-    #[codec(index = 1)]
-    SideToMain,
-}
+use super::error::PegError;
+use super::message::{domain, Direction, PegMessage};
+use crate::crypto::Signature;
+use crate::types::{Address, Amount, Hash};
 
 /// Which end of the peg a chain is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,42 +17,6 @@ pub enum PegRole {
     Main,
     /// Mints and burns: `Mint` and `Burn`.
     Side,
-}
-
-/// What members sign: `keccak256(SCALE(self))` is the attestation prehash.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
-pub struct PegMessage {
-    /// Binds both chains' genesis: see [`domain`].
-    pub domain: Hash,
-    /// Deposit or withdrawal.
-    pub direction: Direction,
-    /// The source transaction's hash (the Lock or Burn).
-    pub id: Hash,
-    /// Who is paid on the destination chain.
-    pub recipient: Address,
-    /// Base units paid to the recipient.
-    pub amount: Amount,
-}
-
-impl PegMessage {
-    /// The prehash members sign.
-    pub fn signing_hash(&self) -> Hash {
-        keccak256(&self.encode())
-    }
-}
-
-/// The peg domain: keccak256([`prefix::PEG`] || main base genesis hash || side base genesis
-/// hash). A signature for one bridge or chain pair is worthless for any other.
-pub fn domain(main_base_genesis: &Hash, side_base_genesis: &Hash) -> Hash {
-    keccak256_parts(&[prefix::PEG, &main_base_genesis.0, &side_base_genesis.0])
-}
-
-/// The mainchain escrow: an address no key controls (no known preimage of its key hash).
-pub fn escrow_address() -> Address {
-    let h = keccak256(prefix::ESCROW);
-    let mut a = [0u8; 20];
-    a.copy_from_slice(&h.0[12..]);
-    Address(a)
 }
 
 /// The federation and the bridge parameters; identical in both genesis files except
@@ -99,76 +49,54 @@ pub struct PegParams {
     pub counterpart_genesis: Hash,
 }
 
-/// Why a peg operation is refused.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum PegError {
-    /// The chain has no peg section in its genesis.
-    #[error("this chain has no peg configured")]
-    NotConfigured,
-    /// Lock/Release on the sidechain or Mint/Burn on the mainchain.
-    #[error("{0} is not a {1} operation")]
-    WrongChain(&'static str, &'static str),
-    /// Outside [min, max].
-    #[error("amount {amount} outside the peg limits [{min}, {max}]")]
-    AmountOutOfRange {
-        /// Offered.
-        amount: Amount,
-        /// Minimum.
-        min: Amount,
-        /// Maximum.
-        max: Amount,
-    },
-    /// Today's total would pass the daily limit.
-    #[error("daily limit: {used} already moved today, {amount} more would pass {limit}")]
-    DailyLimit {
-        /// Used today.
-        used: Amount,
-        /// Offered.
-        amount: Amount,
-        /// The limit.
-        limit: Amount,
-    },
-    /// This id was paid out already.
-    #[error("peg id {id} already processed at block {block}")]
-    IdUsed {
-        /// The transfer id.
-        id: Hash,
-        /// Where.
-        block: BlockNumber,
-    },
-    /// Another payout of this id waits in the mempool.
-    #[error("a payout of peg id {0} is already pending")]
-    IdPending(Hash),
-    /// The signatures do not prove M distinct current members signed exactly this message.
-    #[error("attestation refused: {0}")]
-    Signatures(String),
-    /// The escrow cannot cover the release.
-    #[error("escrow holds {escrow}, release needs {needed}")]
-    EscrowShort {
-        /// Escrow balance.
-        escrow: Amount,
-        /// Needed.
-        needed: Amount,
-    },
-    /// A zero id is never valid proof.
-    #[error("zero peg id")]
-    ZeroId,
-}
-
-impl PegError {
-    /// A stable snake_case name.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PegError::NotConfigured => "peg_not_configured",
-            PegError::WrongChain(..) => "peg_wrong_chain",
-            PegError::AmountOutOfRange { .. } => "peg_amount_out_of_range",
-            PegError::DailyLimit { .. } => "peg_daily_limit",
-            PegError::IdUsed { .. } => "peg_id_used",
-            PegError::IdPending(_) => "peg_id_pending",
-            PegError::Signatures(_) => "peg_bad_attestation",
-            PegError::EscrowShort { .. } => "peg_escrow_short",
-            PegError::ZeroId => "peg_zero_id",
+impl PegParams {
+    /// Checks the federation rules: M > N/2, distinct non-zero members, sane limits.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.members.len() as u32;
+        if n == 0 {
+            return Err("the federation needs members".into());
         }
+        let mut seen = HashSet::new();
+        for m in &self.members {
+            if *m == Address::ZERO || !seen.insert(*m) {
+                return Err(format!("member {m} is zero or listed twice"));
+            }
+        }
+        if self.threshold > n || self.threshold * 2 <= n {
+            return Err(format!(
+                "threshold {} of {n} members: it must be more than half and at most all",
+                self.threshold
+            ));
+        }
+        if self.min_amount.0 == 0 || self.min_amount > self.max_amount {
+            return Err(format!(
+                "peg limits [{}, {}] must satisfy 0 < min <= max",
+                self.min_amount, self.max_amount
+            ));
+        }
+        if self.peg_out_fee >= self.min_amount {
+            return Err(format!(
+                "peg_out_fee {} must be below min_amount {}",
+                self.peg_out_fee, self.min_amount
+            ));
+        }
+        if self.main_confirmations == 0 || self.side_confirmations == 0 {
+            return Err("confirmations must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Refuses a `max_tx_size` below [`largest_payout_size`] for the threshold: such a chain
+    /// could never carry the federation's payouts.
+    pub fn check_payout_fits(&self, max_tx_size: u32) -> Result<(), String> {
+        let payout = largest_payout_size(self.threshold);
+        if (max_tx_size as usize) < payout {
+            return Err(format!(
+                "max_tx_size {max_tx_size} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
+                self.threshold
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -184,6 +112,46 @@ pub struct PegConfig {
 }
 
 impl PegConfig {
+    /// The peg as the `role` end sees it, from facts of its genesis: its base hash, its
+    /// `max_tx_size` and the sum of its prefunded balances. Refuses a chain whose
+    /// transactions cannot hold a payout, and a sidechain that starts with coins the peg
+    /// did not mint.
+    pub fn for_chain(
+        role: PegRole,
+        params: &PegParams,
+        own_base_genesis: Hash,
+        max_tx_size: u32,
+        genesis_supply: Amount,
+    ) -> Result<Self, String> {
+        params.check_payout_fits(max_tx_size)?;
+        let other = params.counterpart_genesis;
+        let domain = match role {
+            PegRole::Main => domain(&own_base_genesis, &other),
+            PegRole::Side => {
+                if genesis_supply.0 > 0 {
+                    return Err(
+                        "a pegged sidechain starts with supply 0: its coins are minted only by the peg".into(),
+                    );
+                }
+                domain(&other, &own_base_genesis)
+            }
+        };
+        Ok(PegConfig {
+            role,
+            params: params.clone(),
+            domain,
+        })
+    }
+
+    /// What a payout in `direction` keeps back: the peg-out fee on a Release, nothing on a
+    /// Mint.
+    pub fn payout_fee(&self, direction: Direction) -> Amount {
+        match direction {
+            Direction::MainToSide => Amount::ZERO,
+            Direction::SideToMain => self.params.peg_out_fee,
+        }
+    }
+
     /// Checks `amount` against [min, max].
     pub fn check_amount(&self, amount: Amount) -> Result<(), PegError> {
         let p = &self.params;
@@ -242,44 +210,6 @@ impl PegConfig {
     }
 }
 
-impl PegParams {
-    /// Checks the federation rules: M > N/2, distinct non-zero members, sane limits.
-    pub fn validate(&self) -> Result<(), String> {
-        let n = self.members.len() as u32;
-        if n == 0 {
-            return Err("the federation needs members".into());
-        }
-        let mut seen = HashSet::new();
-        for m in &self.members {
-            if *m == Address::ZERO || !seen.insert(*m) {
-                return Err(format!("member {m} is zero or listed twice"));
-            }
-        }
-        if self.threshold > n || self.threshold * 2 <= n {
-            return Err(format!(
-                "threshold {} of {n} members: it must be more than half and at most all",
-                self.threshold
-            ));
-        }
-        if self.min_amount.0 == 0 || self.min_amount > self.max_amount {
-            return Err(format!(
-                "peg limits [{}, {}] must satisfy 0 < min <= max",
-                self.min_amount, self.max_amount
-            ));
-        }
-        if self.peg_out_fee >= self.min_amount {
-            return Err(format!(
-                "peg_out_fee {} must be below min_amount {}",
-                self.peg_out_fee, self.min_amount
-            ));
-        }
-        if self.main_confirmations == 0 || self.side_confirmations == 0 {
-            return Err("confirmations must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
 /// The encoded size of the largest payout transaction with `signatures` member signatures
 /// (a Mint or a Release with every field at its widest): a chain whose `max_tx_size` is below
 /// it could never carry the federation's payouts.
@@ -327,90 +257,13 @@ pub fn largest_payout_size(signatures: u32) -> usize {
     mint.max(release)
 }
 
-/// The UTC day of a block timestamp.
-pub fn day_of(timestamp_ms: u64) -> u64 {
-    timestamp_ms / 86_400_000
-}
-
-/// Starts a new UTC day's limit counters when the block is on a later day.
-pub fn roll_day(totals: &mut Totals, timestamp_ms: u64) {
-    let day = day_of(timestamp_ms);
-    if totals.day != day {
-        totals.day = day;
-        totals.day_deposits = Amount::ZERO;
-        totals.day_withdrawals = Amount::ZERO;
-    }
-}
-
-/// The limits a Lock (deposit) or Burn (withdrawal) must respect, given today's usage.
-pub fn check_source(
-    peg: &PegConfig,
-    totals: &Totals,
-    direction: Direction,
-    amount: Amount,
-) -> Result<(), PegError> {
-    peg.check_amount(amount)?;
-    let (used, limit) = match direction {
-        Direction::MainToSide => (totals.day_deposits, peg.params.daily_limit_deposits),
-        Direction::SideToMain => (totals.day_withdrawals, peg.params.daily_limit_withdrawals),
-    };
-    if used.checked_add(amount).is_none_or(|t| t > limit) {
-        return Err(PegError::DailyLimit {
-            used,
-            amount,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// Everything a Mint or Release must prove: limits, an unused id, and M distinct current
-/// members' signatures over exactly this payout.
-pub fn check_payout(
-    peg: &PegConfig,
-    direction: Direction,
-    id: Hash,
-    recipient: Address,
-    amount: Amount,
-    signatures: &[Signature],
-    processed: Option<BlockNumber>,
-) -> Result<(), PegError> {
-    if id.is_zero() {
-        return Err(PegError::ZeroId);
-    }
-    let gross = match direction {
-        Direction::MainToSide => amount,
-        Direction::SideToMain => amount
-            .checked_add(peg.params.peg_out_fee)
-            .unwrap_or(Amount(u128::MAX)),
-    };
-    peg.check_amount(gross)?;
-    if let Some(block) = processed {
-        return Err(PegError::IdUsed { id, block });
-    }
-    let message = PegMessage {
-        domain: peg.domain,
-        direction,
-        id,
-        recipient,
-        amount,
-    };
-    peg.verify_attestation(&message, signatures)
-}
-
-/// The day counters as of a block at `timestamp_ms`.
-pub fn totals_on(totals: Totals, timestamp_ms: u64) -> Totals {
-    let mut t = totals;
-    roll_day(&mut t, timestamp_ms);
-    t
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::crypto::SecretKey;
 
-    fn config(keys: &[SecretKey], threshold: u32) -> PegConfig {
+    /// A sidechain peg of `keys` with limits [10, 1000] and a daily limit of 5000 each way.
+    pub(in crate::peg) fn config(keys: &[SecretKey], threshold: u32) -> PegConfig {
         PegConfig {
             role: PegRole::Side,
             params: PegParams {
@@ -506,6 +359,26 @@ mod tests {
         assert!(cfg.check_amount(Amount(9)).is_err());
         assert!(cfg.check_amount(Amount(1001)).is_err());
         assert!(cfg.check_amount(Amount(10)).is_ok());
-        assert_ne!(escrow_address(), Address::ZERO);
+    }
+
+    #[test]
+    fn each_end_binds_the_domain_in_main_side_order_and_the_side_starts_empty() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let mut params = config(&keys, 2).params;
+        let (main_base, side_base) = (Hash([1; 32]), Hash([2; 32]));
+        let fits = largest_payout_size(params.threshold) as u32;
+        params.counterpart_genesis = side_base;
+        let main = PegConfig::for_chain(PegRole::Main, &params, main_base, fits, Amount(5));
+        let main = main.expect("a prefunded mainchain is fine");
+        params.counterpart_genesis = main_base;
+        let side = PegConfig::for_chain(PegRole::Side, &params, side_base, fits, Amount::ZERO);
+        let side = side.expect("an empty sidechain");
+        assert_eq!(main.domain, side.domain);
+        assert_eq!(main.domain, domain(&main_base, &side_base));
+        assert_eq!((main.role, side.role), (PegRole::Main, PegRole::Side));
+        let prefunded = PegConfig::for_chain(PegRole::Side, &params, side_base, fits, Amount(1));
+        assert!(prefunded.unwrap_err().contains("supply 0"));
+        let small = PegConfig::for_chain(PegRole::Main, &params, main_base, fits - 1, Amount(5));
+        assert!(small.unwrap_err().contains("cannot hold a payout"));
     }
 }
