@@ -2,10 +2,12 @@
 
 use crate::fee::{FeeCharge, FeeError, FeeRule};
 use crate::state::{Overlay, StateDiff, StateRead, Undo};
+use primitives::account::Totals;
 use primitives::block::{FailureReason, PegEvent, Receipt};
 use primitives::crypto::Signature;
 use primitives::peg::{
-    check_payout, check_source, escrow_address, totals_on, Direction, PegConfig, PegError, PegRole,
+    check_payout, check_source, escrow_address, peg_for, record_payout, record_source, totals_on,
+    Direction, PegConfig, PegError, PegOp,
 };
 use primitives::tx::{RecoveredTx, TxKind};
 use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
@@ -167,20 +169,32 @@ impl<'a> BlockExecutor<'a> {
             TxKind::Transfer { to, amount } => {
                 self.transfer(sender, *to, *amount).map_or(Ok(None), Err)
             }
-            TxKind::Lock { amount, recipient } => self.lock(sender, *amount, *recipient, tx.hash()),
-            TxKind::Burn { amount, recipient } => self.burn(sender, *amount, *recipient, tx.hash()),
+            TxKind::Lock { amount, recipient } => self.source(
+                Direction::MainToSide,
+                sender,
+                *amount,
+                *recipient,
+                tx.hash(),
+            ),
+            TxKind::Burn { amount, recipient } => self.source(
+                Direction::SideToMain,
+                sender,
+                *amount,
+                *recipient,
+                tx.hash(),
+            ),
             TxKind::Mint {
                 id,
                 recipient,
                 amount,
                 signatures,
-            } => self.mint(*id, *recipient, *amount, signatures),
+            } => self.payout(Direction::MainToSide, *id, *recipient, *amount, signatures),
             TxKind::Release {
                 id,
                 recipient,
                 amount,
                 signatures,
-            } => self.release(*id, *recipient, *amount, signatures),
+            } => self.payout(Direction::SideToMain, *id, *recipient, *amount, signatures),
         };
         let (failure, peg_event) = match outcome {
             Ok(event) => (None, event),
@@ -199,17 +213,9 @@ impl<'a> BlockExecutor<'a> {
         Ok(())
     }
 
-    fn peg(&self, role: PegRole, op: &'static str) -> Result<&'a PegConfig, FailureReason> {
-        let peg = self.peg.ok_or_else(|| refused(PegError::NotConfigured))?;
-        if peg.role != role {
-            let chain = if role == PegRole::Main {
-                "mainchain"
-            } else {
-                "sidechain"
-            };
-            return Err(refused(PegError::WrongChain(op, chain)));
-        }
-        Ok(peg)
+    /// The peg `op` runs under on this chain, or the refusal.
+    fn peg(&self, op: PegOp) -> Result<&'a PegConfig, FailureReason> {
+        peg_for(self.peg, op).map_err(refused)
     }
 
     fn debit(&mut self, from: Address, amount: Amount) -> Result<(), FailureReason> {
@@ -241,160 +247,129 @@ impl<'a> BlockExecutor<'a> {
         check.map_err(refused)
     }
 
-    fn lock(
+    /// Moves coins leg by leg, then sets the totals `record` computes; on any failure every
+    /// account already written is put back and the totals stay, so a failed operation moves
+    /// and counts nothing.
+    fn settle(
         &mut self,
-        sender: Address,
-        amount: Amount,
-        recipient: Address,
-        id: Hash,
-    ) -> Result<Option<PegEvent>, FailureReason> {
-        let peg = self.peg(PegRole::Main, "lock")?;
-        self.precheck(check_source(
-            peg,
-            &self.overlay.totals,
-            Direction::MainToSide,
-            amount,
-        ))?;
-        let escrow = escrow_address();
-        let before = self.overlay.account(&sender);
-        self.debit(sender, amount)?;
-        if let Err(e) = self.credit(escrow, amount) {
-            self.overlay.set(sender, before);
-            return Err(e);
-        }
-        let t = &mut self.overlay.totals;
-        t.locked = t
-            .locked
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        t.day_deposits = t
-            .day_deposits
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        Ok(Some(PegEvent::Deposit {
-            id,
-            amount,
-            recipient,
-        }))
-    }
-
-    fn burn(
-        &mut self,
-        sender: Address,
-        amount: Amount,
-        recipient: Address,
-        id: Hash,
-    ) -> Result<Option<PegEvent>, FailureReason> {
-        let peg = self.peg(PegRole::Side, "burn")?;
-        self.precheck(check_source(
-            peg,
-            &self.overlay.totals,
-            Direction::SideToMain,
-            amount,
-        ))?;
-        self.debit(sender, amount)?;
-        let t = &mut self.overlay.totals;
-        t.burned_peg = t
-            .burned_peg
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        t.day_withdrawals = t
-            .day_withdrawals
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        Ok(Some(PegEvent::Withdrawal {
-            id,
-            amount,
-            recipient,
-        }))
-    }
-
-    fn mint(
-        &mut self,
-        id: Hash,
-        recipient: Address,
-        amount: Amount,
-        signatures: &[Signature],
-    ) -> Result<Option<PegEvent>, FailureReason> {
-        let peg = self.peg(PegRole::Side, "mint")?;
-        let processed = self.overlay.processed(&id);
-        self.precheck(check_payout(
-            peg,
-            Direction::MainToSide,
-            id,
-            recipient,
-            amount,
-            signatures,
-            processed,
-        ))?;
-        self.credit(recipient, amount)?;
-        let t = &mut self.overlay.totals;
-        t.minted = t
-            .minted
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        self.overlay.mark_processed(id, self.env.number);
-        Ok(Some(PegEvent::Minted {
-            id,
-            amount,
-            recipient,
-        }))
-    }
-
-    fn release(
-        &mut self,
-        id: Hash,
-        recipient: Address,
-        amount: Amount,
-        signatures: &[Signature],
-    ) -> Result<Option<PegEvent>, FailureReason> {
-        let peg = self.peg(PegRole::Main, "release")?;
-        let processed = self.overlay.processed(&id);
-        self.precheck(check_payout(
-            peg,
-            Direction::SideToMain,
-            id,
-            recipient,
-            amount,
-            signatures,
-            processed,
-        ))?;
-        let fee = peg.params.peg_out_fee;
-        let total = amount.checked_add(fee).ok_or(FailureReason::Overflow)?;
-        let escrow = escrow_address();
-        let held = self.overlay.account(&escrow).balance;
-        if held < total {
-            return Err(refused(PegError::EscrowShort {
-                escrow: held,
-                needed: total,
-            }));
-        }
-        let snapshot: Vec<_> = [escrow, recipient, peg.params.fee_recipient]
-            .iter()
-            .map(|a| (*a, self.overlay.account(a)))
-            .collect();
-        let moved = self
-            .debit(escrow, total)
-            .and_then(|()| self.credit(recipient, amount))
-            .and_then(|()| self.credit(peg.params.fee_recipient, fee));
-        if let Err(e) = moved {
-            for (a, acct) in snapshot.into_iter().rev() {
-                self.overlay.set(a, acct);
+        legs: &[Leg],
+        record: impl FnOnce(&Totals) -> Option<Totals>,
+    ) -> Result<(), FailureReason> {
+        let mut written = Vec::with_capacity(legs.len());
+        let mut moved = Ok(());
+        for leg in legs {
+            let (Leg::Debit(addr, _) | Leg::Credit(addr, _)) = *leg;
+            let before = self.overlay.account(&addr);
+            moved = match *leg {
+                Leg::Debit(from, amount) => self.debit(from, amount),
+                Leg::Credit(to, amount) => self.credit(to, amount),
+            };
+            if moved.is_err() {
+                break;
             }
-            return Err(e);
+            written.push((addr, before));
         }
-        let t = &mut self.overlay.totals;
-        t.released = t
-            .released
-            .checked_add(amount)
-            .ok_or(FailureReason::Overflow)?;
-        t.peg_fees = t.peg_fees.checked_add(fee).ok_or(FailureReason::Overflow)?;
+        let totals =
+            moved.and_then(|()| record(&self.overlay.totals).ok_or(FailureReason::Overflow));
+        match totals {
+            Ok(t) => {
+                self.overlay.totals = t;
+                Ok(())
+            }
+            Err(e) => {
+                for (addr, acct) in written.into_iter().rev() {
+                    self.overlay.set(addr, acct);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A Lock or a Burn: the sender's coins leave this chain, into the escrow on main and
+    /// destroyed on side, and count against today's limit of `direction`.
+    fn source(
+        &mut self,
+        direction: Direction,
+        sender: Address,
+        amount: Amount,
+        recipient: Address,
+        id: Hash,
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegOp::source(direction))?;
+        self.precheck(check_source(peg, &self.overlay.totals, direction, amount))?;
+        let legs = [
+            Leg::Debit(sender, amount),
+            Leg::Credit(escrow_address(), amount),
+        ];
+        let legs = match direction {
+            Direction::MainToSide => &legs[..],
+            Direction::SideToMain => &legs[..1],
+        };
+        self.settle(legs, |t| record_source(t, direction, amount))?;
+        Ok(Some(match direction {
+            Direction::MainToSide => PegEvent::Deposit {
+                id,
+                amount,
+                recipient,
+            },
+            Direction::SideToMain => PegEvent::Withdrawal {
+                id,
+                amount,
+                recipient,
+            },
+        }))
+    }
+
+    /// A Mint or a Release: pays `recipient` an attested transfer of `direction`, once per
+    /// id; a Release pays it and the peg-out fee out of the escrow.
+    fn payout(
+        &mut self,
+        direction: Direction,
+        id: Hash,
+        recipient: Address,
+        amount: Amount,
+        signatures: &[Signature],
+    ) -> Result<Option<PegEvent>, FailureReason> {
+        let peg = self.peg(PegOp::payout(direction))?;
+        let processed = self.overlay.processed(&id);
+        self.precheck(check_payout(
+            peg, direction, id, recipient, amount, signatures, processed,
+        ))?;
+        let fee = peg.payout_fee(direction);
+        let record = |t: &Totals| record_payout(t, direction, amount, fee);
+        match direction {
+            Direction::MainToSide => self.settle(&[Leg::Credit(recipient, amount)], record)?,
+            Direction::SideToMain => {
+                let total = amount.checked_add(fee).ok_or(FailureReason::Overflow)?;
+                let escrow = escrow_address();
+                let held = self.overlay.account(&escrow).balance;
+                if held < total {
+                    return Err(refused(PegError::EscrowShort {
+                        escrow: held,
+                        needed: total,
+                    }));
+                }
+                let legs = [
+                    Leg::Debit(escrow, total),
+                    Leg::Credit(recipient, amount),
+                    Leg::Credit(peg.params.fee_recipient, fee),
+                ];
+                self.settle(&legs, record)?
+            }
+        }
         self.overlay.mark_processed(id, self.env.number);
-        Ok(Some(PegEvent::Released {
-            id,
-            amount,
-            recipient,
-            fee,
+        Ok(Some(match direction {
+            Direction::MainToSide => PegEvent::Minted {
+                id,
+                amount,
+                recipient,
+            },
+            Direction::SideToMain => PegEvent::Released {
+                id,
+                amount,
+                recipient,
+                fee,
+            },
         }))
     }
 
@@ -430,6 +405,15 @@ impl<'a> BlockExecutor<'a> {
             weight_used: self.weight_used,
         }
     }
+}
+
+/// One movement of a peg operation's coins.
+#[derive(Clone, Copy)]
+enum Leg {
+    /// Take the amount from the account.
+    Debit(Address, Amount),
+    /// Pay the amount to the account.
+    Credit(Address, Amount),
 }
 
 fn refused(e: PegError) -> FailureReason {
@@ -591,7 +575,7 @@ mod peg_tests {
     use crate::fee::FeeRateRule;
     use crate::state::{Account, State};
     use primitives::crypto::SecretKey;
-    use primitives::peg::{domain, PegMessage, PegParams};
+    use primitives::peg::{domain, PegMessage, PegParams, PegRole};
     use primitives::tx::{Fee, Transaction};
 
     struct Fixture {
@@ -1113,5 +1097,55 @@ mod peg_tests {
         assert_eq!(addrs, sorted(vec![submitter.address(), producer]));
         assert_eq!(ex.diff.totals, Default::default());
         assert!(ex.diff.processed.is_empty());
+    }
+
+    #[test]
+    fn a_release_that_fails_midway_puts_every_coin_back() {
+        let f = fixture();
+        let recipient = Address([7; 20]);
+        let escrow = escrow_address();
+        let mut main = State::default();
+        main.insert(
+            escrow,
+            Account {
+                balance: Amount(600),
+                nonce: 0,
+            },
+        );
+        // The escrow pays and the recipient is paid before the fee credit overflows.
+        let fee_recipient = f.main.params.fee_recipient;
+        let full = Account {
+            balance: Amount(u128::MAX - 5),
+            nonce: 0,
+        };
+        main.insert(fee_recipient, full);
+        let msg = PegMessage {
+            domain: f.main.domain,
+            direction: Direction::SideToMain,
+            id: Hash([4; 32]),
+            recipient,
+            amount: Amount(590),
+        };
+        let release = signed(
+            &f.members[0],
+            0,
+            TxKind::Release {
+                id: msg.id,
+                recipient,
+                amount: msg.amount,
+                signatures: attest(&f, &[0, 1], &msg),
+            },
+        );
+        let r = run(&mut main, &f.main, &f, env(2, 0), &[release]);
+        assert_eq!(r[0].failure, Some(FailureReason::Overflow));
+        assert_eq!(r[0].peg_event, None);
+        assert_eq!(main.account(&escrow).balance, Amount(600));
+        assert_eq!(main.account(&recipient).balance, Amount::ZERO);
+        assert_eq!(main.account(&fee_recipient), full);
+        assert_eq!(main.processed(&msg.id), None, "the id can still be paid");
+        assert_eq!(
+            (main.totals.released, main.totals.peg_fees),
+            (Amount::ZERO, Amount::ZERO)
+        );
     }
 }
