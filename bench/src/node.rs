@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use primitives::crypto::SecretKey;
 use primitives::genesis::Genesis;
-use twinpeg_e2e::process::{spawn_serving, NodeEndpoints};
+use service::endpoints::NodeEndpoints;
+use twinpeg_e2e::process::spawn_serving;
 
 /// A running node.
 pub struct BenchNode {

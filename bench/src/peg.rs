@@ -17,7 +17,8 @@ use primitives::tx::{Fee, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::TwinpegApiClient;
 use serde::Serialize;
-use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
+use service::endpoints::MemberEndpoints;
+use twinpeg_e2e::process::{member_config, spawn_serving};
 
 use crate::node::{bin_dir, peak_rss_mib, BenchNode, Prepared};
 

@@ -11,18 +11,10 @@ use primitives::types::{Address, BlockNumber, Bytes, Hash};
 use rpc_api::types::{
     AccountView, BlockReceipts, ChainInfo, PegInfo, PegPayout, PegTransferView, SubmitResult,
 };
-use rpc_api::TwinpegApiClient;
+use rpc_api::{codes, TwinpegApiClient};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BridgeError, Result};
-
-/// JSON-RPC codes the destination answers a payout with (`rpc_api::codes`).
-pub mod codes {
-    /// The id was paid out already.
-    pub const PEG_ID_USED: i32 = -32032;
-    /// Already pooled: with reason `peg_id_pending`, another payout of the id waits.
-    pub const ALREADY_KNOWN: i32 = -32017;
-}
 
 /// Ids asked in one JSON-RPC batch (the node's default batch limit is 1,000).
 pub const PAYOUT_QUERY_BATCH: usize = 500;
@@ -96,7 +88,9 @@ pub enum SubmitOutcome {
 }
 
 impl SubmitOutcome {
-    /// Classifies a node's refusal by JSON-RPC code and stable reason.
+    /// Classifies a node's refusal by JSON-RPC code and stable reason: `PEG_ID_USED` is a payout
+    /// already made; `ALREADY_KNOWN` with reason `peg_id_pending` is another payout of the id
+    /// waiting in the pool.
     pub fn from_refusal(code: i32, reason: Option<&str>, message: &str) -> Self {
         match (code, reason) {
             (codes::PEG_ID_USED, _) => SubmitOutcome::IdUsed,

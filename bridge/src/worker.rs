@@ -742,10 +742,11 @@ pub mod fake {
     use primitives::crypto::keccak256_parts;
     use primitives::tx::SignedTransaction;
     use primitives::types::{Address, Amount, Bytes, Hash};
+    use rpc_api::codes;
     use rpc_api::types::{AccountView, PegPayout};
 
     use crate::error::Result;
-    use crate::nodes::{codes, BlockRef, DestinationChain, PayoutSeen, SubmitOutcome};
+    use crate::nodes::{BlockRef, DestinationChain, PayoutSeen, SubmitOutcome};
 
     /// A payout in a canonical block.
     #[derive(Debug, Clone, Copy)]
@@ -928,12 +929,12 @@ pub mod fake {
             let mut out = Vec::with_capacity(raws.len());
             for raw in raws {
                 let Ok(tx) = SignedTransaction::decode_and_recover(&raw.0, 1 << 20) else {
-                    out.push(refused(-32010, "malformed"));
+                    out.push(refused(codes::MALFORMED_TX, "malformed"));
                     continue;
                 };
                 let (sender, nonce, hash) = (tx.sender(), tx.nonce(), tx.hash());
                 let Some(id) = tx.tx().kind.payout_id() else {
-                    out.push(refused(-32010, "not a payout"));
+                    out.push(refused(codes::MALFORMED_TX, "not a payout"));
                     continue;
                 };
                 if s.paid_at(&id).is_some() {
@@ -941,7 +942,7 @@ pub mod fake {
                     continue;
                 }
                 if nonce < s.nonce(&sender) {
-                    out.push(refused(-32013, "nonce too low"));
+                    out.push(refused(codes::NONCE_TOO_LOW, "nonce too low"));
                     continue;
                 }
                 // One payout per id; its own sender may move it to an earlier nonce.

@@ -1,57 +1,15 @@
-//! Talking to a running node: its `endpoints.json`, and JSON-RPC through the client jsonrpsee
-//! generates from `rpc_api::api` (no hand-built requests).
+//! Talking to a running node or member: JSON-RPC through the clients jsonrpsee generates from
+//! `rpc_api::api` and the bridge's status trait (no hand-built requests). Their `endpoints.json`
+//! is declared in `service::endpoints`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use primitives::types::{Address, Amount};
 use rpc_api::types::{ChainInfo, Health};
 use rpc_api::TwinpegApiClient;
-use serde::Deserialize;
 
 use crate::{Error, Result};
-
-/// What a node writes to `<data_dir>/endpoints.json` once its RPC server is bound.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Endpoints {
-    /// `http://host:port`.
-    pub rpc_http: String,
-    /// `ws://host:port`.
-    pub rpc_ws: String,
-    /// Its p2p addresses with `/p2p/<peer id>`, loopback first.
-    #[serde(default)]
-    pub p2p: Vec<String>,
-    /// The node's pid: tells this start's file from a stale one.
-    pub pid: u32,
-}
-
-/// What a bridge member writes to `<data_dir>/endpoints.json` once it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct MemberEndpoints {
-    /// Its gossip addresses with `/p2p/<peer id>`.
-    #[serde(default)]
-    pub p2p: Vec<String>,
-    /// `http://host:port` of its status server (`GET /health`, `/status`, `/metrics`,
-    /// JSON-RPC `bridge_status`).
-    pub status_http: String,
-    /// The member's pid: tells this start's file from a stale one.
-    pub pid: u32,
-    /// Its member address.
-    pub member: String,
-}
-
-/// Reads an endpoints file; `None` while it is missing or half-written.
-pub fn read_endpoints(path: &Path) -> Option<Endpoints> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Reads a member's endpoints file; `None` while it is missing or half-written.
-pub fn read_member_endpoints(path: &Path) -> Option<MemberEndpoints> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
-}
 
 /// The loopback entry of a list of multiaddrs if there is one, else the first.
 pub fn prefer_loopback(addrs: &[String]) -> Option<&String> {
@@ -138,20 +96,21 @@ mod tests {
 
     #[test]
     fn endpoints_files_and_multiaddr_ports() {
+        use service::endpoints::{read, NodeEndpoints};
         let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("endpoints.json");
-        assert_eq!(read_endpoints(&f), None);
+        let f = service::endpoints::path(dir.path());
+        assert_eq!(read::<NodeEndpoints>(&f), None);
         std::fs::write(
             &f,
             r#"{"rpc_http":"http://127.0.0.1:1","rpc_ws":"ws://127.0.0.1:1","p2p":["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW"],"pid":7}"#,
         )
         .unwrap();
-        let e = read_endpoints(&f).unwrap();
+        let e = read::<NodeEndpoints>(&f).unwrap();
         assert_eq!(e.pid, 7);
         assert_eq!(multiaddr_tcp_port(&e.p2p[0]), Some(4001));
         assert_eq!(multiaddr_tcp_port("/ip6/::1/tcp/0"), Some(0));
         assert_eq!(multiaddr_tcp_port("/ip4/1.2.3.4/udp/9"), None);
         std::fs::write(&f, "{\"rpc_http\":").unwrap();
-        assert_eq!(read_endpoints(&f), None, "half-written");
+        assert_eq!(read::<NodeEndpoints>(&f), None, "half-written");
     }
 }

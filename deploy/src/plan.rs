@@ -104,7 +104,7 @@ impl NodeSpec {
     }
     /// The file the node writes once its RPC is bound.
     pub fn endpoints_file(&self) -> PathBuf {
-        self.data_dir().join("endpoints.json")
+        service::endpoints::path(&self.data_dir())
     }
 }
 
@@ -157,7 +157,7 @@ impl MemberSpec {
     }
     /// The file the member writes once it runs (p2p addresses, status URL, pid).
     pub fn endpoints_file(&self) -> PathBuf {
-        self.data_dir().join("endpoints.json")
+        service::endpoints::path(&self.data_dir())
     }
 }
 

@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use service::endpoints::{self, MemberEndpoints, NodeEndpoints};
 use tokio::sync::{mpsc, watch};
 
-use crate::health::{self, Endpoints, MemberEndpoints};
+use crate::health;
 use crate::plan::tcp_multiaddr;
 use crate::process::{self, ProcessSpec, Readiness};
 use crate::{Error, Result};
@@ -49,7 +50,7 @@ struct Slot {
     /// When the current start was seen ready (tells a healthy run from a quick failure).
     ready_at: Option<Instant>,
     /// A node's endpoints at its last ready start (kept across restarts: a restart reuses them).
-    endpoints: Option<Endpoints>,
+    endpoints: Option<NodeEndpoints>,
     /// A member's endpoints at its last ready start (likewise).
     member: Option<MemberEndpoints>,
     exited: Option<String>,
@@ -153,7 +154,7 @@ impl Supervisor {
     }
 
     /// The endpoints node `i` reported at its last ready start.
-    pub fn endpoints(&self, i: usize) -> Option<&Endpoints> {
+    pub fn endpoints(&self, i: usize) -> Option<&NodeEndpoints> {
         self.slots.get(i).and_then(|s| s.endpoints.as_ref())
     }
 
@@ -289,7 +290,7 @@ impl Supervisor {
             let previous = self.slots[i]
                 .member
                 .clone()
-                .or_else(|| health::read_member_endpoints(endpoints_file));
+                .or_else(|| endpoints::read::<MemberEndpoints>(endpoints_file));
             if p2p_addr.port() == 0 {
                 if let Some(port) = previous
                     .as_ref()
@@ -416,7 +417,7 @@ impl Supervisor {
         };
         let ready = match &self.specs[i].ready {
             Readiness::Node { endpoints_file, .. } => {
-                match health::read_endpoints(endpoints_file) {
+                match endpoints::read::<NodeEndpoints>(endpoints_file) {
                     Some(e)
                         if e.pid == pid
                             && health::health(&e.rpc_http, Duration::from_secs(2))
@@ -430,7 +431,7 @@ impl Supervisor {
                 }
             }
             Readiness::Member { endpoints_file, .. } => {
-                match health::read_member_endpoints(endpoints_file) {
+                match endpoints::read::<MemberEndpoints>(endpoints_file) {
                     Some(e)
                         if e.pid == pid
                             && health::member_status(&e.status_http, Duration::from_secs(2))
@@ -672,7 +673,7 @@ impl Supervisor {
                 let previous = self.slots[i]
                     .endpoints
                     .clone()
-                    .or_else(|| health::read_endpoints(endpoints_file));
+                    .or_else(|| endpoints::read::<NodeEndpoints>(endpoints_file));
                 let mut args: Vec<OsString> = Vec::new();
                 if let Some(a) = previous.as_ref().and_then(|e| {
                     e.rpc_http

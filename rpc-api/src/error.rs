@@ -33,3 +33,34 @@ pub mod codes {
     /// A payout of an id that was paid out already (a replay).
     pub const PEG_ID_USED: i32 = -32032;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::codes::*;
+
+    /// Clients script against these numbers and every other crate names them through the
+    /// constants, so this table is the one place a renumbering shows up as a failure.
+    #[test]
+    fn codes_keep_their_published_values() {
+        let published = [
+            (MALFORMED_TX, -32010),
+            (BAD_SIGNATURE, -32011),
+            (WRONG_CHAIN, -32012),
+            (NONCE_TOO_LOW, -32013),
+            (NONCE_TOO_HIGH, -32014),
+            (INSUFFICIENT_FUNDS, -32015),
+            (FEE_TOO_LOW, -32016),
+            (ALREADY_KNOWN, -32017),
+            (BUSY, -32005),
+            (TOO_MANY, -32020),
+            (STATE_UNAVAILABLE, -32021),
+            (INTERNAL, -32603),
+            (BAD_ATTESTATION, -32030),
+            (PEG_REFUSED, -32031),
+            (PEG_ID_USED, -32032),
+        ];
+        for (code, value) in published {
+            assert_eq!(code, value);
+        }
+    }
+}

@@ -19,10 +19,11 @@ use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
 use primitives::peg::PegParams;
 use primitives::tx::{Fee, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes};
-use process::{spawn_serving, NodeEndpoints};
+use process::spawn_serving;
 use rpc_api::types::FeeInfo;
 use rpc_api::types::{BlockSummary, TxLookup, TxStatus, TxView};
 use rpc_api::TwinpegApiClient;
+use service::endpoints::NodeEndpoints;
 
 /// Generous deadline for anything a loaded 2-core machine must eventually do.
 pub const DEADLINE: Duration = Duration::from_secs(60);

@@ -1,6 +1,7 @@
 //! Starting a node or bridge member and learning where it serves. Both bind port 0, so their
-//! addresses are only known from the `<data_dir>/endpoints.json` each writes once bound; the file
-//! carries the writer's pid so that one left by an earlier start is never taken for this one's.
+//! addresses are only known from the `<data_dir>/endpoints.json` each writes once bound
+//! (`service::endpoints::{NodeEndpoints, MemberEndpoints}`); the file carries the writer's pid so
+//! that one left by an earlier start is never taken for this one's.
 //! Also the shared part of a bridge member's config. Nothing here assumes debug binaries: the
 //! benchmarks start release builds through it too.
 
@@ -11,29 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-
-/// Where a chain node serves, from its `endpoints.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct NodeEndpoints {
-    /// `http://127.0.0.1:port`.
-    pub rpc_http: String,
-    /// `ws://127.0.0.1:port`.
-    pub rpc_ws: String,
-    /// p2p multiaddrs with `/p2p/<peer id>`, loopback first.
-    #[serde(default)]
-    pub p2p: Vec<String>,
-}
-
-/// Where a bridge member serves, from its `endpoints.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MemberEndpoints {
-    /// `http://127.0.0.1:port` of the status server.
-    pub status_http: String,
-    /// p2p multiaddrs with `/p2p/<peer id>`, loopback first.
-    #[serde(default)]
-    pub p2p: Vec<String>,
-}
 
 /// Spawns `cmd` with stderr appended to `log`, and waits up to `deadline` for the
 /// `<data_dir>/endpoints.json` naming its pid; on failure the child is killed and the error
@@ -45,7 +23,7 @@ pub fn spawn_serving<E: DeserializeOwned>(
     log: &Path,
     deadline: Duration,
 ) -> Result<(Child, E)> {
-    let endpoints = data_dir.join("endpoints.json");
+    let endpoints = service::endpoints::path(data_dir);
     // The pid check alone is not enough: the OS may give this start an earlier one's pid.
     let _ = std::fs::remove_file(&endpoints);
     // Appended, so that after a restart the log still shows what the earlier run said.

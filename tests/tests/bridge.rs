@@ -16,7 +16,8 @@ use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
-use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
+use service::endpoints::MemberEndpoints;
+use twinpeg_e2e::process::{member_config, spawn_serving};
 use twinpeg_e2e::{
     bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, TestNode,
 };

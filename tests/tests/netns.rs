@@ -14,8 +14,9 @@ use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
+use service::endpoints::MemberEndpoints;
 use twinpeg_e2e::netns::{Host, Lan};
-use twinpeg_e2e::process::{member_config, spawn_serving, MemberEndpoints};
+use twinpeg_e2e::process::{member_config, spawn_serving};
 use twinpeg_e2e::{
     bin, dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
     TestNode, DEADLINE,

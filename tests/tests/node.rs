@@ -9,7 +9,7 @@ use primitives::crypto::SecretKey;
 use primitives::tx::Fee;
 use primitives::types::{Amount, Bytes, Hash};
 use rpc_api::types::{SubmitResult, TxStatus};
-use rpc_api::{EthApiClient, NetApiClient, TwinpegApiClient};
+use rpc_api::{codes, EthApiClient, NetApiClient, TwinpegApiClient};
 use twinpeg_e2e::{
     dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
     TestNode,
@@ -350,7 +350,7 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
         .send_transaction(Bytes(vec![0xde, 0xad, 0xbe, 0xef]))
         .await
         .expect_err("malformed");
-    assert_eq!(rpc_code(e), -32010);
+    assert_eq!(rpc_code(e), codes::MALFORMED_TX);
     // Not hex at all: invalid params.
     let e = c
         .request::<Hash, _>("tp_sendTransaction", jsonrpsee::rpc_params!["zz"])
@@ -362,25 +362,25 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
         .send_transaction(Bytes(vec![0u8; 20_000]))
         .await
         .expect_err("oversized");
-    assert_eq!(rpc_code(e), -32010);
+    assert_eq!(rpc_code(e), codes::MALFORMED_TX);
     // Bad signature: recovery id out of range.
     let mut bad = transfer(&k, id, 0, to, Amount(1), fee.clone());
     let last = bad.0.len() - 1;
     bad.0[last] = 7;
     let e = c.send_transaction(bad).await.expect_err("bad signature");
-    assert_eq!(rpc_code(e), -32011);
+    assert_eq!(rpc_code(e), codes::BAD_SIGNATURE);
     // Overflowing amount.
     let e = c
         .send_transaction(transfer(&k, id, 0, to, Amount(u128::MAX), fee.clone()))
         .await
         .expect_err("overflow");
-    assert_eq!(rpc_code(e), -32015);
+    assert_eq!(rpc_code(e), codes::INSUFFICIENT_FUNDS);
     // Wrong chain id: a sidechain transaction sent to the mainchain.
     let e = c
         .send_transaction(transfer(&k, 2002, 0, to, Amount(1), fee.clone()))
         .await
         .expect_err("wrong chain");
-    assert_eq!(rpc_code(e), -32012);
+    assert_eq!(rpc_code(e), codes::WRONG_CHAIN);
     // Fee too low.
     let e = c
         .send_transaction(transfer(
@@ -393,7 +393,7 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
         ))
         .await
         .expect_err("fee too low");
-    assert_eq!(rpc_code(e), -32016);
+    assert_eq!(rpc_code(e), codes::FEE_TOO_LOW);
     // Replays: the same transaction while pending, and after inclusion.
     let good = transfer(&k, id, 0, to, Amount(1), fee.clone());
     let h = c.send_transaction(good.clone()).await.expect("accepted");
@@ -401,10 +401,10 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
         .send_transaction(good.clone())
         .await
         .expect_err("already known");
-    assert_eq!(rpc_code(e), -32017);
+    assert_eq!(rpc_code(e), codes::ALREADY_KNOWN);
     wait_included(&c, h).await;
     let e = c.send_transaction(good).await.expect_err("replayed nonce");
-    assert_eq!(rpc_code(e), -32013);
+    assert_eq!(rpc_code(e), codes::NONCE_TOO_LOW);
     // A batch reports each entry on its own.
     let res: Vec<SubmitResult> = c
         .send_transactions(vec![
@@ -454,7 +454,7 @@ async fn a_mainchain_signature_is_refused_by_the_sidechain() {
         },
     );
     let e = c.send_transaction(main_tx).await.expect_err("refused");
-    assert_eq!(rpc_code(e), -32012);
+    assert_eq!(rpc_code(e), codes::WRONG_CHAIN);
     // Same content re-signed for the sidechain but with a mainchain fee form: refused too.
     let wrong_form = transfer(
         &dev_key(0),
@@ -468,6 +468,6 @@ async fn a_mainchain_signature_is_refused_by_the_sidechain() {
     );
     assert_eq!(
         rpc_code(c.send_transaction(wrong_form).await.expect_err("refused")),
-        -32016
+        codes::FEE_TOO_LOW
     );
 }

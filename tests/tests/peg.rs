@@ -6,7 +6,7 @@ use primitives::peg::{Direction, PegMessage};
 use primitives::tx::{Fee, TxKind};
 use primitives::types::{Address, Amount, Hash};
 use rpc_api::types::TxStatus;
-use rpc_api::TwinpegApiClient;
+use rpc_api::{codes, TwinpegApiClient};
 use twinpeg_e2e::{
     dev_key, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_peg, transfer, wait_included,
     ChainKind, TestNode,
@@ -99,7 +99,10 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
         .send_transaction(mint(0, sign(&[m0, &stranger], &msg), recipient, amount))
         .await
         .expect_err("stranger");
-    assert_eq!(rpc_refusal(e), (-32030, "peg_bad_attestation".into()));
+    assert_eq!(
+        rpc_refusal(e),
+        (codes::BAD_ATTESTATION, "peg_bad_attestation".into())
+    );
     // A duplicated member signature.
     let e = sc
         .send_transaction(mint(0, sign(&[m0, m0], &msg), recipient, amount))
@@ -152,7 +155,7 @@ async fn forged_attestations_and_replays_are_refused_on_chain() {
         .send_transaction(mint(1, sign(&[m1, m2], &msg), recipient, amount))
         .await
         .expect_err("replay");
-    assert_eq!(rpc_refusal(e), (-32032, "peg_id_used".into()));
+    assert_eq!(rpc_refusal(e), (codes::PEG_ID_USED, "peg_id_used".into()));
     assert_eq!(
         sc.account(recipient).await.expect("account").balance,
         amount
@@ -187,7 +190,10 @@ async fn limits_are_enforced_before_any_coin_moves_and_a_release_keeps_the_escro
         .send_transaction(lock(0, Amount(Amount::COIN / 2)))
         .await
         .expect_err("below min");
-    assert_eq!(rpc_refusal(e), (-32031, "peg_amount_out_of_range".into()));
+    assert_eq!(
+        rpc_refusal(e),
+        (codes::PEG_REFUSED, "peg_amount_out_of_range".into())
+    );
     let e = mc
         .send_transaction(lock(0, Amount::coins(101)))
         .await
