@@ -280,7 +280,7 @@ impl Plan {
 
     /// `devnet.json`.
     pub fn info_file(&self) -> PathBuf {
-        self.dir.join("devnet.json")
+        self.dir.join(primitives::devnet::FILE)
     }
 
     /// `devnet.pid`.

@@ -7,6 +7,7 @@ pub mod account;
 pub mod block;
 pub mod crypto;
 pub mod dev;
+pub mod devnet;
 pub mod genesis;
 pub mod peg;
 pub mod tx;

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use primitives::devnet::{ChainSection, DevnetInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::chains::ChainSel;
@@ -46,32 +47,19 @@ impl ConfigFile {
     }
 }
 
-/// The first node's HTTP endpoint of each chain in the devnet launcher's `devnet.json`:
-/// `{"mainchain": {"nodes": [{"rpc_http": ...}]}, "sidechain": {...}}`. Other fields are ignored;
-/// a missing or unreadable file gives nothing.
+/// The first node's HTTP endpoint of each chain in the devnet launcher's `devnet.json`
+/// (`mainchain.nodes[0].rpc_http`, `sidechain.nodes[0].rpc_http`), read through the type the
+/// launcher writes it with. Fields the wallet does not know are ignored; a missing or unreadable
+/// file gives nothing.
 pub fn devnet_endpoints(path: &Path) -> (Option<String>, Option<String>) {
-    #[derive(Deserialize)]
-    struct File {
-        mainchain: Option<Chain>,
-        sidechain: Option<Chain>,
-    }
-    #[derive(Deserialize)]
-    struct Chain {
-        #[serde(default)]
-        nodes: Vec<Node>,
-    }
-    #[derive(Deserialize)]
-    struct Node {
-        rpc_http: Option<String>,
-    }
     let Ok(text) = std::fs::read_to_string(path) else {
         return (None, None);
     };
-    let Ok(file) = serde_json::from_str::<File>(&text) else {
+    let Ok(info) = serde_json::from_str::<DevnetInfo>(&text) else {
         return (None, None);
     };
-    let first = |c: Option<Chain>| c.and_then(|c| c.nodes.into_iter().find_map(|n| n.rpc_http));
-    (first(file.mainchain), first(file.sidechain))
+    let first = |c: &ChainSection| c.first_rpc_http().map(str::to_string);
+    (first(&info.mainchain), first(&info.sidechain))
 }
 
 /// Where an endpoint came from.
@@ -215,12 +203,19 @@ mod tests {
     fn precedence_flag_config_devnet_default() {
         let dir = tempfile::tempdir().unwrap();
         let devnet = dir.path().join("devnet.json");
-        std::fs::write(
-            &devnet,
-            r#"{"mainchain":{"chain_id":1001,"nodes":[{"rpc_http":"http://127.0.0.1:1111","rpc_ws":"ws://x"}]},
-               "sidechain":{"nodes":[{"rpc_http":"http://127.0.0.1:2222"}]}}"#,
-        )
-        .unwrap();
+        // As the launcher writes it, plus a field this wallet does not know.
+        let node = |port: u16| {
+            serde_json::json!({"name": "n", "role": "authority",
+                "rpc_http": format!("http://127.0.0.1:{port}"), "rpc_ws": "ws://x",
+                "log": "/l", "pid": 1})
+        };
+        let chain = |port| {
+            serde_json::json!({"chain_id": 1001, "block_time_ms": 1000, "genesis_hash": "0x00",
+                "nodes": [node(port)]})
+        };
+        let file = serde_json::json!({"dir": "/d", "mainchain": chain(1111),
+            "sidechain": chain(2222), "members": [], "accounts": [], "added_later": true});
+        std::fs::write(&devnet, file.to_string()).unwrap();
         let mut o = Overrides {
             home: Some(dir.path().join("home")),
             devnet_file: Some(devnet.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::health;
-use crate::info::DevnetInfo;
+use crate::info;
 use crate::{Error, Result};
 
 use super::{resolve_dir, running_launcher, StatusArgs};
@@ -70,14 +70,14 @@ pub struct StatusReport {
 /// Runs `devnet status`; exits non-zero unless the launcher runs and every node is healthy.
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     let dir = resolve_dir(&args.dir)?;
-    let file = dir.join("devnet.json");
+    let file = dir.join(primitives::devnet::FILE);
     if !file.exists() {
         return Err(Error::Mismatch(format!(
             "no {}: start the devnet with `devnet up`",
             file.display()
         )));
     }
-    let info = DevnetInfo::read(&file)?;
+    let info = info::read(&file)?;
     let mut nodes = Vec::new();
     for (chain, n) in info.nodes() {
         let h = health::health(&n.rpc_http, Duration::from_secs(3)).await;

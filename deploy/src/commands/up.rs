@@ -4,8 +4,12 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use primitives::devnet::{
+    AccountInfo, ChainSection, DevnetInfo, FederationInfo, MemberInfo, NodeInfo,
+};
+
 use crate::health;
-use crate::info::{AccountInfo, ChainSection, DevnetInfo, FederationInfo, MemberInfo, NodeInfo};
+use crate::info;
 use crate::plan::{ChainKind, Plan};
 use crate::process::{ProcessSpec, Readiness};
 use crate::setup::{self, Binaries, Prepared};
@@ -92,8 +96,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         }
     };
     // The table first: whoever waits for devnet.json may read the output next.
-    println!("{}", info.table());
-    if let Err(e) = info.write(&plan.info_file()) {
+    println!("{}", info::table(&info));
+    if let Err(e) = info::write(&info, &plan.info_file()) {
         stop(&mut sup, grace).await;
         return Err(e);
     }
@@ -102,7 +106,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let outcome = sup
         .supervise(&mut shutdown, |s| {
             refresh_pids(&mut info, s);
-            if let Err(e) = info.write(&info_file) {
+            if let Err(e) = info::write(&info, &info_file) {
                 eprintln!("devnet: warning: {e}");
             }
         })
@@ -330,18 +334,9 @@ async fn collect_info(
         });
         index += 1;
     }
-    let federation = prepared.peg().map(|p| FederationInfo {
-        threshold: p.threshold,
-        main_confirmations: p.main_confirmations,
-        side_confirmations: p.side_confirmations,
-        min_amount: p.min_amount.to_string(),
-        max_amount: p.max_amount.to_string(),
-        daily_limit_deposits: p.daily_limit_deposits.to_string(),
-        daily_limit_withdrawals: p.daily_limit_withdrawals.to_string(),
-        peg_out_fee: p.peg_out_fee.to_string(),
-        fee_recipient: p.fee_recipient.to_checksum(),
-        escrow: primitives::peg::escrow_address().to_checksum(),
-    });
+    let federation = prepared
+        .peg()
+        .map(|p| FederationInfo::new(p, primitives::peg::escrow_address()));
     let mut sections = sections.into_iter().map(|(s, _)| s);
     let (Some(mainchain), Some(sidechain)) = (sections.next(), sections.next()) else {
         return Err(Error::Invalid("expected two chains".into()));
