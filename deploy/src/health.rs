@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bridge::status::{BridgeApiClient, MemberStatus};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use primitives::types::{Address, Amount};
 use rpc_api::types::{ChainInfo, Health};
@@ -19,19 +20,18 @@ pub fn prefer_loopback(addrs: &[String]) -> Option<&String> {
         .or_else(|| addrs.first())
 }
 
-/// A member's status snapshot (`bridge_status`, the JSON `bridge status --json` prints).
-pub async fn member_status(url: &str, timeout: Duration) -> Result<serde_json::Value> {
-    use jsonrpsee::core::client::ClientT;
+/// A member's status snapshot (`bridge_status`, the JSON `bridge status --json` prints), through
+/// the client generated from the bridge's own [`BridgeApi`](bridge::status::BridgeApiClient).
+pub async fn member_status(url: &str, timeout: Duration) -> Result<MemberStatus> {
     client(url, timeout)?
-        .request("bridge_status", jsonrpsee::rpc_params![])
+        .status()
         .await
         .map_err(|e| rpc_err(url, e))
 }
 
 /// How many other members a member is connected to (`peers` of `bridge_status`).
 pub async fn member_peer_count(url: &str, timeout: Duration) -> Result<usize> {
-    let s = member_status(url, timeout).await?;
-    Ok(s["peers"].as_array().map_or(0, Vec::len))
+    Ok(member_status(url, timeout).await?.peers.len())
 }
 
 /// An HTTP JSON-RPC client for `url` with a per-request timeout.

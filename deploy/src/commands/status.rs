@@ -97,19 +97,17 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     for m in &info.members {
         let s = health::member_status(&m.status_http, Duration::from_secs(3)).await;
         let backlog = s.as_ref().ok().map(|s| {
-            s["directions"]
-                .as_array()
-                .map_or(0, |d| d.iter().filter_map(|d| d["backlog"].as_u64()).sum())
+            s.directions
+                .iter()
+                .map(|d| u64::try_from(d.backlog).unwrap_or(u64::MAX))
+                .sum()
         });
         members.push(MemberStatus {
             name: m.name.clone(),
             status_http: m.status_http.clone(),
             pid: m.pid,
             healthy: s.is_ok(),
-            peers: s
-                .as_ref()
-                .ok()
-                .map(|s| s["peers"].as_array().map_or(0, Vec::len)),
+            peers: s.as_ref().ok().map(|s| s.peers.len()),
             backlog,
             error: s.err().map(|e| e.to_string()),
         });
