@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use service::config::LogFormat;
 
 use crate::error::{BridgeError, Result};
 
-/// Everything `bridge run` reads at start.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything `bridge run` reads at start; the devnet launcher writes its `member.toml` files
+/// through this type too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberConfig {
     /// Where `bridge.redb`, `p2p.key` and `endpoints.json` live.
@@ -107,6 +108,32 @@ pub fn ws_url(http: &str) -> String {
 }
 
 impl MemberConfig {
+    /// A member with a key file and its two nodes, every other key at its default: what a file
+    /// naming only these four gives (built through serde, so the defaults are the ones above).
+    pub fn with_defaults(
+        data_dir: PathBuf,
+        key_file: PathBuf,
+        main_rpc: String,
+        side_rpc: String,
+    ) -> Result<Self> {
+        #[derive(Serialize)]
+        struct Required {
+            data_dir: PathBuf,
+            key_file: PathBuf,
+            main_rpc: String,
+            side_rpc: String,
+        }
+        let required = Required {
+            data_dir,
+            key_file,
+            main_rpc,
+            side_rpc,
+        };
+        serde_json::to_value(required)
+            .and_then(serde_json::from_value)
+            .map_err(|e| BridgeError::Config(e.to_string()))
+    }
+
     /// Loads the file (if any), then the environment (`BRIDGE_MAIN_RPC`, ...), and validates.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let cfg: MemberConfig =
@@ -198,6 +225,24 @@ mod tests {
         )
         .expect("write");
         assert!(MemberConfig::load(Some(&f)).is_err(), "no key source");
+    }
+
+    #[test]
+    fn a_written_config_reads_back_as_itself() {
+        let mut c = MemberConfig::with_defaults(
+            "/tmp/m".into(),
+            "/tmp/k".into(),
+            "http://127.0.0.1:1".into(),
+            "http://127.0.0.1:2".into(),
+        )
+        .expect("defaults");
+        assert_eq!(c.submit_timeout_ms, 10_000);
+        c.main_ws = Some("ws://127.0.0.1:3".into());
+        c.bootstrap = vec!["/ip4/127.0.0.1/tcp/4".into()];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("member.toml");
+        std::fs::write(&f, toml::to_string(&c).expect("toml")).expect("write");
+        assert_eq!(MemberConfig::load(Some(&f)).expect("loads"), c);
     }
 
     #[test]

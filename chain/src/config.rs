@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use service::config::{load_layered, LogFormat};
 
@@ -22,8 +22,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Everything a node reads at start. Every key is documented in `deploy/*-node.toml`.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything a node reads at start. Every key is documented in `deploy/*-node.toml`; the
+/// devnet launcher writes its `node.toml` files through this type too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Where the chain's redb files live (created by `init`).
@@ -162,6 +163,29 @@ fn default_checkpoint_interval() -> u64 {
 }
 
 impl NodeConfig {
+    /// The keys without a default set to these, every other key at its default: what a file
+    /// naming only these three gives (built through serde, so the defaults are the ones above).
+    pub fn with_defaults(
+        data_dir: PathBuf,
+        rpc_addr: SocketAddr,
+        p2p_listen: String,
+    ) -> Result<Self, ConfigError> {
+        #[derive(Serialize)]
+        struct Required {
+            data_dir: PathBuf,
+            rpc_addr: SocketAddr,
+            p2p_listen: String,
+        }
+        let required = Required {
+            data_dir,
+            rpc_addr,
+            p2p_listen,
+        };
+        serde_json::to_value(required)
+            .and_then(serde_json::from_value)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
     /// Layers defaults, the optional TOML file and `<PREFIX>_*` environment variables.
     pub fn load(rules: &ChainRules, file: Option<&Path>) -> Result<Self, ConfigError> {
         let defaults = config::Config::builder()
@@ -182,34 +206,17 @@ impl NodeConfig {
     /// environment, so two such nodes in one process never collide.
     pub fn test(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
-        Self {
-            authority_key_file: Some(data_dir.join("authority.key")),
+        let key = data_dir.join("authority.key");
+        let mut c = Self::with_defaults(
             data_dir,
-            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log_format: LogFormat::default(),
-            log_level: default_log_level(),
-            rpc_max_connections: default_rpc_max_connections(),
-            rpc_max_request_bytes: default_rpc_max_request_bytes(),
-            rpc_max_response_bytes: default_rpc_max_response_bytes(),
-            rpc_max_batch_len: default_rpc_max_batch_len(),
-            rpc_max_txs_per_call: default_rpc_max_txs_per_call(),
-            mempool_max_txs: default_mempool_max_txs(),
-            mempool_max_per_sender: default_mempool_max_per_sender(),
-            mempool_max_nonce_gap: default_mempool_max_nonce_gap(),
-            mempool_replace_bump_percent: default_mempool_replace_bump_percent(),
-            mempool_max_parked_per_sender: default_mempool_max_parked_per_sender(),
-            mempool_max_parked: default_mempool_max_parked(),
-            mempool_parked_ttl_seconds: default_mempool_parked_ttl_seconds(),
-            journal_max_txs: None,
-            checkpoint_interval: default_checkpoint_interval(),
-            p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-            bootstrap: Vec::new(),
-            p2p_key_file: None,
-            p2p_max_message_bytes: default_p2p_max_message_bytes(),
-            peer_ban_seconds: default_peer_ban_seconds(),
-            max_reorg_depth: default_max_reorg_depth(),
-            max_clock_drift_ms: default_max_clock_drift_ms(),
-        }
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            "/ip4/127.0.0.1/tcp/0".into(),
+        )
+        // Only the three required keys are given and every other has a default: this cannot
+        // fail (the_test_config_binds_port_0_and_is_valid checks it).
+        .expect("the defaults deserialize");
+        c.authority_key_file = Some(key);
+        c
     }
 
     /// Checks ranges.
@@ -319,5 +326,23 @@ mod tests {
         assert_eq!(c.checkpoint_interval, loaded.checkpoint_interval);
         assert_eq!(c.max_reorg_depth, loaded.max_reorg_depth);
         assert_eq!(c.journal_max_txs(), loaded.journal_max_txs());
+    }
+
+    #[test]
+    fn a_written_config_reads_back_as_itself() {
+        let mut c = NodeConfig::with_defaults(
+            "/tmp/x".into(),
+            "127.0.0.1:1".parse().unwrap(),
+            "/ip4/127.0.0.1/tcp/2".into(),
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_interval, 256);
+        assert_eq!(c.mempool_max_txs, MempoolConfig::default().max_txs);
+        c.authority_key_file = Some("/tmp/k".into());
+        c.log_format = LogFormat::Json;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(&f, toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(NodeConfig::load(&rules(), Some(&f)).unwrap(), c);
     }
 }

@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use bridge::config::MemberConfig;
+use chain::config::NodeConfig;
 use chain::store::Store;
 use primitives::crypto::SecretKey;
 use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
 use primitives::peg::PegParams;
 use primitives::types::{Address, Amount, Hash};
-use serde::Serialize;
 
 use crate::plan::{client_host, tcp_multiaddr, ChainKind, ChainPlan, NodeSpec, Plan};
 use crate::topology::Topology;
@@ -413,39 +414,24 @@ fn load_or_create_key(path: &Path) -> Result<Address> {
     Ok(key.address())
 }
 
-/// The keys of `NodeConfig` the launcher sets; the node takes its defaults for the rest.
-#[derive(Debug, Serialize)]
-struct NodeFile<'a> {
-    data_dir: &'a Path,
-    rpc_addr: SocketAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    authority_key_file: Option<PathBuf>,
-    log_format: &'a str,
-    log_level: &'a str,
-    p2p_listen: String,
-    bootstrap: Vec<String>,
-}
-
 /// Writes the `node.toml` of node `i` of `chain` (rewritten on every start, so port and log
 /// flags apply on resume). Its `bootstrap` lists the chain's other nodes when their ports are
 /// fixed; with ephemeral ports it is empty and the launcher passes `--bootstrap` at start.
 pub fn write_node_config(chain: &ChainPlan, i: usize, topology: &Topology) -> Result<()> {
     let node = &chain.nodes[i];
-    let data_dir = node.data_dir();
-    let file = NodeFile {
-        data_dir: &data_dir,
-        rpc_addr: node.rpc_addr,
-        authority_key_file: node.key_path(),
-        log_format: &topology.log_format,
-        log_level: &topology.log_level,
-        p2p_listen: tcp_multiaddr(node.p2p_addr),
-        bootstrap: chain.predicted_bootstrap(i),
-    };
     let path = node.config_path();
-    let text = toml::to_string(&file).map_err(|e| Error::Format {
+    let format_err = |reason: String| Error::Format {
         what: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let mut config =
+        NodeConfig::with_defaults(node.data_dir(), node.rpc_addr, tcp_multiaddr(node.p2p_addr))
+            .map_err(|e| format_err(e.to_string()))?;
+    config.authority_key_file = node.key_path();
+    config.log_format = topology.log_format;
+    config.log_level = topology.log_level.clone();
+    config.bootstrap = chain.predicted_bootstrap(i);
+    let text = toml::to_string(&config).map_err(|e| format_err(e.to_string()))?;
     let name = chain.kind.name();
     let peers = if chain.ephemeral_p2p() && chain.nodes.len() > 1 {
         "\n# Ephemeral p2p ports: `bootstrap` is empty here; the launcher starts the nodes in order and\n\
@@ -465,26 +451,6 @@ pub fn write_node_config(chain: &ChainPlan, i: usize, topology: &Topology) -> Re
             path.display()
         ),
     )
-}
-
-/// The keys of the bridge's `MemberConfig` the launcher sets (every key is documented in
-/// `deploy/member.toml`).
-#[derive(Debug, Serialize)]
-struct MemberFile<'a> {
-    data_dir: PathBuf,
-    key_file: PathBuf,
-    main_rpc: String,
-    main_ws: String,
-    side_rpc: String,
-    side_ws: String,
-    p2p_listen: String,
-    bootstrap: Vec<String>,
-    status_addr: SocketAddr,
-    submit_timeout_ms: u64,
-    poll_interval_ms: u64,
-    regossip_interval_ms: u64,
-    log_format: &'a str,
-    log_level: &'a str,
 }
 
 /// The HTTP and WebSocket URLs of a node as a client on this host reaches it (`None` while
@@ -515,27 +481,23 @@ pub fn write_member_config(plan: &Plan, i: usize, topology: &Topology) -> Result
     };
     let (main_rpc, main_ws) = node_urls(main).unwrap_or_else(placeholder);
     let (side_rpc, side_ws) = node_urls(side).unwrap_or_else(placeholder);
-    let file = MemberFile {
-        data_dir: m.data_dir(),
-        key_file: m.key_path(),
-        main_rpc,
-        main_ws,
-        side_rpc,
-        side_ws,
-        p2p_listen: tcp_multiaddr(m.p2p_addr),
-        bootstrap: vec![],
-        status_addr: m.status_addr,
-        submit_timeout_ms: 3_000,
-        poll_interval_ms: 500,
-        regossip_interval_ms: 2_000,
-        log_format: &topology.log_format,
-        log_level: &topology.log_level,
-    };
     let path = m.config_path();
-    let text = toml::to_string(&file).map_err(|e| Error::Format {
+    let format_err = |reason: String| Error::Format {
         what: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let mut config = MemberConfig::with_defaults(m.data_dir(), m.key_path(), main_rpc, side_rpc)
+        .map_err(|e| format_err(e.to_string()))?;
+    config.main_ws = Some(main_ws);
+    config.side_ws = Some(side_ws);
+    config.p2p_listen = tcp_multiaddr(m.p2p_addr);
+    config.status_addr = m.status_addr;
+    config.submit_timeout_ms = 3_000;
+    config.poll_interval_ms = 500;
+    config.regossip_interval_ms = 2_000;
+    config.log_format = topology.log_format;
+    config.log_level = topology.log_level.clone();
+    let text = toml::to_string(&config).map_err(|e| format_err(e.to_string()))?;
     let ephemeral = if node_urls(main).is_none() || node_urls(side).is_none() {
         format!(
             "\n# Ephemeral node RPC ports: the launcher passes the real endpoints of {} and {}\n\

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use primitives::peg::PegParams;
 use primitives::types::{Address, Amount, Hash};
 use serde::{Deserialize, Serialize};
+use service::config::LogFormat;
 
 use crate::{Error, Result};
 
@@ -32,7 +33,7 @@ pub struct Topology {
     /// The address node RPC servers bind (`127.0.0.1`; `0.0.0.0` to serve other hosts).
     pub rpc_host: IpAddr,
     /// Node log format, `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Node tracing filter, e.g. `info`.
     pub log_level: String,
     /// The main chain.
@@ -112,7 +113,7 @@ impl Default for Topology {
         Self {
             dir: PathBuf::from("devnet"),
             rpc_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             log_level: "info".into(),
             mainchain: ChainTopology {
                 chain_id: 1001,
@@ -375,12 +376,6 @@ impl Topology {
             self.peg_params(stand_ins)?
                 .validate()
                 .map_err(|e| Error::Invalid(format!("federation: {e}")))?;
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return bad(format!(
-                "log_format {:?} must be \"text\" or \"json\"",
-                self.log_format
-            ));
         }
         if self.accounts.count > 1000 {
             return bad(format!(

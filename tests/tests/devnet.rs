@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use primitives::devnet::DevnetInfo;
 use primitives::types::Address;
 use rpc_api::TwinpegApiClient;
 use serde_json::Value;
@@ -98,6 +99,12 @@ impl Launcher {
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             {
                 self.pids = child_pids(&v);
+                // The file is exactly the declared type (the wallet reads it through it): it
+                // parses, and nothing is lost or added on the way back. The assertions on the
+                // raw JSON below pin the documented shape independently of that type.
+                let typed: DevnetInfo = serde_json::from_value(v.clone())
+                    .with_context(|| format!("devnet.json as primitives::devnet: {v}"))?;
+                assert_eq!(serde_json::to_value(&typed)?, v, "devnet.json round trip");
                 return Ok(v);
             }
             if let Some(status) = self.child.as_mut().context("no launcher")?.try_wait()? {
