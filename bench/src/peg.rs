@@ -4,7 +4,6 @@
 //! and the bridge's own overhead (the rest). Times are block timestamps (slot starts), so the
 //! overhead is resolved to the destination's block time.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -17,8 +16,7 @@ use primitives::tx::{Fee, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::TwinpegApiClient;
 use serde::Serialize;
-use service::endpoints::MemberEndpoints;
-use twinpeg_e2e::process::{member_config, spawn_serving};
+use twinpeg_e2e::Member;
 
 use crate::node::{bin_dir, peak_rss_mib, BenchNode, Prepared};
 
@@ -62,52 +60,21 @@ pub struct PegResults {
     pub member_peak_rss_mib: Option<f64>,
 }
 
-struct Member {
-    child: Child,
-    dir: tempfile::TempDir,
-    p2p: Vec<String>,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Starts a member of `main` and `side` from the release binaries, logging at
+/// `BENCH_MEMBER_LOG` (`warn` unless set).
 fn start_member(
     key: &SecretKey,
     main: &BenchNode,
     side: &BenchNode,
     bootstrap: &[String],
 ) -> Result<Member> {
-    let dir = tempfile::Builder::new()
-        .prefix("twinpeg-bench-member")
-        .tempdir()?;
-    let key_file = dir.path().join("member.key");
-    p2p::write_key_file(&key_file, key)?;
-    let data = dir.path().join("data");
-    let mut t = member_config(&data, &key_file, &main.http, &side.http, bootstrap);
-    t.insert(
-        "log_level".into(),
-        toml::Value::String(std::env::var("BENCH_MEMBER_LOG").unwrap_or_else(|_| "warn".into())),
-    );
-    let cfg = dir.path().join("member.toml");
-    std::fs::write(&cfg, toml::to_string(&t)?)?;
-    let mut cmd = Command::new(bin_dir().join("bridge"));
-    cmd.arg("run").arg("--config").arg(&cfg);
-    let (child, endpoints) = spawn_serving::<MemberEndpoints>(
-        "bridge member",
-        &mut cmd,
-        &data,
-        &dir.path().join("member.log"),
-        Duration::from_secs(60),
-    )?;
-    Ok(Member {
-        child,
-        dir,
-        p2p: endpoints.p2p,
-    })
+    let level = std::env::var("BENCH_MEMBER_LOG").unwrap_or_else(|_| "warn".into());
+    let mut m = Member::with_prefix("twinpeg-bench-member", key.clone(), &main.http, &side.http)?
+        .bin_dir(bin_dir())
+        .config("log_level", level)
+        .start_deadline(Duration::from_secs(60));
+    m.spawn(bootstrap)?;
+    Ok(m)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -268,7 +235,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let side = Prepared::with_config("sidechain", &sg, Some(&sa), big)?.run(&[])?;
     let mut running = Vec::new();
     let first = start_member(&members[0], &main, &side, &[])?;
-    let boot = first.p2p.first().cloned().into_iter().collect::<Vec<_>>();
+    let boot = first.p2p_addr().into_iter().collect::<Vec<_>>();
     running.push(first);
     for k in &members[1..] {
         running.push(start_member(k, &main, &side, &boot)?);
@@ -313,8 +280,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
         Ok(p) => p,
         Err(e) => {
             for m in &running {
-                let log =
-                    std::fs::read_to_string(m.dir.path().join("member.log")).unwrap_or_default();
+                let log = m.log();
                 let tail: Vec<&str> = log
                     .lines()
                     .filter(|l| !l.contains("signed at depth") && !l.contains("peg event seen"))
@@ -409,7 +375,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     };
     let member_peak_rss_mib = running
         .iter()
-        .filter_map(|m| peak_rss_mib(m.child.id()))
+        .filter_map(|m| m.pid().and_then(peak_rss_mib))
         .reduce(f64::max);
     // Make sure nothing was paid twice.
     let info = sc.peg_info().await?;

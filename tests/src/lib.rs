@@ -1,8 +1,11 @@
 //! Helpers for end-to-end tests: start the real node binaries on free loopback ports with
 //! temporary data dirs, wait on conditions (never fixed sleeps), and always clean up.
 
+pub mod member;
 pub mod netns;
 pub mod process;
+
+pub use member::Member;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

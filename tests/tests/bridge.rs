@@ -2,13 +2,12 @@
 //! sidechain node: round trips, members down, `kill -9` mid-flight, and `bridge audit`.
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
 use primitives::crypto::SecretKey;
@@ -16,10 +15,8 @@ use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
-use service::endpoints::MemberEndpoints;
-use twinpeg_e2e::process::{member_config, spawn_serving};
 use twinpeg_e2e::{
-    bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, TestNode,
+    bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, Member, TestNode,
 };
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
@@ -35,107 +32,13 @@ where
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One member process with its own data dir and key; killed on drop.
-struct Member {
-    dir: tempfile::TempDir,
-    key: SecretKey,
-    main_rpc: String,
-    side_rpc: String,
-    child: Option<Child>,
-    p2p: Vec<String>,
-    status_url: String,
-    /// Config keys of this member's own, over the harness's.
-    extra: toml::Table,
-}
-
-impl Member {
-    fn new(key: SecretKey, main: &TestNode, side: &TestNode) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("bridge").tempdir()?;
-        p2p::write_key_file(&dir.path().join("member.key"), &key)?;
-        Ok(Self {
-            dir,
-            key,
-            main_rpc: main.http.clone(),
-            side_rpc: side.http.clone(),
-            child: None,
-            p2p: Vec::new(),
-            status_url: String::new(),
-            extra: toml::Table::new(),
-        })
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("member.log")).unwrap_or_default()
-    }
-
-    /// Writes the config with `bootstrap` and starts the process; waits for its endpoints.
-    fn spawn(&mut self, bootstrap: &[String]) -> Result<()> {
-        let mut t = member_config(
-            &self.data_dir(),
-            &self.dir.path().join("member.key"),
-            &self.main_rpc,
-            &self.side_rpc,
-            bootstrap,
-        );
-        t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
-        t.extend(self.extra.clone());
-        let cfg = self.dir.path().join("member.toml");
-        std::fs::write(&cfg, toml::to_string(&t)?)?;
-        let mut cmd = Command::new(bin("bridge"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&cfg)
-            .env("RUST_LOG", "info,bridge=debug");
-        let (child, endpoints) = spawn_serving::<MemberEndpoints>(
-            "member",
-            &mut cmd,
-            &self.data_dir(),
-            &self.dir.path().join("member.log"),
-            DEADLINE,
-        )?;
-        self.child = Some(child);
-        self.status_url = endpoints.status_http;
-        self.p2p = endpoints.p2p;
-        Ok(())
-    }
-
-    /// `kill -9`.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// `bridge status --json` against the running member.
-    fn status(&self) -> Result<serde_json::Value> {
-        let out = Command::new(bin("bridge"))
-            .args(["status", "--json", "--status-url", &self.status_url])
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "bridge status failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// A member of `main` and `side` with this harness's settings: gossip repeated every second,
+/// debug logs of its own.
+fn member(key: SecretKey, main: &TestNode, side: &TestNode) -> Result<Member> {
+    Ok(Member::new(key, &main.http, &side.http)?
+        .config("regossip_interval_ms", 1_000)
+        .env("RUST_LOG", "info,bridge=debug")
+        .start_deadline(DEADLINE))
 }
 
 struct Net {
@@ -170,7 +73,7 @@ impl Net {
         let mut net = Net {
             members: keys
                 .into_iter()
-                .map(|k| Member::new(k, &main, &side).expect("member dir"))
+                .map(|k| member(k, &main, &side).expect("member dir"))
                 .collect(),
             main,
             side,
@@ -1010,7 +913,7 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
     let mut net = Net {
         members: keys
             .into_iter()
-            .map(|k| Member::new(k, &main, &follower).expect("member dir"))
+            .map(|k| member(k, &main, &follower).expect("member dir"))
             .collect(),
         main,
         side: follower,

@@ -5,8 +5,6 @@
 //! own nodes keeps paying while one host is partitioned away. Needs root and iproute2 (as CI
 //! and this machine have).
 
-use std::process::{Child, Command};
-
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
 use primitives::crypto::SecretKey;
@@ -14,12 +12,10 @@ use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
-use service::endpoints::MemberEndpoints;
 use twinpeg_e2e::netns::{Host, Lan};
-use twinpeg_e2e::process::{member_config, spawn_serving};
 use twinpeg_e2e::{
-    bin, dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
-    TestNode, DEADLINE,
+    dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
+    Member, TestNode,
 };
 
 /// The follower's block at `height`, once it has it and it matches the authority's.
@@ -121,64 +117,22 @@ async fn a_follower_on_another_host_follows_is_partitioned_and_catches_up() {
     );
 }
 
-/// A member process on its host, with its own data dir; killed on drop.
-struct Member {
-    dir: tempfile::TempDir,
-    child: Child,
-    p2p: String,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Member {
-    fn start(
-        key: &SecretKey,
-        host: &Host,
-        main: &TestNode,
-        side: &TestNode,
-        boot: &[String],
-    ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("bridge")
-            .tempdir()
-            .expect("dir");
-        let key_file = dir.path().join("member.key");
-        p2p::write_key_file(&key_file, key).expect("key");
-        let data = dir.path().join("data");
-        let mut t = member_config(&data, &key_file, &main.http, &side.http, boot);
-        let s = |v: String| toml::Value::String(v);
-        t.insert("p2p_listen".into(), s(format!("/ip4/{}/tcp/0", host.ip)));
-        t.insert("status_addr".into(), s(format!("{}:0", host.ip)));
-        t.insert("regossip_interval_ms".into(), toml::Value::Integer(1_000));
-        let cfg = dir.path().join("member.toml");
-        std::fs::write(&cfg, toml::to_string(&t).expect("toml")).expect("config");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &host.netns])
-            .arg(bin("bridge"))
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg);
-        let (child, e) = spawn_serving::<MemberEndpoints>(
-            "member",
-            &mut cmd,
-            &data,
-            &dir.path().join("member.log"),
-            DEADLINE,
-        )
-        .expect("member starts");
-        let p2p = e.p2p.first().cloned().unwrap_or_default();
-        assert!(p2p.contains(&host.ip), "member listens on its host: {p2p}");
-        Member { dir, child, p2p }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("member.log")).unwrap_or_default()
-    }
+/// Starts a member on `host` of that host's nodes, gossip repeated every second.
+fn start_member(
+    key: &SecretKey,
+    host: &Host,
+    main: &TestNode,
+    side: &TestNode,
+    boot: &[String],
+) -> Member {
+    let mut m = Member::new(key.clone(), &main.http, &side.http)
+        .expect("member dir")
+        .on_host(host.clone())
+        .config("regossip_interval_ms", 1_000);
+    m.spawn(boot).expect("member starts");
+    let p2p = m.p2p_addr().unwrap_or_default();
+    assert!(p2p.contains(&host.ip), "member listens on its host: {p2p}");
+    m
 }
 
 async fn deposit(c: &HttpClient, chain_id: u64, user: &SecretKey, nonce: u64, to: Address) -> Hash {
@@ -239,8 +193,8 @@ async fn members_on_three_hosts_keep_paying_with_one_host_partitioned_away() {
     ];
     let mut members: Vec<Member> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let boot: Vec<String> = members.iter().map(|m| m.p2p.clone()).collect();
-        members.push(Member::start(
+        let boot: Vec<String> = members.iter().filter_map(Member::p2p_addr).collect();
+        members.push(start_member(
             key,
             &lan.hosts[i],
             &mains[i],
