@@ -734,7 +734,7 @@ struct Due {
 pub mod fake {
     //! A fake destination chain for in-process tests of the worker: a pool with the nonce and
     //! peg-id rules of the real one that matter to a member, and canonical blocks that tests
-    //! mine, reorg and pay into at will.
+    //! mine, reorg and pay into at will, and make unreachable.
 
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -745,7 +745,7 @@ pub mod fake {
     use rpc_api::codes;
     use rpc_api::types::{AccountView, PegPayout};
 
-    use crate::error::Result;
+    use crate::error::{BridgeError, Result};
     use crate::nodes::{BlockRef, DestinationChain, PayoutSeen, SubmitOutcome};
 
     /// A payout in a canonical block.
@@ -773,6 +773,18 @@ pub mod fake {
         pool: BTreeMap<(Address, u64), Pooled>,
         /// Every payout accepted into the pool, in order: (id, sender, nonce).
         accepted: Vec<(Hash, Address, u64)>,
+        /// Every call fails as if the node could not be reached.
+        down: bool,
+        /// The next this many batch submissions fail the same way, accepting nothing.
+        failing_submits: u32,
+    }
+
+    /// What the real client makes of a node it cannot reach: a transient error.
+    fn unreachable() -> BridgeError {
+        BridgeError::Rpc {
+            chain: "side",
+            reason: "connection refused".into(),
+        }
     }
 
     impl State {
@@ -873,6 +885,31 @@ pub mod fake {
         pub fn accepted(&self) -> Vec<(Hash, Address, u64)> {
             self.s.lock().expect("lock").accepted.clone()
         }
+
+        /// The pool forgets every pending payout (expired, or evicted for others) without
+        /// a block holding them.
+        pub fn drop_pool(&self) {
+            self.s.lock().expect("lock").pool.clear();
+        }
+
+        /// Makes every call fail (`true`) as an unreachable node does, or answer again.
+        pub fn set_down(&self, down: bool) {
+            self.s.lock().expect("lock").down = down;
+        }
+
+        /// Makes the next `n` batch submissions fail as an unreachable node does.
+        pub fn fail_submits(&self, n: u32) {
+            self.s.lock().expect("lock").failing_submits = n;
+        }
+
+        /// The state, unless the node is down.
+        fn reach(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+            let s = self.s.lock().expect("lock");
+            if s.down {
+                return Err(unreachable());
+            }
+            Ok(s)
+        }
     }
 
     impl DestinationChain for FakeDestination {
@@ -881,7 +918,7 @@ pub mod fake {
         }
 
         async fn head(&self) -> Result<BlockRef> {
-            let s = self.s.lock().expect("lock");
+            let s = self.reach()?;
             let number = s.blocks.len() as u64;
             Ok(BlockRef {
                 number,
@@ -890,7 +927,7 @@ pub mod fake {
         }
 
         async fn account(&self, address: Address) -> Result<AccountView> {
-            let s = self.s.lock().expect("lock");
+            let s = self.reach()?;
             Ok(AccountView {
                 address,
                 balance: Amount::ZERO,
@@ -901,7 +938,7 @@ pub mod fake {
         }
 
         async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PayoutSeen>>> {
-            let s = self.s.lock().expect("lock");
+            let s = self.reach()?;
             let head = s.blocks.len() as u64;
             Ok(ids
                 .iter()
@@ -921,7 +958,11 @@ pub mod fake {
         }
 
         async fn submit_many(&self, raws: Vec<Bytes>) -> Result<Vec<SubmitOutcome>> {
-            let mut s = self.s.lock().expect("lock");
+            let mut s = self.reach()?;
+            if s.failing_submits > 0 {
+                s.failing_submits -= 1;
+                return Err(unreachable());
+            }
             let refused = |code, message: &str| SubmitOutcome::Refused {
                 code,
                 message: message.into(),
@@ -1064,12 +1105,25 @@ mod tests {
 
         /// `n` deposit ids this member is the designated submitter of.
         fn own_ids(&self, n: usize) -> Vec<Hash> {
+            self.ids_designated_to(0, n)
+        }
+
+        /// `n` deposit ids member `i` is the designated submitter of.
+        fn ids_designated_to(&self, i: usize, n: usize) -> Vec<Hash> {
             let fed = &self.worker.shared.federation;
             (1..=u8::MAX)
-                .map(|i| Hash([i; 32]))
-                .filter(|id| fed.designated_submitter(id) == Some(self.keys[0].address()))
+                .map(|b| Hash([b; 32]))
+                .filter(|id| fed.designated_submitter(id) == Some(self.keys[i].address()))
                 .take(n)
                 .collect()
+        }
+
+        fn submission(&self, id: &Hash) -> Option<Submission> {
+            self.store().submission(id).expect("get")
+        }
+
+        fn state(&self, id: &Hash) -> Option<EventState> {
+            self.store().event(id).expect("get").map(|e| e.state)
         }
 
         /// Deposits of `ids` in one source block, buried at the signing depth.
@@ -1257,5 +1311,226 @@ mod tests {
                 .and_then(|s| s.nonce),
             Some(1)
         );
+    }
+
+    #[tokio::test]
+    async fn a_transfer_is_submitted_once_when_the_threshold_of_signatures_is_held() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let id = rig.own_ids(1)[0];
+        let me = rig.keys[0].address();
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        assert_eq!(rig.state(&id), Some(EventState::Signed));
+        rig.step(T0 + 50).await;
+        assert!(
+            rig.worker.destination.accepted().is_empty(),
+            "one signature of the two needed: nothing to submit"
+        );
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
+        let sub = rig.submission(&id).expect("recorded");
+        assert_eq!(
+            (sub.attempts, sub.outcome.as_str(), sub.nonce, sub.at_ms),
+            (1, "accepted", Some(0), T0 + 100)
+        );
+        assert!(sub.tx_hash.is_some());
+        assert_eq!(
+            rig.store()
+                .event(&id)
+                .expect("get")
+                .and_then(|e| e.ready_ms),
+            Some(T0 + 100)
+        );
+        // Stepping on (new attestations, polls, a new destination block without it) until
+        // just before the submit timeout sends nothing more.
+        for t in [T0 + 200, T0 + 1_000] {
+            rig.step(t).await;
+        }
+        rig.worker.destination.empty_block();
+        rig.step(T0 + 100 + timeout - 1).await;
+        assert_eq!(
+            rig.worker.destination.accepted().len(),
+            1,
+            "submitted once: {:?}",
+            rig.worker.destination.accepted()
+        );
+        let metrics = rig.worker.shared.metrics.encode();
+        assert!(
+            metrics.contains("bridge_events_submitted_total{direction=\"deposits\"} 1"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transfer_designated_to_another_member_is_submitted_here_only_after_the_timeout() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let id = rig.ids_designated_to(1, 1)[0];
+        let me = rig.keys[0].address();
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        assert!(
+            rig.worker.destination.accepted().is_empty(),
+            "the designated member submits first"
+        );
+        assert_eq!(
+            rig.store()
+                .event(&id)
+                .expect("get")
+                .and_then(|e| e.ready_ms),
+            Some(T0 + 100),
+            "the threshold is noted"
+        );
+        rig.step(T0 + 100 + timeout - 1).await;
+        assert!(rig.worker.destination.accepted().is_empty());
+        // The designated member did not pay it: this one steps in, once.
+        rig.step(T0 + 100 + timeout).await;
+        assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
+        rig.step(T0 + 100 + timeout + 1).await;
+        assert_eq!(rig.worker.destination.accepted().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_destination_answering_peg_id_used_gets_the_transfer_marked_paid_unresubmitted() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let id = rig.own_ids(1)[0];
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        // Someone else's payout of it is in a block already (1 deep of 3) when ours goes out.
+        let other = SecretKey::random().address();
+        rig.worker.destination.pay_by_other(id, other);
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        assert!(rig.worker.destination.accepted().is_empty());
+        let sub = rig.submission(&id).expect("recorded");
+        assert_eq!((sub.outcome.as_str(), sub.tx_hash), ("id_used", None));
+        assert!(rig.is_open(&id), "open until the payout is seen final");
+        // At the timeout it looks instead of resubmitting: the payout is there, not final.
+        rig.step(T0 + 100 + timeout + 1).await;
+        assert!(rig.is_open(&id));
+        for t in 2..4 {
+            rig.worker.destination.empty_block();
+            rig.step(T0 + 100 + timeout + t).await;
+        }
+        let rec = rig.store().event(&id).expect("get").expect("known");
+        assert_eq!(rec.state, EventState::Paid, "3 blocks deep: final, paid");
+        let theirs = rig
+            .worker
+            .destination
+            .payouts(&[id])
+            .await
+            .expect("payouts")[0]
+            .clone()
+            .expect("paid");
+        assert_eq!(rec.payout_tx, theirs.payout.tx_hash, "paid by their payout");
+        assert!(
+            rig.worker.destination.accepted().is_empty(),
+            "never resubmitted"
+        );
+        assert_eq!(rig.submission(&id).expect("recorded").attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn a_payout_that_leaves_the_pool_unmined_is_submitted_again_after_the_timeout() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let id = rig.own_ids(1)[0];
+        let me = rig.keys[0].address();
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
+        // Gone from the pool (expired, evicted), no block holds it; no new destination
+        // block either, so only the timeout can bring it back.
+        rig.worker.destination.drop_pool();
+        rig.step(T0 + 100 + timeout - 1).await;
+        assert_eq!(
+            rig.worker.destination.accepted().len(),
+            1,
+            "not before the timeout"
+        );
+        rig.step(T0 + 100 + timeout).await;
+        assert_eq!(
+            rig.worker.destination.accepted(),
+            vec![(id, me, 0), (id, me, 0)],
+            "submitted again, at the nonce the first one left free"
+        );
+        assert_eq!(rig.submission(&id).expect("recorded").attempts, 2);
+        assert_eq!(rig.worker.destination.mine(), 1);
+        let mut t = T0 + 100 + timeout + 1;
+        rig.step(t).await;
+        for _ in 0..2 {
+            rig.worker.destination.empty_block();
+            t += 1;
+            rig.step(t).await;
+        }
+        assert_eq!(rig.state(&id), Some(EventState::Paid));
+        assert_eq!(rig.worker.destination.accepted().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_destination_that_cannot_be_reached_is_tried_again_on_a_later_step() {
+        let timeout = 2_000;
+        let mut rig = Rig::new(timeout);
+        let me = rig.keys[0].address();
+        let ids = rig.own_ids(2);
+        rig.lock(&ids[..1]);
+        rig.step(T0).await;
+        rig.second_signature(&ids[..1]);
+        // The node is down at the step that would submit: the step fails, transiently, before
+        // anything is recorded, and the next one submits at once.
+        rig.worker.destination.set_down(true);
+        let e = rig
+            .worker
+            .step_at(T0 + 100)
+            .await
+            .expect_err("the node is down");
+        assert!(e.is_transient(), "{e}");
+        assert!(rig.worker.destination.accepted().is_empty());
+        assert!(rig.submission(&ids[0]).is_none());
+        rig.worker.destination.set_down(false);
+        rig.step(T0 + 200).await;
+        assert_eq!(rig.worker.destination.accepted(), vec![(ids[0], me, 0)]);
+        assert_eq!(rig.worker.destination.mine(), 1);
+        for _ in 0..2 {
+            rig.worker.destination.empty_block();
+        }
+        rig.step(T0 + 250).await;
+        assert_eq!(rig.state(&ids[0]), Some(EventState::Paid));
+
+        // The submission itself fails: the attempt was recorded before it left, so the
+        // member cannot tell whether it arrived and waits out the timeout, then looks and
+        // submits again.
+        rig.lock(&ids[1..]);
+        rig.step(T0 + 300).await;
+        rig.second_signature(&ids[1..]);
+        rig.worker.destination.fail_submits(1);
+        let e = rig
+            .worker
+            .step_at(T0 + 400)
+            .await
+            .expect_err("the submission fails");
+        assert!(e.is_transient(), "{e}");
+        let sub = rig.submission(&ids[1]).expect("the attempt is recorded");
+        assert_eq!((sub.attempts, sub.outcome.as_str()), (1, "sending"));
+        rig.step(T0 + 400 + timeout - 1).await;
+        assert_eq!(
+            rig.worker.destination.accepted().len(),
+            1,
+            "not before the timeout"
+        );
+        rig.step(T0 + 400 + timeout).await;
+        assert_eq!(
+            rig.worker.destination.accepted(),
+            vec![(ids[0], me, 0), (ids[1], me, 1)]
+        );
+        let sub = rig.submission(&ids[1]).expect("recorded");
+        assert_eq!((sub.attempts, sub.outcome.as_str()), (2, "accepted"));
     }
 }
