@@ -49,7 +49,10 @@ fn ip(args: &[&str]) -> Result<()> {
 impl Lan {
     /// Whether this process may create namespaces (root with iproute2).
     pub fn available() -> bool {
-        let probe = format!("tpprobe{}", std::process::id());
+        // Unique per call: tests probing at once in one process must not see each other's.
+        static PROBES: AtomicU32 = AtomicU32::new(0);
+        let k = PROBES.fetch_add(1, Ordering::Relaxed);
+        let probe = format!("tpprobe{}x{k}", std::process::id());
         let ok = ip(&["netns", "add", &probe]).is_ok();
         if ok {
             let _ = ip(&["netns", "del", &probe]);
