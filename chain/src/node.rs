@@ -29,15 +29,9 @@ use primitives::types::Amount;
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// Storage failed.
+    /// The data dir could not be opened (storage, journal or genesis).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The journal of RPC-accepted transactions failed.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// Genesis is unusable for this chain.
-    #[error(transparent)]
-    Genesis(#[from] GenesisError),
+    Open(#[from] OpenError),
     /// The authority key could not be loaded.
     #[error("authority key: {0}")]
     Key(#[from] p2p::KeyFileError),
@@ -60,13 +54,23 @@ pub enum NodeError {
     Rpc(#[from] crate::rpc::server::ServerError),
 }
 
-impl From<OpenError> for NodeError {
-    fn from(e: OpenError) -> Self {
-        match e {
-            OpenError::Store(e) => Self::Store(e),
-            OpenError::Journal(e) => Self::Journal(e),
-            OpenError::Genesis(e) => Self::Genesis(e),
-        }
+// What start-up does beside opening the chain (initialising a dev data dir) fails the same
+// ways opening does.
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        Self::Open(e.into())
+    }
+}
+
+impl From<JournalError> for NodeError {
+    fn from(e: JournalError) -> Self {
+        Self::Open(e.into())
+    }
+}
+
+impl From<GenesisError> for NodeError {
+    fn from(e: GenesisError) -> Self {
+        Self::Open(e.into())
     }
 }
 
