@@ -418,9 +418,7 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                if self.scores.is_banned(&peer_id, Instant::now()) {
-                    tracing::debug!(peer = %peer_id, "banned peer reconnected; disconnecting");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                if p2p::refuse_if_banned(&mut self.swarm, &self.scores, peer_id, Instant::now()) {
                     return;
                 }
                 if self.states.contains_key(&peer_id) {

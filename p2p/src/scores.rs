@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::gossipsub;
-use libp2p::PeerId;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{PeerId, Swarm};
 
 /// A peer is banned once its score falls to this.
 pub const BAN_SCORE: i32 = -100;
@@ -79,4 +80,20 @@ pub fn lift_expired_bans(scores: &mut PeerScores, gossip: &mut gossipsub::Behavi
         gossip.remove_blacklisted_peer(&p);
         tracing::info!(peer = %p, "peer ban expired");
     }
+}
+
+/// Refuses a connection from a banned peer: disconnects `peer` if it is banned at `now`, and
+/// says whether it was (the caller then ignores the connection).
+pub fn refuse_if_banned<B: NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    scores: &PeerScores,
+    peer: PeerId,
+    now: Instant,
+) -> bool {
+    if !scores.is_banned(&peer, now) {
+        return false;
+    }
+    tracing::debug!(%peer, "banned peer reconnected; disconnecting");
+    let _ = swarm.disconnect_peer_id(peer);
+    true
 }

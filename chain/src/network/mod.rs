@@ -630,8 +630,7 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                if self.is_banned(&peer_id) {
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                if p2p::refuse_if_banned(&mut self.swarm, &self.scores, peer_id, Instant::now()) {
                     return;
                 }
                 let addr = endpoint.get_remote_address().clone();
