@@ -279,29 +279,35 @@ mod tests {
 
     #[test]
     fn defaults_file_then_environment() {
+        // Its own prefix: the variables it sets must not reach the other tests, which run at
+        // the same time in this process and read `TESTCHAIN_CFG_*`.
+        let rules = ChainRules {
+            env_prefix: "TESTENV_CFG",
+            ..rules()
+        };
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("node.toml");
         std::fs::write(&f, "data_dir = \"/tmp/x\"\nmempool_max_txs = 10\n").unwrap();
-        let c = NodeConfig::load(&rules(), Some(&f)).unwrap();
+        let c = NodeConfig::load(&rules, Some(&f)).unwrap();
         assert_eq!(c.rpc_addr.port(), 7777);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.mempool_max_txs, 10);
         assert_eq!(c.checkpoint_interval, 256);
         assert_eq!(c.journal_max_txs(), 10, "as many as the pool holds");
-        // SAFETY of the test: the prefix is unique to this test.
-        std::env::set_var("TESTCHAIN_CFG_RPC_ADDR", "127.0.0.1:9999");
+        // Safe while no other test reads `TESTENV_CFG_*`.
+        std::env::set_var("TESTENV_CFG_RPC_ADDR", "127.0.0.1:9999");
         std::env::set_var(
-            "TESTCHAIN_CFG_BOOTSTRAP",
+            "TESTENV_CFG_BOOTSTRAP",
             "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
         );
-        let c = NodeConfig::load(&rules(), Some(&f)).unwrap();
-        std::env::remove_var("TESTCHAIN_CFG_RPC_ADDR");
-        std::env::remove_var("TESTCHAIN_CFG_BOOTSTRAP");
+        let c = NodeConfig::load(&rules, Some(&f)).unwrap();
+        std::env::remove_var("TESTENV_CFG_RPC_ADDR");
+        std::env::remove_var("TESTENV_CFG_BOOTSTRAP");
         assert_eq!(c.rpc_addr.port(), 9999);
         assert_eq!(c.bootstrap.len(), 2);
         assert_eq!(c.p2p_listen, "/ip4/0.0.0.0/tcp/7778");
         std::fs::write(&f, "data_dirr = \"/tmp/x\"\n").unwrap();
-        assert!(NodeConfig::load(&rules(), Some(&f)).is_err());
+        assert!(NodeConfig::load(&rules, Some(&f)).is_err());
     }
 
     #[test]
