@@ -1049,6 +1049,25 @@ mod tests {
     }
 
     impl Rig {
+        /// Locks `ids`, lets this member sign them at `at`, and files a second member's
+        /// signature: the threshold is met and the next step may submit.
+        async fn signed_by_two(&mut self, ids: &[Hash], at: u64) {
+            self.lock(ids);
+            self.step(at).await;
+            self.second_signature(ids);
+        }
+
+        /// How many payouts the destination accepted so far.
+        fn submitted(&self) -> usize {
+            self.worker.destination.accepted().len()
+        }
+
+        /// Asserts the worker's metrics hold `line` exactly.
+        fn assert_metric(&self, line: &str) {
+            let metrics = self.worker.shared.metrics.encode();
+            assert!(metrics.contains(line), "{line} not in {metrics}");
+        }
+
         fn new(submit_timeout_ms: u64) -> Self {
             let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
             let federation = Federation {
@@ -1216,7 +1235,7 @@ mod tests {
         rig.step(T0 + 300).await;
         assert!(rig.is_open(&id), "still open after the reorg");
         assert_eq!(
-            rig.worker.destination.accepted().len(),
+            rig.submitted(),
             1,
             "not resubmitted before the submit timeout"
         );
@@ -1240,15 +1259,8 @@ mod tests {
         assert_eq!(rec.state, EventState::Paid, "3 blocks deep: final, paid");
         assert!(rec.payout_tx.is_some());
         assert!(!rig.is_open(&id));
-        let metrics = rig.worker.shared.metrics.encode();
-        assert!(
-            metrics.contains("bridge_errors_total{kind=\"payout_reorged\"} 1"),
-            "{metrics}"
-        );
-        assert!(
-            metrics.contains("bridge_events_paid_total{direction=\"deposits\"} 1"),
-            "{metrics}"
-        );
+        rig.assert_metric("bridge_errors_total{kind=\"payout_reorged\"} 1");
+        rig.assert_metric("bridge_events_paid_total{direction=\"deposits\"} 1");
     }
 
     #[tokio::test]
@@ -1258,9 +1270,7 @@ mod tests {
         let mut rig = Rig::new(timeout);
         let me = rig.keys[0].address();
         let ids = rig.own_ids(4);
-        rig.lock(&ids);
-        rig.step(T0).await;
-        rig.second_signature(&ids);
+        rig.signed_by_two(&ids, T0).await;
         rig.step(T0 + 100).await;
         let sent: Vec<(Hash, Address, u64)> =
             ids.iter().zip(0..).map(|(id, n)| (*id, me, n)).collect();
@@ -1278,7 +1288,7 @@ mod tests {
         for _ in 0..3 {
             rig.step(t).await;
             t += 1_000;
-            if rig.worker.destination.accepted().len() > 4 {
+            if rig.submitted() > 4 {
                 break;
             }
             let mined = rig.worker.destination.mine();
@@ -1299,11 +1309,7 @@ mod tests {
         for id in &ids {
             assert!(!rig.is_open(id), "{id} paid");
         }
-        let metrics = rig.worker.shared.metrics.encode();
-        assert!(
-            metrics.contains("bridge_nonce_gaps_total{direction=\"deposits\"} 1"),
-            "{metrics}"
-        );
+        rig.assert_metric("bridge_nonce_gaps_total{direction=\"deposits\"} 1");
         assert_eq!(
             rig.store()
                 .submission(&ids[3])
@@ -1351,16 +1357,12 @@ mod tests {
         rig.worker.destination.empty_block();
         rig.step(T0 + 100 + timeout - 1).await;
         assert_eq!(
-            rig.worker.destination.accepted().len(),
+            rig.submitted(),
             1,
             "submitted once: {:?}",
             rig.worker.destination.accepted()
         );
-        let metrics = rig.worker.shared.metrics.encode();
-        assert!(
-            metrics.contains("bridge_events_submitted_total{direction=\"deposits\"} 1"),
-            "{metrics}"
-        );
+        rig.assert_metric("bridge_events_submitted_total{direction=\"deposits\"} 1");
     }
 
     #[tokio::test]
@@ -1369,9 +1371,7 @@ mod tests {
         let mut rig = Rig::new(timeout);
         let id = rig.ids_designated_to(1, 1)[0];
         let me = rig.keys[0].address();
-        rig.lock(&[id]);
-        rig.step(T0).await;
-        rig.second_signature(&[id]);
+        rig.signed_by_two(&[id], T0).await;
         rig.step(T0 + 100).await;
         assert!(
             rig.worker.destination.accepted().is_empty(),
@@ -1391,7 +1391,7 @@ mod tests {
         rig.step(T0 + 100 + timeout).await;
         assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
         rig.step(T0 + 100 + timeout + 1).await;
-        assert_eq!(rig.worker.destination.accepted().len(), 1);
+        assert_eq!(rig.submitted(), 1);
     }
 
     #[tokio::test]
@@ -1441,20 +1441,14 @@ mod tests {
         let mut rig = Rig::new(timeout);
         let id = rig.own_ids(1)[0];
         let me = rig.keys[0].address();
-        rig.lock(&[id]);
-        rig.step(T0).await;
-        rig.second_signature(&[id]);
+        rig.signed_by_two(&[id], T0).await;
         rig.step(T0 + 100).await;
         assert_eq!(rig.worker.destination.accepted(), vec![(id, me, 0)]);
         // Gone from the pool (expired, evicted), no block holds it; no new destination
         // block either, so only the timeout can bring it back.
         rig.worker.destination.drop_pool();
         rig.step(T0 + 100 + timeout - 1).await;
-        assert_eq!(
-            rig.worker.destination.accepted().len(),
-            1,
-            "not before the timeout"
-        );
+        assert_eq!(rig.submitted(), 1, "not before the timeout");
         rig.step(T0 + 100 + timeout).await;
         assert_eq!(
             rig.worker.destination.accepted(),
@@ -1471,7 +1465,7 @@ mod tests {
             rig.step(t).await;
         }
         assert_eq!(rig.state(&id), Some(EventState::Paid));
-        assert_eq!(rig.worker.destination.accepted().len(), 2);
+        assert_eq!(rig.submitted(), 2);
     }
 
     #[tokio::test]
@@ -1480,9 +1474,7 @@ mod tests {
         let mut rig = Rig::new(timeout);
         let me = rig.keys[0].address();
         let ids = rig.own_ids(2);
-        rig.lock(&ids[..1]);
-        rig.step(T0).await;
-        rig.second_signature(&ids[..1]);
+        rig.signed_by_two(&ids[..1], T0).await;
         // The node is down at the step that would submit: the step fails, transiently, before
         // anything is recorded, and the next one submits at once.
         rig.worker.destination.set_down(true);
@@ -1507,9 +1499,7 @@ mod tests {
         // The submission itself fails: the attempt was recorded before it left, so the
         // member cannot tell whether it arrived and waits out the timeout, then looks and
         // submits again.
-        rig.lock(&ids[1..]);
-        rig.step(T0 + 300).await;
-        rig.second_signature(&ids[1..]);
+        rig.signed_by_two(&ids[1..], T0 + 300).await;
         rig.worker.destination.fail_submits(1);
         let e = rig
             .worker
@@ -1520,11 +1510,7 @@ mod tests {
         let sub = rig.submission(&ids[1]).expect("the attempt is recorded");
         assert_eq!((sub.attempts, sub.outcome.as_str()), (1, "sending"));
         rig.step(T0 + 400 + timeout - 1).await;
-        assert_eq!(
-            rig.worker.destination.accepted().len(),
-            1,
-            "not before the timeout"
-        );
+        assert_eq!(rig.submitted(), 1, "not before the timeout");
         rig.step(T0 + 400 + timeout).await;
         assert_eq!(
             rig.worker.destination.accepted(),
