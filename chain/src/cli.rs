@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{LogFormat, NodeConfig};
+use crate::config::NodeConfig;
 use crate::node;
 use crate::rules::ChainRules;
 use crate::store::Store;
 use primitives::crypto::SecretKey;
 use primitives::genesis::Genesis;
+use service::config::LogFormat;
 
 /// A Twinpeg chain node.
 #[derive(Debug, Parser)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use service::config::{load_layered, LogFormat};
+use service::config::{load_layered, LogFormat};
 
 use crate::mempool::MempoolConfig;
 use crate::rules::ChainRules;

@@ -1084,7 +1084,7 @@ mod tests {
                     totals: state.totals,
                 },
                 CheckpointPatch {
-                    accounts: vec![(lost, None::<crate::state::Account>)],
+                    accounts: vec![(lost, None::<primitives::account::Account>)],
                     sum: Some(state.entry_sum()),
                     ..Default::default()
                 },

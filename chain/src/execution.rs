@@ -442,7 +442,8 @@ pub fn execute_block(
 mod tests {
     use super::*;
     use crate::fee::{BaseFeeRule, FeeRateRule};
-    use crate::state::{Account, State};
+    use crate::state::State;
+    use primitives::account::Account;
     use primitives::crypto::SecretKey;
     use primitives::tx::{Fee, Transaction};
 
@@ -573,7 +574,8 @@ mod tests {
 mod peg_tests {
     use super::*;
     use crate::fee::FeeRateRule;
-    use crate::state::{Account, State};
+    use crate::state::State;
+    use primitives::account::Account;
     use primitives::crypto::SecretKey;
     use primitives::peg::{domain, PegMessage, PegParams, PegRole};
     use primitives::tx::{Fee, Transaction};

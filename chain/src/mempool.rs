@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use serde::Deserialize;
 
 use crate::fee::{FeeError, FeeRule};
-use crate::state::{Account, Totals};
+use primitives::account::{Account, Totals};
 use primitives::peg::{check_tx, PegConfig, PegError};
 use primitives::tx::{DecodeTxError, RecoveredTx, SignedTransaction};
 use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};

@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-pub use service::metrics::{MetricsRegistry, OPENMETRICS_CONTENT_TYPE};
+use service::metrics::MetricsRegistry;
 
 /// Label of a refused transaction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

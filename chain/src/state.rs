@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use parity_scale_codec::{Decode, Encode};
 
-pub use primitives::account::{Account, Totals};
+use primitives::account::{Account, Totals};
 use primitives::crypto::{domain, keccak256_parts};
 use primitives::genesis::Genesis;
 use primitives::types::{Address, Amount, BlockNumber, Hash};

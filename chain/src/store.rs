@@ -13,7 +13,8 @@ use std::path::Path;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::state::{Account, EntrySum, State, StateDiff, Totals, Undo};
+use crate::state::{EntrySum, State, StateDiff, Undo};
+use primitives::account::{Account, Totals};
 use primitives::block::{Block, Header, Receipt};
 use primitives::genesis::Genesis;
 use primitives::types::{Address, BlockNumber, Hash};

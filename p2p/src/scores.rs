@@ -97,3 +97,36 @@ pub fn refuse_if_banned<B: NetworkBehaviour>(
     let _ = swarm.disconnect_peer_id(peer);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_scores_ban_repeat_offenders_for_the_ban_duration() {
+        let mut s = PeerScores::new(Duration::from_secs(60));
+        let (bad, good) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        // Four offences of 25 reach the ban score; the fourth bans.
+        for _ in 0..3 {
+            assert!(!s.penalize(bad, 25, t0));
+        }
+        assert!(!s.is_banned(&bad, t0));
+        assert!(s.penalize(bad, 25, t0));
+        assert_eq!(s.score(&bad), BAN_SCORE);
+        assert!(s.is_banned(&bad, t0 + Duration::from_secs(59)));
+        assert!(!s.is_banned(&good, t0));
+        // Another offence while banned restarts the ban.
+        assert!(s.penalize(bad, 1, t0 + Duration::from_secs(30)));
+        assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
+        assert!(s.is_banned(&bad, t0 + Duration::from_secs(89)));
+        // Once over, the ban and the score are forgotten.
+        assert_eq!(s.expire(t0 + Duration::from_secs(90)), vec![bad]);
+        assert!(!s.is_banned(&bad, t0 + Duration::from_secs(90)));
+        assert_eq!(s.score(&bad), 0);
+        // Scores saturate instead of overflowing.
+        assert!(s.penalize(good, i32::MAX, t0));
+        assert!(s.penalize(good, i32::MAX, t0));
+        assert_eq!(s.score(&good), i32::MIN);
+    }
+}

@@ -133,3 +133,26 @@ impl Redial {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redial_backs_off_and_resets_on_connection() {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("multiaddr");
+        let mut r = Redial::new(addr, Duration::from_millis(100), Duration::from_millis(300));
+        let t0 = Instant::now();
+        assert!(r.due(false, t0));
+        assert!(!r.due(false, t0 + Duration::from_millis(99)));
+        assert!(r.due(false, t0 + Duration::from_millis(100)));
+        // The delay doubled to 200 ms, so the next dial is due at 300 ms.
+        assert!(!r.due(false, t0 + Duration::from_millis(299)));
+        assert!(r.due(false, t0 + Duration::from_millis(300)));
+        // Capped at 300 ms from here on; a connection brings it back to 100 ms.
+        assert!(!r.due(true, t0 + Duration::from_millis(2000)));
+        assert!(r.due(false, t0 + Duration::from_millis(2000)));
+        assert!(r.due(false, t0 + Duration::from_millis(2100)));
+        assert_eq!(r.peer_id(), None);
+    }
+}

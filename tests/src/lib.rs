@@ -308,10 +308,7 @@ impl TestNode {
 
     /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::process::kill9(&mut self.child);
     }
 
     /// The OS process id, while running.

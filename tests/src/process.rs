@@ -114,3 +114,12 @@ pub fn member_config(
     t.insert("poll_interval_ms".into(), toml::Value::Integer(250));
     t
 }
+
+/// `kill -9` of a started process, then waits for it so no zombie is left; a no-op when
+/// `child` is `None` (never started, or already killed).
+pub fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

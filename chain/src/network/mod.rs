@@ -12,9 +12,8 @@
 
 pub mod codec;
 
-use p2p::Exchange;
-pub use p2p::{
-    build_tcp_swarm, gossipsub_config, ListenAddrs, NetworkError, PeerScores, Redial, BAN_SCORE,
+use p2p::{
+    build_tcp_swarm, gossipsub_config, Exchange, ListenAddrs, NetworkError, PeerScores, Redial,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -984,51 +983,5 @@ mod tests {
             MessageAcceptance::Accept,
             "a batch nobody checked is never forwarded"
         );
-    }
-
-    #[test]
-    fn redial_backs_off_and_resets_on_connection() {
-        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("multiaddr");
-        let mut r = Redial::new(addr, Duration::from_millis(100), Duration::from_millis(300));
-        let t0 = Instant::now();
-        assert!(r.due(false, t0));
-        assert!(!r.due(false, t0 + Duration::from_millis(99)));
-        assert!(r.due(false, t0 + Duration::from_millis(100)));
-        // The delay doubled to 200 ms, so the next dial is due at 300 ms.
-        assert!(!r.due(false, t0 + Duration::from_millis(299)));
-        assert!(r.due(false, t0 + Duration::from_millis(300)));
-        // Capped at 300 ms from here on; a connection brings it back to 100 ms.
-        assert!(!r.due(true, t0 + Duration::from_millis(2000)));
-        assert!(r.due(false, t0 + Duration::from_millis(2000)));
-        assert!(r.due(false, t0 + Duration::from_millis(2100)));
-        assert_eq!(r.peer_id(), None);
-    }
-
-    #[test]
-    fn peer_scores_ban_repeat_offenders_for_the_ban_duration() {
-        let mut s = PeerScores::new(Duration::from_secs(60));
-        let (bad, good) = (PeerId::random(), PeerId::random());
-        let t0 = Instant::now();
-        // Four offences of 25 reach the ban score; the fourth bans.
-        for _ in 0..3 {
-            assert!(!s.penalize(bad, 25, t0));
-        }
-        assert!(!s.is_banned(&bad, t0));
-        assert!(s.penalize(bad, 25, t0));
-        assert_eq!(s.score(&bad), BAN_SCORE);
-        assert!(s.is_banned(&bad, t0 + Duration::from_secs(59)));
-        assert!(!s.is_banned(&good, t0));
-        // Another offence while banned restarts the ban.
-        assert!(s.penalize(bad, 1, t0 + Duration::from_secs(30)));
-        assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
-        assert!(s.is_banned(&bad, t0 + Duration::from_secs(89)));
-        // Once over, the ban and the score are forgotten.
-        assert_eq!(s.expire(t0 + Duration::from_secs(90)), vec![bad]);
-        assert!(!s.is_banned(&bad, t0 + Duration::from_secs(90)));
-        assert_eq!(s.score(&bad), 0);
-        // Scores saturate instead of overflowing.
-        assert!(s.penalize(good, i32::MAX, t0));
-        assert!(s.penalize(good, i32::MAX, t0));
-        assert_eq!(s.score(&good), i32::MIN);
     }
 }

@@ -167,7 +167,11 @@ impl RpcImpl {
         }
     }
 
-    fn account_at(&self, address: &Address, tag: Option<&str>) -> RpcResult<crate::state::Account> {
+    fn account_at(
+        &self,
+        address: &Address,
+        tag: Option<&str>,
+    ) -> RpcResult<primitives::account::Account> {
         if self.check_block_tag(tag)? {
             let a = self
                 .chain
@@ -177,7 +181,7 @@ impl RpcImpl {
                 .find(|a| a.address == *address)
                 .map(|a| a.balance)
                 .unwrap_or_default();
-            return Ok(crate::state::Account {
+            return Ok(primitives::account::Account {
                 balance: a,
                 nonce: 0,
             });
