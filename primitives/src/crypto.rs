@@ -27,9 +27,12 @@ pub mod domain {
     pub const STATE_PEG_ID: &[u8] = b"twinpeg/state/peg-id";
     /// Prefix of the state digest over the entries and the totals.
     pub const STATE_DIGEST: &[u8] = b"twinpeg/state/digest";
+    /// Prefix of an authority's finality statement (proposal, prevote, precommit), which
+    /// also binds the chain id and the genesis hash.
+    pub const FINALITY: &[u8] = b"twinpeg/finality/v1";
 
     /// Every prefix above, for the test that keeps them apart.
-    pub const ALL: [&[u8]; 8] = [
+    pub const ALL: [&[u8]; 9] = [
         TRANSACTION,
         BLOCK_SEAL,
         BRIDGE_PEER,
@@ -38,6 +41,7 @@ pub mod domain {
         STATE_ACCOUNT,
         STATE_PEG_ID,
         STATE_DIGEST,
+        FINALITY,
     ];
 }
 
@@ -333,6 +337,7 @@ mod tests {
                 "twinpeg/state/account",
                 "twinpeg/state/peg-id",
                 "twinpeg/state/digest",
+                "twinpeg/finality/v1",
             ]
         );
     }

@@ -13,6 +13,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         "p2p",
         "service",
         "keystore",
+        "finality",
         "chain",
         "mainchain",
         "sidechain",
@@ -28,7 +29,11 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     set("rpc-api", &["primitives"]);
     set("p2p", &["primitives"]);
     set("keystore", &["primitives"]);
-    set("chain", &["primitives", "rpc-api", "p2p", "service"]);
+    set("finality", &["primitives"]);
+    set(
+        "chain",
+        &["primitives", "finality", "rpc-api", "p2p", "service"],
+    );
     set("mainchain", &["chain", "primitives"]);
     set("sidechain", &["chain", "primitives"]);
     set("wallet", &["primitives", "rpc-api", "keystore"]);
