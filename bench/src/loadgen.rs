@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonrpsee::core::client::Subscription;
-use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::WsClientBuilder;
 use parity_scale_codec::Encode;
 use primitives::crypto::{keccak256, SecretKey};
@@ -116,6 +116,15 @@ pub struct LoadResult {
     pub refusals: HashMap<String, u64>,
 }
 
+/// A JSON-RPC client for batches of a whole load (hundreds of MiB either way, minutes to answer).
+fn http_client(url: &str) -> anyhow::Result<HttpClient> {
+    Ok(HttpClientBuilder::default()
+        .max_request_size(256 << 20)
+        .max_response_size(256 << 20)
+        .request_timeout(Duration::from_secs(120))
+        .build(url)?)
+}
+
 /// Submits everything and waits until it is committed (or the timeout).
 pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadResult> {
     let total: usize = load.iter().map(Vec::len).sum();
@@ -126,11 +135,7 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
         .build(&cfg.ws)
         .await?;
     let mut heads: Subscription<BlockSummary> = ws.subscribe_new_heads().await?;
-    let http = HttpClientBuilder::default()
-        .max_request_size(256 << 20)
-        .max_response_size(256 << 20)
-        .request_timeout(Duration::from_secs(120))
-        .build(&cfg.http)?;
+    let http = http_client(&cfg.http)?;
 
     // Each connection owns a slice of the senders, so each sender's nonces stay in order.
     let connections = cfg.connections.max(1);
@@ -142,11 +147,7 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
     let refusals: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut tasks = Vec::new();
     for senders in per_conn {
-        let client = HttpClientBuilder::default()
-            .max_request_size(256 << 20)
-            .max_response_size(256 << 20)
-            .request_timeout(Duration::from_secs(120))
-            .build(&cfg.http)?;
+        let client = http_client(&cfg.http)?;
         let batch = cfg.batch.max(1);
         let submitted_at = submitted_at.clone();
         let refusals = refusals.clone();

@@ -19,24 +19,22 @@ pub struct EntrySum([u64; 4]);
 
 impl EntrySum {
     fn add(&mut self, h: &Hash) {
-        let mut carry = false;
-        for (limb, chunk) in self.0.iter_mut().zip(h.0.chunks_exact(8)) {
-            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            let (v, c1) = limb.overflowing_add(x);
-            let (v, c2) = v.overflowing_add(carry as u64);
-            *limb = v;
-            carry = c1 || c2;
-        }
+        self.combine(h, u64::overflowing_add);
     }
 
     fn sub(&mut self, h: &Hash) {
-        let mut borrow = false;
+        self.combine(h, u64::overflowing_sub);
+    }
+
+    /// Applies `op` limb by limb from the lowest, passing its carry (or borrow) up.
+    fn combine(&mut self, h: &Hash, op: fn(u64, u64) -> (u64, bool)) {
+        let mut carry = false;
         for (limb, chunk) in self.0.iter_mut().zip(h.0.chunks_exact(8)) {
             let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            let (v, b1) = limb.overflowing_sub(x);
-            let (v, b2) = v.overflowing_sub(borrow as u64);
+            let (v, c1) = op(*limb, x);
+            let (v, c2) = op(v, carry as u64);
             *limb = v;
-            borrow = b1 || b2;
+            carry = c1 || c2;
         }
     }
 

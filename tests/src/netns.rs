@@ -60,6 +60,16 @@ impl Lan {
         ok
     }
 
+    /// `n` hosts for a test, or `None` (saying so on stderr, so a skip is never silently
+    /// green) where this process may not create namespaces.
+    pub fn for_test(n: usize) -> Option<Self> {
+        if !Self::available() {
+            eprintln!("SKIPPED: creating network namespaces needs root and iproute2");
+            return None;
+        }
+        Some(Self::new(n).expect("hosts on a bridge"))
+    }
+
     /// Creates `n` hosts on a fresh bridge, on a /24 of their own.
     pub fn new(n: usize) -> Result<Self> {
         let pid = std::process::id();

@@ -443,29 +443,24 @@ async fn a_mainchain_signature_is_refused_by_the_sidechain() {
     let genesis = test_genesis(ChainKind::Side, authority.address(), 300);
     let node = TestNode::start(ChainKind::Side, &genesis, Some(authority)).expect("node starts");
     let c = node.client();
-    let main_tx = transfer(
-        &dev_key(0),
-        1001,
-        0,
-        dev_key(1).address(),
-        Amount(1),
-        Fee::Flat {
-            fee: Amount(10u128.pow(12)),
-        },
-    );
+    // One transfer with a mainchain fee form, signed for a chain id.
+    let flat_fee_transfer = |chain_id| {
+        transfer(
+            &dev_key(0),
+            chain_id,
+            0,
+            dev_key(1).address(),
+            Amount(1),
+            Fee::Flat {
+                fee: Amount(10u128.pow(12)),
+            },
+        )
+    };
+    let main_tx = flat_fee_transfer(1001);
     let e = c.send_transaction(main_tx).await.expect_err("refused");
     assert_eq!(rpc_code(e), codes::WRONG_CHAIN);
     // Same content re-signed for the sidechain but with a mainchain fee form: refused too.
-    let wrong_form = transfer(
-        &dev_key(0),
-        2002,
-        0,
-        dev_key(1).address(),
-        Amount(1),
-        Fee::Flat {
-            fee: Amount(10u128.pow(12)),
-        },
-    );
+    let wrong_form = flat_fee_transfer(2002);
     assert_eq!(
         rpc_code(c.send_transaction(wrong_form).await.expect_err("refused")),
         codes::FEE_TOO_LOW

@@ -201,17 +201,16 @@ async fn a_transfer_on_each_chain_through_the_cli() {
         assert_eq!(b["balance_coins"], "1000");
     }
 
+    let bob_hex = bob.to_checksum();
+    let send = |chain: &str, rest: &[&str]| {
+        let mut args = vec![
+            "transfer", "--chain", chain, "--from", "dev0", "--to", &bob_hex,
+        ];
+        args.extend_from_slice(rest);
+        w.json(&args)
+    };
     // Mainchain: 1.5 coins, fee from the fee-rate rule, waits for inclusion.
-    let t = w.json(&[
-        "transfer",
-        "--chain",
-        "main",
-        "--from",
-        "dev0",
-        "--to",
-        &bob.to_checksum(),
-        "1.5",
-    ]);
+    let t = send("main", &["1.5"]);
     assert_eq!(t["status"], "success", "{t}");
     assert_eq!(t["chain"], "main");
     assert_eq!(amount(&t["amount"]), Amount(1_500_000_000_000_000_000));
@@ -233,17 +232,7 @@ async fn a_transfer_on_each_chain_through_the_cli() {
     );
 
     // Sidechain: base units with --raw, fee from the base-fee rule.
-    let t = w.json(&[
-        "transfer",
-        "--chain",
-        "side",
-        "--from",
-        "dev0",
-        "--to",
-        &bob.to_checksum(),
-        "--raw",
-        "12345",
-    ]);
+    let t = send("side", &["--raw", "12345"]);
     assert_eq!(t["status"], "success", "{t}");
     assert_eq!(t["chain"], "side");
     assert_eq!(t["fee"]["rule"], "dynamic");
@@ -263,17 +252,7 @@ async fn a_transfer_on_each_chain_through_the_cli() {
     assert_eq!(tx["receipt"]["fee_paid"], t["fee_paid"]);
 
     // --async returns at once; the next transfer takes the following nonce.
-    let a = w.json(&[
-        "transfer",
-        "--chain",
-        "side",
-        "--from",
-        "dev0",
-        "--to",
-        &bob.to_checksum(),
-        "--async",
-        "2",
-    ]);
+    let a = send("side", &["--async", "2"]);
     assert_eq!(a["status"], "pending");
     assert_eq!(a["nonce"], 1);
     let b = w.json(&[

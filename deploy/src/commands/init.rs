@@ -4,27 +4,14 @@
 
 use std::process::ExitCode;
 
-use crate::plan::{ChainKind, Plan};
-use crate::setup::{self, Binaries};
-use crate::{Error, Result};
+use crate::setup;
+use crate::Result;
 
-use super::{current_dir, load_topology, running_launcher, InitArgs};
+use super::{open_devnet, InitArgs};
 
 /// Runs `devnet init`.
 pub async fn run(args: InitArgs) -> Result<ExitCode> {
-    let topology = load_topology(&args.topology)?;
-    topology.check_supported()?;
-    let plan = Plan::new(&topology, &current_dir()?);
-    let bins = Binaries::resolve(args.bin_dir.clone())?;
-    for kind in ChainKind::ALL {
-        bins.node(kind)?;
-    }
-    if let Some(pid) = running_launcher(&plan.dir) {
-        return Err(Error::AlreadyRunning {
-            pid,
-            dir: plan.dir.clone(),
-        });
-    }
+    let (topology, plan, bins) = open_devnet(&args.topology, args.bin_dir.clone(), false)?;
     let prepared = setup::prepare(&plan, &topology, &bins, args.fresh).await?;
     for w in &prepared.warnings {
         eprintln!("devnet: warning: {w}");

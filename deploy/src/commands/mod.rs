@@ -11,10 +11,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::pid_file;
+use crate::plan::{pid_file, ChainKind, Plan};
 use crate::process;
+use crate::setup::Binaries;
 use crate::topology::{Overrides, Topology};
 use crate::{io_err, Error, Result};
+
+/// The bridge member binary.
+const BRIDGE: &str = "bridge";
 
 /// The topology file read when `--topology` is not given (if it exists).
 pub const DEFAULT_TOPOLOGY: &str = "deploy/devnet.toml";
@@ -155,6 +159,33 @@ fn load_topology(args: &TopologyArgs) -> Result<Topology> {
     t.apply(&args.overrides);
     t.validate()?;
     Ok(t)
+}
+
+/// What `init` and `up` start from, checked before anything is written: the topology, its plan
+/// and the binaries (every node's, and the bridge's if `bridge` and there are members), with no
+/// launcher already running the devnet directory.
+fn open_devnet(
+    args: &TopologyArgs,
+    bin_dir: Option<PathBuf>,
+    bridge: bool,
+) -> Result<(Topology, Plan, Binaries)> {
+    let topology = load_topology(args)?;
+    topology.check_supported()?;
+    let plan = Plan::new(&topology, &current_dir()?);
+    let bins = Binaries::resolve(bin_dir)?;
+    for kind in ChainKind::ALL {
+        bins.node(kind)?;
+    }
+    if bridge && !plan.members.is_empty() {
+        bins.get(BRIDGE)?;
+    }
+    if let Some(pid) = running_launcher(&plan.dir) {
+        return Err(Error::AlreadyRunning {
+            pid,
+            dir: plan.dir.clone(),
+        });
+    }
+    Ok((topology, plan, bins))
 }
 
 /// The devnet directory `down` and `status` act on (absolute).

@@ -10,36 +10,21 @@ use primitives::devnet::{
 
 use crate::health;
 use crate::info;
-use crate::plan::{ChainKind, Plan};
+use crate::plan::Plan;
 use crate::process::{ProcessSpec, Readiness};
 use crate::setup::{self, Binaries, Prepared};
 use crate::supervisor::{Outcome, Shutdown, Supervisor};
 use crate::topology::Topology;
 use crate::{Error, Result};
 
-use super::{current_dir, load_topology, running_launcher, PidFile, UpArgs};
+use super::{open_devnet, PidFile, UpArgs, BRIDGE};
 
 /// Timeout of one RPC call while collecting what to print.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `devnet up` until the devnet is stopped.
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
-    let topology = load_topology(&args.topology)?;
-    topology.check_supported()?;
-    let plan = Plan::new(&topology, &current_dir()?);
-    let bins = Binaries::resolve(args.bin_dir.clone())?;
-    for kind in ChainKind::ALL {
-        bins.node(kind)?;
-    }
-    if !plan.members.is_empty() {
-        bins.get(BRIDGE)?;
-    }
-    if let Some(pid) = running_launcher(&plan.dir) {
-        return Err(Error::AlreadyRunning {
-            pid,
-            dir: plan.dir.clone(),
-        });
-    }
+    let (topology, plan, bins) = open_devnet(&args.topology, args.bin_dir.clone(), true)?;
     // Scripts wait for devnet.json: never let them read the previous run's.
     let _ = std::fs::remove_file(plan.info_file());
     let mut shutdown = Shutdown::listen()?;
@@ -133,9 +118,6 @@ async fn stop(sup: &mut Supervisor, grace: Duration) {
     }
     eprintln!("devnet: stopped");
 }
-
-/// The bridge binary's name.
-const BRIDGE: &str = "bridge";
 
 /// One process per node: `<chain> run --config <home>/node.toml`, in plan order. With
 /// ephemeral p2p ports, each node of a chain after the first is started once the earlier ones
