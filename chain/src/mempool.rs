@@ -748,11 +748,10 @@ mod tests {
 
     const CHAIN: ChainId = 5;
 
-    fn rule() -> FeeRateRule {
-        FeeRateRule {
-            min_fee_rate: Amount(10),
-        }
-    }
+    /// The fee-rate rule the tests admit under.
+    static RULE: FeeRateRule = FeeRateRule {
+        min_fee_rate: Amount(10),
+    };
 
     fn ctx(rule: &dyn FeeRule) -> Admission<'_> {
         Admission {
@@ -772,10 +771,21 @@ mod tests {
         amount: u128,
         fee: u128,
     ) -> RecoveredTx {
+        transfer(key, chain_id, nonce, amount, Fee::Flat { fee: Amount(fee) })
+    }
+
+    /// A signed transfer of `amount` to `[7; 20]` paying `fee`.
+    fn transfer(
+        key: &SecretKey,
+        chain_id: ChainId,
+        nonce: Nonce,
+        amount: u128,
+        fee: Fee,
+    ) -> RecoveredTx {
         Transaction {
             chain_id,
             nonce,
-            fee: Fee::Flat { fee: Amount(fee) },
+            fee,
             kind: TxKind::Transfer {
                 to: Address([7; 20]),
                 amount: Amount(amount),
@@ -784,6 +794,24 @@ mod tests {
         .sign(key)
         .recover()
         .unwrap()
+    }
+
+    /// A default pool holding `k`'s transfers at `nonces`.
+    fn pool_with(
+        k: &SecretKey,
+        nonces: impl IntoIterator<Item = Nonce>,
+        c: &Admission<'_>,
+    ) -> Mempool {
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for n in nonces {
+            offer(&mut pool, tx(k, CHAIN, n, 1, 10_000), c).unwrap();
+        }
+        pool
+    }
+
+    /// Offers `t` from a rich sender with no peg facts.
+    fn offer(pool: &mut Mempool, t: RecoveredTx, c: &Admission<'_>) -> Result<Hash, Rejection> {
+        pool.insert(t, rich(), PegFacts::default(), c)
     }
 
     fn rich() -> Account {
@@ -796,8 +824,7 @@ mod tests {
     #[test]
     fn every_rejection_reason() {
         let k = SecretKey::random();
-        let r = rule();
-        let c = ctx(&r);
+        let c = ctx(&RULE);
         let mut pool = Mempool::new(MempoolConfig {
             max_txs: 3,
             max_per_sender: 2,
@@ -808,102 +835,67 @@ mod tests {
         let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
 
         assert_eq!(
-            code(pool.insert(tx(&k, 99, 3, 1, 10_000), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, 99, 3, 1, 10_000), &c)),
             Some("wrong_chain_id")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 2, 1, 10_000), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 2, 1, 10_000), &c)),
             Some("nonce_too_low")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 9, 1, 10_000), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 9, 1, 10_000), &c)),
             Some("nonce_too_far_ahead")
         );
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, 1, 10), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 3, 1, 10), &c)),
             Some("fee_too_low")
         );
         assert_eq!(
-            code(pool.insert(
+            code(offer(
+                &mut pool,
                 tx(&k, CHAIN, 3, 1_000_000_000, 10_000),
-                rich(),
-                PegFacts::default(),
                 &c
             )),
             Some("insufficient_balance")
         );
         assert_eq!(
-            code(pool.insert(
-                tx(&k, CHAIN, 3, u128::MAX, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c
-            )),
+            code(offer(&mut pool, tx(&k, CHAIN, 3, u128::MAX, 10_000), &c)),
             Some("overflow")
         );
-        let dynamic = Transaction {
-            chain_id: CHAIN,
-            nonce: 3,
-            fee: Fee::Dynamic {
+        let dynamic = transfer(
+            &k,
+            CHAIN,
+            3,
+            1,
+            Fee::Dynamic {
                 max_fee: Amount(1),
                 max_tip: Amount(1),
             },
-            kind: TxKind::Transfer {
-                to: Address([7; 20]),
-                amount: Amount(1),
-            },
-        }
-        .sign(&k)
-        .recover()
-        .unwrap();
-        assert_eq!(
-            code(pool.insert(dynamic, rich(), PegFacts::default(), &c)),
-            Some("wrong_fee_form")
         );
+        assert_eq!(code(offer(&mut pool, dynamic, &c)), Some("wrong_fee_form"));
 
         let first = tx(&k, CHAIN, 3, 1, 10_000);
-        assert!(pool
-            .insert(first.clone(), rich(), PegFacts::default(), &c)
-            .is_ok());
+        assert!(offer(&mut pool, first.clone(), &c).is_ok());
+        assert_eq!(code(offer(&mut pool, first, &c)), Some("already_known"));
         assert_eq!(
-            code(pool.insert(first, rich(), PegFacts::default(), &c)),
-            Some("already_known")
-        );
-        assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 3, 2, 10_500), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 3, 2, 10_500), &c)),
             Some("replacement_underpriced")
         );
         let replacement = tx(&k, CHAIN, 3, 2, 20_000);
-        assert!(pool
-            .insert(replacement.clone(), rich(), PegFacts::default(), &c)
-            .is_ok());
+        assert!(offer(&mut pool, replacement.clone(), &c).is_ok());
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.get(&replacement.hash()), Some(replacement));
 
-        assert!(pool
-            .insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), PegFacts::default(), &c)
-            .is_ok());
+        assert!(offer(&mut pool, tx(&k, CHAIN, 4, 1, 10_000), &c).is_ok());
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 5, 1, 10_000), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 5, 1, 10_000), &c)),
             Some("sender_full")
         );
         let k2 = SecretKey::random();
-        assert!(pool
-            .insert(
-                tx(&k2, CHAIN, 3, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c
-            )
-            .is_ok());
+        assert!(offer(&mut pool, tx(&k2, CHAIN, 3, 1, 10_000), &c).is_ok());
         let k3 = SecretKey::random();
         assert_eq!(
-            code(pool.insert(
-                tx(&k3, CHAIN, 3, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c
-            )),
+            code(offer(&mut pool, tx(&k3, CHAIN, 3, 1, 10_000), &c)),
             Some("pool_full")
         );
 
@@ -940,61 +932,35 @@ mod tests {
             totals: Totals::default(),
             now_ms: 0,
         };
-        let t = Transaction {
-            chain_id: CHAIN,
-            nonce: 3,
-            fee: Fee::Dynamic {
+        let t = transfer(
+            &k,
+            CHAIN,
+            3,
+            1,
+            Fee::Dynamic {
                 max_fee: Amount(99),
                 max_tip: Amount(1),
             },
-            kind: TxKind::Transfer {
-                to: Address([7; 20]),
-                amount: Amount(1),
-            },
-        }
-        .sign(&k)
-        .recover()
-        .unwrap();
+        );
         let mut pool = Mempool::new(MempoolConfig::default());
         assert_eq!(
-            pool.insert(t, rich(), PegFacts::default(), &c)
-                .err()
-                .map(|e| e.code()),
+            offer(&mut pool, t, &c).err().map(|e| e.code()),
             Some("fee_too_low")
         );
     }
 
     #[test]
     fn select_orders_by_priority_and_nonce_and_prune_drops_included() {
-        let r = rule();
-        let c = ctx(&r);
+        let c = ctx(&RULE);
         let mut pool = Mempool::new(MempoolConfig::default());
         let cheap = SecretKey::random();
         let dear = SecretKey::random();
         for n in 3..6 {
-            pool.insert(
-                tx(&cheap, CHAIN, n, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c,
-            )
-            .unwrap();
-            pool.insert(
-                tx(&dear, CHAIN, n, 1, 50_000),
-                rich(),
-                PegFacts::default(),
-                &c,
-            )
-            .unwrap();
+            offer(&mut pool, tx(&cheap, CHAIN, n, 1, 10_000), &c).unwrap();
+            offer(&mut pool, tx(&dear, CHAIN, n, 1, 50_000), &c).unwrap();
         }
         // A gap: nonce 7 without 6 is held but not selected.
-        pool.insert(
-            tx(&dear, CHAIN, 7, 1, 90_000),
-            rich(),
-            PegFacts::default(),
-            &c,
-        )
-        .unwrap();
+        offer(&mut pool, tx(&dear, CHAIN, 7, 1, 90_000), &c).unwrap();
         let picked = pool.select(|_| 3, u64::MAX);
         assert_eq!(picked.len(), 6);
         assert!(picked[..3].iter().all(|t| t.sender() == dear.address()));
@@ -1021,19 +987,10 @@ mod tests {
     fn side_peg(members: &[&SecretKey]) -> PegConfig {
         PegConfig {
             role: PegRole::Side,
-            params: primitives::peg::PegParams {
-                members: members.iter().map(|k| k.address()).collect(),
-                threshold: 1,
-                main_confirmations: 1,
-                side_confirmations: 1,
-                min_amount: Amount(1),
-                max_amount: Amount(1_000),
-                daily_limit_deposits: Amount(10_000),
-                daily_limit_withdrawals: Amount(10_000),
-                peg_out_fee: Amount(0),
-                fee_recipient: Address([9; 20]),
-                counterpart_genesis: Hash::ZERO,
-            },
+            params: primitives::testing::peg_params(
+                members.iter().map(|k| k.address()).collect(),
+                1,
+            ),
             domain: Hash([3; 32]),
         }
     }
@@ -1074,27 +1031,25 @@ mod tests {
         let member = SecretKey::random();
         let other = SecretKey::random();
         let peg = side_peg(&[&member, &other]);
-        let r = rule();
         let c = Admission {
             peg: Some(&peg),
-            ..ctx(&r)
+            ..ctx(&RULE)
         };
         let mint = |key: &SecretKey, nonce: Nonce, id: u8| mint_tx(&peg, &member, key, nonce, id);
         let mut pool = Mempool::new(MempoolConfig::default());
-        let ins = |pool: &mut Mempool, t| pool.insert(t, rich(), PegFacts::default(), &c);
         // Payouts 1 and 2 at nonces 4 and 5 behind a gap at 3 (its payout was refused).
-        ins(&mut pool, mint(&member, 4, 1)).unwrap();
-        let stuck = ins(&mut pool, mint(&member, 5, 2)).unwrap();
+        offer(&mut pool, mint(&member, 4, 1), &c).unwrap();
+        let stuck = offer(&mut pool, mint(&member, 5, 2), &c).unwrap();
         assert_eq!(pool.pending_nonce(&member.address(), 3), 3);
         // Another sender's parked copy cannot take over a pending id, and the sender cannot
         // queue it later.
-        let e = ins(&mut pool, mint(&other, 10, 1)).unwrap_err();
+        let e = offer(&mut pool, mint(&other, 10, 1), &c).unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
-        let e = ins(&mut pool, mint(&member, 6, 1)).unwrap_err();
+        let e = offer(&mut pool, mint(&member, 6, 1), &c).unwrap_err();
         assert_eq!(e.code(), "peg_id_pending");
         // Re-issued from the gap, both move down and the queue is contiguous again.
-        ins(&mut pool, mint(&member, 3, 1)).unwrap();
-        ins(&mut pool, mint(&member, 4, 2)).unwrap();
+        offer(&mut pool, mint(&member, 3, 1), &c).unwrap();
+        offer(&mut pool, mint(&member, 4, 2), &c).unwrap();
         assert!(pool.get(&stuck).is_none(), "the old copy left the pool");
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.pending_nonce(&member.address(), 3), 5);
@@ -1107,13 +1062,9 @@ mod tests {
         let parked = pool
             .insert(mint(&stranger, 1000, 7), zero, PegFacts::default(), &c)
             .unwrap();
-        let e = pool
-            .insert(mint(&other, 9, 7), rich(), PegFacts::default(), &c)
-            .unwrap_err();
+        let e = offer(&mut pool, mint(&other, 9, 7), &c).unwrap_err();
         assert_eq!(e.code(), "peg_id_pending", "parked does not replace parked");
-        let ready = pool
-            .insert(mint(&other, 3, 7), rich(), PegFacts::default(), &c)
-            .unwrap();
+        let ready = offer(&mut pool, mint(&other, 3, 7), &c).unwrap();
         assert!(pool.get(&parked).is_none(), "the parked copy is gone");
         assert!(pool.get(&ready).is_some());
         // But an includable payout is not pushed out by another includable one.
@@ -1136,8 +1087,7 @@ mod tests {
     #[test]
     fn the_cached_includable_run_always_matches_a_walk() {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-        let r = rule();
-        let c = ctx(&r);
+        let c = ctx(&RULE);
         let mut pool = Mempool::new(MempoolConfig::default());
         let mut base = [0u64; 3];
         let mut hashes: Vec<Hash> = Vec::new();
@@ -1197,39 +1147,24 @@ mod tests {
     #[test]
     fn an_account_read_before_a_block_pruned_the_pool_does_not_park_the_sender() {
         let k = SecretKey::random();
-        let r = rule();
-        let c = ctx(&r);
-        let mut pool = Mempool::new(MempoolConfig::default());
-        for n in 3..=6 {
-            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
-                .unwrap();
-        }
+        let c = ctx(&RULE);
+        let mut pool = pool_with(&k, 3..=6, &c);
         // A block took nonces 3 and 4 while the next admission still held account nonce 3.
         pool.prune_sender(&k.address(), 5);
-        pool.insert(tx(&k, CHAIN, 7, 1, 10_000), rich(), PegFacts::default(), &c)
-            .unwrap();
+        offer(&mut pool, tx(&k, CHAIN, 7, 1, 10_000), &c).unwrap();
         assert_eq!(pool.pending_nonce(&k.address(), 5), 8);
         assert_eq!(pool.parked_len(), 0);
         // And that stale nonce does not let a used one in.
-        let e = pool
-            .insert(tx(&k, CHAIN, 4, 2, 10_000), rich(), PegFacts::default(), &c)
-            .unwrap_err();
+        let e = offer(&mut pool, tx(&k, CHAIN, 4, 2, 10_000), &c).unwrap_err();
         assert_eq!(e.code(), "nonce_too_low");
     }
 
     #[test]
     fn announcements_rotate_over_the_senders() {
-        let r = rule();
-        let c = ctx(&r);
+        let c = ctx(&RULE);
         let mut pool = Mempool::new(MempoolConfig::default());
         for _ in 0..10 {
-            pool.insert(
-                tx(&SecretKey::random(), CHAIN, 3, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c,
-            )
-            .unwrap();
+            offer(&mut pool, tx(&SecretKey::random(), CHAIN, 3, 1, 10_000), &c).unwrap();
         }
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10 {
@@ -1243,13 +1178,8 @@ mod tests {
     #[test]
     fn announcements_carry_includable_transactions_only() {
         let k = SecretKey::random();
-        let r = rule();
-        let c = ctx(&r);
-        let mut pool = Mempool::new(MempoolConfig::default());
-        for n in [3, 4, 6] {
-            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
-                .unwrap();
-        }
+        let c = ctx(&RULE);
+        let mut pool = pool_with(&k, [3, 4, 6], &c);
         let nonces: Vec<Nonce> = pool
             .announce_candidates(10)
             .iter()
@@ -1264,10 +1194,9 @@ mod tests {
     fn a_payout_pushes_the_cheapest_transaction_out_of_a_full_pool() {
         let member = SecretKey::random();
         let peg = side_peg(&[&member]);
-        let r = rule();
         let c = Admission {
             peg: Some(&peg),
-            ..ctx(&r)
+            ..ctx(&RULE)
         };
         let mint = |id: u8, nonce: Nonce| mint_tx(&peg, &member, &member, nonce, id);
         let mut pool = Mempool::new(MempoolConfig {
@@ -1275,25 +1204,24 @@ mod tests {
             ..Default::default()
         });
         let (a, b) = (SecretKey::random(), SecretKey::random());
-        let ins = |pool: &mut Mempool, t| pool.insert(t, rich(), PegFacts::default(), &c);
-        let cheap = ins(&mut pool, tx(&a, CHAIN, 3, 1, 10_000)).unwrap();
-        let parked = ins(&mut pool, tx(&a, CHAIN, 9, 1, 90_000)).unwrap();
-        let dear = ins(&mut pool, tx(&b, CHAIN, 3, 1, 50_000)).unwrap();
+        let cheap = offer(&mut pool, tx(&a, CHAIN, 3, 1, 10_000), &c).unwrap();
+        let parked = offer(&mut pool, tx(&a, CHAIN, 9, 1, 90_000), &c).unwrap();
+        let dear = offer(&mut pool, tx(&b, CHAIN, 3, 1, 50_000), &c).unwrap();
         // A transfer does not get into the full pool, nor a parked payout; an includable
         // payout does, in place of the parked transfer.
-        let e = ins(&mut pool, tx(&SecretKey::random(), CHAIN, 3, 1, 99_000)).unwrap_err();
+        let e = offer(&mut pool, tx(&SecretKey::random(), CHAIN, 3, 1, 99_000), &c).unwrap_err();
         assert_eq!(e.code(), "pool_full");
-        let e = ins(&mut pool, mint(1, 30)).unwrap_err();
+        let e = offer(&mut pool, mint(1, 30), &c).unwrap_err();
         assert_eq!(e.code(), "pool_full");
-        ins(&mut pool, mint(1, 3)).unwrap();
+        offer(&mut pool, mint(1, 3), &c).unwrap();
         assert!(pool.get(&parked).is_none());
         // Then the cheapest includable tail; never another payout.
-        ins(&mut pool, mint(2, 4)).unwrap();
+        offer(&mut pool, mint(2, 4), &c).unwrap();
         assert!(pool.get(&cheap).is_none());
         assert!(pool.get(&dear).is_some());
-        ins(&mut pool, mint(3, 5)).unwrap();
+        offer(&mut pool, mint(3, 5), &c).unwrap();
         assert!(pool.get(&dear).is_none());
-        let e = ins(&mut pool, mint(4, 6)).unwrap_err();
+        let e = offer(&mut pool, mint(4, 6), &c).unwrap_err();
         assert_eq!(e.code(), "pool_full", "payouts do not push each other out");
         assert_eq!(pool.len(), 3);
     }
@@ -1301,8 +1229,7 @@ mod tests {
     #[test]
     fn parked_transactions_are_bounded_per_sender_and_expire() {
         let k = SecretKey::random();
-        let r = rule();
-        let mut c = ctx(&r);
+        let mut c = ctx(&RULE);
         let code = |res: Result<Hash, Rejection>| res.err().map(|e| e.code());
         let mut pool = Mempool::new(MempoolConfig {
             max_parked_per_sender: 2,
@@ -1312,44 +1239,27 @@ mod tests {
         });
         // Account nonce 3: after 3, nonces 5 and 6 are parked behind the gap at 4.
         c.now_ms = 1_000;
-        let ready = pool
-            .insert(tx(&k, CHAIN, 3, 1, 10_000), rich(), PegFacts::default(), &c)
-            .unwrap();
+        let ready = offer(&mut pool, tx(&k, CHAIN, 3, 1, 10_000), &c).unwrap();
         for n in [5, 6] {
-            pool.insert(tx(&k, CHAIN, n, 1, 10_000), rich(), PegFacts::default(), &c)
-                .unwrap();
+            offer(&mut pool, tx(&k, CHAIN, n, 1, 10_000), &c).unwrap();
         }
         assert_eq!(
-            code(pool.insert(tx(&k, CHAIN, 7, 1, 10_000), rich(), PegFacts::default(), &c)),
+            code(offer(&mut pool, tx(&k, CHAIN, 7, 1, 10_000), &c)),
             Some("too_many_parked")
         );
         // All senders together park at most 3: a second sender gets one more, then none.
         let k2 = SecretKey::random();
-        let other = pool
-            .insert(
-                tx(&k2, CHAIN, 9, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c,
-            )
-            .unwrap();
+        let other = offer(&mut pool, tx(&k2, CHAIN, 9, 1, 10_000), &c).unwrap();
         assert_eq!(
-            code(pool.insert(
-                tx(&k2, CHAIN, 10, 1, 10_000),
-                rich(),
-                PegFacts::default(),
-                &c
-            )),
+            code(offer(&mut pool, tx(&k2, CHAIN, 10, 1, 10_000), &c)),
             Some("parked_full")
         );
         assert_eq!(pool.parked_len(), 3);
         pool.remove(&other);
         assert_eq!(pool.parked_len(), 2);
         // Includable ones are not limited by it.
-        pool.insert(tx(&k, CHAIN, 4, 1, 10_000), rich(), PegFacts::default(), &c)
-            .unwrap();
-        pool.insert(tx(&k, CHAIN, 8, 1, 10_000), rich(), PegFacts::default(), &c)
-            .unwrap();
+        offer(&mut pool, tx(&k, CHAIN, 4, 1, 10_000), &c).unwrap();
+        offer(&mut pool, tx(&k, CHAIN, 8, 1, 10_000), &c).unwrap();
         assert_eq!(pool.len(), 5);
         // Nonce 8 is parked (7 is missing); past the TTL it goes, the contiguous 3..=6 stay.
         assert_eq!(pool.expire_parked(5_000), 0, "not yet");

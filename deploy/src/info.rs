@@ -171,48 +171,13 @@ fn coins(base_units: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use primitives::devnet::{AccountInfo, ChainSection, NodeInfo};
+    use primitives::testing::{devnet_info, devnet_node};
 
     use super::*;
 
     #[test]
     fn the_table_has_a_row_per_node_and_the_balances_in_coins() {
-        let node = NodeInfo {
-            name: "mainchain-0".into(),
-            role: "authority".into(),
-            rpc_http: "http://127.0.0.1:8545".into(),
-            rpc_ws: "ws://127.0.0.1:8545".into(),
-            log: "/d/logs/mainchain-0.log".into(),
-            pid: 42,
-        };
-        let section = ChainSection {
-            chain_id: 1001,
-            block_time_ms: 6000,
-            genesis_hash: "0x00".into(),
-            nodes: vec![node.clone()],
-        };
-        let follower = NodeInfo {
-            name: "sidechain-2".into(),
-            role: "follower".into(),
-            rpc_http: "http://127.0.0.1:9547".into(),
-            rpc_ws: "ws://127.0.0.1:9547".into(),
-            log: "/d/logs/sidechain-2.log".into(),
-            pid: 43,
-        };
-        let mut info = DevnetInfo {
-            dir: "/d".into(),
-            mainchain: section.clone(),
-            sidechain: section,
-            federation: None,
-            members: vec![],
-            accounts: vec![AccountInfo {
-                index: 0,
-                address: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
-                private_key: "0xac".into(),
-                balance_main: "10000000000000000000000".into(),
-                balance_side: "1500000000000000000".into(),
-            }],
-        };
+        let mut info = devnet_info();
         let t = table(&info);
         assert!(t.contains("http://127.0.0.1:8545"));
         assert!(t.contains("10000"));
@@ -220,7 +185,9 @@ mod tests {
         assert!(t.contains("/d/logs/"));
 
         // Every node of every chain has its row: name, role, HTTP and WebSocket.
-        info.sidechain.nodes.push(follower);
+        info.sidechain
+            .nodes
+            .push(devnet_node("sidechain-2", "follower", 9547, 43));
         let t = table(&info);
         let row = t
             .lines()
@@ -229,11 +196,9 @@ mod tests {
         for part in ["follower", "http://127.0.0.1:9547", "ws://127.0.0.1:9547"] {
             assert!(row.contains(part), "{row}");
         }
-        assert_eq!(
-            t.lines().filter(|l| l.contains("mainchain-0 ")).count(),
-            2,
-            "{t}"
-        );
+        for name in ["mainchain-0 ", "sidechain-0 "] {
+            assert_eq!(t.lines().filter(|l| l.contains(name)).count(), 1, "{t}");
+        }
         assert!(t.contains("sidechain-2.log"));
 
         // Writing and reading back gives the same info.

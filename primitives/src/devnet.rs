@@ -159,41 +159,8 @@ impl ChainSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::devnet_info as sample;
     use crate::types::Hash;
-
-    fn node(name: &str, role: &str, port: u16, pid: u32) -> NodeInfo {
-        NodeInfo {
-            name: name.into(),
-            role: role.into(),
-            rpc_http: format!("http://127.0.0.1:{port}"),
-            rpc_ws: format!("ws://127.0.0.1:{port}"),
-            log: format!("/d/logs/{name}.log").into(),
-            pid,
-        }
-    }
-
-    fn sample() -> DevnetInfo {
-        let section = |id, name: &str, port| ChainSection {
-            chain_id: id,
-            block_time_ms: 6000,
-            genesis_hash: "0x00".into(),
-            nodes: vec![node(name, "authority", port, 42)],
-        };
-        DevnetInfo {
-            dir: "/d".into(),
-            mainchain: section(1001, "mainchain-0", 8545),
-            sidechain: section(2002, "sidechain-0", 9545),
-            federation: None,
-            members: vec![],
-            accounts: vec![AccountInfo {
-                index: 0,
-                address: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
-                private_key: "0xac".into(),
-                balance_main: "10000000000000000000000".into(),
-                balance_side: "1500000000000000000".into(),
-            }],
-        }
-    }
 
     #[test]
     fn the_json_shape_is_the_documented_one() {

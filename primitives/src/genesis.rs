@@ -253,19 +253,9 @@ balance = "1000000000000000000000"
     fn a_pegged_genesis_whose_transactions_cannot_hold_a_payout_is_refused() {
         let mut g: Genesis = toml::from_str(SAMPLE).unwrap();
         let members: Vec<Address> = (1..=7u8).map(|i| Address([i; 20])).collect();
-        g.peg = Some(crate::peg::PegParams {
-            members,
-            threshold: 5,
-            main_confirmations: 1,
-            side_confirmations: 1,
-            min_amount: Amount(1),
-            max_amount: Amount(1_000),
-            daily_limit_deposits: Amount(10_000),
-            daily_limit_withdrawals: Amount(10_000),
-            peg_out_fee: Amount(0),
-            fee_recipient: Address([9; 20]),
-            counterpart_genesis: crate::types::Hash([1; 32]),
-        });
+        let mut peg = crate::testing::peg_params(members, 5);
+        peg.counterpart_genesis = crate::types::Hash([1; 32]);
+        g.peg = Some(peg);
         g.validate().expect("16 KiB holds 5 signatures");
         // A payout carries 5 signatures of 65 bytes: 300 bytes cannot hold it.
         g.max_tx_size = 300;

@@ -10,6 +10,8 @@ pub mod dev;
 pub mod devnet;
 pub mod genesis;
 pub mod peg;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tx;
 pub mod types;
 
