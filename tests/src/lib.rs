@@ -156,6 +156,49 @@ pub fn pegged_geneses(
     (main, side)
 }
 
+/// A federation and the two chains it links, before anything starts: three fresh member keys
+/// with threshold 2 ([`test_peg`]), each chain's authority key, and the linked geneses.
+pub struct PegSetup {
+    /// The members' keys, in member order.
+    pub members: Vec<SecretKey>,
+    /// The mainchain authority.
+    pub main_authority: SecretKey,
+    /// The sidechain authority.
+    pub side_authority: SecretKey,
+    /// The mainchain genesis.
+    pub main: Genesis,
+    /// The sidechain genesis.
+    pub side: Genesis,
+}
+
+impl PegSetup {
+    /// Blocks every `main_block_ms` on the mainchain and `side_block_ms` on the sidechain.
+    pub fn new(main_block_ms: u64, side_block_ms: u64) -> Self {
+        let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+        let addrs: Vec<Address> = members.iter().map(SecretKey::address).collect();
+        let (main_authority, side_authority) = (SecretKey::random(), SecretKey::random());
+        let (main, side) = pegged_geneses(
+            main_authority.address(),
+            side_authority.address(),
+            test_peg(&addrs, 2),
+            main_block_ms,
+            side_block_ms,
+        );
+        Self {
+            members,
+            main_authority,
+            side_authority,
+            main,
+            side,
+        }
+    }
+
+    /// The peg domain the members sign under.
+    pub fn domain(&self) -> primitives::types::Hash {
+        primitives::peg::domain(&self.main.base_hash(), &self.side.base_hash())
+    }
+}
+
 /// A node process with its own data dir; killed on drop.
 pub struct TestNode {
     /// Which chain.
@@ -195,35 +238,13 @@ impl TestNode {
         authority: Option<SecretKey>,
         bootstrap: &[String],
     ) -> Result<Self> {
-        Self::start_on(None, kind, genesis, authority, bootstrap)
+        Self::prepare(None, kind, genesis, authority, bootstrap)?.spawned()
     }
 
-    /// Like [`TestNode::start_with_peers`], on a namespace host (its address, its network)
-    /// when `host` is given.
-    pub fn start_on(
-        host: Option<netns::Host>,
-        kind: ChainKind,
-        genesis: &Genesis,
-        authority: Option<SecretKey>,
-        bootstrap: &[String],
-    ) -> Result<Self> {
-        let mut node = Self::prepare_on(host, kind, genesis, authority, bootstrap)?;
-        node.spawn()?;
-        Ok(node)
-    }
-
-    /// Writes genesis and key and runs `init`, without starting the node: set
-    /// [`TestNode::env`] first, then [`TestNode::spawn`].
+    /// Writes genesis and key and runs `init`, without starting the node, which will run on
+    /// namespace host `host` (its address, its network) if one is given: set
+    /// [`TestNode::env`] first if need be, then [`TestNode::spawn`] or [`TestNode::spawned`].
     pub fn prepare(
-        kind: ChainKind,
-        genesis: &Genesis,
-        authority: Option<SecretKey>,
-        bootstrap: &[String],
-    ) -> Result<Self> {
-        Self::prepare_on(None, kind, genesis, authority, bootstrap)
-    }
-
-    fn prepare_on(
         host: Option<netns::Host>,
         kind: ChainKind,
         genesis: &Genesis,
@@ -304,6 +325,12 @@ impl TestNode {
         self.ws = endpoints.rpc_ws;
         self.p2p = endpoints.p2p;
         Ok(())
+    }
+
+    /// [`TestNode::spawn`], returning the started node.
+    pub fn spawned(mut self) -> Result<Self> {
+        self.spawn()?;
+        Ok(self)
     }
 
     /// `kill -9`: no chance to flush or clean up.
@@ -417,6 +444,37 @@ pub async fn wait_included(c: &HttpClient, h: primitives::types::Hash) -> Result
             .filter(|t| t.status != TxStatus::Pending)
     })
     .await
+}
+
+/// The balance of `a` at the head.
+pub async fn balance(c: &HttpClient, a: Address) -> Amount {
+    c.account(a).await.expect("account").balance
+}
+
+/// Waits until `h` is in a block and asserts it succeeded.
+pub async fn wait_success(c: &HttpClient, h: primitives::types::Hash) {
+    let t = wait_included(c, h).await.expect("included");
+    assert_eq!(t.status, TxStatus::Success, "{h}");
+}
+
+/// Sends `kind` from `key` at `nonce` with a fee the node accepts ([`fee_for`]), waits until
+/// it succeeded in a block, and returns its hash.
+pub async fn send_success(
+    c: &HttpClient,
+    key: &SecretKey,
+    chain_id: u64,
+    nonce: u64,
+    kind: TxKind,
+) -> primitives::types::Hash {
+    let raw = signed_raw(key, chain_id, nonce, fee_for(c).await, kind);
+    let h = c.send_transaction(raw).await.expect("accepted");
+    wait_success(c, h).await;
+    h
+}
+
+/// The refusal ([`rpc_refusal`]) of sending `raw`; panics if the node accepts it.
+pub async fn send_refused(c: &HttpClient, raw: Bytes) -> (i32, String) {
+    rpc_refusal(c.send_transaction(raw).await.expect_err("refused"))
 }
 
 /// The JSON-RPC error code and `data.reason` of a refused call; panics on any other error.

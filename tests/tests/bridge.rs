@@ -16,7 +16,7 @@ use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
-    bin, dev_key, eventually_within, fee_for, pegged_geneses, test_peg, ChainKind, Member, TestNode,
+    bin, dev_key, eventually_within, fee_for, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
@@ -58,33 +58,32 @@ impl Net {
 
     /// [`Net::start`] with these block times.
     async fn start_timed(main_block_ms: u64, side_block_ms: u64) -> Net {
-        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-        let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
-        let (ma, sa) = (SecretKey::random(), SecretKey::random());
-        let (mg, sg) = pegged_geneses(
-            ma.address(),
-            sa.address(),
-            test_peg(&addrs, 2),
-            main_block_ms,
-            side_block_ms,
-        );
-        let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
-        let side = TestNode::start(ChainKind::Side, &sg, Some(sa)).expect("side starts");
-        let mut net = Net {
-            members: keys
-                .into_iter()
-                .map(|k| member(k, &main, &side).expect("member dir"))
-                .collect(),
-            main,
-            side,
-            main_id: mg.chain_id,
-            side_id: sg.chain_id,
-            side_block_ms,
-        };
+        let p = PegSetup::new(main_block_ms, side_block_ms);
+        let main = TestNode::start(ChainKind::Main, &p.main, Some(p.main_authority.clone()))
+            .expect("main starts");
+        let side = TestNode::start(ChainKind::Side, &p.side, Some(p.side_authority.clone()))
+            .expect("side starts");
+        let mut net = Net::of(&p, main, side);
         for i in 0..3 {
             net.restart(i);
         }
         net
+    }
+
+    /// `p`'s members, not started yet, on these nodes.
+    fn of(p: &PegSetup, main: TestNode, side: TestNode) -> Net {
+        Net {
+            members: p
+                .members
+                .iter()
+                .map(|k| member(k.clone(), &main, &side).expect("member dir"))
+                .collect(),
+            main,
+            side,
+            main_id: p.main.chain_id,
+            side_id: p.side.chain_id,
+            side_block_ms: p.side.block_time_ms,
+        }
     }
 
     /// (Re)starts member `i`, bootstrapping to every other running member.
@@ -903,24 +902,13 @@ fn lock_designated_to(
 /// in, so only member 2 can pay them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
-    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-    let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
-    let (ma, sa) = (SecretKey::random(), SecretKey::random());
-    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
-    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    let p = PegSetup::new(300, 200);
+    let (mg, sg) = (&p.main, &p.side);
+    let main =
+        TestNode::start(ChainKind::Main, mg, Some(p.main_authority.clone())).expect("main starts");
     // The members' sidechain node: a follower, with no producer to talk to yet.
-    let follower = TestNode::start(ChainKind::Side, &sg, None).expect("follower starts");
-    let mut net = Net {
-        members: keys
-            .into_iter()
-            .map(|k| member(k, &main, &follower).expect("member dir"))
-            .collect(),
-        main,
-        side: follower,
-        main_id: mg.chain_id,
-        side_id: sg.chain_id,
-        side_block_ms: 200,
-    };
+    let follower = TestNode::start(ChainKind::Side, sg, None).expect("follower starts");
+    let mut net = Net::of(&p, main, follower);
     for m in &mut net.members[..2] {
         m.extra
             .insert("submit_timeout_ms".into(), toml::Value::Integer(600_000));
@@ -975,9 +963,13 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
     let deposits: Vec<(Hash, Amount)> = by_nonce.into_iter().map(|(_, d)| d).collect();
     // The producer comes up (it dials the follower) with an empty pool, and another party pays
     // the deposits member 2 paid at nonces 0 and 1 there, with signatures it holds.
-    let producer =
-        TestNode::start_with_peers(ChainKind::Side, &sg, Some(sa), &[net.side.p2p_addr()])
-            .expect("producer starts");
+    let producer = TestNode::start_with_peers(
+        ChainKind::Side,
+        sg,
+        Some(p.side_authority.clone()),
+        &[net.side.p2p_addr()],
+    )
+    .expect("producer starts");
     let pc = producer.client();
     let domain = pc.peg_info().await.expect("peg info").domain;
     let other = SecretKey::random();

@@ -14,8 +14,7 @@ use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::netns::{Host, Lan};
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, pegged_geneses, test_genesis, test_peg, transfer, ChainKind,
-    Member, TestNode,
+    dev_key, eventually, fee_for, test_genesis, transfer, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// The follower's block at `height`, once it has it and it matches the authority's.
@@ -35,28 +34,18 @@ async fn a_follower_on_another_host_follows_is_partitioned_and_catches_up() {
     let Some(lan) = Lan::for_test(2) else { return };
     let authority = SecretKey::random();
     let g = test_genesis(ChainKind::Main, authority.address(), 300);
-    let leader = TestNode::start_on(
-        Some(lan.hosts[0].clone()),
-        ChainKind::Main,
-        &g,
-        Some(authority),
-        &[],
-    )
-    .expect("authority starts on host 0");
+    let on = |h: usize, key, boot: &[String]| {
+        TestNode::prepare(Some(lan.hosts[h].clone()), ChainKind::Main, &g, key, boot)
+            .and_then(TestNode::spawned)
+    };
+    let leader = on(0, Some(authority), &[]).expect("authority starts on host 0");
     assert!(
         leader.http.contains(&lan.hosts[0].ip) && leader.p2p_addr().contains(&lan.hosts[0].ip),
         "the authority serves on its host's address: {} {}",
         leader.http,
         leader.p2p_addr()
     );
-    let follower = TestNode::start_on(
-        Some(lan.hosts[1].clone()),
-        ChainKind::Main,
-        &g,
-        None,
-        &[leader.p2p_addr()],
-    )
-    .expect("follower starts on host 1");
+    let follower = on(1, None, &[leader.p2p_addr()]).expect("follower starts on host 1");
 
     // Transfers sent to the authority reach the follower's chain across the LAN.
     let lc = leader.client();
@@ -160,27 +149,28 @@ async fn paid(side: &TestNode, id: Hash, members: &[Member]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_on_three_hosts_keep_paying_with_one_host_partitioned_away() {
     let Some(lan) = Lan::for_test(3) else { return };
-    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-    let addrs: Vec<Address> = keys.iter().map(SecretKey::address).collect();
-    let (ma, sa) = (SecretKey::random(), SecretKey::random());
-    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
+    let p = PegSetup::new(300, 200);
+    let (keys, mg, sg) = (&p.members, &p.main, &p.side);
+    let (ma, sa) = (p.main_authority.clone(), p.side_authority.clone());
     // Host 0 holds the mainchain authority, host 1 the sidechain's; every host runs a node
     // of each chain and its member, which talks only to its own host's nodes.
     let on = |h: usize, kind, g, key, boot: &[String]| {
-        TestNode::start_on(Some(lan.hosts[h].clone()), kind, g, key, boot).expect("node starts")
+        TestNode::prepare(Some(lan.hosts[h].clone()), kind, g, key, boot)
+            .and_then(TestNode::spawned)
+            .expect("node starts")
     };
-    let main0 = on(0, ChainKind::Main, &mg, Some(ma), &[]);
-    let side1 = on(1, ChainKind::Side, &sg, Some(sa), &[]);
+    let main0 = on(0, ChainKind::Main, mg, Some(ma), &[]);
+    let side1 = on(1, ChainKind::Side, sg, Some(sa), &[]);
     let (mb, sb) = (vec![main0.p2p_addr()], vec![side1.p2p_addr()]);
     let mains = [
         main0,
-        on(1, ChainKind::Main, &mg, None, &mb),
-        on(2, ChainKind::Main, &mg, None, &mb),
+        on(1, ChainKind::Main, mg, None, &mb),
+        on(2, ChainKind::Main, mg, None, &mb),
     ];
     let sides = [
-        on(0, ChainKind::Side, &sg, None, &sb),
+        on(0, ChainKind::Side, sg, None, &sb),
         side1,
-        on(2, ChainKind::Side, &sg, None, &sb),
+        on(2, ChainKind::Side, sg, None, &sb),
     ];
     let mut members: Vec<Member> = Vec::new();
     for (i, key) in keys.iter().enumerate() {

@@ -11,8 +11,8 @@ use primitives::types::Amount;
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, pegged_geneses, rpc_refusal, signed_raw, test_genesis, test_peg,
-    transfer, wait_included, ChainKind, TestNode,
+    dev_key, eventually, fee_for, rpc_refusal, signed_raw, test_genesis, transfer, wait_included,
+    ChainKind, PegSetup, TestNode,
 };
 
 async fn balance(c: &HttpClient, a: Address) -> Amount {
@@ -29,16 +29,15 @@ fn interval(n: u64) -> Vec<(String, String)> {
 /// the same Mint sent again from a fresh key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
-    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
-    let addrs: Vec<Address> = members.iter().map(|k| k.address()).collect();
-    let (ma, sa) = (SecretKey::random(), SecretKey::random());
-    let (mg, sg) = pegged_geneses(ma.address(), sa.address(), test_peg(&addrs, 2), 300, 200);
-    let domain = primitives::peg::domain(&mg.base_hash(), &sg.base_hash());
-    let main = TestNode::start(ChainKind::Main, &mg, Some(ma)).expect("main starts");
+    let p = PegSetup::new(300, 200);
+    let (members, mg, sg, sa) = (&p.members, &p.main, &p.side, p.side_authority.clone());
+    let domain = p.domain();
+    let main =
+        TestNode::start(ChainKind::Main, mg, Some(p.main_authority.clone())).expect("main starts");
     // The follower never restarts; the producer dials it, so they meet again after each
     // restart (the producer's ports change).
-    let follower = TestNode::start(ChainKind::Side, &sg, None).expect("follower starts");
-    let mut side = TestNode::prepare(ChainKind::Side, &sg, Some(sa), &[follower.p2p_addr()])
+    let follower = TestNode::start(ChainKind::Side, sg, None).expect("follower starts");
+    let mut side = TestNode::prepare(None, ChainKind::Side, sg, Some(sa), &[follower.p2p_addr()])
         .expect("side prepared");
     // Only the genesis checkpoint before the first kill.
     side.env = interval(1_000_000);
@@ -158,7 +157,7 @@ async fn a_node_restarted_across_checkpoints_keeps_paid_ids_and_balances() {
 
     // The whole state, against the follower that never restarted and a new node that replays
     // every block from genesis (it syncs from the follower).
-    let fresh = TestNode::start_with_peers(ChainKind::Side, &sg, None, &[follower.p2p_addr()])
+    let fresh = TestNode::start_with_peers(ChainKind::Side, sg, None, &[follower.p2p_addr()])
         .expect("fresh follower starts");
     let clients = [sc, fc, fresh.client()];
     let digests = eventually("the three nodes at one head", || async {
