@@ -530,11 +530,12 @@ impl EventLoop {
     }
 
     fn report(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(id, source, acceptance);
+        p2p::report(
+            &mut self.swarm.behaviour_mut().gossipsub,
+            id,
+            source,
+            acceptance,
+        );
     }
 
     /// Lowers the peer's score; a peer that reaches the ban score is blacklisted and dropped.

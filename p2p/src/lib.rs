@@ -17,5 +17,5 @@ pub use addr::{check_p2p_addrs, NotMultiaddr};
 pub use error::NetworkError;
 pub use exchange::Exchange;
 pub use keys::{load_key_file, load_or_create_keypair, write_key_file, KeyFileError};
-pub use scores::{lift_expired_bans, refuse_if_banned, PeerScores, BAN_SCORE};
+pub use scores::{lift_expired_bans, refuse_if_banned, report, PeerScores, BAN_SCORE};
 pub use swarm::{build_tcp_swarm, gossipsub_config, ListenAddrs, Redial};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use libp2p::gossipsub;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{PeerId, Swarm};
 
@@ -80,6 +80,18 @@ pub fn lift_expired_bans(scores: &mut PeerScores, gossip: &mut gossipsub::Behavi
         gossip.remove_blacklisted_peer(&p);
         tracing::info!(peer = %p, "peer ban expired");
     }
+}
+
+/// Tells `gossip` what the application made of message `id` from `source`: forward it, drop
+/// it, or drop it and count it against the sender. A message gossipsub no longer holds is no
+/// error: there is nothing left to decide.
+pub fn report(
+    gossip: &mut gossipsub::Behaviour,
+    id: &MessageId,
+    source: &PeerId,
+    acceptance: MessageAcceptance,
+) {
+    let _ = gossip.report_message_validation_result(id, source, acceptance);
 }
 
 /// Refuses a connection from a banned peer: disconnects `peer` if it is banned at `now`, and

@@ -4,28 +4,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
-use jsonrpsee::http_client::HttpClient;
 use primitives::crypto::SecretKey;
 use primitives::tx::Fee;
 use primitives::types::{Amount, Bytes, Hash};
 use rpc_api::types::{SubmitResult, TxStatus};
 use rpc_api::{codes, EthApiClient, NetApiClient, TwinpegApiClient};
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
-    TestNode,
+    dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, wait_included,
+    wait_success, ChainKind, TestNode,
 };
-
-async fn wait_included(c: &HttpClient, hash: Hash) -> rpc_api::types::TxLookup {
-    eventually(&format!("inclusion of {hash}"), || async {
-        c.transaction(hash)
-            .await
-            .ok()
-            .flatten()
-            .filter(|t| t.status != TxStatus::Pending)
-    })
-    .await
-    .expect("transaction included")
-}
 
 fn rpc_code(e: ClientError) -> i32 {
     match e {
@@ -103,7 +90,7 @@ async fn transfers_follow_the_fee_rule(kind: ChainKind, block_time_ms: u64) {
     let mut burned = Amount::ZERO;
     let mut to_producer = Amount::ZERO;
     for h in &hashes {
-        let t = wait_included(&c, *h).await;
+        let t = wait_included(&c, *h).await.expect("included");
         assert_eq!(t.status, TxStatus::Success, "{t:?}");
         let r = t.receipt.expect("receipt");
         assert_eq!(t.transaction.from, sender.address());
@@ -299,7 +286,7 @@ async fn kill_9_mid_stream_loses_no_committed_block() {
         ))
         .await
         .expect("accepted after restart");
-    assert_eq!(wait_included(&c, h).await.status, TxStatus::Success);
+    wait_success(&c, h).await;
     assert_eq!(node.starts, 2);
 }
 
@@ -402,7 +389,7 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
         .await
         .expect_err("already known");
     assert_eq!(rpc_code(e), codes::ALREADY_KNOWN);
-    wait_included(&c, h).await;
+    wait_included(&c, h).await.expect("included");
     let e = c.send_transaction(good).await.expect_err("replayed nonce");
     assert_eq!(rpc_code(e), codes::NONCE_TOO_LOW);
     // A batch reports each entry on its own.

@@ -27,7 +27,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, StreamProtocol, Swarm};
-use parity_scale_codec::{DecodeAll, Encode};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
 use rayon::prelude::*;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -333,6 +333,15 @@ pub fn start(
     Ok((handle, event_loop.run(shutdown)))
 }
 
+/// The two kinds of gossip a node checks, each with its own queue of checks.
+#[derive(Debug, Clone, Copy)]
+enum Gossip {
+    /// Blocks, imported by the driver.
+    Blocks,
+    /// Transaction batches, checked against the pool.
+    Txs,
+}
+
 struct EventLoop {
     chain: Arc<Chain>,
     driver: DriverHandle,
@@ -390,6 +399,15 @@ impl EventLoop {
             self.syncing.remove(&peer);
             self.chain.metrics.peers.set(self.connected.len() as i64);
         }
+    }
+
+    fn report(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        p2p::report(
+            &mut self.swarm.behaviour_mut().gossipsub,
+            id,
+            source,
+            acceptance,
+        );
     }
 
     fn is_banned(&self, peer: &PeerId) -> bool {
@@ -549,11 +567,7 @@ impl EventLoop {
                     Some(ImportOutcome::Invalid(_)) => MessageAcceptance::Reject,
                     _ => MessageAcceptance::Ignore,
                 };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
+                self.report(&id, &source, acceptance);
                 match outcome {
                     Some(ImportOutcome::Invalid(_)) => {
                         self.penalize(source, penalty::INVALID_BLOCK, "invalid_block")
@@ -568,11 +582,7 @@ impl EventLoop {
                 verdict,
             } => {
                 let acceptance = tx_gossip_acceptance(verdict);
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
+                self.report(&id, &source, acceptance);
                 match verdict {
                     TxGossipVerdict::BadSignatures(bad) => self.penalize(
                         source,
@@ -686,23 +696,9 @@ impl EventLoop {
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         if message.topic == self.blocks_topic.hash() {
-            let Ok(block) = Block::decode_all(&mut &message.data[..]) else {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
-                self.penalize(source, penalty::JUNK, "junk_block");
-                return;
-            };
-            let Ok(permit) = self.block_imports.clone().try_acquire_owned() else {
-                // The driver is that far behind: drop it unforwarded; sync fetches it later.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
-                self.chain.metrics.peer_rejected("busy_block_gossip");
+            // With no slot the driver is that far behind: dropped unforwarded, sync fetches it.
+            let Some((block, permit)) = self.admit(&source, &id, &message.data, Gossip::Blocks)
+            else {
                 return;
             };
             let driver = self.driver.clone();
@@ -719,22 +715,7 @@ impl EventLoop {
                     .await;
             });
         } else if message.topic == self.txs_topic.hash() {
-            let Ok(txs) = Vec::<SignedTransaction>::decode_all(&mut &message.data[..]) else {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
-                self.penalize(source, penalty::JUNK, "junk_transactions");
-                return;
-            };
-            let Ok(permit) = self.tx_checks.clone().try_acquire_owned() else {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
-                self.chain.metrics.peer_rejected("busy_tx_gossip");
+            let Some((txs, permit)) = self.admit(&source, &id, &message.data, Gossip::Txs) else {
                 return;
             };
             let chain = self.chain.clone();
@@ -762,6 +743,46 @@ impl EventLoop {
         }
     }
 
+    /// A gossiped `T` of `kind` and a slot to check it in, or `None` once the message is
+    /// reported: what does not decode is rejected and the peer penalised, and with no slot free
+    /// it is dropped unforwarded.
+    fn admit<T: Decode>(
+        &mut self,
+        source: &PeerId,
+        id: &MessageId,
+        data: &[u8],
+        kind: Gossip,
+    ) -> Option<(T, tokio::sync::OwnedSemaphorePermit)> {
+        let (slots, junk, busy) = match kind {
+            Gossip::Blocks => (&self.block_imports, "junk_block", "busy_block_gossip"),
+            Gossip::Txs => (&self.tx_checks, "junk_transactions", "busy_tx_gossip"),
+        };
+        let slots = slots.clone();
+        let Ok(value) = T::decode_all(&mut &data[..]) else {
+            self.report(id, source, MessageAcceptance::Reject);
+            self.penalize(*source, penalty::JUNK, junk);
+            return None;
+        };
+        let Some(permit) = self.slot(&slots, busy) else {
+            self.report(id, source, MessageAcceptance::Ignore);
+            return None;
+        };
+        Some((value, permit))
+    }
+
+    /// A free slot of `slots`; with none, the refusal is counted as `busy`.
+    fn slot(
+        &self,
+        slots: &Arc<tokio::sync::Semaphore>,
+        busy: &'static str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = slots.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.chain.metrics.peer_rejected(busy);
+        }
+        permit
+    }
+
     fn on_sync_event(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
         match Exchange::from(ev) {
             Exchange::Request {
@@ -769,9 +790,8 @@ impl EventLoop {
                 request,
                 channel,
             } => {
-                let Ok(permit) = self.sync_answers.clone().try_acquire_owned() else {
+                let Some(permit) = self.slot(&self.sync_answers, "busy_sync_request") else {
                     // Dropping the channel tells the peer we did not answer; it asks again.
-                    self.chain.metrics.peer_rejected("busy_sync_request");
                     tracing::debug!(%peer, "sync request dropped: answering as many as we may");
                     return;
                 };
@@ -803,9 +823,8 @@ impl EventLoop {
                     return;
                 }
                 let full = response.blocks.len() as u32 >= SYNC_BATCH;
-                let Ok(permit) = self.sync_imports.clone().try_acquire_owned() else {
+                let Some(permit) = self.slot(&self.sync_imports, "busy_sync_response") else {
                     // The driver is behind already; the next tick asks again from our new head.
-                    self.chain.metrics.peer_rejected("busy_sync_response");
                     tracing::debug!(%peer, "sync response dropped: the driver is busy");
                     return;
                 };
