@@ -103,6 +103,26 @@ async fn send(
     Ok(c.send_transaction(Bytes(t.encode())).await?)
 }
 
+/// One transfer from each of `users` (nonce 0), `kind` of its own address, ten at a time half a
+/// block (`block_ms`) apart so they spread over a few blocks; their hashes.
+async fn spread(
+    c: &HttpClient,
+    chain_id: u64,
+    users: &[SecretKey],
+    fee: &Fee,
+    block_ms: u64,
+    kind: impl Fn(Address) -> TxKind,
+) -> Result<Vec<Hash>> {
+    let mut ids = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        ids.push(send(c, chain_id, u, 0, fee, kind(u.address())).await?);
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(block_ms / 2)).await;
+        }
+    }
+    Ok(ids)
+}
+
 async fn block_ts(c: &HttpClient, n: u64) -> Result<u64> {
     Ok(c.block_by_number(n, None)
         .await?
@@ -256,26 +276,11 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
 
     // Deposits: one per user, spread over a few blocks.
     eprintln!("peg: {n} deposits");
-    let mut ids = Vec::new();
-    for (i, u) in users.iter().take(n).enumerate() {
-        ids.push(
-            send(
-                &mc,
-                mg.chain_id,
-                u,
-                0,
-                &mfee,
-                TxKind::Lock {
-                    amount: Amount::coins(10),
-                    recipient: u.address(),
-                },
-            )
-            .await?,
-        );
-        if i % 10 == 9 {
-            tokio::time::sleep(Duration::from_millis(main_ms / 2)).await;
-        }
-    }
+    let lock = |to| TxKind::Lock {
+        amount: Amount::coins(10),
+        recipient: to,
+    };
+    let ids = spread(&mc, mg.chain_id, &users[..n], &mfee, main_ms, lock).await?;
     let pairs = match wait_paid(&mc, &sc, &ids, Duration::from_secs(120)).await {
         Ok(p) => p,
         Err(e) => {
@@ -299,26 +304,11 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
 
     // Withdrawals: each user sends back part of what was minted.
     eprintln!("peg: {n} withdrawals");
-    let mut wids = Vec::new();
-    for (i, u) in users.iter().take(n).enumerate() {
-        wids.push(
-            send(
-                &sc,
-                sg.chain_id,
-                u,
-                0,
-                &sfee,
-                TxKind::Burn {
-                    amount: Amount::coins(5),
-                    recipient: u.address(),
-                },
-            )
-            .await?,
-        );
-        if i % 10 == 9 {
-            tokio::time::sleep(Duration::from_millis(side_ms / 2)).await;
-        }
-    }
+    let burn = |to| TxKind::Burn {
+        amount: Amount::coins(5),
+        recipient: to,
+    };
+    let wids = spread(&sc, sg.chain_id, &users[..n], &sfee, side_ms, burn).await?;
     let wpairs = wait_paid(&sc, &mc, &wids, Duration::from_secs(300)).await?;
     let withdrawals = latency(&sc, &mc, &wpairs, peg.side_confirmations, main_ms).await?;
 

@@ -278,11 +278,21 @@ impl Store {
         Ok(wtx)
     }
 
+    /// The record at `key` of `table` (called `name` in errors), in a read of its own.
+    fn read_one<'k, K: redb::Key + 'static, T: Decode>(
+        &self,
+        table: TableDefinition<'static, K, &'static [u8]>,
+        name: &'static str,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    ) -> StoreResult<Option<T>> {
+        let rtx = self.db.begin_read()?;
+        let t = rtx.open_table(table)?;
+        get_decoded(&t, name, key)
+    }
+
     /// The watcher's cursor for `direction` (source chain), if it scanned anything yet.
     pub fn cursor(&self, direction: Direction) -> StoreResult<Option<Cursor>> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(CURSORS)?;
-        get_decoded(&t, "cursors", dir_code(direction))
+        self.read_one(CURSORS, "cursors", dir_code(direction))
     }
 
     /// The hash this member scanned at `height`, if still retained.
@@ -424,9 +434,7 @@ impl Store {
 
     /// One event by id.
     pub fn event(&self, id: &Hash) -> StoreResult<Option<EventRecord>> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(EVENTS)?;
-        get_decoded(&t, "events", id.0)
+        self.read_one(EVENTS, "events", id.0)
     }
 
     /// Every unpaid event of `direction` (all directions with `None`), oldest first.
@@ -544,9 +552,7 @@ impl Store {
 
     /// This member's signature for `id`, if any.
     pub fn own_signature(&self, id: &Hash) -> StoreResult<Option<OwnSignature>> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(OWN_SIGS)?;
-        get_decoded(&t, "own_signatures", id.0)
+        self.read_one(OWN_SIGS, "own_signatures", id.0)
     }
 
     /// Stores verified attestations of transfers this member has recorded and not yet seen
@@ -702,9 +708,7 @@ impl Store {
 
     /// The last submission attempt for `id`.
     pub fn submission(&self, id: &Hash) -> StoreResult<Option<Submission>> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(SUBMISSIONS)?;
-        get_decoded(&t, "submissions", id.0)
+        self.read_one(SUBMISSIONS, "submissions", id.0)
     }
 }
 
@@ -759,21 +763,26 @@ pub(crate) mod tests {
         );
     }
 
+    /// A store `write` used, dropped without any shutdown and opened again (so only what it
+    /// committed durably is left), with its directory and what `write` returned.
+    fn reopened<R>(write: impl FnOnce(&Store) -> R) -> (tempfile::TempDir, Store, R) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = write(&Store::open(dir.path()).expect("open"));
+        let s = Store::open(dir.path()).expect("reopen");
+        (dir, s, r)
+    }
+
     #[test]
     fn scans_survive_reopen_and_rewind_forgets_unsigned() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let d = Direction::MainToSide;
-        {
-            let s = Store::open(dir.path()).expect("open");
+        let (_dir, s, ()) = reopened(|s| {
             s.commit_scan(d, at(1), &[event(7, 1)], 100).expect("scan");
             s.commit_scan(d, at(2), &[event(8, 2)], 100).expect("scan");
             s.sign_once(&Address([1; 20]), &Hash([7; 32]), Hash([70; 32]), 5, |_| {
                 Signature([1; 65])
             })
             .expect("sign");
-            // Dropped without any shutdown: every commit above was durable.
-        }
-        let s = Store::open(dir.path()).expect("reopen");
+        });
         assert_eq!(s.cursor(d).expect("cursor"), Some(at(2)));
         assert_eq!(s.open_events(Some(d)).expect("open").len(), 2);
         assert_eq!(
@@ -806,16 +815,13 @@ pub(crate) mod tests {
 
     #[test]
     fn never_signs_two_messages_for_one_id() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let key = SecretKey::random();
         let id = Hash([3; 32]);
         let m1 = Hash([10; 32]);
-        let first = {
-            let s = Store::open(dir.path()).expect("open");
+        let (_dir, s, first) = reopened(|s| {
             s.sign_once(&key.address(), &id, m1, 1, |h| key.sign_prehash(h))
                 .expect("sign")
-        };
-        let s = Store::open(dir.path()).expect("reopen");
+        });
         // The same message after a restart: the stored signature, no new signing.
         let again = s
             .sign_once(&key.address(), &id, m1, 2, |_| {
@@ -879,10 +885,8 @@ pub(crate) mod tests {
 
     #[test]
     fn many_scanned_blocks_commit_together_and_the_cursor_moves_to_the_last() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let d = Direction::MainToSide;
-        {
-            let s = Store::open(dir.path()).expect("open");
+        let (_dir, s, ()) = reopened(|s| {
             let blocks: Vec<(Cursor, Vec<EventRecord>)> = (1..=5u64)
                 .map(|h| {
                     let c = at(h);
@@ -896,8 +900,7 @@ pub(crate) mod tests {
                 .collect();
             s.commit_scans(d, &blocks, 3).expect("scan");
             s.commit_scans(d, &[], 3).expect("nothing to commit");
-        }
-        let s = Store::open(dir.path()).expect("reopen");
+        });
         assert_eq!(s.cursor(d).expect("cursor").map(|c| c.height), Some(5));
         assert_eq!(s.open_events(Some(d)).expect("open").len(), 2);
         assert_eq!(

@@ -137,23 +137,23 @@ fn default_rpc_max_batch_len() -> u32 {
 fn default_rpc_max_txs_per_call() -> usize {
     5000
 }
-fn default_mempool_max_txs() -> usize {
-    MempoolConfig::default().max_txs
+
+/// `fn name() -> T` giving the [`MempoolConfig`] default of `field`, for `#[serde(default)]`:
+/// the pool's own defaults stay the one source.
+macro_rules! mempool_defaults {
+    ($($name:ident: $ty:ty = $field:ident),* $(,)?) => {
+        $(fn $name() -> $ty {
+            MempoolConfig::default().$field
+        })*
+    };
 }
-fn default_mempool_max_per_sender() -> usize {
-    MempoolConfig::default().max_per_sender
-}
-fn default_mempool_max_nonce_gap() -> u64 {
-    MempoolConfig::default().max_nonce_gap
-}
-fn default_mempool_replace_bump_percent() -> u64 {
-    MempoolConfig::default().replace_bump_percent
-}
-fn default_mempool_max_parked_per_sender() -> usize {
-    MempoolConfig::default().max_parked_per_sender
-}
-fn default_mempool_max_parked() -> usize {
-    MempoolConfig::default().max_parked
+mempool_defaults! {
+    default_mempool_max_txs: usize = max_txs,
+    default_mempool_max_per_sender: usize = max_per_sender,
+    default_mempool_max_nonce_gap: u64 = max_nonce_gap,
+    default_mempool_replace_bump_percent: u64 = replace_bump_percent,
+    default_mempool_max_parked_per_sender: usize = max_parked_per_sender,
+    default_mempool_max_parked: usize = max_parked,
 }
 fn default_mempool_parked_ttl_seconds() -> u64 {
     MempoolConfig::default().parked_ttl_ms / 1000

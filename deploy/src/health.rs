@@ -2,6 +2,7 @@
 //! `rpc_api::api` and the bridge's status trait (no hand-built requests). Their `endpoints.json`
 //! is declared in `service::endpoints`.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bridge::status::{BridgeApiClient, MemberStatus};
@@ -23,10 +24,7 @@ pub fn prefer_loopback(addrs: &[String]) -> Option<&String> {
 /// A member's status snapshot (`bridge_status`, the JSON `bridge status --json` prints), through
 /// the client generated from the bridge's own [`BridgeApi`](bridge::status::BridgeApiClient).
 pub async fn member_status(url: &str, timeout: Duration) -> Result<MemberStatus> {
-    client(url, timeout)?
-        .status()
-        .await
-        .map_err(|e| rpc_err(url, e))
+    call(url, timeout, |c| async move { c.status().await }).await
 }
 
 /// How many other members a member is connected to (`peers` of `bridge_status`).
@@ -42,6 +40,15 @@ pub fn client(url: &str, timeout: Duration) -> Result<HttpClient> {
         .map_err(|e| rpc_err(url, e))
 }
 
+/// What `f` gets from a client for `url`; a failure names the URL.
+async fn call<T, F, Fut>(url: &str, timeout: Duration, f: F) -> Result<T>
+where
+    F: FnOnce(HttpClient) -> Fut,
+    Fut: Future<Output = std::result::Result<T, jsonrpsee::core::client::Error>>,
+{
+    f(client(url, timeout)?).await.map_err(|e| rpc_err(url, e))
+}
+
 fn rpc_err(url: &str, e: impl std::fmt::Display) -> Error {
     Error::Rpc {
         url: url.to_string(),
@@ -51,27 +58,22 @@ fn rpc_err(url: &str, e: impl std::fmt::Display) -> Error {
 
 /// `tp_health`.
 pub async fn health(url: &str, timeout: Duration) -> Result<Health> {
-    client(url, timeout)?
-        .health()
-        .await
-        .map_err(|e| rpc_err(url, e))
+    call(url, timeout, |c| async move { c.health().await }).await
 }
 
 /// `tp_chainInfo`.
 pub async fn chain_info(url: &str, timeout: Duration) -> Result<ChainInfo> {
-    client(url, timeout)?
-        .chain_info()
-        .await
-        .map_err(|e| rpc_err(url, e))
+    call(url, timeout, |c| async move { c.chain_info().await }).await
 }
 
 /// How many peers the node is connected to (`tp_peers`).
 pub async fn peer_count(url: &str, timeout: Duration) -> Result<usize> {
-    client(url, timeout)?
-        .peers()
-        .await
-        .map(|p| p.len())
-        .map_err(|e| rpc_err(url, e))
+    call(
+        url,
+        timeout,
+        |c| async move { c.peers().await.map(|p| p.len()) },
+    )
+    .await
 }
 
 /// The port of a TCP multiaddr (`/ip4/127.0.0.1/tcp/30333/p2p/...` -> 30333).
@@ -83,11 +85,10 @@ pub fn multiaddr_tcp_port(addr: &str) -> Option<u16> {
 
 /// The balance of `address` at the head (`tp_getAccount`).
 pub async fn balance(url: &str, address: Address, timeout: Duration) -> Result<Amount> {
-    client(url, timeout)?
-        .account(address)
-        .await
-        .map(|a| a.balance)
-        .map_err(|e| rpc_err(url, e))
+    call(url, timeout, |c| async move {
+        c.account(address).await.map(|a| a.balance)
+    })
+    .await
 }
 
 #[cfg(test)]

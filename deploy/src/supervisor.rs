@@ -24,6 +24,8 @@ use crate::{Error, Result};
 /// Restarts of one process in a row, each after a start that never became ready or died within
 /// [`STABLE_AFTER`] of becoming ready, before giving up.
 const MAX_QUICK_RESTARTS: u32 = 5;
+/// How long a readiness probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A process that was ready this long is considered to have been healthy.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a child gets between SIGKILL and being reaped.
@@ -415,15 +417,12 @@ impl Supervisor {
         let Some(pid) = self.slots[i].pid else {
             return false;
         };
+        // Only endpoints written by this start count: the file may be the previous one's.
         let ready = match &self.specs[i].ready {
             Readiness::Node { endpoints_file, .. } => {
-                match endpoints::read::<NodeEndpoints>(endpoints_file) {
-                    Some(e)
-                        if e.pid == pid
-                            && health::health(&e.rpc_http, Duration::from_secs(2))
-                                .await
-                                .is_ok() =>
-                    {
+                let e = endpoints::read::<NodeEndpoints>(endpoints_file).filter(|e| e.pid == pid);
+                match e {
+                    Some(e) if health::health(&e.rpc_http, PROBE_TIMEOUT).await.is_ok() => {
                         self.slots[i].endpoints = Some(e);
                         true
                     }
@@ -431,12 +430,12 @@ impl Supervisor {
                 }
             }
             Readiness::Member { endpoints_file, .. } => {
-                match endpoints::read::<MemberEndpoints>(endpoints_file) {
+                let e = endpoints::read::<MemberEndpoints>(endpoints_file).filter(|e| e.pid == pid);
+                match e {
                     Some(e)
-                        if e.pid == pid
-                            && health::member_status(&e.status_http, Duration::from_secs(2))
-                                .await
-                                .is_ok() =>
+                        if health::member_status(&e.status_http, PROBE_TIMEOUT)
+                            .await
+                            .is_ok() =>
                     {
                         self.slots[i].member = Some(e);
                         true

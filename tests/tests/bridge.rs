@@ -16,7 +16,7 @@ use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
-    bin, dev_key, eventually_within, fee_for, ChainKind, Member, PegSetup, TestNode,
+    balance, bin, dev_key, eventually_within, fee_for, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
@@ -186,10 +186,6 @@ async fn assert_invariant_2_at_rest(net: &Net) {
     );
 }
 
-async fn balance(c: &HttpClient, a: Address) -> Amount {
-    c.account(a).await.expect("account").balance
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_members_down_and_back_and_audit() {
     let mut net = Net::start().await;
@@ -198,18 +194,15 @@ async fn round_trip_members_down_and_back_and_audit() {
     let side_user = SecretKey::random();
     let main_payee = SecretKey::random().address();
 
+    let main_id = net.main_id;
+    let deposit = |amount| {
+        let recipient = side_user.address();
+        send(&mc, main_id, &user, TxKind::Lock { amount, recipient })
+    };
+
     // Deposit: lock on main -> minted on side after the confirmation depth.
     let t0 = Instant::now();
-    let lock = send(
-        &mc,
-        net.main_id,
-        &user,
-        TxKind::Lock {
-            amount: Amount::coins(10),
-            recipient: side_user.address(),
-        },
-    )
-    .await;
+    let lock = deposit(Amount::coins(10)).await;
     wait_paid(&net, &sc, lock).await;
     let view = sc.peg_transfer(lock).await.expect("transfer");
     let src = mc.peg_transfer(lock).await.expect("source");
@@ -246,32 +239,14 @@ async fn round_trip_members_down_and_back_and_audit() {
 
     // One member down: transfers still complete.
     net.members[2].kill9();
-    let lock2 = send(
-        &mc,
-        net.main_id,
-        &user,
-        TxKind::Lock {
-            amount: Amount::coins(2),
-            recipient: side_user.address(),
-        },
-    )
-    .await;
+    let lock2 = deposit(Amount::coins(2)).await;
     wait_paid(&net, &sc, lock2).await;
     eprintln!("one member down: paid after {:?}", t0.elapsed());
 
     // Two members down: nothing is paid, nothing is lost.
     let before = balance(&sc, side_user.address()).await;
     net.members[1].kill9();
-    let lock3 = send(
-        &mc,
-        net.main_id,
-        &user,
-        TxKind::Lock {
-            amount: Amount::coins(3),
-            recipient: side_user.address(),
-        },
-    )
-    .await;
+    let lock3 = deposit(Amount::coins(3)).await;
     let lock3_height = mc
         .peg_transfer(lock3)
         .await

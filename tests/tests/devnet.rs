@@ -278,10 +278,33 @@ fn devnet(args: &[&str], dir: &Path) -> Result<std::process::Output> {
         .output()?)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Result<()> {
+/// A temporary directory (removed on drop) and the devnet directory inside it.
+fn devnet_dir() -> Result<(tempfile::TempDir, PathBuf)> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("devnet");
+    Ok((tmp, dir))
+}
+
+/// Whether `v` is a string starting with `prefix`.
+fn starts_with(v: &Value, prefix: &str) -> bool {
+    v.as_str().is_some_and(|s| s.starts_with(prefix))
+}
+
+/// A process entry of `devnet.json`: named `name`, serving HTTP on loopback at `url_key`,
+/// logging to a file that exists, with a pid.
+fn check_process(p: &Value, name: &str, url_key: &str) {
+    assert_eq!(p["name"].as_str(), Some(name));
+    assert!(starts_with(&p[url_key], "http://127.0.0.1:"), "{name}: {p}");
+    assert!(
+        Path::new(p["log"].as_str().unwrap_or("")).is_file(),
+        "{name}: {p}"
+    );
+    assert!(p["pid"].as_u64().is_some(), "{name}: {p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Result<()> {
+    let (_tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(&dir, "up", &["--fresh"])?;
     let info = launcher.wait_info()?;
 
@@ -290,14 +313,8 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     let members = info["members"].as_array().context("members")?;
     assert_eq!(members.len(), 3, "3 members by default");
     for (i, m) in members.iter().enumerate() {
-        assert_eq!(m["name"].as_str(), Some(format!("member-{i}").as_str()));
-        assert!(m["address"].as_str().unwrap_or("").starts_with("0x"));
-        assert!(m["status_http"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("http://127.0.0.1:"));
-        assert!(Path::new(m["log"].as_str().unwrap_or("")).is_file());
-        assert!(m["pid"].as_u64().is_some());
+        check_process(m, &format!("member-{i}"), "status_http");
+        assert!(starts_with(&m["address"], "0x"));
     }
     let fed = &info["federation"];
     assert_eq!(fed["threshold"].as_u64(), Some(2));
@@ -309,22 +326,13 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         let c = &info[chain];
         assert_eq!(c["chain_id"].as_u64(), Some(id), "{chain}");
         assert_eq!(c["block_time_ms"].as_u64(), Some(block_ms), "{chain}");
-        assert!(c["genesis_hash"].as_str().unwrap_or("").starts_with("0x"));
+        assert!(starts_with(&c["genesis_hash"], "0x"));
         let nodes = c["nodes"].as_array().context("nodes")?;
         assert_eq!(nodes.len(), 3, "{chain}: 2 authorities + 1 follower");
         for (node, (i, role)) in nodes.iter().zip(NODES) {
-            assert_eq!(node["name"].as_str(), Some(format!("{chain}-{i}").as_str()));
+            check_process(node, &format!("{chain}-{i}"), "rpc_http");
             assert_eq!(node["role"].as_str(), Some(role), "{chain}-{i}");
-            assert!(node["rpc_http"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("http://127.0.0.1:"));
-            assert!(node["rpc_ws"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("ws://127.0.0.1:"));
-            assert!(Path::new(node["log"].as_str().unwrap_or("")).is_file());
-            assert!(node["pid"].as_u64().is_some());
+            assert!(starts_with(&node["rpc_ws"], "ws://127.0.0.1:"));
         }
     }
     let accounts = info["accounts"].as_array().context("accounts")?;
@@ -436,8 +444,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (_tmp, dir) = devnet_dir()?;
     let mut first = Launcher::start(&dir, "first", &["--fresh"])?;
     let info1 = first.wait_info()?;
     let (main1, side1) = (url(&info1, "mainchain"), url(&info1, "sidechain"));
@@ -502,8 +509,7 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (_tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(&dir, "restart", &["--fresh", "--restart"])?;
     let info = launcher.wait_info()?;
     let old_pid = info["mainchain"]["nodes"][0]["pid"]
@@ -643,8 +649,7 @@ fn stop_cleanly(mut launcher: Launcher) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_restart_brings_back_a_member_and_its_node_killed_one_after_the_other() -> Result<()>
 {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (_tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(&dir, "double-kill", &["--fresh", "--restart"])?;
     let info = launcher.wait_info()?;
     let member = pid_at(&info, "/members/1/pid")?;
@@ -686,8 +691,7 @@ async fn devnet_restart_brings_back_a_member_and_its_node_killed_one_after_the_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_restart_brings_back_every_member_killed_at_once() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (_tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(&dir, "kill-members", &["--fresh", "--restart"])?;
     let info = launcher.wait_info()?;
     let pointers = ["/members/0/pid", "/members/1/pid", "/members/2/pid"];
@@ -716,8 +720,7 @@ async fn devnet_restart_brings_back_every_member_killed_at_once() -> Result<()> 
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_launcher_takes_its_children_with_it() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (_tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(&dir, "crash", &["--fresh"])?;
     launcher.wait_info()?;
     // SIGKILL: the launcher gets no chance to stop anything; the kernel's parent-death
@@ -796,8 +799,7 @@ fn units(v: &Value) -> Result<u128> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_deposit_and_withdrawal() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("devnet");
+    let (tmp, dir) = devnet_dir()?;
     let mut launcher = Launcher::start(
         &dir,
         "peg",

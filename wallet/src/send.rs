@@ -245,6 +245,12 @@ mod tests {
 
     #[test]
     fn fee_rules_and_overrides() {
+        // Overrides of the total fee and of the tip.
+        let args = |fee: Option<&str>, max_tip: Option<&str>| FeeArgs {
+            fee: fee.map(Into::into),
+            max_tip: max_tip.map(Into::into),
+            ..Default::default()
+        };
         let rate = FeeInfo::FeeRate {
             min_fee_rate: Amount(1000),
         };
@@ -254,18 +260,12 @@ mod tests {
                 fee: Amount(150_000)
             }
         );
-        let over = FeeArgs {
-            fee: Some("7".into()),
-            ..Default::default()
-        };
+        let over = args(Some("7"), None);
         assert_eq!(
             choose_fee(&rate, &over, 150).unwrap(),
             Fee::Flat { fee: Amount(7) }
         );
-        let side_args = FeeArgs {
-            max_tip: Some("3".into()),
-            ..Default::default()
-        };
+        let side_args = args(None, Some("3"));
         assert!(matches!(
             choose_fee(&rate, &side_args, 150),
             Err(WalletError::Fee(_))
@@ -294,10 +294,7 @@ mod tests {
             choose_fee(&base, &over, 150),
             Err(WalletError::Fee(_))
         ));
-        let bad = FeeArgs {
-            fee: Some("1.5".into()),
-            ..Default::default()
-        };
+        let bad = args(Some("1.5"), None);
         assert!(matches!(
             choose_fee(&rate, &bad, 1),
             Err(WalletError::Amount(_))
