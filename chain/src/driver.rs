@@ -961,6 +961,16 @@ mod tests {
             self.start_with(checkpoint_interval, Box::new(NoPublisher))
         }
 
+        /// The durable state after a node with `checkpoint_interval` produced `blocks` blocks
+        /// of one transfer each and was killed.
+        fn killed_after(&self, checkpoint_interval: u64, blocks: usize) -> State {
+            let mut d = self.start(checkpoint_interval);
+            for _ in 0..blocks {
+                block_with_transfer(&mut d, &self.user);
+            }
+            kill(d)
+        }
+
         /// [`Self::start`], telling `publisher` what it would tell the network.
         fn start_with(&self, checkpoint_interval: u64, publisher: Box<dyn Publisher>) -> Driver {
             let mut config = NodeConfig::load(&rules(), None).expect("config");
@@ -1017,11 +1027,7 @@ mod tests {
     #[test]
     fn restarts_across_checkpoints_and_a_failed_checkpoint_equal_a_replay_from_genesis() {
         let fx = Fixture::new();
-        let mut d = fx.start(4);
-        for _ in 0..5 {
-            block_with_transfer(&mut d, &fx.user);
-        }
-        let before = kill(d);
+        let before = fx.killed_after(4, 5);
 
         // Restart 1 replays block 5; the checkpoint at 8 fails, the one at 12 must make up.
         let mut d = fx.start(4);
@@ -1061,11 +1067,7 @@ mod tests {
     #[test]
     fn a_checkpoint_that_does_not_add_up_is_replaced_by_a_replay() {
         let fx = Fixture::new();
-        let mut d = fx.start(2);
-        for _ in 0..4 {
-            block_with_transfer(&mut d, &fx.user);
-        }
-        let before = kill(d);
+        let before = fx.killed_after(2, 4);
         // Lose one account from the checkpoint behind the node's back.
         let store = crate::store::Store::open(&fx.data_dir()).expect("store");
         let (mark, mut patch) = {
@@ -1103,6 +1105,12 @@ mod tests {
         assert!(d.since.rewrite, "the driver was told so");
     }
 
+    /// A block with a transfer by `user`, produced by `d`.
+    fn transfer_block(d: &mut Driver, user: &SecretKey) -> Block {
+        block_with_transfer(d, user);
+        head_block(d)
+    }
+
     fn head_block(d: &Driver) -> Block {
         let hash = d.chain.tip().head_hash;
         d.chain
@@ -1117,10 +1125,8 @@ mod tests {
     fn forged_copies_of_an_honest_block_do_not_poison_it() {
         let fx = Fixture::new();
         let mut producer = fx.start(256);
-        block_with_transfer(&mut producer, &fx.user);
-        let honest = head_block(&producer);
-        block_with_transfer(&mut producer, &fx.user);
-        let child = head_block(&producer);
+        let honest = transfer_block(&mut producer, &fx.user);
+        let child = transfer_block(&mut producer, &fx.user);
         let peer = fx.peer();
         let mut follower = peer.start(256);
 
@@ -1211,8 +1217,7 @@ mod tests {
     fn header_checks_refuse_each_broken_rule_with_its_reason() {
         let fx = Fixture::new();
         let mut producer = fx.start(256);
-        block_with_transfer(&mut producer, &fx.user);
-        let good = head_block(&producer);
+        let good = transfer_block(&mut producer, &fx.user);
         let peer = fx.peer();
         let mut follower = peer.start(256);
         let stranger = SecretKey::random();
@@ -1269,31 +1274,23 @@ mod tests {
         let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
         let theirs: Vec<Block> = (101..=103).map(|slot| empty_block(&mut b, slot)).collect();
 
-        assert_eq!(
-            c.import(ours[0].clone()).expect("import"),
-            ImportOutcome::Imported { reorg: false }
-        );
-        // Same height: the block seen first stays the head.
-        assert_eq!(
-            c.import(theirs[0].clone()).expect("import"),
-            ImportOutcome::Side
-        );
-        assert_eq!(c.chain.tip().head_hash, ours[0].hash());
-        assert_eq!(
-            c.import(ours[1].clone()).expect("import"),
-            ImportOutcome::Imported { reorg: false }
-        );
-        assert_eq!(
-            c.import(theirs[1].clone()).expect("import"),
-            ImportOutcome::Side
-        );
-        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
-        // Longer: the chain switches.
-        assert_eq!(
-            c.import(theirs[2].clone()).expect("import"),
-            ImportOutcome::Imported { reorg: true }
-        );
-        assert_eq!(c.chain.tip().head_hash, theirs[2].hash());
+        // Each import, its outcome and the head after it. At the same height the block seen
+        // first stays the head; a longer branch switches the chain.
+        let steps = [
+            (&ours[0], ImportOutcome::Imported { reorg: false }, &ours[0]),
+            (&theirs[0], ImportOutcome::Side, &ours[0]),
+            (&ours[1], ImportOutcome::Imported { reorg: false }, &ours[1]),
+            (&theirs[1], ImportOutcome::Side, &ours[1]),
+            (
+                &theirs[2],
+                ImportOutcome::Imported { reorg: true },
+                &theirs[2],
+            ),
+        ];
+        for (block, outcome, head) in steps {
+            assert_eq!(c.import(block.clone()).expect("import"), outcome);
+            assert_eq!(c.chain.tip().head_hash, head.hash());
+        }
         for (i, blk) in theirs.iter().enumerate() {
             assert_eq!(
                 c.chain.store.canonical_hash(i as u64 + 1).expect("store"),

@@ -3,6 +3,7 @@
 //! tests in `tests/`, and a panic shows its stack here.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chain::config::NodeConfig;
@@ -48,6 +49,20 @@ where
     }
 }
 
+/// A node on the data dir `dir`, started (or restarted) in process.
+async fn spawn(dir: &Path) -> NodeHandle {
+    node::spawn(rules(), NodeConfig::test(dir))
+        .await
+        .expect("node starts")
+}
+
+/// A node started on a fresh temp data dir, with the dir (removed on drop).
+async fn fresh() -> (tempfile::TempDir, NodeHandle) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = spawn(dir.path()).await;
+    (dir, node)
+}
+
 async fn head(node: &NodeHandle) -> u64 {
     node.client().head().await.expect("head").number
 }
@@ -61,10 +76,7 @@ async fn wait_for_height(node: &NodeHandle, height: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_sent_over_rpc_is_included_and_moves_the_balance() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
-        .await
-        .expect("spawn");
+    let (_dir, node) = fresh().await;
     assert_ne!(node.rpc_addr.port(), 0, "the RPC bound a real port");
     assert!(!node.p2p_addrs().is_empty(), "the p2p listener is up");
     let client = node.client();
@@ -114,10 +126,7 @@ async fn a_transfer_sent_over_rpc_is_included_and_moves_the_balance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_in_process_keeps_its_head() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
-        .await
-        .expect("spawn");
+    let (dir, node) = fresh().await;
     wait_for_height(&node, 3).await;
     node.stop().await;
     // Read after the stop: the driver may have produced one more block while stopping.
@@ -129,9 +138,7 @@ async fn a_node_restarted_in_process_keeps_its_head() {
     };
     assert!(height >= 3);
 
-    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
-        .await
-        .expect("restart");
+    let node = spawn(dir.path()).await;
     let (restarted_height, restarted_hash) = {
         let tip = node.chain.tip();
         (tip.head.number, tip.head_hash)
@@ -154,10 +161,7 @@ async fn a_node_restarted_in_process_keeps_its_head() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_handle_stops_the_node_and_closes_its_store() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
-        .await
-        .expect("spawn");
+    let (dir, node) = fresh().await;
     wait_for_height(&node, 1).await;
     let client = jsonrpsee::http_client::HttpClientBuilder::default()
         .build(node.rpc_url())

@@ -231,6 +231,16 @@ async fn wait_connected(plan: &Plan, sup: &mut Supervisor, timeout: Duration) ->
     }
 }
 
+/// A ready process the supervisor holds no endpoints of (it records them when it sees the
+/// process ready, so this is a bug, reported rather than panicking).
+fn no_endpoints(name: &str) -> Error {
+    Error::Child {
+        name: name.to_string(),
+        reason: "has no endpoints".into(),
+        log_tail: String::new(),
+    }
+}
+
 /// Asks the running nodes for what `devnet.json` and the table show.
 async fn collect_info(
     plan: &Plan,
@@ -243,11 +253,9 @@ async fn collect_info(
     for (chain, p) in plan.chains.iter().zip(&prepared.chains) {
         let mut nodes = Vec::new();
         for node in &chain.nodes {
-            let e = sup.endpoints(index).ok_or_else(|| Error::Child {
-                name: node.name.clone(),
-                reason: "has no endpoints".into(),
-                log_tail: String::new(),
-            })?;
+            let e = sup
+                .endpoints(index)
+                .ok_or_else(|| no_endpoints(&node.name))?;
             nodes.push(NodeInfo {
                 name: node.name.clone(),
                 role: node.role.as_str().into(),
@@ -302,11 +310,9 @@ async fn collect_info(
     }
     let mut members = Vec::new();
     for (m, address) in plan.members.iter().zip(&prepared.members) {
-        let e = sup.member_endpoints(index).ok_or_else(|| Error::Child {
-            name: m.name.clone(),
-            reason: "has no endpoints".into(),
-            log_tail: String::new(),
-        })?;
+        let e = sup
+            .member_endpoints(index)
+            .ok_or_else(|| no_endpoints(&m.name))?;
         members.push(MemberInfo {
             name: m.name.clone(),
             address: address.to_checksum(),
