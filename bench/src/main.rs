@@ -52,13 +52,6 @@ struct Args {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let cfg = bench::suite::SuiteConfig {
         senders: a.senders,
         side_txs: a.side_txs,
@@ -74,11 +67,5 @@ fn main() -> ExitCode {
         peg_burst: a.peg_burst,
         criterion_dir: a.criterion_dir,
     };
-    match rt.block_on(bench::suite::run(cfg)) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bench::block_on(bench::suite::run(cfg))
 }

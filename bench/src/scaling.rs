@@ -168,16 +168,7 @@ pub fn point(accounts: u64, block_txs: u64) -> Result<ScalePoint> {
         txs.iter().map(|t| t.signed().clone()).collect(),
         &producer,
     );
-    let committed = CommittedBlock {
-        tx_hashes: txs.iter().map(|t| t.hash()).collect(),
-        stored: StoredBlock {
-            senders: txs.iter().map(|t| t.sender()).collect(),
-            block,
-        },
-        receipts: executed.receipts,
-        diff: executed.diff,
-        undo: executed.undo,
-    };
+    let committed = CommittedBlock::new(block, &txs, executed);
     let started = Instant::now();
     store.commit_block(&committed)?;
     let commit_ms = started.elapsed().as_secs_f64() * 1000.0;

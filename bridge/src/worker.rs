@@ -1049,6 +1049,21 @@ mod tests {
     }
 
     impl Rig {
+        /// A rig with one deposit this member submits first, locked and signed by it at `T0`.
+        async fn signing_one(submit_timeout_ms: u64) -> (Self, Hash) {
+            let mut rig = Self::new(submit_timeout_ms);
+            let id = rig.own_ids(1)[0];
+            rig.lock(&[id]);
+            rig.step(T0).await;
+            (rig, id)
+        }
+
+        /// A step at `now` that fails (`why`) with an error the member retries.
+        async fn transient_failure(&mut self, now: u64, why: &str) {
+            let e = self.worker.step_at(now).await.expect_err(why);
+            assert!(e.is_transient(), "{why}: {e}");
+        }
+
         /// Locks `ids`, lets this member sign them at `at`, and files a second member's
         /// signature: the threshold is met and the next step may submit.
         async fn signed_by_two(&mut self, ids: &[Hash], at: u64) {
@@ -1188,11 +1203,8 @@ mod tests {
     #[tokio::test]
     async fn a_payout_counts_as_paid_only_once_final_and_is_resubmitted_when_a_reorg_drops_it() {
         let timeout = 2_000;
-        let mut rig = Rig::new(timeout);
-        let id = rig.own_ids(1)[0];
+        let (mut rig, id) = Rig::signing_one(timeout).await;
         let me = rig.keys[0].address();
-        rig.lock(&[id]);
-        rig.step(T0).await;
         assert_eq!(
             rig.store().event(&id).expect("get").map(|e| e.state),
             Some(EventState::Signed)
@@ -1322,11 +1334,8 @@ mod tests {
     #[tokio::test]
     async fn a_transfer_is_submitted_once_when_the_threshold_of_signatures_is_held() {
         let timeout = 2_000;
-        let mut rig = Rig::new(timeout);
-        let id = rig.own_ids(1)[0];
+        let (mut rig, id) = Rig::signing_one(timeout).await;
         let me = rig.keys[0].address();
-        rig.lock(&[id]);
-        rig.step(T0).await;
         assert_eq!(rig.state(&id), Some(EventState::Signed));
         rig.step(T0 + 50).await;
         assert!(
@@ -1397,10 +1406,7 @@ mod tests {
     #[tokio::test]
     async fn a_destination_answering_peg_id_used_gets_the_transfer_marked_paid_unresubmitted() {
         let timeout = 2_000;
-        let mut rig = Rig::new(timeout);
-        let id = rig.own_ids(1)[0];
-        rig.lock(&[id]);
-        rig.step(T0).await;
+        let (mut rig, id) = Rig::signing_one(timeout).await;
         // Someone else's payout of it is in a block already (1 deep of 3) when ours goes out.
         let other = SecretKey::random().address();
         rig.worker.destination.pay_by_other(id, other);
@@ -1478,12 +1484,7 @@ mod tests {
         // The node is down at the step that would submit: the step fails, transiently, before
         // anything is recorded, and the next one submits at once.
         rig.worker.destination.set_down(true);
-        let e = rig
-            .worker
-            .step_at(T0 + 100)
-            .await
-            .expect_err("the node is down");
-        assert!(e.is_transient(), "{e}");
+        rig.transient_failure(T0 + 100, "the node is down").await;
         assert!(rig.worker.destination.accepted().is_empty());
         assert!(rig.submission(&ids[0]).is_none());
         rig.worker.destination.set_down(false);
@@ -1501,12 +1502,8 @@ mod tests {
         // submits again.
         rig.signed_by_two(&ids[1..], T0 + 300).await;
         rig.worker.destination.fail_submits(1);
-        let e = rig
-            .worker
-            .step_at(T0 + 400)
-            .await
-            .expect_err("the submission fails");
-        assert!(e.is_transient(), "{e}");
+        rig.transient_failure(T0 + 400, "the submission fails")
+            .await;
         let sub = rig.submission(&ids[1]).expect("the attempt is recorded");
         assert_eq!((sub.attempts, sub.outcome.as_str()), (1, "sending"));
         rig.step(T0 + 400 + timeout - 1).await;

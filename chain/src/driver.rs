@@ -435,7 +435,7 @@ impl Driver {
                     return Ok(outcome);
                 }
             };
-            let committed = committed_block(block, &recovered, executed);
+            let committed = CommittedBlock::new(block, &recovered, executed);
             self.adopt(&[], Vec::new(), vec![committed])?;
             return Ok(ImportOutcome::Imported { reorg: false });
         }
@@ -562,7 +562,7 @@ impl Driver {
                 };
                 view.apply_diff(&executed.diff);
                 parent = stored.block.header.clone();
-                adopted.push(committed_block(stored.block, &recovered, executed));
+                adopted.push(CommittedBlock::new(stored.block, &recovered, executed));
             }
         }
         tracing::warn!(
@@ -815,19 +815,6 @@ impl Driver {
     }
 }
 
-fn committed_block(block: Block, recovered: &[RecoveredTx], executed: Executed) -> CommittedBlock {
-    CommittedBlock {
-        tx_hashes: recovered.iter().map(|t| t.hash()).collect(),
-        stored: StoredBlock {
-            senders: recovered.iter().map(|t| t.sender()).collect(),
-            block,
-        },
-        receipts: executed.receipts,
-        diff: executed.diff,
-        undo: executed.undo,
-    }
-}
-
 /// Builds and seals the block of `slot` on the current head from the mempool's best
 /// transactions; returns it with the hashes of transactions that can never be included.
 pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBlock, Vec<Hash>) {
@@ -876,7 +863,7 @@ pub fn build_block(chain: &Chain, key: &SecretKey, slot: Slot) -> (CommittedBloc
     };
     let transactions = included.iter().map(|t| t.signed().clone()).collect();
     let block = Block::seal(header, transactions, key);
-    (committed_block(block, &included, executed), drop_hashes)
+    (CommittedBlock::new(block, &included, executed), drop_hashes)
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@ use std::path::Path;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::execution::Executed;
 use crate::state::{EntrySum, State, StateDiff, Undo};
 use primitives::account::{Account, Totals};
 use primitives::block::{Block, Header, Receipt};
 use primitives::genesis::Genesis;
+use primitives::tx::RecoveredTx;
 use primitives::types::{Address, BlockNumber, Hash};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -108,6 +110,22 @@ pub struct CommittedBlock {
     pub diff: StateDiff,
     /// Previous values of touched accounts.
     pub undo: Undo,
+}
+
+impl CommittedBlock {
+    /// What committing `block` writes, from its recovered transactions and their execution.
+    pub fn new(block: Block, recovered: &[RecoveredTx], executed: Executed) -> Self {
+        Self {
+            tx_hashes: recovered.iter().map(|t| t.hash()).collect(),
+            stored: StoredBlock {
+                senders: recovered.iter().map(|t| t.sender()).collect(),
+                block,
+            },
+            receipts: executed.receipts,
+            diff: executed.diff,
+            undo: executed.undo,
+        }
+    }
 }
 
 /// Where the last account checkpoint stands.

@@ -123,19 +123,5 @@ async fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let a = Args::parse();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(a)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bench::block_on(run(Args::parse()))
 }
