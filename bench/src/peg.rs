@@ -11,7 +11,6 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use parity_scale_codec::Encode;
 use primitives::crypto::SecretKey;
 use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
-use primitives::peg::PegParams;
 use primitives::tx::{Fee, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::TwinpegApiClient;
@@ -199,19 +198,11 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let (main_ms, side_ms) = (1000u64, 500u64);
     let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
     let users: Vec<SecretKey> = crate::loadgen::sender_keys("peg", burst.max(n));
-    let peg = PegParams {
-        members: members.iter().map(|k| k.address()).collect(),
-        threshold: 2,
-        main_confirmations: 3,
-        side_confirmations: 2,
-        min_amount: Amount::coins(1),
-        max_amount: Amount::coins(100),
-        daily_limit_deposits: Amount::coins(1_000_000),
-        daily_limit_withdrawals: Amount::coins(1_000_000),
-        peg_out_fee: Amount(Amount::COIN / 100),
-        fee_recipient: Address([0xfe; 20]),
-        counterpart_genesis: Hash::ZERO,
-    };
+    let addrs: Vec<Address> = members.iter().map(SecretKey::address).collect();
+    // The e2e tests' peg, with room in the daily limits for the burst.
+    let mut peg = twinpeg_e2e::test_peg(&addrs, 2);
+    peg.terms.daily_limit_deposits = Amount::coins(1_000_000);
+    peg.terms.daily_limit_withdrawals = Amount::coins(1_000_000);
     let (ma, sa) = (SecretKey::random(), SecretKey::random());
     let genesis = |chain_id, block_time_ms, authority: Address, fee, accounts| Genesis {
         chain_id,
@@ -300,7 +291,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
             return Err(e);
         }
     };
-    let deposits = latency(&mc, &sc, &pairs, peg.main_confirmations, side_ms).await?;
+    let deposits = latency(&mc, &sc, &pairs, peg.terms.main_confirmations, side_ms).await?;
 
     // Withdrawals: each user sends back part of what was minted.
     eprintln!("peg: {n} withdrawals");
@@ -310,7 +301,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     };
     let wids = spread(&sc, sg.chain_id, &users[..n], &sfee, side_ms, burn).await?;
     let wpairs = wait_paid(&sc, &mc, &wids, Duration::from_secs(300)).await?;
-    let withdrawals = latency(&sc, &mc, &wpairs, peg.side_confirmations, main_ms).await?;
+    let withdrawals = latency(&sc, &mc, &wpairs, peg.terms.side_confirmations, main_ms).await?;
 
     // A burst: `burst` deposits submitted at once (one batch call), landing in a block or two.
     eprintln!("peg: a burst of {burst} deposits");
@@ -343,7 +334,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let bpairs = wait_paid(&mc, &sc, &bids, Duration::from_secs(600)).await?;
     let last_src = bpairs.iter().map(|p| p.0).max().unwrap_or(0);
     let last_pay = bpairs.iter().map(|p| p.1).max().unwrap_or(0);
-    let t_depth = block_ts(&mc, last_src + peg.main_confirmations - 1).await?;
+    let t_depth = block_ts(&mc, last_src + peg.terms.main_confirmations - 1).await?;
     let t_last = block_ts(&sc, last_pay).await?;
     let side_blocks_after_depth = t_last.saturating_sub(t_depth).div_ceil(side_ms);
     // How the burst spread: payouts in the 1st, 2nd, ... sidechain block after depth.

@@ -118,10 +118,10 @@ impl Federation {
         Self {
             domain,
             members: p.members.clone(),
-            threshold: p.threshold,
-            peg_out_fee: p.peg_out_fee,
-            main_confirmations: p.main_confirmations,
-            side_confirmations: p.side_confirmations,
+            threshold: p.terms.threshold,
+            peg_out_fee: p.terms.peg_out_fee,
+            main_confirmations: p.terms.main_confirmations,
+            side_confirmations: p.terms.side_confirmations,
         }
     }
 
@@ -411,15 +411,17 @@ mod tests {
             role: primitives::peg::PegRole::Side,
             params: primitives::peg::PegParams {
                 members: f.members.clone(),
-                threshold: 2,
-                main_confirmations: 3,
-                side_confirmations: 2,
-                min_amount: Amount(1),
-                max_amount: Amount(1000),
-                daily_limit_deposits: Amount(10_000),
-                daily_limit_withdrawals: Amount(10_000),
-                peg_out_fee: Amount(0),
-                fee_recipient: Address([7; 20]),
+                terms: primitives::peg::PegTerms {
+                    threshold: 2,
+                    main_confirmations: 3,
+                    side_confirmations: 2,
+                    min_amount: Amount(1),
+                    max_amount: Amount(1000),
+                    daily_limit_deposits: Amount(10_000),
+                    daily_limit_withdrawals: Amount(10_000),
+                    peg_out_fee: Amount(0),
+                    fee_recipient: Address([7; 20]),
+                },
                 counterpart_genesis: Hash::ZERO,
             },
             domain: f.domain,

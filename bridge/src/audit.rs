@@ -283,7 +283,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport> {
         &ms.sources,
         &ss.payouts,
         mi.head,
-        mi.params.main_confirmations,
+        mi.params.terms.main_confirmations,
         false,
     );
     let (release_problems, withdrawals_in_flight, release_twice) = match_payouts(
@@ -291,7 +291,7 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport> {
         &ss.sources,
         &ms.payouts,
         si.head,
-        si.params.side_confirmations,
+        si.params.terms.side_confirmations,
         true,
     );
     let partial = from > 1 || opts.to.is_some();

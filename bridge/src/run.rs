@@ -78,7 +78,7 @@ pub async fn check_nodes(
     if let Err(e) = mi.params.validate() {
         return Err(BridgeError::Peg(format!("federation refused: {e}")));
     }
-    check_chain_pair(&mc, &sc, mi.params.threshold)?;
+    check_chain_pair(&mc, &sc, mi.params.terms.threshold)?;
     Ok((
         Federation::new(mi.domain, &mi.params),
         mc.chain_id,

@@ -352,7 +352,7 @@ impl<'a> BlockExecutor<'a> {
                 let legs = [
                     Leg::Debit(escrow, total),
                     Leg::Credit(recipient, amount),
-                    Leg::Credit(peg.params.fee_recipient, fee),
+                    Leg::Credit(peg.params.terms.fee_recipient, fee),
                 ];
                 self.settle(&legs, record)?
             }
@@ -577,7 +577,7 @@ mod peg_tests {
     use crate::state::State;
     use primitives::account::Account;
     use primitives::crypto::SecretKey;
-    use primitives::peg::{domain, PegMessage, PegParams, PegRole};
+    use primitives::peg::{domain, PegMessage, PegParams, PegRole, PegTerms};
     use primitives::tx::{Fee, Transaction};
 
     struct Fixture {
@@ -592,15 +592,17 @@ mod peg_tests {
         let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
         let params = PegParams {
             members: members.iter().map(|k| k.address()).collect(),
-            threshold: 2,
-            main_confirmations: 1,
-            side_confirmations: 1,
-            min_amount: Amount(100),
-            max_amount: Amount(10_000),
-            daily_limit_deposits: Amount(15_000),
-            daily_limit_withdrawals: Amount(15_000),
-            peg_out_fee: Amount(10),
-            fee_recipient: Address([0xfe; 20]),
+            terms: PegTerms {
+                threshold: 2,
+                main_confirmations: 1,
+                side_confirmations: 1,
+                min_amount: Amount(100),
+                max_amount: Amount(10_000),
+                daily_limit_deposits: Amount(15_000),
+                daily_limit_withdrawals: Amount(15_000),
+                peg_out_fee: Amount(10),
+                fee_recipient: Address([0xfe; 20]),
+            },
             counterpart_genesis: Hash([1; 32]),
         };
         let d = domain(&Hash([1; 32]), &Hash([2; 32]));
@@ -848,7 +850,7 @@ mod peg_tests {
         assert!(r[1].success(), "{:?}", r[1]);
         assert_eq!(main.account(&main_recipient).balance, Amount(590));
         assert_eq!(
-            main.account(&f.main.params.fee_recipient).balance,
+            main.account(&f.main.params.terms.fee_recipient).balance,
             Amount(10)
         );
         // Invariant 2 at rest: escrow == side supply + burned fees + unreleased burns.
@@ -932,7 +934,7 @@ mod peg_tests {
         let f = fixture();
         let producer = Address([0xaa; 20]);
         let recipient = Address([7; 20]);
-        let fee_recipient = f.main.params.fee_recipient;
+        let fee_recipient = f.main.params.terms.fee_recipient;
         let escrow = escrow_address();
         let funded = |who: Address, balance: u128| {
             let mut s = State::default();
@@ -1115,7 +1117,7 @@ mod peg_tests {
             },
         );
         // The escrow pays and the recipient is paid before the fee credit overflows.
-        let fee_recipient = f.main.params.fee_recipient;
+        let fee_recipient = f.main.params.terms.fee_recipient;
         let full = Account {
             balance: Amount(u128::MAX - 5),
             nonce: 0,

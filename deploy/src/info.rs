@@ -75,16 +75,16 @@ pub fn table(info: &DevnetInfo) -> String {
                  blocks, withdrawals at {} sidechain blocks. Per transfer {} to {} coins, per day {} in\n  \
                  and {} out; each withdrawal pays a {} coin fee to {}.\n  \
                  Escrow (mainchain): {}",
-                f.threshold,
+                f.terms.threshold,
                 info.members.len(),
-                f.main_confirmations,
-                f.side_confirmations,
-                f.min_amount.to_coins_string(),
-                f.max_amount.to_coins_string(),
-                f.daily_limit_deposits.to_coins_string(),
-                f.daily_limit_withdrawals.to_coins_string(),
-                f.peg_out_fee.to_coins_string(),
-                f.fee_recipient,
+                f.terms.main_confirmations,
+                f.terms.side_confirmations,
+                f.terms.min_amount.to_coins_string(),
+                f.terms.max_amount.to_coins_string(),
+                f.terms.daily_limit_deposits.to_coins_string(),
+                f.terms.daily_limit_withdrawals.to_coins_string(),
+                f.terms.peg_out_fee.to_coins_string(),
+                f.terms.fee_recipient,
                 f.escrow
             );
             let _ = writeln!(

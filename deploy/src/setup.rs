@@ -349,7 +349,9 @@ pub fn genesis(
 
 /// The federation a genesis names: members and threshold.
 fn federation(g: &Genesis) -> Option<(Vec<Address>, u32)> {
-    g.peg.as_ref().map(|p| (p.members.clone(), p.threshold))
+    g.peg
+        .as_ref()
+        .map(|p| (p.members.clone(), p.terms.threshold))
 }
 
 fn describe_federation(g: &Genesis) -> String {
@@ -358,7 +360,7 @@ fn describe_federation(g: &Genesis) -> String {
         Some(p) => format!(
             "a federation of {} members with threshold {} ({})",
             p.members.len(),
-            p.threshold,
+            p.terms.threshold,
             p.members
                 .iter()
                 .map(|m| m.to_checksum())
@@ -676,7 +678,7 @@ mod tests {
         .unwrap();
         let (mp, sp) = (main.peg.clone().unwrap(), side.peg.clone().unwrap());
         assert_eq!(mp.members, members);
-        assert_eq!(mp.threshold, 2);
+        assert_eq!(mp.terms.threshold, 2);
         assert_eq!(mp.counterpart_genesis, side.base_hash());
         assert_eq!(sp.counterpart_genesis, main.base_hash());
         assert_eq!(

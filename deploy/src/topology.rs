@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use primitives::peg::PegParams;
+use primitives::peg::{PegParams, PegTerms};
 use primitives::types::{Address, Amount, Hash};
 use serde::{Deserialize, Serialize};
 use service::config::LogFormat;
@@ -239,16 +239,9 @@ impl Topology {
 
     /// [`Topology::load`] with another environment prefix (for tests).
     pub fn load_with_env(file: Option<&Path>, required: bool, env_prefix: &str) -> Result<Self> {
-        let mut b =
+        let defaults =
             config::Config::builder().add_source(config::Config::try_from(&Self::default())?);
-        if let Some(f) = file {
-            b = b.add_source(
-                config::File::from(f)
-                    .format(config::FileFormat::Toml)
-                    .required(required),
-            );
-        }
-        b = b.add_source(
+        let b = service::config::with_toml_file(defaults, file, required).add_source(
             config::Environment::with_prefix(env_prefix)
                 .prefix_separator("_")
                 .separator("__")
@@ -429,16 +422,21 @@ impl Topology {
         })?;
         Ok(PegParams {
             members,
-            threshold: u32::try_from(f.threshold)
-                .map_err(|_| Error::Invalid("federation.threshold is too large".into()))?,
-            main_confirmations: self.mainchain.confirmations,
-            side_confirmations: self.sidechain.confirmations,
-            min_amount: coins("min_amount", &f.min_amount)?,
-            max_amount: coins("max_amount", &f.max_amount)?,
-            daily_limit_deposits: coins("daily_limit_deposits", &f.daily_limit_deposits)?,
-            daily_limit_withdrawals: coins("daily_limit_withdrawals", &f.daily_limit_withdrawals)?,
-            peg_out_fee: coins("peg_out_fee", &f.peg_out_fee)?,
-            fee_recipient,
+            terms: PegTerms {
+                threshold: u32::try_from(f.threshold)
+                    .map_err(|_| Error::Invalid("federation.threshold is too large".into()))?,
+                main_confirmations: self.mainchain.confirmations,
+                side_confirmations: self.sidechain.confirmations,
+                min_amount: coins("min_amount", &f.min_amount)?,
+                max_amount: coins("max_amount", &f.max_amount)?,
+                daily_limit_deposits: coins("daily_limit_deposits", &f.daily_limit_deposits)?,
+                daily_limit_withdrawals: coins(
+                    "daily_limit_withdrawals",
+                    &f.daily_limit_withdrawals,
+                )?,
+                peg_out_fee: coins("peg_out_fee", &f.peg_out_fee)?,
+                fee_recipient,
+            },
             counterpart_genesis: Hash::ZERO,
         })
     }
@@ -563,12 +561,15 @@ mod tests {
         t.validate().unwrap();
         assert!(!t.pegged());
         let p = ok.peg_params(vec![Address([1; 20])]).unwrap();
-        assert_eq!(p.min_amount, Amount::coins(1));
-        assert_eq!(p.max_amount, Amount::coins(1000));
-        assert_eq!(p.peg_out_fee, Amount(Amount::COIN / 100));
-        assert_eq!(p.daily_limit_deposits, Amount::coins(1_000_000));
-        assert_eq!((p.main_confirmations, p.side_confirmations), (6, 2));
-        assert_eq!(p.fee_recipient.to_checksum(), DEV9_ADDRESS);
+        assert_eq!(p.terms.min_amount, Amount::coins(1));
+        assert_eq!(p.terms.max_amount, Amount::coins(1000));
+        assert_eq!(p.terms.peg_out_fee, Amount(Amount::COIN / 100));
+        assert_eq!(p.terms.daily_limit_deposits, Amount::coins(1_000_000));
+        assert_eq!(
+            (p.terms.main_confirmations, p.terms.side_confirmations),
+            (6, 2)
+        );
+        assert_eq!(p.terms.fee_recipient.to_checksum(), DEV9_ADDRESS);
         let mut t = ok.clone();
         t.mainchain.authorities = 3;
         t.mainchain.followers = 2;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::peg::PegParams;
-use crate::types::{Address, Amount};
+use crate::peg::{PegParams, PegTerms};
+use crate::types::Address;
 
 /// The file's name inside a devnet directory.
 pub const FILE: &str = "devnet.json";
@@ -66,24 +66,9 @@ pub struct NodeInfo {
 /// written as decimal strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FederationInfo {
-    /// Member signatures a payout needs.
-    pub threshold: u32,
-    /// Depth a deposit (Lock) reaches on the mainchain before the members sign it.
-    pub main_confirmations: u64,
-    /// Depth a withdrawal (Burn) reaches on the sidechain before the members sign it.
-    pub side_confirmations: u64,
-    /// Smallest transfer.
-    pub min_amount: Amount,
-    /// Largest transfer.
-    pub max_amount: Amount,
-    /// Deposits per UTC day.
-    pub daily_limit_deposits: Amount,
-    /// Withdrawals per UTC day.
-    pub daily_limit_withdrawals: Amount,
-    /// Kept from each withdrawal.
-    pub peg_out_fee: Amount,
-    /// Receives the peg-out fees on the mainchain.
-    pub fee_recipient: Address,
+    /// The threshold, confirmations, limits and fee.
+    #[serde(flatten)]
+    pub terms: PegTerms,
     /// The mainchain escrow that holds the locked coins.
     pub escrow: Address,
 }
@@ -92,15 +77,7 @@ impl FederationInfo {
     /// The view of `p` that `devnet.json` shows, with the mainchain escrow.
     pub fn new(p: &PegParams, escrow: Address) -> Self {
         Self {
-            threshold: p.threshold,
-            main_confirmations: p.main_confirmations,
-            side_confirmations: p.side_confirmations,
-            min_amount: p.min_amount,
-            max_amount: p.max_amount,
-            daily_limit_deposits: p.daily_limit_deposits,
-            daily_limit_withdrawals: p.daily_limit_withdrawals,
-            peg_out_fee: p.peg_out_fee,
-            fee_recipient: p.fee_recipient,
+            terms: p.terms.clone(),
             escrow,
         }
     }
@@ -160,7 +137,7 @@ impl ChainSection {
 mod tests {
     use super::*;
     use crate::testing::devnet_info as sample;
-    use crate::types::Hash;
+    use crate::types::{Amount, Hash};
 
     #[test]
     fn the_json_shape_is_the_documented_one() {
@@ -183,23 +160,38 @@ mod tests {
         // The federation: amounts as decimal base units, addresses EIP-55, no member list.
         let peg = PegParams {
             members: vec![Address([1; 20])],
-            threshold: 1,
-            main_confirmations: 6,
-            side_confirmations: 2,
-            min_amount: Amount(Amount::COIN),
-            max_amount: Amount(1000 * Amount::COIN),
-            daily_limit_deposits: Amount(1_000_000 * Amount::COIN),
-            daily_limit_withdrawals: Amount(1_000_000 * Amount::COIN),
-            peg_out_fee: Amount(Amount::COIN / 100),
-            fee_recipient: "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
-                .parse()
-                .unwrap(),
+            terms: PegTerms {
+                threshold: 1,
+                main_confirmations: 6,
+                side_confirmations: 2,
+                min_amount: Amount(Amount::COIN),
+                max_amount: Amount(1000 * Amount::COIN),
+                daily_limit_deposits: Amount(1_000_000 * Amount::COIN),
+                daily_limit_withdrawals: Amount(1_000_000 * Amount::COIN),
+                peg_out_fee: Amount(Amount::COIN / 100),
+                fee_recipient: "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+                    .parse()
+                    .unwrap(),
+            },
             counterpart_genesis: Hash::ZERO,
         };
         let escrow = "0x9e2F47779bA3A7b42D056C2605a4d7908C6c37E4"
             .parse()
             .unwrap();
         info.federation = Some(FederationInfo::new(&peg, escrow));
+        // Byte for byte, in the documented field order.
+        assert_eq!(
+            serde_json::to_string(&info.federation).unwrap(),
+            concat!(
+                r#"{"threshold":1,"main_confirmations":6,"side_confirmations":2,"#,
+                r#""min_amount":"1000000000000000000","max_amount":"1000000000000000000000","#,
+                r#""daily_limit_deposits":"1000000000000000000000000","#,
+                r#""daily_limit_withdrawals":"1000000000000000000000000","#,
+                r#""peg_out_fee":"10000000000000000","#,
+                r#""fee_recipient":"0xa0Ee7A142d267C1f36714E4a8F75612F20a79720","#,
+                r#""escrow":"0x9e2F47779bA3A7b42D056C2605a4d7908C6c37E4"}"#
+            )
+        );
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(
             v["federation"],

@@ -2,7 +2,7 @@
 //! devnet file that unit tests across the workspace build on.
 
 use crate::devnet::{AccountInfo, ChainSection, DevnetInfo, NodeInfo};
-use crate::peg::PegParams;
+use crate::peg::{PegParams, PegTerms};
 use crate::types::{Address, Amount, Hash};
 
 /// A peg of `members` needing `threshold` signatures, with one confirmation on each chain,
@@ -10,15 +10,17 @@ use crate::types::{Address, Amount, Hash};
 pub fn peg_params(members: Vec<Address>, threshold: u32) -> PegParams {
     PegParams {
         members,
-        threshold,
-        main_confirmations: 1,
-        side_confirmations: 1,
-        min_amount: Amount(1),
-        max_amount: Amount(1_000),
-        daily_limit_deposits: Amount(10_000),
-        daily_limit_withdrawals: Amount(10_000),
-        peg_out_fee: Amount(0),
-        fee_recipient: Address([9; 20]),
+        terms: PegTerms {
+            threshold,
+            main_confirmations: 1,
+            side_confirmations: 1,
+            min_amount: Amount(1),
+            max_amount: Amount(1_000),
+            daily_limit_deposits: Amount(10_000),
+            daily_limit_withdrawals: Amount(10_000),
+            peg_out_fee: Amount(0),
+            fee_recipient: Address([9; 20]),
+        },
         counterpart_genesis: Hash::ZERO,
     }
 }

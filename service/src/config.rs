@@ -27,20 +27,30 @@ pub fn load_layered<T: DeserializeOwned>(
     file: Option<&Path>,
     env_prefix: &str,
 ) -> Result<T, config::ConfigError> {
-    let mut b = defaults;
-    if let Some(f) = file {
-        b = b.add_source(
+    with_toml_file(defaults, file, true)
+        .add_source(
+            config::Environment::with_prefix(env_prefix)
+                .prefix_separator("_")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("bootstrap"),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+/// `b` with the TOML `file` (when given) layered on top; it must exist if `required`.
+pub fn with_toml_file(
+    b: config::builder::ConfigBuilder<config::builder::DefaultState>,
+    file: Option<&Path>,
+    required: bool,
+) -> config::builder::ConfigBuilder<config::builder::DefaultState> {
+    match file {
+        Some(f) => b.add_source(
             config::File::from(f)
                 .format(config::FileFormat::Toml)
-                .required(true),
-        );
+                .required(required),
+        ),
+        None => b,
     }
-    b = b.add_source(
-        config::Environment::with_prefix(env_prefix)
-            .prefix_separator("_")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("bootstrap"),
-    );
-    b.build()?.try_deserialize()
 }

@@ -19,7 +19,7 @@ use parity_scale_codec::Encode;
 use primitives::block::Receipt;
 use primitives::crypto::SecretKey;
 use primitives::genesis::{FeeParams, Genesis, GenesisAccount};
-use primitives::peg::PegParams;
+use primitives::peg::{PegParams, PegTerms};
 use primitives::tx::{Fee, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes};
 use process::spawn_serving;
@@ -121,19 +121,21 @@ pub fn test_genesis(kind: ChainKind, authority: Address, block_time_ms: u64) -> 
 pub fn test_peg(members: &[Address], threshold: u32) -> PegParams {
     PegParams {
         members: members.to_vec(),
-        threshold,
-        main_confirmations: 3,
-        side_confirmations: 2,
-        min_amount: Amount::coins(1),
-        max_amount: Amount::coins(100),
-        daily_limit_deposits: Amount::coins(1000),
-        daily_limit_withdrawals: Amount::coins(1000),
-        peg_out_fee: Amount(Amount::COIN / 10),
-        fee_recipient: SecretKey::from_hex(
-            "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
-        )
-        .map(|k| k.address())
-        .unwrap_or_default(),
+        terms: PegTerms {
+            threshold,
+            main_confirmations: 3,
+            side_confirmations: 2,
+            min_amount: Amount::coins(1),
+            max_amount: Amount::coins(100),
+            daily_limit_deposits: Amount::coins(1000),
+            daily_limit_withdrawals: Amount::coins(1000),
+            peg_out_fee: Amount(Amount::COIN / 10),
+            fee_recipient: SecretKey::from_hex(
+                "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+            )
+            .map(|k| k.address())
+            .unwrap_or_default(),
+        },
         counterpart_genesis: primitives::types::Hash::ZERO,
     }
 }

@@ -26,6 +26,19 @@ pub enum PegRole {
 pub struct PegParams {
     /// Member addresses (each member's secp256k1 key), in a fixed order.
     pub members: Vec<Address>,
+    /// The threshold, confirmations, limits and fee (flat in the file; their SCALE encoding is
+    /// the fields' own, in order).
+    #[serde(flatten)]
+    pub terms: PegTerms,
+    /// The other chain's base genesis hash (its genesis with this field zeroed).
+    #[serde(default)]
+    pub counterpart_genesis: Hash,
+}
+
+/// The terms of the peg: what a payout needs and what a transfer may be. Part of
+/// [`PegParams`], and what `devnet.json` shows of the peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct PegTerms {
     /// Signatures needed; must be more than half of the members.
     pub threshold: u32,
     /// Depth a Lock must reach on main before members sign it.
@@ -44,9 +57,6 @@ pub struct PegParams {
     pub peg_out_fee: Amount,
     /// Receives the peg-out fees on main.
     pub fee_recipient: Address,
-    /// The other chain's base genesis hash (its genesis with this field zeroed).
-    #[serde(default)]
-    pub counterpart_genesis: Hash,
 }
 
 impl PegParams {
@@ -62,25 +72,25 @@ impl PegParams {
                 return Err(format!("member {m} is zero or listed twice"));
             }
         }
-        if self.threshold > n || self.threshold * 2 <= n {
+        if self.terms.threshold > n || self.terms.threshold * 2 <= n {
             return Err(format!(
                 "threshold {} of {n} members: it must be more than half and at most all",
-                self.threshold
+                self.terms.threshold
             ));
         }
-        if self.min_amount.0 == 0 || self.min_amount > self.max_amount {
+        if self.terms.min_amount.0 == 0 || self.terms.min_amount > self.terms.max_amount {
             return Err(format!(
                 "peg limits [{}, {}] must satisfy 0 < min <= max",
-                self.min_amount, self.max_amount
+                self.terms.min_amount, self.terms.max_amount
             ));
         }
-        if self.peg_out_fee >= self.min_amount {
+        if self.terms.peg_out_fee >= self.terms.min_amount {
             return Err(format!(
                 "peg_out_fee {} must be below min_amount {}",
-                self.peg_out_fee, self.min_amount
+                self.terms.peg_out_fee, self.terms.min_amount
             ));
         }
-        if self.main_confirmations == 0 || self.side_confirmations == 0 {
+        if self.terms.main_confirmations == 0 || self.terms.side_confirmations == 0 {
             return Err("confirmations must be at least 1".into());
         }
         Ok(())
@@ -89,11 +99,11 @@ impl PegParams {
     /// Refuses a `max_tx_size` below [`largest_payout_size`] for the threshold: such a chain
     /// could never carry the federation's payouts.
     pub fn check_payout_fits(&self, max_tx_size: u32) -> Result<(), String> {
-        let payout = largest_payout_size(self.threshold);
+        let payout = largest_payout_size(self.terms.threshold);
         if (max_tx_size as usize) < payout {
             return Err(format!(
                 "max_tx_size {max_tx_size} cannot hold a payout with the threshold's {} member signatures ({payout} bytes)",
-                self.threshold
+                self.terms.threshold
             ));
         }
         Ok(())
@@ -148,18 +158,18 @@ impl PegConfig {
     pub fn payout_fee(&self, direction: Direction) -> Amount {
         match direction {
             Direction::MainToSide => Amount::ZERO,
-            Direction::SideToMain => self.params.peg_out_fee,
+            Direction::SideToMain => self.params.terms.peg_out_fee,
         }
     }
 
     /// Checks `amount` against [min, max].
     pub fn check_amount(&self, amount: Amount) -> Result<(), PegError> {
         let p = &self.params;
-        if amount < p.min_amount || amount > p.max_amount || amount.0 == 0 {
+        if amount < p.terms.min_amount || amount > p.terms.max_amount || amount.0 == 0 {
             return Err(PegError::AmountOutOfRange {
                 amount,
-                min: p.min_amount,
-                max: p.max_amount,
+                min: p.terms.min_amount,
+                max: p.terms.max_amount,
             });
         }
         Ok(())
@@ -199,11 +209,11 @@ impl PegConfig {
                 return bad(format!("member {signer} signed twice"));
             }
         }
-        if (seen.len() as u32) < self.params.threshold {
+        if (seen.len() as u32) < self.params.terms.threshold {
             return bad(format!(
                 "{} member signatures, {} needed",
                 seen.len(),
-                self.params.threshold
+                self.params.terms.threshold
             ));
         }
         Ok(())
@@ -262,21 +272,41 @@ pub(super) mod tests {
     use super::*;
     use crate::crypto::SecretKey;
 
+    #[test]
+    fn the_terms_are_flat_in_the_file_and_an_unknown_key_is_refused() {
+        let p = crate::testing::peg_params(vec![Address([1; 20])], 1);
+        let text = toml::to_string(&p).unwrap();
+        assert!(text.contains("\nthreshold = 1\n"), "{text}");
+        assert!(!text.contains("terms"), "{text}");
+        assert_eq!(toml::from_str::<PegParams>(&text).unwrap(), p);
+        let typo = text.replace("threshold", "treshold");
+        assert!(toml::from_str::<PegParams>(&typo).is_err());
+        let extra = format!("{text}unknown_key = 1\n");
+        assert!(toml::from_str::<PegParams>(&extra).is_err());
+        // The SCALE encoding is the fields' own, in order, as before the terms had a name.
+        let mut flat = p.members.encode();
+        flat.extend(p.terms.threshold.encode());
+        flat.extend(p.terms.main_confirmations.encode());
+        assert!(p.encode().starts_with(&flat));
+    }
+
     /// A sidechain peg of `keys` with limits [10, 1000] and a daily limit of 5000 each way.
     pub(in crate::peg) fn config(keys: &[SecretKey], threshold: u32) -> PegConfig {
         PegConfig {
             role: PegRole::Side,
             params: PegParams {
                 members: keys.iter().map(|k| k.address()).collect(),
-                threshold,
-                main_confirmations: 6,
-                side_confirmations: 2,
-                min_amount: Amount(10),
-                max_amount: Amount(1000),
-                daily_limit_deposits: Amount(5000),
-                daily_limit_withdrawals: Amount(5000),
-                peg_out_fee: Amount(1),
-                fee_recipient: Address([9; 20]),
+                terms: PegTerms {
+                    threshold,
+                    main_confirmations: 6,
+                    side_confirmations: 2,
+                    min_amount: Amount(10),
+                    max_amount: Amount(1000),
+                    daily_limit_deposits: Amount(5000),
+                    daily_limit_withdrawals: Amount(5000),
+                    peg_out_fee: Amount(1),
+                    fee_recipient: Address([9; 20]),
+                },
                 counterpart_genesis: Hash::ZERO,
             },
             domain: domain(&Hash([1; 32]), &Hash([2; 32])),
@@ -348,12 +378,12 @@ pub(super) mod tests {
         let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
         let mut p = config(&keys, 3).params;
         assert!(p.validate().is_ok());
-        p.threshold = 2; // 2 of 4 is not a majority
+        p.terms.threshold = 2; // 2 of 4 is not a majority
         assert!(p.validate().is_err());
-        p.threshold = 5;
+        p.terms.threshold = 5;
         assert!(p.validate().is_err());
         let mut p = config(&keys, 3).params;
-        p.peg_out_fee = p.min_amount;
+        p.terms.peg_out_fee = p.terms.min_amount;
         assert!(p.validate().is_err());
         let cfg = config(&keys, 3);
         assert!(cfg.check_amount(Amount(9)).is_err());
@@ -366,7 +396,7 @@ pub(super) mod tests {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
         let mut params = config(&keys, 2).params;
         let (main_base, side_base) = (Hash([1; 32]), Hash([2; 32]));
-        let fits = largest_payout_size(params.threshold) as u32;
+        let fits = largest_payout_size(params.terms.threshold) as u32;
         params.counterpart_genesis = side_base;
         let main = PegConfig::for_chain(PegRole::Main, &params, main_base, fits, Amount(5));
         let main = main.expect("a prefunded mainchain is fine");

@@ -146,8 +146,11 @@ pub fn check_source(
 ) -> Result<(), PegError> {
     peg.check_amount(amount)?;
     let (used, limit) = match direction {
-        Direction::MainToSide => (totals.day_deposits, peg.params.daily_limit_deposits),
-        Direction::SideToMain => (totals.day_withdrawals, peg.params.daily_limit_withdrawals),
+        Direction::MainToSide => (totals.day_deposits, peg.params.terms.daily_limit_deposits),
+        Direction::SideToMain => (
+            totals.day_withdrawals,
+            peg.params.terms.daily_limit_withdrawals,
+        ),
     };
     if used.checked_add(amount).is_none_or(|t| t > limit) {
         return Err(PegError::DailyLimit {

@@ -114,16 +114,16 @@ fn chains(d: Direction) -> (ChainSel, ChainSel) {
 
 fn required(info: &PegInfo, d: Direction) -> u64 {
     match d {
-        Direction::MainToSide => info.params.main_confirmations,
-        Direction::SideToMain => info.params.side_confirmations,
+        Direction::MainToSide => info.params.terms.main_confirmations,
+        Direction::SideToMain => info.params.terms.side_confirmations,
     }
 }
 
 /// The depth a payout of `d` needs on its destination chain to be final.
 fn payout_required(info: &PegInfo, d: Direction) -> u64 {
     match d {
-        Direction::MainToSide => info.params.side_confirmations,
-        Direction::SideToMain => info.params.main_confirmations,
+        Direction::MainToSide => info.params.terms.side_confirmations,
+        Direction::SideToMain => info.params.terms.main_confirmations,
     }
 }
 
@@ -206,7 +206,7 @@ fn terms(
 fn payout_of(a: Amount, d: Direction, info: &PegInfo) -> Amount {
     match d {
         Direction::MainToSide => a,
-        Direction::SideToMain => Amount(a.0.saturating_sub(info.params.peg_out_fee.0)),
+        Direction::SideToMain => Amount(a.0.saturating_sub(info.params.terms.peg_out_fee.0)),
     }
 }
 
@@ -364,7 +364,7 @@ async fn follow(
             }
             Err(e) => return Err(e),
         };
-        let line = progress_line(&s, info.params.threshold, info.params.members.len());
+        let line = progress_line(&s, info.params.terms.threshold, info.params.members.len());
         if line != last {
             if tty {
                 let _ = write!(err, "\r\x1b[2K{line}");
