@@ -305,18 +305,7 @@ impl Sim {
             sim.at(at + down, Event::Restart(node));
         }
         for i in 0..N {
-            if sim.nodes[i].up {
-                let acts = {
-                    let n = &mut sim.nodes[i];
-                    let view = View {
-                        blocks: &sim.blocks,
-                        known: &n.known,
-                        final_id: id_of(&n.machine.final_block()),
-                    };
-                    n.machine.start(&view)
-                };
-                sim.run_actions(i, acts);
-            }
+            sim.with_machine(i, |m, v| m.start(v));
         }
         sim
     }
@@ -535,18 +524,10 @@ impl Sim {
         if self.nodes[i].up || self.nodes[i].fault == Fault::Silent {
             return;
         }
-        let acts = {
-            let n = &mut self.nodes[i];
-            n.up = true;
-            n.machine = machine(i, n.persisted.clone());
-            let view = View {
-                blocks: &self.blocks,
-                known: &n.known,
-                final_id: id_of(&n.machine.final_block()),
-            };
-            n.machine.start(&view)
-        };
-        self.run_actions(i, acts);
+        let n = &mut self.nodes[i];
+        n.up = true;
+        n.machine = machine(i, n.persisted.clone());
+        self.with_machine(i, |m, v| m.start(v));
     }
 
     fn with_machine(
