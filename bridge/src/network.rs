@@ -410,17 +410,19 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        let Some(ev) = p2p::common_event(
+            &mut self.swarm,
+            &self.scores,
+            &self.listen,
+            ev,
+            "bridge p2p listening",
+        ) else {
+            return;
+        };
         match ev {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "bridge p2p listening");
-                self.listen.push(address);
-            }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                if p2p::refuse_if_banned(&mut self.swarm, &self.scores, peer_id, Instant::now()) {
-                    return;
-                }
                 if self.states.contains_key(&peer_id) {
                     return;
                 }

@@ -18,4 +18,4 @@ pub use error::NetworkError;
 pub use exchange::Exchange;
 pub use keys::{load_key_file, load_or_create_keypair, write_key_file, KeyFileError};
 pub use scores::{lift_expired_bans, refuse_if_banned, report, PeerScores, BAN_SCORE};
-pub use swarm::{build_tcp_swarm, gossipsub_config, ListenAddrs, Redial};
+pub use swarm::{build_tcp_swarm, common_event, gossipsub_config, ListenAddrs, Redial};

@@ -134,6 +134,32 @@ impl Redial {
     }
 }
 
+/// What every Twinpeg event loop does alike with a swarm event: records a new listen address
+/// (logged as `what`), and refuses a connection from a banned peer. Returns the event when the
+/// caller has more to do with it (a connection it let in included).
+pub fn common_event<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut libp2p::Swarm<B>,
+    scores: &crate::PeerScores,
+    listen: &ListenAddrs,
+    ev: libp2p::swarm::SwarmEvent<B::ToSwarm>,
+    what: &'static str,
+) -> Option<libp2p::swarm::SwarmEvent<B::ToSwarm>> {
+    use libp2p::swarm::SwarmEvent;
+    match ev {
+        SwarmEvent::NewListenAddr { address, .. } => {
+            tracing::info!(%address, peer_id = %swarm.local_peer_id(), "{what}");
+            listen.push(address);
+            None
+        }
+        SwarmEvent::ConnectionEstablished { peer_id, .. }
+            if crate::refuse_if_banned(swarm, scores, peer_id, std::time::Instant::now()) =>
+        {
+            None
+        }
+        other => Some(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -631,17 +631,19 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        let Some(ev) = p2p::common_event(
+            &mut self.swarm,
+            &self.scores,
+            &self.listen,
+            ev,
+            "p2p listening",
+        ) else {
+            return;
+        };
         match ev {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "p2p listening");
-                self.listen.push(address);
-            }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                if p2p::refuse_if_banned(&mut self.swarm, &self.scores, peer_id, Instant::now()) {
-                    return;
-                }
                 let addr = endpoint.get_remote_address().clone();
                 tracing::info!(peer = %peer_id, %addr, "peer connected");
                 self.connected.insert(peer_id, addr);
