@@ -38,6 +38,8 @@ pub struct PayoutSeen {
     pub payout: PegPayout,
     /// `head - block + 1` on the node's canonical chain: the depth the watcher uses too.
     pub confirmations: u64,
+    /// Whether its block is final on that node (never to be reorged away).
+    pub finalized: bool,
 }
 
 /// What a watcher reads from its source chain.
@@ -49,6 +51,8 @@ pub trait SourceChain: Send + Sync {
         &self,
         number: BlockNumber,
     ) -> impl Future<Output = Result<Option<BlockReceipts>>> + Send;
+    /// The height of the last final block (`None`: the node reports no finality).
+    fn finalized(&self) -> impl Future<Output = Result<Option<BlockNumber>>> + Send;
 }
 
 /// What a worker asks of its destination chain (a trait so tests drive the worker with a fake).
@@ -185,6 +189,14 @@ impl NodeClient {
     /// head the same answer reports): one JSON-RPC batch per [`PAYOUT_QUERY_BATCH`] ids
     /// instead of a round trip each.
     pub async fn payouts(&self, ids: &[Hash]) -> Result<Vec<Option<PayoutSeen>>> {
+        // Asked first: a block final then is final when the payouts are read after it.
+        let finalized = self
+            .http
+            .head()
+            .await
+            .map_err(|e| self.err(e))?
+            .finalized
+            .map(|f| f.number);
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAYOUT_QUERY_BATCH) {
             let mut batch = BatchRequestBuilder::new();
@@ -202,6 +214,7 @@ impl NodeClient {
                 let view = a.map_err(|e| self.err(ClientError::Call(e.into_owned())))?;
                 out.push(view.payout.map(|payout| PayoutSeen {
                     confirmations: (view.head + 1).saturating_sub(payout.block_number),
+                    finalized: finalized.is_some_and(|f| payout.block_number <= f),
                     payout,
                 }));
             }
@@ -260,6 +273,11 @@ impl NodeClient {
 impl SourceChain for NodeClient {
     async fn head(&self) -> Result<BlockRef> {
         NodeClient::head(self).await
+    }
+
+    async fn finalized(&self) -> Result<Option<BlockNumber>> {
+        let h = self.http.head().await.map_err(|e| self.err(e))?;
+        Ok(h.finalized.map(|f| f.number))
     }
 
     async fn block(&self, number: BlockNumber) -> Result<Option<BlockReceipts>> {

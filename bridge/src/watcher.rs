@@ -162,6 +162,8 @@ impl Watcher {
         now_ms: u64,
     ) -> Result<WatchStep> {
         let head = chain.head().await?;
+        // Asked after the head: a final height never runs ahead of the head we then scan to.
+        let finalized = chain.finalized().await?;
         let mut cursor = match store.cursor(self.direction)? {
             Some(c) => c,
             None => {
@@ -240,6 +242,11 @@ impl Watcher {
             if head.number < e.source_height || depth < self.confirmations {
                 continue;
             }
+            // Only a final block can never be reorged away: no signature before that.
+            if finalized.is_none_or(|f| e.source_height > f) {
+                tracing::debug!(direction = self.name(), peg_id = %e.id, height = e.source_height, finalized = ?finalized, "deep enough, waiting for finality");
+                continue;
+            }
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 refetched.entry(e.source_height)
             {
@@ -281,6 +288,8 @@ pub mod fake {
     #[derive(Debug)]
     pub struct FakeChain {
         blocks: Mutex<Vec<BlockReceipts>>,
+        /// The final height it reports; `None` in the cell: every block is final.
+        finalized: Mutex<Option<Option<BlockNumber>>>,
     }
 
     /// A successful deposit receipt.
@@ -318,7 +327,14 @@ pub mod fake {
             };
             Self {
                 blocks: Mutex::new(vec![g]),
+                finalized: Mutex::new(None),
             }
+        }
+
+        /// From now on the chain reports `height` as its last final block (`None`: no
+        /// finality reported at all, as a node before finality).
+        pub fn set_finalized(&self, height: Option<BlockNumber>) {
+            *self.finalized.lock().expect("lock") = Some(height);
         }
 
         /// Appends a block (`fork` salts its hash so branches differ).
@@ -368,6 +384,10 @@ pub mod fake {
                 .get(number as usize)
                 .cloned())
         }
+        async fn finalized(&self) -> Result<Option<BlockNumber>> {
+            let set = *self.finalized.lock().expect("lock");
+            Ok(set.unwrap_or_else(|| Some(self.height())))
+        }
     }
 }
 
@@ -376,6 +396,13 @@ mod tests {
     use super::fake::{deposit, FakeChain};
     use super::*;
     use primitives::types::Hash;
+
+    /// A store in a temp dir (kept while the guard lives), a fake chain, the watcher.
+    fn setup() -> (tempfile::TempDir, Store, FakeChain, Watcher) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store, FakeChain::new(), watcher())
+    }
 
     fn watcher() -> Watcher {
         Watcher {
@@ -416,12 +443,41 @@ mod tests {
         assert_eq!(s.cursor.height, 3);
     }
 
+    /// Depth is not enough: a deposit deep in a branch that is not final (a partition, a
+    /// withholding authority) is never signed until its block is final, and a node that
+    /// reports no finality at all gets nothing signed.
+    #[tokio::test]
+    async fn an_event_at_depth_is_signed_only_once_its_block_is_final() {
+        let (_dir, store, chain, w) = setup();
+        let id = Hash([9; 32]);
+        chain.push(vec![], 0); // 1
+        chain.push(vec![deposit(id, 50)], 0); // 2
+        for _ in 0..10 {
+            chain.push(vec![], 0);
+        }
+        chain.set_finalized(Some(1));
+        let s = w.step(&store, &chain, 1).await.expect("step");
+        assert_eq!(s.new_events, 1);
+        assert!(
+            s.confirmed.is_empty(),
+            "11 blocks deep, but only block 1 is final"
+        );
+        chain.set_finalized(None);
+        assert!(w
+            .step(&store, &chain, 2)
+            .await
+            .expect("step")
+            .confirmed
+            .is_empty());
+        chain.set_finalized(Some(2));
+        let s = w.step(&store, &chain, 3).await.expect("step");
+        assert_eq!(s.confirmed.len(), 1, "final now");
+        assert_eq!(s.confirmed[0].id, id);
+    }
+
     #[tokio::test]
     async fn reorg_of_scanned_blocks_rescans_from_the_fork_point() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let chain = FakeChain::new();
-        let w = watcher();
+        let (_dir, store, chain, w) = setup();
         chain.push(vec![], 0); // 1
         chain.push(vec![], 0); // 2
         chain.push(vec![deposit(Hash([1; 32]), 10)], 0); // 3
@@ -454,10 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn deposit_reorged_out_before_depth_is_never_confirmed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let chain = FakeChain::new();
-        let w = watcher();
+        let (_dir, store, chain, w) = setup();
         let id = Hash([9; 32]);
         chain.push(vec![], 0); // 1
         chain.push(vec![deposit(id, 10)], 0); // 2
@@ -485,10 +538,7 @@ mod tests {
         // The head says depth is reached, but our cursor's block was replaced after the scan
         // and before the confirmation pass of a later step: the re-check refuses it and the
         // next step rewinds.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let chain = FakeChain::new();
-        let w = watcher();
+        let (_dir, store, chain, w) = setup();
         let id = Hash([4; 32]);
         chain.push(vec![deposit(id, 10)], 0); // 1
         chain.push(vec![], 0); // 2
@@ -511,10 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn never_passes_the_head_and_node_going_backwards_rewinds() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let chain = FakeChain::new();
-        let w = watcher();
+        let (_dir, store, chain, w) = setup();
         for _ in 0..5 {
             chain.push(vec![], 0);
         }

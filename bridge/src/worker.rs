@@ -337,7 +337,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
     /// block held and the canonical chain no longer does was reorged out.
     fn observe(&mut self, e: &EventRecord, seen: Option<PayoutSeen>) -> Observed {
         match seen {
-            Some(s) if s.confirmations >= self.payout_confirmations => {
+            Some(s) if s.confirmations >= self.payout_confirmations && s.finalized => {
                 self.included.remove(&e.id);
                 Observed::Final(s.payout)
             }
@@ -777,6 +777,8 @@ pub mod fake {
         down: bool,
         /// The next this many batch submissions fail the same way, accepting nothing.
         failing_submits: u32,
+        /// The last final height (`None`: every block is final).
+        finalized: Option<u64>,
     }
 
     /// What the real client makes of a node it cannot reach: a transient error.
@@ -892,6 +894,11 @@ pub mod fake {
             self.s.lock().expect("lock").pool.clear();
         }
 
+        /// From now on blocks up to `height` are final (`None`: every block is).
+        pub fn set_finalized(&self, height: Option<u64>) {
+            self.s.lock().expect("lock").finalized = height;
+        }
+
         /// Makes every call fail (`true`) as an unreachable node does, or answer again.
         pub fn set_down(&self, down: bool) {
             self.s.lock().expect("lock").down = down;
@@ -952,6 +959,7 @@ pub mod fake {
                             submitter: Some(p.sender),
                         },
                         confirmations: head + 1 - h,
+                        finalized: s.finalized.is_none_or(|f| h <= f),
                     })
                 })
                 .collect())
@@ -1198,6 +1206,32 @@ mod tests {
                 .iter()
                 .any(|e| e.id == *id)
         }
+    }
+
+    /// Depth on the destination is not enough either: a payout deep in blocks that are not
+    /// final stays open until its block is.
+    #[tokio::test]
+    async fn a_payout_at_depth_counts_as_paid_only_once_its_block_is_final() {
+        let mut rig = Rig::new(2_000);
+        let id = rig.own_ids(1)[0];
+        rig.lock(&[id]);
+        rig.step(T0).await;
+        rig.second_signature(&[id]);
+        rig.step(T0 + 100).await;
+        rig.worker.destination.set_finalized(Some(0));
+        assert_eq!(rig.worker.destination.mine(), 1);
+        let mut t = T0 + 200;
+        for _ in 0..5 {
+            rig.worker.destination.empty_block();
+            rig.step(t).await;
+            t += 1;
+        }
+        assert!(rig.is_open(&id), "6 blocks deep, not final: still open");
+        rig.worker.destination.set_finalized(Some(1));
+        rig.worker.destination.empty_block();
+        rig.step(t).await;
+        let rec = rig.store().event(&id).expect("get").expect("known");
+        assert_eq!(rec.state, EventState::Paid, "final now: paid");
     }
 
     #[tokio::test]

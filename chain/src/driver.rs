@@ -16,6 +16,7 @@ use crate::state::{LayeredState, StateRead, Undo};
 use crate::store::{
     CheckpointMark, CheckpointPatch, CommittedBlock, SinceCheckpoint, StoreError, StoredBlock,
 };
+use finality::BlockRef;
 use primitives::block::{next_state_root, receipts_root, tx_root, Block, Header};
 use primitives::crypto::SecretKey;
 use primitives::tx::{RecoveredTx, SignedTransaction};
@@ -31,6 +32,11 @@ pub enum DriverMsg {
         /// The slot that just started.
         slot: Slot,
     },
+    /// A block became final: fork choice stays among its descendants from now on.
+    Finalized(BlockRef),
+    /// The finality round proposes this block: on a tie (or if its branch is longer), take
+    /// its branch, so the authorities' fork choices meet where the votes are.
+    Prefer(BlockRef),
     /// Import blocks received from a peer, in order.
     Import {
         /// The blocks.
@@ -56,6 +62,8 @@ pub enum ImportOutcome {
     Orphan,
     /// Its slot lies in the future beyond the allowed drift.
     Future,
+    /// Its branch does not contain the final block: never taken, whatever its length.
+    ConflictsWithFinal,
     /// Taking it would roll back more than the maximum reorg depth.
     TooDeep {
         /// Blocks that would be rolled back.
@@ -87,6 +95,18 @@ impl DriverHandle {
         let _ = self.tx.try_send(DriverMsg::Produce { slot });
     }
 
+    /// Tells the driver a block is final (from the finality thread, which may block here).
+    pub fn finalized(&self, block: BlockRef) {
+        if self.tx.blocking_send(DriverMsg::Finalized(block)).is_err() {
+            tracing::debug!("driver stopped; finality not handed over");
+        }
+    }
+
+    /// Hints that finality proposes `block` (dropped if the driver is busy: a hint).
+    pub fn prefer(&self, block: BlockRef) {
+        let _ = self.tx.try_send(DriverMsg::Prefer(block));
+    }
+
     /// Imports blocks and waits for the outcomes (`None` if the driver stopped).
     pub async fn import(&self, blocks: Vec<Block>) -> Option<Vec<ImportOutcome>> {
         let (reply, rx) = oneshot::channel();
@@ -104,6 +124,18 @@ pub trait Publisher: Send + 'static {
     fn publish_block(&self, block: &Block);
     /// Transactions that went back to the mempool after a reorg.
     fn publish_txs(&self, txs: Vec<SignedTransaction>);
+}
+
+/// Who wants to know the block tree changed (the finality thread).
+pub trait TreeWatcher: Send + 'static {
+    /// A block was committed (produced, imported, or a reorg).
+    fn blocks_changed(&self);
+}
+
+impl TreeWatcher for crate::finality::FinalityHandle {
+    fn blocks_changed(&self) {
+        crate::finality::FinalityHandle::blocks_changed(self);
+    }
 }
 
 /// No network (a single node, or tests).
@@ -147,9 +179,11 @@ pub fn spawn(
     key: Option<SecretKey>,
     config: DriverConfig,
     publisher: Box<dyn Publisher>,
+    watcher: Option<Box<dyn TreeWatcher>>,
     since_checkpoint: SinceCheckpoint,
 ) -> std::thread::JoinHandle<()> {
-    let driver = Driver::new(chain, key, config, publisher, since_checkpoint);
+    let mut driver = Driver::new(chain, key, config, publisher, since_checkpoint);
+    driver.watcher = watcher;
     std::thread::Builder::new()
         .name("chain-driver".into())
         .spawn(move || driver.run(inbox.0))
@@ -168,6 +202,11 @@ struct Driver {
     since: SinceCheckpoint,
     /// The checkpoint being written; on failure it returns what it was to write.
     checkpoint: Option<std::thread::JoinHandle<Result<(), SinceCheckpoint>>>,
+    /// The last final block: no branch without it is ever taken.
+    final_block: BlockRef,
+    /// A final block not yet stored here: taken as soon as it arrives.
+    pending_final: Option<BlockRef>,
+    watcher: Option<Box<dyn TreeWatcher>>,
 }
 
 impl Driver {
@@ -178,7 +217,8 @@ impl Driver {
         publisher: Box<dyn Publisher>,
         since: SinceCheckpoint,
     ) -> Self {
-        Self {
+        let final_block = chain.finality.final_block();
+        let mut d = Self {
             chain,
             key,
             config,
@@ -186,7 +226,16 @@ impl Driver {
             bad: HashSet::new(),
             since,
             checkpoint: None,
+            final_block,
+            pending_final: None,
+            watcher: None,
+        };
+        // A restart after a decision whose block was not stored yet (or a store rolled back by
+        // hand): take it as soon as it is here.
+        if !d.is_canonical(&final_block) {
+            d.pending_final = Some(final_block);
         }
+        d
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<DriverMsg>) {
@@ -195,6 +244,16 @@ impl Driver {
                 DriverMsg::Produce { slot } => {
                     if let Err(e) = self.produce(slot) {
                         tracing::error!(slot, error = %e, "block production failed");
+                    }
+                }
+                DriverMsg::Finalized(block) => {
+                    if let Err(e) = self.finalize(block) {
+                        tracing::error!(height = block.number, hash = %block.hash, error = %e, "storage error taking the final block");
+                    }
+                }
+                DriverMsg::Prefer(block) => {
+                    if let Err(e) = self.prefer(block) {
+                        tracing::error!(height = block.number, error = %e, "storage error taking a proposed block");
                     }
                 }
                 DriverMsg::Import { blocks, reply } => {
@@ -220,6 +279,60 @@ impl Driver {
         }
         self.join_checkpoint();
         tracing::info!("chain driver stopped");
+    }
+
+    fn is_canonical(&self, b: &BlockRef) -> bool {
+        self.chain
+            .store
+            .is_canonical(&b.hash, b.number)
+            .unwrap_or(false)
+    }
+
+    /// A block became final. If it is not on the canonical chain, switch to its branch (it
+    /// descends from the previous final block, so the roll-back stays in the unfinalised
+    /// tail); if it is not stored yet, take it when it arrives.
+    fn finalize(&mut self, block: BlockRef) -> Result<(), StoreError> {
+        if block.number < self.final_block.number {
+            return Ok(());
+        }
+        self.final_block = block;
+        self.pending_final = None;
+        if self.is_canonical(&block) {
+            return Ok(());
+        }
+        match self.chain.store.header(&block.hash)? {
+            Some(header) => {
+                tracing::warn!(height = block.number, hash = %block.hash, "the final block is on another branch: switching to it");
+                let outcome = self.reorg_to(header, block.hash)?;
+                if !matches!(outcome, ImportOutcome::Imported { .. }) {
+                    tracing::error!(
+                        height = block.number,
+                        ?outcome,
+                        "cannot switch to the final block's branch"
+                    );
+                    self.pending_final = Some(block);
+                }
+            }
+            None => {
+                tracing::warn!(height = block.number, hash = %block.hash, "the final block is not here yet: waiting for it from peers");
+                self.pending_final = Some(block);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the branch of a stored block that finality proposes when it is at least as long
+    /// as the canonical chain (the tie goes to the proposal instead of the first seen).
+    fn prefer(&mut self, block: BlockRef) -> Result<(), StoreError> {
+        if self.is_canonical(&block) || block.number < self.chain.tip().head.number {
+            return Ok(());
+        }
+        let Some(header) = self.chain.store.header(&block.hash)? else {
+            return Ok(());
+        };
+        let outcome = self.reorg_to(header, block.hash)?;
+        tracing::debug!(height = block.number, hash = %block.hash, ?outcome, "took the proposed block's branch");
+        Ok(())
     }
 
     fn produce(&mut self, slot: Slot) -> Result<(), StoreError> {
@@ -445,7 +558,20 @@ impl Driver {
             block,
         };
         store.store_side_block(&stored)?;
-        if stored.block.header.number <= head_number {
+        // Finality may be waiting for this block to decide on a proposal.
+        if let Some(w) = &self.watcher {
+            w.blocks_changed();
+        }
+        if self.pending_final.is_some_and(|f| f.hash == hash) {
+            // The final block arrived: its branch is taken whatever its length.
+            self.pending_final = None;
+            return self.reorg_to(stored.block.header.clone(), hash);
+        }
+        // Longest chain; on a tie the lower head hash, the same choice on every node. (First
+        // seen would keep two authorities that lead alternate slots on their own branches for
+        // good once a late block splits them: each branch grows as fast as the other.)
+        let n = stored.block.header.number;
+        if n < head_number || (n == head_number && hash >= head_hash) {
             return Ok(ImportOutcome::Side);
         }
         self.reorg_to(stored.block.header.clone(), hash)
@@ -492,6 +618,23 @@ impl Driver {
         }
         branch.reverse();
         let fork_number = branch[0].1.number.saturating_sub(1);
+        // The branch conflicts with the final block if it leaves the canonical chain below it
+        // and reaches its height without it. (One that ends below it may still lead to it: a
+        // node that learnt of a final block before having it syncs towards it this way.)
+        let f = self.final_block;
+        let branch_top = branch.last().map_or(0, |(_, h)| h.number);
+        if f.number > fork_number
+            && f.number <= branch_top
+            && !branch.iter().any(|(h, _)| *h == f.hash)
+        {
+            tracing::warn!(
+                final_height = f.number,
+                fork = fork_number,
+                new_head = %new_hash,
+                "branch refused: it does not contain the final block"
+            );
+            return Ok(ImportOutcome::ConflictsWithFinal);
+        }
         // The fork point is a canonical block, so it is at or below the head.
         let depth = head_number.saturating_sub(fork_number);
         if depth > self.config.max_reorg_depth {
@@ -713,6 +856,15 @@ impl Driver {
                 .heads
                 .send(BlockSummary::new(&c.stored.block.header, c.tx_hashes.len()));
         }
+        if let Some(f) = self.pending_final {
+            if committed.iter().any(|c| c.stored.block.hash() == f.hash) {
+                self.pending_final = None;
+            }
+        }
+        if let Some(w) = &self.watcher {
+            w.blocks_changed();
+        }
+        self.chain.update_finality_metrics();
         let interval = self.config.checkpoint_interval.max(1);
         if committed
             .iter()
@@ -1254,37 +1406,115 @@ mod tests {
     }
 
     #[test]
-    fn fork_choice_takes_the_longer_branch_and_keeps_the_first_seen_on_a_tie() {
+    fn fork_choice_takes_the_longer_branch_and_the_lower_hash_on_a_tie() {
         let fx = Fixture::new();
-        let (peer_b, peer_c) = (fx.peer(), fx.peer());
-        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
+        let (peer_b, peer_c, peer_d) = (fx.peer(), fx.peer(), fx.peer());
+        let (mut a, mut b) = (fx.start(256), peer_b.start(256));
+        let (mut c, mut d) = (peer_c.start(256), peer_d.start(256));
         let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
         let theirs: Vec<Block> = (101..=103).map(|slot| empty_block(&mut b, slot)).collect();
+        let lower = |x: &Block, y: &Block| {
+            if x.hash() < y.hash() {
+                x.hash()
+            } else {
+                y.hash()
+            }
+        };
 
-        // Each import, its outcome and the head after it. At the same height the block seen
-        // first stays the head; a longer branch switches the chain.
-        let steps = [
-            (&ours[0], ImportOutcome::Imported { reorg: false }, &ours[0]),
-            (&theirs[0], ImportOutcome::Side, &ours[0]),
-            (&ours[1], ImportOutcome::Imported { reorg: false }, &ours[1]),
-            (&theirs[1], ImportOutcome::Side, &ours[1]),
-            (
-                &theirs[2],
-                ImportOutcome::Imported { reorg: true },
-                &theirs[2],
-            ),
-        ];
-        for (block, outcome, head) in steps {
-            assert_eq!(c.import(block.clone()).expect("import"), outcome);
-            assert_eq!(c.chain.tip().head_hash, head.hash());
+        // Two nodes that see the same two blocks of one height in opposite orders end on the
+        // same one, the lower hash, whichever came first.
+        for h in 0..2 {
+            c.import(ours[h].clone()).expect("import");
+            c.import(theirs[h].clone()).expect("import");
+            d.import(theirs[h].clone()).expect("import");
+            d.import(ours[h].clone()).expect("import");
+            assert_eq!(c.chain.tip().head_hash, lower(&ours[h], &theirs[h]));
+            assert_eq!(d.chain.tip().head_hash, c.chain.tip().head_hash);
         }
+        // Longer: the chain switches, whatever the hashes.
+        assert!(matches!(
+            c.import(theirs[2].clone()).expect("import"),
+            ImportOutcome::Imported { .. }
+        ));
+        assert_eq!(c.chain.tip().head_hash, theirs[2].hash());
         for (i, blk) in theirs.iter().enumerate() {
             assert_eq!(
                 c.chain.store.canonical_hash(i as u64 + 1).expect("store"),
                 Some(blk.hash())
             );
         }
-        assert_eq!(c.chain.metrics.reorgs_total.get(), 1);
+    }
+
+    fn block_ref(b: &Block) -> BlockRef {
+        BlockRef {
+            number: b.header.number,
+            hash: b.hash(),
+        }
+    }
+
+    #[test]
+    fn no_branch_without_the_final_block_is_taken_and_a_final_block_elsewhere_is_switched_to() {
+        let fx = Fixture::new();
+        let (peer_b, peer_c) = (fx.peer(), fx.peer());
+        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
+        let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
+        let theirs: Vec<Block> = (101..=105).map(|slot| empty_block(&mut b, slot)).collect();
+        for blk in &ours {
+            c.import(blk.clone()).expect("import");
+        }
+        // Block 2 of ours is final: their longer branch, which forks below it, is refused.
+        c.finalize(block_ref(&ours[1])).expect("finalize");
+        let mut outcomes = Vec::new();
+        for blk in &theirs {
+            outcomes.push(c.import(blk.clone()).expect("import"));
+        }
+        assert_eq!(outcomes[0], ImportOutcome::Side);
+        // At height 2 their block ties ours: it loses (a higher hash) or is refused.
+        assert!(
+            matches!(
+                outcomes[1],
+                ImportOutcome::Side | ImportOutcome::ConflictsWithFinal
+            ),
+            "{outcomes:?}"
+        );
+        assert!(
+            outcomes[2..]
+                .iter()
+                .all(|o| *o == ImportOutcome::ConflictsWithFinal),
+            "{outcomes:?}"
+        );
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        assert_eq!(c.chain.metrics.reorgs_total.get(), 0);
+
+        // On a node where their block 1 is final instead, fork choice goes there even though
+        // the branch it is on was longer.
+        let peer_d = fx.peer();
+        let mut d = peer_d.start(256);
+        for blk in &ours {
+            d.import(blk.clone()).expect("import");
+        }
+        d.import(theirs[0].clone()).expect("import");
+        assert_eq!(d.chain.tip().head_hash, ours[1].hash());
+        d.finalize(block_ref(&theirs[0])).expect("finalize");
+        assert_eq!(d.chain.tip().head_hash, theirs[0].hash());
+        // A final block not here yet is taken as soon as it arrives, whatever its length.
+        let peer_e = fx.peer();
+        let mut e = peer_e.start(256);
+        for blk in &ours {
+            e.import(blk.clone()).expect("import");
+        }
+        e.finalize(block_ref(&theirs[1])).expect("finalize");
+        assert_eq!(
+            e.chain.tip().head_hash,
+            ours[1].hash(),
+            "nothing to switch to yet"
+        );
+        e.import(theirs[0].clone()).expect("import");
+        assert_eq!(
+            e.import(theirs[1].clone()).expect("import"),
+            ImportOutcome::Imported { reorg: true }
+        );
+        assert_eq!(e.chain.tip().head_hash, theirs[1].hash());
     }
 
     /// Keeps what the driver would have told the network.
@@ -1318,14 +1548,12 @@ mod tests {
         );
         assert_eq!(c.chain.tip().state.account(&fx.user.address()).nonce, 1);
         assert!(!c.chain.mempool().contains(&dropped.hash()));
-        assert_eq!(
-            c.import(theirs[0].clone()).expect("import"),
-            ImportOutcome::Side
-        );
-        assert_eq!(
+        // The tie at height 1 may go either way (the lower hash); the longer branch wins.
+        assert!(c.import(theirs[0].clone()).expect("import").is_valid());
+        assert!(matches!(
             c.import(theirs[1].clone()).expect("import"),
-            ImportOutcome::Imported { reorg: true }
-        );
+            ImportOutcome::Imported { .. }
+        ));
 
         // The state is branch B's, as a replay of the new canonical chain gives it.
         let state = c.chain.tip().state.clone();

@@ -2,8 +2,8 @@
 //! rules, the driver (the single writer), the slot timer, the network event loop, the RPC
 //! server, node start-up, config and CLI.
 //!
-//! Inside, edges point down: `node` (start-up) -> `rpc` -> `network` -> `driver` ->
-//! `shared` (the [`shared::Chain`] every task reads) -> state, store, mempool, execution.
+//! Inside, edges point down: `node` (start-up) -> `rpc` -> `network` -> `finality` ->
+//! `driver` -> `shared` (the [`shared::Chain`] every task reads) -> state, store, mempool, execution.
 //!
 //! `mainchain` and `sidechain` are each a short list of rules ([`rules::ChainRules`]) handed
 //! to this engine; every mechanism lives here. Value types come from `primitives`, the RPC
@@ -14,6 +14,7 @@ pub mod config;
 pub mod driver;
 pub mod execution;
 pub mod fee;
+pub mod finality;
 pub mod journal;
 pub mod mempool;
 pub mod metrics;

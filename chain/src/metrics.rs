@@ -52,6 +52,20 @@ pub struct Metrics {
     pub block_commit_seconds: Histogram,
     /// Account checkpoint writes that failed (their changes go into the next one).
     pub checkpoint_failures_total: Counter,
+    /// Height of the last final block.
+    pub finalized_height: Gauge,
+    /// Blocks between the head and the last final block.
+    pub finality_lag_blocks: Gauge,
+    /// Milliseconds between the head's slot and the last final block's slot.
+    pub finality_lag_ms: Gauge,
+    /// The finality round of the instance being decided (0 when all goes well).
+    pub finality_round: Gauge,
+    /// Equivocations seen (two conflicting statements by one authority), kept as evidence.
+    pub finality_equivocations_total: Counter,
+    /// Commits refused for conflicting with the final chain.
+    pub finality_conflicts_total: Counter,
+    /// Finality messages dropped because the finality thread was busy.
+    pub finality_dropped_total: Counter,
 }
 
 impl Metrics {
@@ -106,6 +120,41 @@ impl Metrics {
             checkpoint_failures_total: r.add(
                 "checkpoint_failures",
                 "Account checkpoint writes that failed",
+                Counter::default(),
+            ),
+            finalized_height: r.add(
+                "finalized_height",
+                "Height of the last final block",
+                Gauge::default(),
+            ),
+            finality_lag_blocks: r.add(
+                "finality_lag_blocks",
+                "Blocks between the head and the last final block",
+                Gauge::default(),
+            ),
+            finality_lag_ms: r.add(
+                "finality_lag_ms",
+                "Milliseconds between the head's slot and the last final block's slot",
+                Gauge::default(),
+            ),
+            finality_round: r.add(
+                "finality_round",
+                "Finality round of the instance being decided",
+                Gauge::default(),
+            ),
+            finality_equivocations_total: r.add(
+                "finality_equivocations",
+                "Conflicting statements by one authority, kept as evidence",
+                Counter::default(),
+            ),
+            finality_conflicts_total: r.add(
+                "finality_conflicts",
+                "Commits refused for conflicting with the final chain",
+                Counter::default(),
+            ),
+            finality_dropped_total: r.add(
+                "finality_dropped",
+                "Finality messages dropped because the finality thread was busy",
                 Counter::default(),
             ),
             // Last: the field initialisers above register into it first.

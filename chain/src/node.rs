@@ -95,6 +95,7 @@ pub struct NodeHandle {
     /// driver thread.
     driver: Option<DriverHandle>,
     driver_thread: Option<std::thread::JoinHandle<()>>,
+    finality_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NodeHandle {
@@ -123,6 +124,10 @@ impl NodeHandle {
         }
         // The tasks that held clones have ended; imports still in flight hold theirs until
         // the driver answers them.
+        // The finality thread sees the stop signal within a second; it holds a driver handle.
+        if let Some(t) = self.finality_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         self.driver.take();
         if let Some(t) = self.driver_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -197,10 +202,12 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
     };
     // The driver's mailbox first: the network is built with its handle, the driver with the
     // network's.
+    let (finality, finality_inbox) = crate::finality::mailbox();
     let (driver, inbox) = crate::driver::mailbox();
     let (net, net_loop) = crate::network::start(
         chain.clone(),
         driver.clone(),
+        finality.clone(),
         keypair,
         net_config,
         shutdown_rx.clone(),
@@ -215,8 +222,21 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
             max_clock_drift_ms: config.max_clock_drift_ms,
         },
         Box::new(net.clone()),
+        Some(Box::new(finality)),
         since_checkpoint,
     );
+    let finality_thread = crate::finality::spawn(
+        finality_inbox,
+        chain.clone(),
+        key.clone(),
+        Box::new(net.clone()),
+        driver.clone(),
+        shutdown_rx.clone(),
+    )
+    .map_err(|error| NodeError::Io {
+        what: "starting the finality thread".into(),
+        error,
+    })?;
     net.announce_when_connected(restored);
     let mut tasks = vec![
         tokio::spawn(net_loop),
@@ -263,6 +283,7 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         rpc,
         driver: Some(driver),
         driver_thread: Some(driver_thread),
+        finality_thread: Some(finality_thread),
     })
 }
 

@@ -33,6 +33,9 @@ pub enum OpenError {
     /// Genesis is unusable for this chain.
     #[error(transparent)]
     Genesis(#[from] GenesisError),
+    /// The finality store failed.
+    #[error(transparent)]
+    Finality(#[from] crate::finality::FinalityError),
 }
 
 /// The canonical head and the account state after it, always read together.
@@ -82,6 +85,8 @@ pub struct Chain {
     pub heads: broadcast::Sender<BlockSummary>,
     /// This node's authority address, if it produces.
     pub authority: Option<Address>,
+    /// Finality: its store, the authority set, the status.
+    pub finality: crate::finality::Finality,
 }
 
 impl std::fmt::Debug for Chain {
@@ -117,8 +122,11 @@ impl Chain {
             metrics.journal_txs.clone(),
         )?;
         let (heads, _) = broadcast::channel(256);
+        let genesis_hash = genesis.block().hash();
+        let finality = crate::finality::Finality::open(&config.data_dir, &genesis, genesis_hash)?;
         let chain = Self {
-            genesis_hash: genesis.block().hash(),
+            genesis_hash,
+            finality,
             tip: RwLock::new(Tip {
                 state,
                 head_hash: head.block.hash(),
@@ -137,6 +145,32 @@ impl Chain {
             authority,
         };
         Ok((chain, since_checkpoint))
+    }
+
+    /// A block became final: the metrics of finality and its lag behind the head.
+    pub fn note_final(&self, _block: finality::BlockRef) {
+        self.update_finality_metrics();
+    }
+
+    /// Sets the finality gauges from the head and the last final block.
+    pub fn update_finality_metrics(&self) {
+        let f = self.finality.final_block();
+        let (head_number, head_ms) = {
+            let tip = self.tip();
+            (tip.head.number, tip.head.timestamp_ms)
+        };
+        let final_ms = self
+            .store
+            .header(&f.hash)
+            .ok()
+            .flatten()
+            .map_or(head_ms, |h| h.timestamp_ms);
+        let m = &self.metrics;
+        m.finalized_height.set(f.number as i64);
+        m.finality_lag_blocks
+            .set(head_number.saturating_sub(f.number) as i64);
+        m.finality_lag_ms
+            .set(head_ms.saturating_sub(final_ms) as i64);
     }
 
     /// Read access to the head and state.

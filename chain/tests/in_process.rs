@@ -178,3 +178,71 @@ async fn dropping_the_handle_stops_the_node_and_closes_its_store() {
     })
     .await;
 }
+
+/// A lone authority is a quorum of one: its blocks become final, each with a justification
+/// that checks against the genesis authority key alone, and a restart resumes from the stored
+/// final block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_become_final_with_a_checkable_proof_and_stay_final_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
+        .await
+        .expect("spawn");
+    let client = node.client();
+    let finalized = eventually("a final block above 3", || async {
+        let f = client.head().await.ok()?.finalized?;
+        (f.number >= 3).then_some(f)
+    })
+    .await;
+    let proof = client
+        .finality_proof(2)
+        .await
+        .expect("rpc")
+        .expect("block 2 is final");
+    assert!(proof.justified.number >= 2);
+    let info = client.chain_info().await.expect("chain info");
+    let authorities = finality::Authorities {
+        domain: finality::SigningDomain {
+            chain_id: info.chain_id,
+            genesis: info.genesis_hash,
+        },
+        addresses: info.authorities.clone(),
+    };
+    let justification = finality::Justification {
+        instance: proof.instance,
+        round: proof.round,
+        block: finality::BlockRef {
+            number: proof.justified.number,
+            hash: proof.justified.hash,
+        },
+        precommits: proof.precommits.iter().map(|s| (0, *s)).collect(),
+    };
+    authorities
+        .verify_justification(&justification)
+        .expect("the proof checks with the authority keys");
+    // Moved to another block, the same signatures prove nothing.
+    let mut forged = justification.clone();
+    forged.block.hash = proof.hash;
+    forged.block.number = proof.number;
+    if forged.block != justification.block {
+        assert!(authorities.verify_justification(&forged).is_err());
+    }
+    let status = client.finality_status().await.expect("status");
+    assert_eq!(status.quorum, 1);
+    assert!(status.finalized.number >= finalized.number);
+    assert!(client.finality_proof(10_000).await.expect("rpc").is_none());
+
+    node.stop().await;
+    let node = node::spawn(rules(), NodeConfig::test(dir.path()))
+        .await
+        .expect("restart");
+    let after = node.client().head().await.expect("head");
+    let f = after.finalized.expect("finalized");
+    assert!(
+        f.number >= finalized.number,
+        "final {} after restart, {} before",
+        f.number,
+        finalized.number
+    );
+    node.stop().await;
+}

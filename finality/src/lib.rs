@@ -11,7 +11,7 @@ pub use machine::{
     Timeout, Validity,
 };
 pub use statement::{
-    max_faulty, proposer, quorum, Authorities, AuthorityIndex, BlockRef, Commit, Instance,
-    Justification, Proposal, Round, SignedProposal, SignedVote, SigningDomain, Statement,
-    StatementError, Vote, VoteKind,
+    max_faulty, proposer, quorum, Authorities, AuthorityIndex, BlockRef, Commit, Envelope,
+    Instance, Justification, Proposal, Round, SignedProposal, SignedVote, SigningDomain, Statement,
+    StatementError, Vote, VoteKind, Wire,
 };

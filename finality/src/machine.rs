@@ -318,6 +318,14 @@ impl<S: Clone + PartialEq + std::fmt::Debug> Machine<S> {
             .collect()
     }
 
+    /// The block proposed in the current round, if a proposal arrived.
+    pub fn current_proposal(&self) -> Option<BlockRef> {
+        self.rounds
+            .get(&self.state.round)
+            .and_then(|r| r.proposal.as_ref())
+            .map(|p| p.proposal.block)
+    }
+
     /// How many prevotes and precommits the current round has.
     pub fn round_votes(&self) -> (usize, usize) {
         self.rounds

@@ -134,6 +134,40 @@ impl<S> Commit<S> {
 /// recovered from them).
 pub type Justification = Commit<Signature>;
 
+/// A finality message as it travels between nodes (gossip), declared once for senders and
+/// receivers.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Wire {
+    /// A signed proposal.
+    Proposal(SignedProposal),
+    /// A signed vote.
+    Vote(SignedVote),
+    /// A justification.
+    Commit(Justification),
+}
+
+impl Wire {
+    /// The instance it is about.
+    pub fn instance(&self) -> Instance {
+        match self {
+            Wire::Proposal(p) => p.proposal.instance,
+            Wire::Vote(v) => v.vote.instance,
+            Wire::Commit(c) => c.instance,
+        }
+    }
+}
+
+/// A [`Wire`] message with the sender's clock: what is sent again now and then must not look
+/// like a duplicate to gossip, which drops messages it has seen by content. The time is not
+/// signed and means nothing to the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope {
+    /// The message.
+    pub wire: Wire,
+    /// When it was sent, in unix milliseconds.
+    pub sent_at_ms: u64,
+}
+
 /// Why a signed statement, polka or justification is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StatementError {
@@ -287,6 +321,70 @@ impl Authorities {
             _ => return Err(StatementError::BadPolka),
         };
         Ok((signer, polka))
+    }
+}
+
+impl Authorities {
+    /// Checks every signature of a received message and returns it in the machine's form,
+    /// with the authority it speaks for (for a commit: the first signer).
+    pub fn verify_wire(
+        &self,
+        wire: Wire,
+    ) -> Result<(AuthorityIndex, crate::machine::Message<Signature>), StatementError> {
+        use crate::machine::Message;
+        match wire {
+            Wire::Proposal(signed) => {
+                let (from, polka) = self.verify_proposal(&signed)?;
+                Ok((
+                    from,
+                    Message::Proposal {
+                        proposal: signed.proposal,
+                        signature: signed.signature,
+                        polka,
+                    },
+                ))
+            }
+            Wire::Vote(signed) => {
+                let from = self.signer(&Statement::Vote(signed.vote), &signed.signature)?;
+                Ok((
+                    from,
+                    Message::Vote {
+                        vote: signed.vote,
+                        signature: signed.signature,
+                    },
+                ))
+            }
+            Wire::Commit(commit) => {
+                let precommits = self.verify_justification(&commit)?;
+                let from = precommits.first().map(|(i, _)| *i).unwrap_or(0);
+                Ok((
+                    from,
+                    Message::Commit(Commit {
+                        precommits,
+                        ..commit
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+impl From<crate::machine::Message<Signature>> for Wire {
+    fn from(m: crate::machine::Message<Signature>) -> Self {
+        use crate::machine::Message;
+        match m {
+            Message::Proposal {
+                proposal,
+                signature,
+                polka,
+            } => Wire::Proposal(SignedProposal {
+                proposal,
+                signature,
+                polka: polka.into_iter().map(|(_, s)| s).collect(),
+            }),
+            Message::Vote { vote, signature } => Wire::Vote(SignedVote { vote, signature }),
+            Message::Commit(c) => Wire::Commit(c),
+        }
     }
 }
 

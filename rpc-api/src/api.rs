@@ -8,8 +8,9 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::types::{
-    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, FeeInfo, Health, PeerInfo,
-    PegInfo, PegTransferView, StateDigest, SubmitResult, SyncStatus, TxLookup,
+    AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, FeeInfo, FinalityProof,
+    FinalityStatusView, Health, PeerInfo, PegInfo, PegTransferView, StateDigest, SubmitResult,
+    SyncStatus, TxLookup,
 };
 use primitives::types::{Address, BlockNumber, Bytes, Hash};
 
@@ -100,6 +101,15 @@ pub trait TwinpegApi {
     /// The fee rule and its current parameters (base fee or minimum fee rate).
     #[method(name = "feeInfo")]
     async fn fee_info(&self) -> RpcResult<FeeInfo>;
+
+    /// The proof that canonical block `number` is final (null if it is not final yet).
+    #[method(name = "getFinalityProof")]
+    async fn finality_proof(&self, number: BlockNumber) -> RpcResult<Option<FinalityProof>>;
+
+    /// Where finality stands: the final block, the instance and round being decided, who
+    /// votes, and why it stalls when it does.
+    #[method(name = "finalityStatus")]
+    async fn finality_status(&self) -> RpcResult<FinalityStatusView>;
 
     /// New canonical heads as they are committed.
     #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = BlockSummary)]

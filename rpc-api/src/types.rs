@@ -53,6 +53,71 @@ pub struct BlockSummary {
     pub base_fee: Amount,
     /// State commitment.
     pub state_root: Hash,
+    /// The last final block when this was answered (`tp_head`; absent in new-head
+    /// notifications and from nodes before finality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalized: Option<BlockId>,
+}
+
+/// A block named by height and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockId {
+    /// Height.
+    pub number: BlockNumber,
+    /// Hash.
+    pub hash: Hash,
+}
+
+/// The proof that a block is final, checkable with the genesis authority keys alone: a
+/// quorum of the authorities' precommits for `justified`, a block at or above `number` on the
+/// same chain (the headers between them link `number` to it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalityProof {
+    /// The block asked about.
+    pub number: BlockNumber,
+    /// Its hash on this node's canonical chain.
+    pub hash: Hash,
+    /// The final block the precommits are for.
+    pub justified: BlockId,
+    /// The finality instance that decided it.
+    pub instance: u64,
+    /// The round in which it was decided.
+    pub round: u32,
+    /// The precommits' signatures (each over the precommit for `justified`, in the
+    /// `twinpeg/finality/v1` domain with the chain id and genesis hash).
+    pub precommits: Vec<Signature>,
+}
+
+/// Where finality stands, and why it may not move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalityStatusView {
+    /// Head height.
+    pub head: BlockNumber,
+    /// The last final block.
+    pub finalized: BlockId,
+    /// Blocks between them.
+    pub lag: u64,
+    /// The instance being decided (the number of the next decision).
+    pub instance: u64,
+    /// Its current round (above 0: earlier rounds failed).
+    pub round: u32,
+    /// `propose`, `prevote` or `precommit`.
+    pub step: String,
+    /// How many authorities there are.
+    pub authorities: usize,
+    /// How many must vote for a block to become final.
+    pub quorum: usize,
+    /// The authorities heard from in this instance.
+    pub voting: Vec<Address>,
+    /// Prevotes and precommits seen in the current round.
+    pub prevotes: usize,
+    /// Precommits seen in the current round.
+    pub precommits: usize,
+    /// Equivocations seen and kept as evidence.
+    pub equivocations: u64,
+    /// Why finality is not moving, when it is not ("2 of 4 authorities voting; needs 3").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<String>,
 }
 
 impl BlockSummary {
@@ -69,6 +134,7 @@ impl BlockSummary {
             weight_used: header.weight_used,
             base_fee: header.base_fee,
             state_root: header.state_root,
+            finalized: None,
         }
     }
 }
@@ -187,6 +253,9 @@ pub struct Health {
     pub mempool: usize,
     /// Whether this node produces blocks.
     pub authority: bool,
+    /// Height of the last final block.
+    #[serde(default)]
+    pub finalized: BlockNumber,
 }
 
 /// A digest of the node's whole state at its head: two nodes at the same head must report

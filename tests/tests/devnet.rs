@@ -246,7 +246,7 @@ async fn wait_head_above(url: &str, height: u64) -> Result<u64> {
 /// Waits until every node has a block at `height` and all agree on its hash.
 async fn agree_at(urls: &[String], height: u64) -> Result<String> {
     let clients: Vec<HttpClient> = urls.iter().map(|u| client(u)).collect();
-    until(&format!("{urls:?} to agree at height {height}"), || async {
+    let agreed = until(&format!("{urls:?} to agree at height {height}"), || async {
         let mut hashes = Vec::new();
         for c in &clients {
             let b = c.block_by_number(height, None).await.ok().flatten()?;
@@ -257,7 +257,22 @@ async fn agree_at(urls: &[String], height: u64) -> Result<String> {
             .all(|w| w[0] == w[1])
             .then(|| hashes[0].clone())
     })
-    .await
+    .await;
+    if agreed.is_err() {
+        // What each node thinks, for the failure message.
+        let mut seen = Vec::new();
+        for c in &clients {
+            let at = c.block_by_number(height, None).await.ok().flatten();
+            let f = c.finality_status().await.ok();
+            seen.push(format!(
+                "{:?} final {:?}",
+                at.map(|b| b.summary.hash),
+                f.map(|f| (f.head, f.finalized.number, f.instance, f.round, f.stalled))
+            ));
+        }
+        return agreed.with_context(|| seen.join("\n"));
+    }
+    agreed
 }
 
 /// Waits until the node at `url` has at least one peer.

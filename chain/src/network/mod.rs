@@ -67,6 +67,8 @@ pub mod penalty {
     pub const REFUSED_TXS: i32 = 10;
     /// A peer of another chain.
     pub const WRONG_CHAIN: i32 = 1000;
+    /// A finality message with a bad signature, a non-authority signer or a broken polka.
+    pub const BAD_FINALITY: i32 = 20;
 }
 
 /// Blocks per sync response.
@@ -128,7 +130,7 @@ pub fn build_swarm(
             identify: identify::Behaviour::new(identify::Config::new(version, key.public())),
         })
     })?;
-    for t in ["blocks", "txs"] {
+    for t in ["blocks", "txs", "finality"] {
         swarm
             .behaviour_mut()
             .gossipsub
@@ -140,6 +142,7 @@ pub fn build_swarm(
 
 enum Command {
     PublishBlock(Vec<u8>),
+    PublishFinality(Vec<u8>),
     PublishTxs(Vec<SignedTransaction>),
     AnnounceWhenConnected(Vec<SignedTransaction>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
@@ -169,6 +172,9 @@ const MAX_BLOCK_GOSSIP_IMPORTS: usize = 64;
 /// Inbound sync requests being answered at once (each reads up to a batch from the store);
 /// more are dropped unanswered and the peer asks again.
 const MAX_SYNC_ANSWERS: usize = 8;
+/// Gossiped finality messages being checked at once (signature recovery); more are dropped
+/// unforwarded, and their authors send them again.
+const MAX_FINALITY_CHECKS: usize = 16;
 /// Sync responses waiting for the driver at once; more are dropped and asked for again.
 const MAX_SYNC_IMPORTS: usize = 8;
 /// Transactions accepted while no peer is connected, kept to be gossiped on the next flush
@@ -191,6 +197,11 @@ enum Internal {
         source: PeerId,
         verdict: TxGossipVerdict,
     },
+    GossipFinality {
+        id: MessageId,
+        source: PeerId,
+        verdict: Option<Result<bool, String>>,
+    },
     Synced {
         peer: PeerId,
         outcomes: Option<Vec<ImportOutcome>>,
@@ -206,6 +217,7 @@ enum Internal {
 #[derive(Debug, Clone)]
 pub struct NetworkHandle {
     tx: mpsc::Sender<Command>,
+    last_finality_send: Arc<std::sync::atomic::AtomicU64>,
     /// This node's peer id.
     pub peer_id: PeerId,
     listen: ListenAddrs,
@@ -261,6 +273,27 @@ impl NetworkHandle {
     }
 }
 
+impl crate::finality::FinalityPublisher for NetworkHandle {
+    fn publish_finality(&self, wire: finality::Wire) {
+        // Strictly increasing, so two sends of one statement in the same millisecond still
+        // differ to gossip's duplicate filter.
+        let now = service::clock::now_ms();
+        let next = |last: u64| now.max(last.saturating_add(1));
+        let prev = match self.last_finality_send.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |last| Some(next(last)),
+        ) {
+            Ok(p) | Err(p) => p,
+        };
+        let sent_at_ms = next(prev);
+        let envelope = finality::Envelope { wire, sent_at_ms };
+        let _ = self
+            .tx
+            .try_send(Command::PublishFinality(envelope.encode()));
+    }
+}
+
 impl Publisher for NetworkHandle {
     fn publish_block(&self, block: &Block) {
         let _ = self.tx.try_send(Command::PublishBlock(block.encode()));
@@ -274,6 +307,7 @@ impl Publisher for NetworkHandle {
 pub fn start(
     chain: Arc<Chain>,
     driver: DriverHandle,
+    finality: crate::finality::FinalityHandle,
     keypair: Keypair,
     config: NetworkConfig,
     shutdown: watch::Receiver<bool>,
@@ -291,6 +325,7 @@ pub fn start(
     let listen = ListenAddrs::default();
     let handle = NetworkHandle {
         tx,
+        last_finality_send: Arc::default(),
         peer_id,
         listen: listen.clone(),
     };
@@ -308,6 +343,9 @@ pub fn start(
     let event_loop = EventLoop {
         blocks_topic: topic(&chain.genesis_hash, "blocks"),
         txs_topic: topic(&chain.genesis_hash, "txs"),
+        finality_topic: topic(&chain.genesis_hash, "finality"),
+        finality,
+        finality_checks: Arc::new(tokio::sync::Semaphore::new(MAX_FINALITY_CHECKS)),
         version: protocol_version(&chain.genesis_hash),
         chain,
         driver,
@@ -353,6 +391,9 @@ struct EventLoop {
     config: NetworkConfig,
     blocks_topic: IdentTopic,
     txs_topic: IdentTopic,
+    finality_topic: IdentTopic,
+    finality: crate::finality::FinalityHandle,
+    finality_checks: Arc<tokio::sync::Semaphore>,
     version: String,
     scores: PeerScores,
     connected: HashMap<PeerId, Multiaddr>,
@@ -533,6 +574,7 @@ impl EventLoop {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::PublishBlock(bytes) => self.publish(self.blocks_topic.clone(), bytes),
+            Command::PublishFinality(bytes) => self.publish(self.finality_topic.clone(), bytes),
             Command::PublishTxs(txs) => self.tx_buffer.extend(txs),
             Command::AnnounceWhenConnected(txs) => self.announce.extend(txs),
             Command::Peers(reply) => {
@@ -593,6 +635,26 @@ impl EventLoop {
                         self.penalize(source, penalty::REFUSED_TXS, "refused_transactions")
                     }
                     _ => {}
+                }
+            }
+            Internal::GossipFinality {
+                id,
+                source,
+                verdict,
+            } => {
+                let acceptance = match &verdict {
+                    Some(Ok(true)) => MessageAcceptance::Accept,
+                    Some(Err(_)) => MessageAcceptance::Reject,
+                    _ => MessageAcceptance::Ignore,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+                if let Some(Err(reason)) = verdict {
+                    tracing::debug!(peer = %source, reason, "bad finality message");
+                    self.penalize(source, penalty::BAD_FINALITY, "bad_finality");
                 }
             }
             Internal::Synced {
@@ -696,6 +758,63 @@ impl EventLoop {
         }
     }
 
+    /// A finality message: decoded here, its signatures checked off the loop (bounded), and
+    /// handed to the finality thread if they hold.
+    fn on_finality_gossip(&mut self, source: PeerId, id: MessageId, data: &[u8]) {
+        let Ok(envelope) = finality::Envelope::decode_all(&mut &data[..]) else {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+            self.penalize(source, penalty::JUNK, "junk_finality");
+            return;
+        };
+        let Ok(permit) = self.finality_checks.clone().try_acquire_owned() else {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+            self.chain.metrics.peer_rejected("busy_finality_gossip");
+            return;
+        };
+        let chain = self.chain.clone();
+        let finality = self.finality.clone();
+        let itx = self.itx.clone();
+        tokio::spawn(async move {
+            let checked = tokio::task::spawn_blocking(move || {
+                match crate::finality::check_wire(&chain.finality, envelope.wire) {
+                    // Stale: not worth passing on.
+                    Ok(None) => Ok(false),
+                    Ok(Some((from, message))) => {
+                        if !finality.message(from, message) {
+                            chain.metrics.finality_dropped_total.inc();
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+            drop(permit);
+            let verdict = match checked {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::error!(peer = %source, error = %e, "checking a finality message failed");
+                    None
+                }
+            };
+            let _ = itx
+                .send(Internal::GossipFinality {
+                    id,
+                    source,
+                    verdict,
+                })
+                .await;
+        });
+    }
+
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         if message.topic == self.blocks_topic.hash() {
             // With no slot the driver is that far behind: dropped unforwarded, sync fetches it.
@@ -716,6 +835,8 @@ impl EventLoop {
                     })
                     .await;
             });
+        } else if message.topic == self.finality_topic.hash() {
+            self.on_finality_gossip(source, id, &message.data);
         } else if message.topic == self.txs_topic.hash() {
             let Some((txs, permit)) = self.admit(&source, &id, &message.data, Gossip::Txs) else {
                 return;

@@ -29,7 +29,7 @@ use rpc_api::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, Health, PegInfo, PegPayout,
     PegSource, PegTransferView, StateDigest, SubmitResult, TxError, TxLookup, TxStatus, TxView,
 };
-use rpc_api::types::{PeerInfo, SyncStatus};
+use rpc_api::types::{BlockId, FinalityProof, FinalityStatusView, PeerInfo, SyncStatus};
 use service::http::{json_response, metrics_response, GetRoutes, GetRoutesLayer};
 
 /// The JSON-RPC error code for a refusal.
@@ -75,7 +75,7 @@ fn rejection_error(r: &Rejection) -> ErrorObjectOwned {
     )
 }
 
-fn internal(e: StoreError) -> ErrorObjectOwned {
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     tracing::error!(error = %e, "storage error serving RPC");
     ErrorObjectOwned::owned(codes::INTERNAL, format!("internal error: {e}"), None::<()>)
 }
@@ -265,8 +265,49 @@ impl TwinpegApiServer for RpcImpl {
     }
 
     async fn head(&self) -> RpcResult<BlockSummary> {
+        let f = self.chain.finality.final_block();
         let tip = self.chain.tip();
-        Ok(BlockSummary::new(&tip.head, tip.head_tx_count))
+        let mut summary = BlockSummary::new(&tip.head, tip.head_tx_count);
+        summary.finalized = Some(BlockId {
+            number: f.number,
+            hash: f.hash,
+        });
+        Ok(summary)
+    }
+
+    async fn finality_proof(&self, number: BlockNumber) -> RpcResult<Option<FinalityProof>> {
+        let f = self.chain.finality.final_block();
+        if number > f.number {
+            return Ok(None);
+        }
+        let Some(hash) = self.chain.store.canonical_hash(number).map_err(internal)? else {
+            return Ok(None);
+        };
+        let Some(j) = self
+            .chain
+            .finality
+            .store
+            .justification_covering(number)
+            .map_err(internal)?
+        else {
+            // Genesis is final by definition and has no justification.
+            return Ok(None);
+        };
+        Ok(Some(FinalityProof {
+            number,
+            hash,
+            justified: BlockId {
+                number: j.block.number,
+                hash: j.block.hash,
+            },
+            instance: j.instance,
+            round: j.round,
+            precommits: j.precommits.iter().map(|(_, s)| *s).collect(),
+        }))
+    }
+
+    async fn finality_status(&self) -> RpcResult<FinalityStatusView> {
+        Ok(finality_status(&self.chain))
     }
 
     async fn block_by_number(
@@ -576,6 +617,59 @@ pub fn health(chain: &Chain) -> Health {
         head_age_ms: service::clock::now_ms().saturating_sub(ts),
         mempool: chain.mempool().len(),
         authority: chain.authority.is_some(),
+        finalized: chain.finality.final_block().number,
+    }
+}
+
+/// Where finality stands, and why it stalls when it does.
+pub fn finality_status(chain: &Chain) -> FinalityStatusView {
+    let s = chain.finality.status();
+    let head = chain.tip().head.number;
+    let auth = &chain.finality.authorities;
+    let quorum = chain.finality.quorum();
+    let voting: Vec<_> = s
+        .heard
+        .iter()
+        .filter_map(|i| auth.addresses.get(usize::from(*i)).copied())
+        .collect();
+    let lag = head.saturating_sub(s.final_block.number);
+    // A lag of a few blocks is finality at work; beyond that, say what is missing.
+    let stalled = (lag > 3).then(|| {
+        if voting.len() < quorum {
+            format!(
+                "{} of {} authorities voting; needs {quorum}",
+                voting.len(),
+                auth.len()
+            )
+        } else {
+            format!(
+                "round {} of instance {}: {} prevotes, {} precommits; needs {quorum}",
+                s.round, s.instance, s.votes.0, s.votes.1
+            )
+        }
+    });
+    FinalityStatusView {
+        head,
+        finalized: BlockId {
+            number: s.final_block.number,
+            hash: s.final_block.hash,
+        },
+        lag,
+        instance: s.instance,
+        round: s.round,
+        step: match s.step {
+            finality::Step::Propose => "propose",
+            finality::Step::Prevote => "prevote",
+            finality::Step::Precommit => "precommit",
+        }
+        .into(),
+        authorities: auth.len(),
+        quorum,
+        voting,
+        prevotes: s.votes.0,
+        precommits: s.votes.1,
+        equivocations: s.equivocations,
+        stalled,
     }
 }
 
