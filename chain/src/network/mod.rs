@@ -378,6 +378,8 @@ enum Gossip {
     Blocks,
     /// Transaction batches, checked against the pool.
     Txs,
+    /// Finality statements, whose signatures are checked.
+    Finality,
 }
 
 struct EventLoop {
@@ -647,11 +649,7 @@ impl EventLoop {
                     Some(Err(_)) => MessageAcceptance::Reject,
                     _ => MessageAcceptance::Ignore,
                 };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
+                self.report(&id, &source, acceptance);
                 if let Some(Err(reason)) = verdict {
                     tracing::debug!(peer = %source, reason, "bad finality message");
                     self.penalize(source, penalty::BAD_FINALITY, "bad_finality");
@@ -761,22 +759,9 @@ impl EventLoop {
     /// A finality message: decoded here, its signatures checked off the loop (bounded), and
     /// handed to the finality thread if they hold.
     fn on_finality_gossip(&mut self, source: PeerId, id: MessageId, data: &[u8]) {
-        let Ok(envelope) = finality::Envelope::decode_all(&mut &data[..]) else {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
-            self.penalize(source, penalty::JUNK, "junk_finality");
-            return;
-        };
-        let Ok(permit) = self.finality_checks.clone().try_acquire_owned() else {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
-            self.chain.metrics.peer_rejected("busy_finality_gossip");
+        let Some((envelope, permit)) =
+            self.admit::<finality::Envelope>(&source, &id, data, Gossip::Finality)
+        else {
             return;
         };
         let chain = self.chain.clone();
@@ -879,6 +864,11 @@ impl EventLoop {
         let (slots, junk, busy) = match kind {
             Gossip::Blocks => (&self.block_imports, "junk_block", "busy_block_gossip"),
             Gossip::Txs => (&self.tx_checks, "junk_transactions", "busy_tx_gossip"),
+            Gossip::Finality => (
+                &self.finality_checks,
+                "junk_finality",
+                "busy_finality_gossip",
+            ),
         };
         let slots = slots.clone();
         let Ok(value) = T::decode_all(&mut &data[..]) else {
