@@ -574,7 +574,7 @@ impl Service {
                         signers = c.precommits.len(),
                         "block final"
                     );
-                    self.chain.note_final(c.block);
+                    self.chain.update_finality_metrics();
                     self.driver.finalized(c.block);
                 }
                 Action::Equivocation(e) => {

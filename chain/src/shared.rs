@@ -147,11 +147,6 @@ impl Chain {
         Ok((chain, since_checkpoint))
     }
 
-    /// A block became final: the metrics of finality and its lag behind the head.
-    pub fn note_final(&self, _block: finality::BlockRef) {
-        self.update_finality_metrics();
-    }
-
     /// Sets the finality gauges from the head and the last final block.
     pub fn update_finality_metrics(&self) {
         let f = self.finality.final_block();
