@@ -22,7 +22,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Build release binaries and start the local network (3 nodes per chain) with the launcher.
+## Build release binaries and start the local network (4 authority nodes per chain) with the launcher.
 ## Extra launcher flags: make devnet ARGS="--fresh --side-block-time-ms 500".
 ARGS ?=
 devnet:

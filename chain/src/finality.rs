@@ -36,6 +36,9 @@ const KEY_STATE: &str = "state";
 const REBROADCAST: Duration = Duration::from_secs(10);
 /// The thread looks at the tree (and the stop signal) at least this often.
 const TICK: Duration = Duration::from_secs(1);
+/// An authority heard from within this long counts as voting in the status. Longer than
+/// [`REBROADCAST`]: an authority stuck in a round that cannot end says nothing new until then.
+const HEARD_WINDOW: Duration = Duration::from_secs(15);
 /// Messages waiting for the finality thread; more are dropped (and sent again by their
 /// authors), never queued without bound.
 const INBOX: usize = 1024;
@@ -163,7 +166,8 @@ pub struct FinalityStatus {
     pub round: u32,
     /// The step in it.
     pub step: Step,
-    /// Authorities heard from in this instance.
+    /// Authorities heard from within the last [`HEARD_WINDOW`] (and this node's own
+    /// authority while it votes).
     pub heard: Vec<AuthorityIndex>,
     /// Prevotes and precommits of the current round.
     pub votes: (usize, usize),
@@ -390,6 +394,7 @@ pub fn spawn(
         seq: 0,
         broken: false,
         preferred: None,
+        last_heard: Vec::new(),
     };
     std::thread::Builder::new()
         .name("finality".into())
@@ -407,6 +412,8 @@ struct Service {
     broken: bool,
     /// The last proposed block the driver was asked to take.
     preferred: Option<Hash>,
+    /// When each authority was last heard from (by index).
+    last_heard: Vec<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -451,7 +458,14 @@ impl Service {
             let actions = {
                 let tree = StoreTree { chain: &self.chain };
                 match input {
-                    Ok(Input::Message(from, m)) => self.machine.on_message(from, m, &tree),
+                    Ok(Input::Message(from, m)) => {
+                        let i = usize::from(from);
+                        if self.last_heard.len() <= i {
+                            self.last_heard.resize(i + 1, None);
+                        }
+                        self.last_heard[i] = Some(now);
+                        self.machine.on_message(from, m, &tree)
+                    }
                     Ok(Input::BlocksChanged) => self.machine.on_blocks_changed(&tree),
                     Err(RecvTimeoutError::Timeout) => Vec::new(),
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -517,6 +531,24 @@ impl Service {
             self.preferred = Some(p.hash);
             self.driver.prefer(p);
         }
+    }
+
+    /// Who counts as voting: heard lately, or this node itself. Not "heard in this instance":
+    /// an authority that voted in it and then died would count for as long as it stalls.
+    fn heard(&self) -> Vec<AuthorityIndex> {
+        let now = Instant::now();
+        let mut heard = Vec::new();
+        for (i, at) in self.last_heard.iter().enumerate() {
+            if at.is_some_and(|t| now.duration_since(t) < HEARD_WINDOW) {
+                heard.extend(AuthorityIndex::try_from(i).ok());
+            }
+        }
+        if !self.broken {
+            heard.extend(self.machine.me());
+        }
+        heard.sort_unstable();
+        heard.dedup();
+        heard
     }
 
     /// Carries out the machine's actions. Every state it asks to persist is superseded by the
@@ -609,7 +641,7 @@ impl Service {
             instance: s.instance,
             round: s.round,
             step: s.step,
-            heard: self.machine.heard(),
+            heard: self.heard(),
             votes: self.machine.round_votes(),
             equivocations,
         });

@@ -334,6 +334,7 @@ mod tests {
         t.mainchain.authorities = 2;
         t.mainchain.followers = 1;
         t.sidechain.rpc_port = 0;
+        t.sidechain.authorities = 2;
         t.sidechain.followers = 2;
         let p = Plan::new(&t, Path::new("/work"));
         assert_eq!(p.dir, PathBuf::from("/work/devnet"));
@@ -364,19 +365,14 @@ mod tests {
     }
 
     #[test]
-    fn the_default_topology_is_two_authorities_and_a_follower_per_chain() {
+    fn the_default_topology_is_four_authorities_per_chain() {
         let p = Plan::new(&Topology::default(), Path::new("/w"));
         for chain in &p.chains {
             let roles: Vec<Role> = chain.nodes.iter().map(|n| n.role).collect();
-            assert_eq!(
-                roles,
-                [Role::Authority, Role::Authority, Role::Follower],
-                "{:?}",
-                chain.kind
-            );
+            assert_eq!(roles, [Role::Authority; 4], "{:?}", chain.kind);
         }
-        assert_eq!(p.nodes().count(), 6);
-        // Three members, each on node i mod 3 of each chain, fixed ports.
+        assert_eq!(p.nodes().count(), 8);
+        // Three members, each on node i of each chain, fixed ports.
         assert_eq!(p.members.len(), 3);
         let m = &p.members[2];
         assert_eq!(m.name, "member-2");
@@ -396,7 +392,8 @@ mod tests {
         let mut t = Topology::default();
         t.federation.members = 4;
         t.federation.threshold = 3;
-        t.mainchain.followers = 0;
+        t.mainchain.authorities = 2;
+        t.sidechain.authorities = 3;
         let p = Plan::new(&t, Path::new("/w"));
         let on: Vec<(usize, usize)> = p
             .members
@@ -418,10 +415,14 @@ mod tests {
         assert!(!main.ephemeral_p2p());
         assert_eq!(
             main.predicted_bootstrap(1),
-            ["/ip4/127.0.0.1/tcp/30333", "/ip4/127.0.0.1/tcp/30335"],
+            [
+                "/ip4/127.0.0.1/tcp/30333",
+                "/ip4/127.0.0.1/tcp/30335",
+                "/ip4/127.0.0.1/tcp/30336"
+            ],
             "other nodes only, reached on loopback when binding 0.0.0.0"
         );
-        assert_eq!(main.predicted_bootstrap(0).len(), 2);
+        assert_eq!(main.predicted_bootstrap(0).len(), 3);
         let side = &p.chains[1];
         assert!(side.ephemeral_p2p());
         assert!(side.predicted_bootstrap(2).is_empty());

@@ -594,7 +594,7 @@ mod tests {
         let plan = Plan::new(&t, dir.path());
         ensure_dir(&plan.dir, false).unwrap();
         for chain in &plan.chains {
-            assert_eq!(chain.nodes.len(), 3);
+            assert_eq!(chain.nodes.len(), 4);
             let mut keys = Vec::new();
             for (i, node) in chain.nodes.iter().enumerate() {
                 mkdir(&node.home).unwrap();
@@ -623,7 +623,11 @@ mod tests {
                     assert_eq!(cfg.p2p_listen, "/ip4/127.0.0.1/tcp/30335");
                     assert_eq!(
                         cfg.bootstrap,
-                        ["/ip4/127.0.0.1/tcp/30333", "/ip4/127.0.0.1/tcp/30334"]
+                        [
+                            "/ip4/127.0.0.1/tcp/30333",
+                            "/ip4/127.0.0.1/tcp/30334",
+                            "/ip4/127.0.0.1/tcp/30336"
+                        ]
                     );
                 }
                 ChainKind::Side => {
@@ -640,7 +644,7 @@ mod tests {
             let g = genesis(chain, &t, keys.clone(), None).unwrap();
             g.validate().unwrap();
             assert_eq!(g.authorities, keys);
-            assert_eq!(g.authorities.len(), 2);
+            assert_eq!(g.authorities.len(), 4);
             assert_eq!(g.accounts.len(), 10);
             assert_eq!(
                 g.accounts[0].address.to_checksum(),

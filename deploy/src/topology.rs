@@ -118,20 +118,20 @@ impl Default for Topology {
             mainchain: ChainTopology {
                 chain_id: 1001,
                 block_time_ms: main.default_block_time_ms,
-                authorities: 2,
-                followers: 1,
+                authorities: 4,
+                followers: 0,
                 rpc_port: main.default_rpc_port,
                 p2p_port: 30333,
-                confirmations: 6,
+                confirmations: 1,
             },
             sidechain: ChainTopology {
                 chain_id: 2002,
                 block_time_ms: side.default_block_time_ms,
-                authorities: 2,
-                followers: 1,
+                authorities: 4,
+                followers: 0,
                 rpc_port: side.default_rpc_port,
                 p2p_port: 30433,
-                confirmations: 2,
+                confirmations: 1,
             },
             federation: FederationTopology {
                 members: 3,
@@ -494,9 +494,10 @@ mod tests {
         );
         assert_eq!(t.mainchain.rpc_port, 0);
         assert_eq!(t.mainchain.block_time_ms, 6000);
-        assert_eq!((t.mainchain.authorities, t.mainchain.followers), (2, 1));
+        assert_eq!((t.mainchain.authorities, t.mainchain.followers), (4, 0));
         t.apply(&Overrides {
             main_block_time_ms: Some(100),
+            main_authorities: Some(2),
             main_followers: Some(0),
             side_authorities: Some(1),
             side_followers: Some(3),
@@ -567,7 +568,7 @@ mod tests {
         assert_eq!(p.terms.daily_limit_deposits, Amount::coins(1_000_000));
         assert_eq!(
             (p.terms.main_confirmations, p.terms.side_confirmations),
-            (6, 2)
+            (1, 1)
         );
         assert_eq!(p.terms.fee_recipient.to_checksum(), DEV9_ADDRESS);
         let mut t = ok.clone();
@@ -580,7 +581,7 @@ mod tests {
         t.mainchain.authorities = 0;
         assert!(t.validate().is_err());
         let mut t = ok.clone();
-        // 2 + 1 nodes from 9545: 9545..9548 must not reach the sidechain's p2p range.
+        // 4 nodes from 9545: 9545..9548 must not reach the sidechain's p2p range.
         t.sidechain.p2p_port = 9547;
         assert!(t.validate().is_err());
         let mut t = ok;

@@ -308,6 +308,11 @@ impl<S: Clone + PartialEq + std::fmt::Debug> Machine<S> {
         self.state.final_block
     }
 
+    /// This node's authority index, when it votes (an authority with its signing key).
+    pub fn me(&self) -> Option<AuthorityIndex> {
+        self.config.me.filter(|_| self.voting())
+    }
+
     /// The authorities heard from in this instance (any round).
     pub fn heard(&self) -> Vec<AuthorityIndex> {
         self.highest

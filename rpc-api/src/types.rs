@@ -107,7 +107,7 @@ pub struct FinalityStatusView {
     pub authorities: usize,
     /// How many must vote for a block to become final.
     pub quorum: usize,
-    /// The authorities heard from in this instance.
+    /// The authorities heard from in the last 15 s (this node included while it votes).
     pub voting: Vec<Address>,
     /// Prevotes and precommits seen in the current round.
     pub prevotes: usize,

@@ -1,4 +1,4 @@
-//! End-to-end: the `devnet` launcher starts both chains (2 authorities + 1 follower each, over
+//! End-to-end: the `devnet` launcher starts both chains (4 authorities each, over
 //! libp2p on loopback) and the federation (3 `bridge` members, threshold 2) as its child
 //! processes, reports their endpoints in `devnet.json` and a table, resumes the same chains and
 //! members without `--fresh`, restarts a dead node or member with `--restart`, moves coins
@@ -21,11 +21,16 @@ use twinpeg_e2e::{bin, eventually_within, wallet_command};
 
 /// Deadline for the launcher to bring a devnet up or down on a loaded 2-core machine.
 const LAUNCH_DEADLINE: Duration = Duration::from_secs(180);
-/// Deadline for a running devnet to reach a condition (agreement, a height, peers): six debug
+/// Deadline for a running devnet to reach a condition (agreement, a height, peers): eight debug
 /// nodes share two loaded cores.
 const DEADLINE: Duration = Duration::from_secs(120);
 /// The nodes of each chain in the default topology, in order.
-const NODES: [(&str, &str); 3] = [("0", "authority"), ("1", "authority"), ("2", "follower")];
+const NODES: [(&str, &str); 4] = [
+    ("0", "authority"),
+    ("1", "authority"),
+    ("2", "authority"),
+    ("3", "authority"),
+];
 /// Development account 0, which the tests move coins with.
 const DEV0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 /// Development account 9: the devnet's default receiver of the peg-out fees.
@@ -333,8 +338,8 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     }
     let fed = &info["federation"];
     assert_eq!(fed["threshold"].as_u64(), Some(2));
-    assert_eq!(fed["main_confirmations"].as_u64(), Some(6));
-    assert_eq!(fed["side_confirmations"].as_u64(), Some(2));
+    assert_eq!(fed["main_confirmations"].as_u64(), Some(1));
+    assert_eq!(fed["side_confirmations"].as_u64(), Some(1));
     assert_eq!(fed["peg_out_fee"].as_str(), Some("10000000000000000"));
     assert_eq!(fed["fee_recipient"].as_str(), Some(DEV9));
     for (chain, id, block_ms) in [("mainchain", 1001, 300), ("sidechain", 2002, 200)] {
@@ -343,7 +348,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         assert_eq!(c["block_time_ms"].as_u64(), Some(block_ms), "{chain}");
         assert!(starts_with(&c["genesis_hash"], "0x"));
         let nodes = c["nodes"].as_array().context("nodes")?;
-        assert_eq!(nodes.len(), 3, "{chain}: 2 authorities + 1 follower");
+        assert_eq!(nodes.len(), 4, "{chain}: 4 authorities");
         for (node, (i, role)) in nodes.iter().zip(NODES) {
             check_process(node, &format!("{chain}-{i}"), "rpc_http");
             assert_eq!(node["role"].as_str(), Some(role), "{chain}-{i}");
@@ -367,7 +372,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     );
     assert_eq!(accounts[0]["balance_side"].as_str(), Some("0"));
 
-    // Both chains produce, all three nodes of each agree on the chain, the followers are
+    // Both chains produce, all four nodes of each agree on the chain, the last is
     // connected, and the balances shown are the chains' own.
     for chain in ["mainchain", "sidechain"] {
         let u = url(&info, chain);
@@ -375,7 +380,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
         let h = head(&u).await;
         let target = wait_head_above(&u, h + 2).await?;
         agree_at(&all, target).await?;
-        assert!(wait_peers(&all[2]).await? >= 1, "{chain}-2 has peers");
+        assert!(wait_peers(&all[3]).await? >= 1, "{chain}-3 has peers");
         let acct = client(&u)
             .account("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse::<Address>()?)
             .await?;
@@ -438,7 +443,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     );
     assert!(s["nodes"]
         .as_array()
-        .is_some_and(|n| n.len() == 6 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
+        .is_some_and(|n| n.len() == 8 && n.iter().all(|n| n["healthy"] == Value::Bool(true))));
     assert!(
         s["members"].as_array().is_some_and(|m| m.len() == 3
             && m.iter().all(|m| m["healthy"] == Value::Bool(true)
@@ -508,9 +513,9 @@ async fn devnet_resumes_the_same_chains_without_fresh() -> Result<()> {
     // ids: the p2p keys live in the data dirs) and follow the same chain.
     for chain in ["mainchain", "sidechain"] {
         let all = urls(&info2, chain);
-        assert_eq!(all.len(), 3, "{chain}");
-        let follower_head = wait_head_above(&all[2], head(&all[0]).await).await?;
-        agree_at(&all, follower_head).await?;
+        assert_eq!(all.len(), 4, "{chain}");
+        let last_head = wait_head_above(&all[3], head(&all[0]).await).await?;
+        agree_at(&all, last_head).await?;
     }
 
     kill(second.pid()?, Signal::SIGTERM)?;
@@ -549,7 +554,7 @@ async fn devnet_restart_brings_a_killed_node_back() -> Result<()> {
     // It kept its p2p port: its peers redial it, and the chain is one chain again.
     wait_peers(&main).await?;
     let all = urls(&info, "mainchain");
-    let top = wait_head_above(&all[2], head(&main).await).await?;
+    let top = wait_head_above(&all[3], head(&main).await).await?;
     agree_at(&all, top).await?;
     let err = std::fs::read_to_string(&launcher.err)?;
     assert!(
@@ -635,7 +640,7 @@ async fn wait_all_healthy(launcher: &Launcher) -> Result<Value> {
             let out = devnet(&["status", "--json"], &launcher.dir).ok()?;
             let s: Value = serde_json::from_slice(&out.stdout).ok()?;
             let nodes_ok = s["nodes"].as_array().is_some_and(|n| {
-                n.len() == 6 && n.iter().all(|n| n["healthy"] == Value::Bool(true))
+                n.len() == 8 && n.iter().all(|n| n["healthy"] == Value::Bool(true))
             });
             let members_ok = s["members"].as_array().is_some_and(|m| {
                 m.len() == 3
@@ -909,7 +914,7 @@ async fn devnet_deposit_and_withdrawal() -> Result<()> {
     kill(launcher.pid()?, Signal::SIGTERM)?;
     let status = launcher.wait_exit()?;
     assert!(status.success(), "{status}\n{}", launcher.output());
-    assert_eq!(launcher.pids.len(), 9, "6 nodes and 3 members");
+    assert_eq!(launcher.pids.len(), 11, "8 nodes and 3 members");
     for &pid in &launcher.pids {
         assert!(gone(pid), "child pid {pid} outlived the launcher");
     }

@@ -1,0 +1,159 @@
+//! End-to-end finality on real processes: four authority nodes of a chain, each its own OS
+//! process with its own redb, voting over libp2p. One authority down: finality goes on. Two
+//! down: blocks go on, finality stops and `tp_finalityStatus` says why. One back: finality
+//! resumes, and every block final before is still final.
+
+use std::time::Duration;
+
+use primitives::crypto::SecretKey;
+use primitives::genesis::Genesis;
+use rpc_api::types::{BlockId, FinalityStatusView};
+use rpc_api::TwinpegApiClient;
+use twinpeg_e2e::{eventually_within, test_genesis, ChainKind, TestNode};
+
+/// Long enough for a loaded 2-core machine; the status counts an authority as gone only once
+/// it has been silent for 15 s.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A genesis whose authorities are `keys`, in leader order.
+fn genesis_of(kind: ChainKind, keys: &[SecretKey], block_time_ms: u64) -> Genesis {
+    let mut g = test_genesis(kind, keys[0].address(), block_time_ms);
+    g.authorities = keys.iter().map(SecretKey::address).collect();
+    g
+}
+
+/// One node per key, each dialing every node started before it.
+fn start_authorities(kind: ChainKind, g: &Genesis, keys: &[SecretKey]) -> Vec<TestNode> {
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for k in keys {
+        let boot: Vec<String> = nodes.iter().map(TestNode::p2p_addr).collect();
+        nodes.push(
+            TestNode::start_with_peers(kind, g, Some(k.clone()), &boot).expect("node starts"),
+        );
+    }
+    nodes
+}
+
+async fn status(n: &TestNode) -> Option<FinalityStatusView> {
+    n.client().finality_status().await.ok()
+}
+
+/// Waits until every node in `nodes` has a final block above `height`; returns the lowest.
+async fn final_above(nodes: &[TestNode], height: u64) -> BlockId {
+    eventually_within(
+        &format!("finality above {height} on {} nodes", nodes.len()),
+        DEADLINE,
+        || async {
+            let mut lowest: Option<BlockId> = None;
+            for n in nodes {
+                let f = status(n).await?.finalized;
+                if f.number <= height {
+                    return None;
+                }
+                if lowest.is_none_or(|l| f.number < l.number) {
+                    lowest = Some(f);
+                }
+            }
+            lowest
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(nodes)))
+}
+
+/// Each node's block at `f.number` is `f.hash`.
+async fn still_final(nodes: &[TestNode], f: BlockId) {
+    for n in nodes {
+        let b = n
+            .client()
+            .block_by_number(f.number, None)
+            .await
+            .expect("call")
+            .expect("block");
+        assert_eq!(
+            b.summary.hash, f.hash,
+            "final block {} reverted on {}",
+            f.number, n.http
+        );
+        let s = status(n).await.expect("status");
+        assert!(s.finalized.number >= f.number, "{s:?}");
+        assert_eq!(s.equivocations, 0, "no authority equivocated: {s:?}");
+    }
+}
+
+fn logs(nodes: &[TestNode]) -> String {
+    nodes
+        .iter()
+        .map(|n| {
+            let log = n.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            format!(
+                "--- {}\n{}",
+                n.http,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finality_goes_on_with_one_authority_down_stops_with_two_says_why_and_resumes() {
+    let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
+    let g = genesis_of(ChainKind::Main, &keys, 300);
+    let mut nodes = start_authorities(ChainKind::Main, &g, &keys);
+    let before = final_above(&nodes, 3).await;
+
+    // One of four down: three still make the quorum of 3.
+    nodes[3].kill9();
+    let one_down = final_above(&nodes[..3], before.number + 5).await;
+    still_final(&nodes[..3], before).await;
+
+    // Two of four down: the two left keep producing in their slots, but nothing becomes final,
+    // and the status says why.
+    nodes[2].kill9();
+    let stalled = eventually_within("a status that says finality stalled", DEADLINE, || async {
+        let s = status(&nodes[0]).await?;
+        s.stalled
+            .as_deref()
+            .is_some_and(|r| r.contains("2 of 4 authorities voting; needs 3"))
+            .then_some(s)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&nodes[..2])));
+    assert_eq!(stalled.voting.len(), 2, "{stalled:?}");
+    let frozen: Vec<BlockId> = {
+        let mut v = Vec::new();
+        for n in &nodes[..2] {
+            v.push(status(n).await.expect("status").finalized);
+        }
+        v
+    };
+    nodes[0]
+        .wait_for_height(stalled.head + 5)
+        .await
+        .expect("blocks go on without finality");
+    for (n, f) in nodes[..2].iter().zip(&frozen) {
+        let s = status(n).await.expect("status");
+        assert_eq!(
+            s.finalized, *f,
+            "a block became final with 2 of 4 authorities"
+        );
+        assert!(s.lag >= 5, "{s:?}");
+        assert!(s.stalled.is_some(), "{s:?}");
+    }
+
+    // One comes back (same data dir, a new process): finality resumes on all three, and
+    // nothing final before was reverted.
+    nodes[2].spawn().expect("restarts");
+    let top = frozen.iter().map(|f| f.number).max().unwrap_or(0);
+    let resumed = final_above(&nodes[..3], top + 3).await;
+    for f in [before, one_down, frozen[0], frozen[1], resumed] {
+        still_final(&nodes[..3], f).await;
+    }
+    eventually_within("the stall reported over", DEADLINE, || async {
+        status(&nodes[0]).await.filter(|s| s.stalled.is_none())
+    })
+    .await
+    .expect("finality caught up with the head");
+}
