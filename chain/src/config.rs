@@ -84,6 +84,12 @@ pub struct NodeConfig {
     /// Write an account checkpoint every this many blocks.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
+    /// Whether this node's authority key votes on finality. Off, it still produces blocks and
+    /// follows finality as an observer: safe (not voting never makes anything final), but one
+    /// vote short of the quorum. For measuring what finality costs, or to keep a suspect
+    /// authority out of finality without stopping its blocks.
+    #[serde(default = "default_finality_voting")]
+    pub finality_voting: bool,
     /// libp2p listen address (multiaddr).
     pub p2p_listen: String,
     /// Peers to dial at start and redial with backoff, as multiaddrs (`/ip4/1.2.3.4/tcp/30333[/p2p/<peer id>]`).
@@ -160,6 +166,9 @@ fn default_mempool_parked_ttl_seconds() -> u64 {
 }
 fn default_checkpoint_interval() -> u64 {
     256
+}
+fn default_finality_voting() -> bool {
+    true
 }
 
 impl NodeConfig {

@@ -561,6 +561,7 @@ impl Service {
             _ => None,
         });
         if let Some(state) = last {
+            service::fault::point("finality-before-persist");
             let decided: Vec<Justification> = actions
                 .iter()
                 .filter_map(|a| match a {
@@ -575,13 +576,18 @@ impl Service {
                 self.broken = true;
                 return;
             }
+            service::fault::point("finality-persisted");
         }
         for a in actions {
             match a {
                 Action::Persist(_) => {}
                 Action::Broadcast(m) => {
                     if !self.broken {
+                        if let Some(said) = m.said() {
+                            tracing::debug!(statement = %said, "finality statement sent");
+                        }
                         self.publisher.publish_finality(m.into());
+                        service::fault::point("finality-sent");
                     }
                 }
                 Action::Schedule(t) => {

@@ -225,10 +225,15 @@ pub async fn start(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
         Some(Box::new(finality)),
         since_checkpoint,
     );
+    if key.is_some() && !config.finality_voting {
+        tracing::warn!(
+            "finality_voting = false: this authority produces blocks but does not vote on finality"
+        );
+    }
     let finality_thread = crate::finality::spawn(
         finality_inbox,
         chain.clone(),
-        key.clone(),
+        key.clone().filter(|_| config.finality_voting),
         Box::new(net.clone()),
         driver.clone(),
         shutdown_rx.clone(),

@@ -7,8 +7,8 @@ pub mod machine;
 pub mod statement;
 
 pub use machine::{
-    Action, BlockTree, Durable, Equivocation, Machine, MachineConfig, Message, Polka, Signer, Step,
-    Timeout, Validity,
+    Action, BlockTree, Durable, Equivocation, Machine, MachineConfig, Message, Polka, Said, Signer,
+    Step, Timeout, Validity,
 };
 pub use statement::{
     max_faulty, proposer, quorum, Authorities, AuthorityIndex, BlockRef, Commit, Envelope,

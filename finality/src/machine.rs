@@ -90,6 +90,55 @@ pub enum Message<S> {
     Commit(Commit<S>),
 }
 
+/// The statement an authority makes with a proposal or vote, in one line: what, where and
+/// for which block (`prevote/5/0/0xab…`, `precommit/5/1/nil`). Logs show what was sent in this
+/// form and tests compare it with what was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Said {
+    /// `proposal`, `prevote` or `precommit`.
+    pub kind: &'static str,
+    /// The instance.
+    pub instance: Instance,
+    /// The round.
+    pub round: Round,
+    /// The block, or `None` for a nil vote.
+    pub block: Option<primitives::types::Hash>,
+}
+
+impl std::fmt::Display for Said {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}/", self.kind, self.instance, self.round)?;
+        match self.block {
+            Some(h) => write!(f, "{h}"),
+            None => write!(f, "nil"),
+        }
+    }
+}
+
+impl<S> Message<S> {
+    /// The statement this message makes as its author's own (a commit carries others' votes).
+    pub fn said(&self) -> Option<Said> {
+        match self {
+            Message::Proposal { proposal, .. } => Some(Said {
+                kind: "proposal",
+                instance: proposal.instance,
+                round: proposal.round,
+                block: Some(proposal.block.hash),
+            }),
+            Message::Vote { vote, .. } => Some(Said {
+                kind: match vote.kind {
+                    VoteKind::Prevote => "prevote",
+                    VoteKind::Precommit => "precommit",
+                },
+                instance: vote.instance,
+                round: vote.round,
+                block: vote.block.map(|b| b.hash),
+            }),
+            Message::Commit(_) => None,
+        }
+    }
+}
+
 /// What survives a restart, written durably before any message it leads to is sent: an
 /// authority that restarts from it never signs a statement against one it signed before.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

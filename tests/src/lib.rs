@@ -149,8 +149,29 @@ pub fn pegged_geneses(
     main_block_ms: u64,
     side_block_ms: u64,
 ) -> (Genesis, Genesis) {
-    let mut main = test_genesis(ChainKind::Main, main_authority, main_block_ms);
-    let mut side = test_genesis(ChainKind::Side, side_authority, side_block_ms);
+    pegged_geneses_with(
+        &[main_authority],
+        &[side_authority],
+        peg,
+        main_block_ms,
+        side_block_ms,
+    )
+}
+
+/// [`pegged_geneses`] with these authority sets (leader order), e.g. four mainchain
+/// authorities for finality tests.
+pub fn pegged_geneses_with(
+    main_authorities: &[Address],
+    side_authorities: &[Address],
+    peg: PegParams,
+    main_block_ms: u64,
+    side_block_ms: u64,
+) -> (Genesis, Genesis) {
+    let first = |a: &[Address]| a.first().copied().unwrap_or_default();
+    let mut main = test_genesis(ChainKind::Main, first(main_authorities), main_block_ms);
+    let mut side = test_genesis(ChainKind::Side, first(side_authorities), side_block_ms);
+    main.authorities = main_authorities.to_vec();
+    side.authorities = side_authorities.to_vec();
     side.accounts.clear();
     main.peg = Some(peg.clone());
     side.peg = Some(peg);

@@ -1,7 +1,8 @@
 //! End-to-end finality on real processes: four authority nodes of a chain, each its own OS
 //! process with its own redb, voting over libp2p. One authority down: finality goes on. Two
 //! down: blocks go on, finality stops and `tp_finalityStatus` says why. One back: finality
-//! resumes, and every block final before is still final.
+//! resumes, and every block final before is still final. And an authority crashed at each
+//! step of voting never contradicts itself after its restart.
 
 use std::time::Duration;
 
@@ -156,4 +157,130 @@ async fn finality_goes_on_with_one_authority_down_stops_with_two_says_why_and_re
     })
     .await
     .expect("finality caught up with the head");
+}
+
+type Msg = finality::Message<primitives::crypto::Signature>;
+
+/// What an authority wrote in `finality.redb`: its instance and round, what it said there,
+/// and everything it would send again (this round's statements and the last round's votes).
+type Spoken = (u64, u32, Option<Msg>, Option<Msg>, Option<Msg>, Vec<String>);
+
+fn spoken(n: &TestNode) -> Spoken {
+    let store = chain::finality::FinalityStore::open(&n.data_dir()).expect("finality.redb");
+    let s = store.load().expect("readable").expect("written");
+    let all: Vec<String> = [&s.proposal, &s.prevote, &s.precommit]
+        .into_iter()
+        .flatten()
+        .chain(&s.previous)
+        .filter_map(|m| m.said().map(|x| x.to_string()))
+        .collect();
+    (s.instance, s.round, s.proposal, s.prevote, s.precommit, all)
+}
+
+/// The last statement the log says was sent (`statement=...` of "finality statement sent").
+fn last_sent(log: &str) -> Option<String> {
+    log.lines()
+        .filter(|l| l.contains("finality statement sent"))
+        .filter_map(|l| l.split("statement=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .next_back()
+}
+
+/// Waits (without holding anything across awaits) until the node's process has exited.
+async fn exited(n: &mut TestNode) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < DEADLINE {
+        if !n.is_running() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// `kill -9` of an authority at the instants that matter, through the crash points the node
+/// exposes: just before its finality state is written, right after it is written (its votes not
+/// yet sent), and right after a vote was handed to the network. After each restart it resumes
+/// from what it wrote: in a round it already spoke in, what it wrote later is what it wrote
+/// before, no authority ever sees it equivocate, and finality goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_crashed_while_it_votes_never_contradicts_itself_after_a_restart() {
+    let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
+    let g = genesis_of(ChainKind::Main, &keys, 300);
+    let mut nodes = start_authorities(ChainKind::Main, &g, &keys);
+    final_above(&nodes, 2).await;
+    let mut before = spoken_after_kill(&mut nodes[3]);
+    let crashes = [
+        "finality-persisted:4",
+        "finality-before-persist:6",
+        "finality-sent:9",
+        "finality-persisted:13",
+        "finality-sent:2",
+        "finality-before-persist:17",
+    ];
+    for (i, at) in crashes.iter().enumerate() {
+        let victim = &mut nodes[3];
+        victim.env = vec![
+            (service::fault::ENV.to_string(), (*at).to_string()),
+            (
+                "RUST_LOG".to_string(),
+                "info,chain::finality=debug".to_string(),
+            ),
+        ];
+        // It may crash before it has even written its endpoints: that is a start too.
+        let _ = victim.spawn();
+        assert!(
+            exited(victim).await,
+            "{at}: the crash point was never reached"
+        );
+        let log = victim.log();
+        assert_eq!(
+            log.matches("crash point").count(),
+            i + 1,
+            "{at}: it stopped for another reason:\n{log}"
+        );
+        let after = spoken(victim);
+        if at.starts_with("finality-sent") {
+            // Its last words went out: they must be in what it wrote before sending them.
+            // This run's log: after the previous crash message, up to this one.
+            let run = log.rsplit("crash point").nth(1).unwrap_or(&log);
+            let sent = last_sent(run).expect("a statement sent before the crash");
+            assert!(
+                after.5.contains(&sent),
+                "{at}: sent {sent} but wrote only {:?}",
+                after.5
+            );
+        }
+        let (bi, br) = (before.0, before.1);
+        assert!(
+            (after.0, after.1) >= (bi, br),
+            "{at}: went back from instance {bi} round {br} to {} {}",
+            after.0,
+            after.1
+        );
+        if (after.0, after.1) == (bi, br) {
+            for (what, b, a) in [
+                ("proposal", &before.2, &after.2),
+                ("prevote", &before.3, &after.3),
+                ("precommit", &before.4, &after.4),
+            ] {
+                if b.is_some() {
+                    assert_eq!(a, b, "{at}: its {what} in instance {bi} round {br} changed");
+                }
+            }
+        }
+        before = after;
+    }
+    nodes[3].env.clear();
+    nodes[3].spawn().expect("restarts for good");
+    let top = status(&nodes[0]).await.expect("status").finalized.number;
+    let f = final_above(&nodes, top + 3).await;
+    still_final(&nodes, f).await;
+}
+
+/// Stops the node with `kill -9` and reads what it wrote.
+fn spoken_after_kill(n: &mut TestNode) -> Spoken {
+    n.kill9();
+    spoken(n)
 }

@@ -2,8 +2,9 @@
 //! bridge, each with its own address), not loopback. A follower on another host syncs and
 //! follows the authority, is cut off the network while the chain grows, and catches up when
 //! the link comes back; and a federation whose members each run on their own host with their
-//! own nodes keeps paying while one host is partitioned away. Needs root and iproute2 (as CI
-//! and this machine have).
+//! own nodes keeps paying while one host is partitioned away; and four mainchain authorities
+//! split 2/2 finalise nothing and mint nothing from a Lock grown deep on one side. Needs root
+//! and iproute2 (as CI and this machine have).
 
 use jsonrpsee::http_client::HttpClient;
 use parity_scale_codec::Encode;
@@ -12,9 +13,13 @@ use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
+use std::time::Duration;
+
+use rpc_api::types::BlockId;
 use twinpeg_e2e::netns::{Host, Lan};
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, test_genesis, transfer, ChainKind, Member, PegSetup, TestNode,
+    bin, dev_key, eventually, eventually_within, fee_for, pegged_geneses_with, test_genesis,
+    test_peg, transfer, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// The follower's block at `height`, once it has it and it matches the authority's.
@@ -221,4 +226,207 @@ async fn members_on_three_hosts_keep_paying_with_one_host_partitioned_away() {
         s2.account(to).await.expect("account").balance,
         Amount::coins(6)
     );
+}
+
+/// Whether `f` is the block at its height on every node.
+async fn on_every_chain(nodes: &[TestNode], f: BlockId) -> bool {
+    for n in nodes {
+        let b = n.client().block_by_number(f.number, None).await;
+        if !matches!(b, Ok(Some(b)) if b.summary.hash == f.hash) {
+            return false;
+        }
+    }
+    true
+}
+
+async fn finalized(n: &TestNode) -> BlockId {
+    n.client()
+        .finality_status()
+        .await
+        .expect("finality status")
+        .finalized
+}
+
+fn audit(main: &TestNode, side: &TestNode) -> (bool, String) {
+    let out = std::process::Command::new(bin("bridge"))
+        .args(["audit", "--main-rpc", &main.http, "--side-rpc", &side.http])
+        .output()
+        .expect("bridge audit runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The attack finality exists for: the four mainchain authorities (one per host) are split 2/2,
+/// a Lock is included on one side and grows deep there, past the peg's confirmations. Neither
+/// side can finalise (3 of 4 votes needed), so no member signs and nothing is minted, however
+/// deep the Lock. After the heal there is one chain, finality resumes, every block final
+/// before is still final, and the Lock is paid exactly once; `bridge audit` holds throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_deep_on_one_side_of_a_two_two_partition_is_never_minted_until_final() {
+    let Some(lan) = Lan::for_test(4) else { return };
+    let members: Vec<SecretKey> = (0..3).map(|_| SecretKey::random()).collect();
+    let authorities: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
+    let side_authority = SecretKey::random();
+    let addrs: Vec<Address> = members.iter().map(SecretKey::address).collect();
+    let main_addrs: Vec<Address> = authorities.iter().map(SecretKey::address).collect();
+    let peg = test_peg(&addrs, 2);
+    let confirmations = peg.terms.main_confirmations;
+    let (mg, sg) = pegged_geneses_with(&main_addrs, &[side_authority.address()], peg, 300, 200);
+    let mut mains: Vec<TestNode> = Vec::new();
+    for (h, k) in authorities.iter().enumerate() {
+        let boot: Vec<String> = mains.iter().map(TestNode::p2p_addr).collect();
+        let n = TestNode::prepare(
+            Some(lan.hosts[h].clone()),
+            ChainKind::Main,
+            &mg,
+            Some(k.clone()),
+            &boot,
+        )
+        .and_then(TestNode::spawned)
+        .expect("mainchain authority starts on its host");
+        mains.push(n);
+    }
+    // The sidechain and the members stay in the test's own namespace, which reaches every
+    // host: the partition is the mainchain authorities' alone. Member i watches mainchain-i,
+    // so members 0 and 1 sit with the Lock's side and member 2 with the other.
+    let side = TestNode::start(ChainKind::Side, &sg, Some(side_authority)).expect("sidechain");
+    let mut fed: Vec<Member> = Vec::new();
+    for (i, key) in members.iter().enumerate() {
+        let boot: Vec<String> = fed.iter().filter_map(Member::p2p_addr).collect();
+        let mut m = Member::new(key.clone(), &mains[i].http, &side.http)
+            .expect("member dir")
+            .config("regossip_interval_ms", 1_000);
+        m.spawn(&boot).expect("member starts");
+        fed.push(m);
+    }
+    let mut finals: Vec<BlockId> = Vec::new();
+    for n in &mains {
+        let f = eventually("finality before the partition", || async {
+            let f = n.client().finality_status().await.ok()?.finalized;
+            (f.number >= 3).then_some(f)
+        })
+        .await
+        .expect("the four finalise");
+        finals.push(f);
+    }
+
+    // 2/2: hosts 0 and 1 on one side, 2 and 3 on the other.
+    for a in [0, 1] {
+        for b in [2, 3] {
+            lan.cut(a, b).expect("partition");
+        }
+    }
+    // Both sides keep producing in their slots; what was in flight at the cut settles.
+    for n in [&mains[0], &mains[2]] {
+        let h = n.client().head().await.expect("head").number;
+        n.wait_for_height(h + 4).await.expect("each side produces");
+    }
+    let frozen: Vec<BlockId> = {
+        let mut v = Vec::new();
+        for n in &mains {
+            v.push(finalized(n).await);
+        }
+        v
+    };
+
+    let user = dev_key(1);
+    let to = SecretKey::random().address();
+    let id = deposit(&mains[0].client(), mg.chain_id, &user, 0, to).await;
+    let included = eventually("the Lock included on its side", || async {
+        let t = mains[0].client().transaction(id).await.ok()??;
+        (t.status == TxStatus::Success).then_some(t.block_number?)
+    })
+    .await
+    .expect("included");
+    // Deep on its side: well past the peg's confirmations.
+    mains[0]
+        .wait_for_height(included + confirmations + 8)
+        .await
+        .expect("the Lock's side grows");
+    let sc = side.client();
+    let t = sc.peg_transfer(id).await.expect("lookup");
+    assert!(
+        t.payout.is_none(),
+        "minted from a Lock that is not final: {t:?}"
+    );
+    let info = sc.peg_info().await.expect("peg info");
+    assert_eq!(
+        info.supply,
+        Amount::ZERO,
+        "nothing minted during the partition"
+    );
+    for (n, f) in mains.iter().zip(&frozen) {
+        assert_eq!(
+            finalized(n).await,
+            *f,
+            "a block became final with 2 of 4 authorities on {}",
+            n.http
+        );
+    }
+    let (ok, text) = audit(&mains[0], &side);
+    assert!(ok, "audit during the partition: {text}");
+
+    // Healed: one chain, finality resumes, nothing final before is reverted, paid once.
+    for a in [0, 1] {
+        for b in [2, 3] {
+            lan.heal(a, b).expect("heal");
+        }
+    }
+    let top = frozen.iter().map(|f| f.number).max().unwrap_or(0);
+    let resumed = eventually_within(
+        "finality after the heal",
+        Duration::from_secs(120),
+        || async {
+            let mut lowest: Option<BlockId> = None;
+            for n in &mains {
+                let f = n.client().finality_status().await.ok()?.finalized;
+                if f.number <= top + 3 {
+                    return None;
+                }
+                if lowest.is_none_or(|l| f.number < l.number) {
+                    lowest = Some(f);
+                }
+            }
+            lowest
+        },
+    )
+    .await
+    .expect("finality resumes on all four");
+    finals.extend(frozen);
+    finals.push(resumed);
+    for f in finals {
+        assert!(
+            on_every_chain(&mains, f).await,
+            "final block {} {} is not on every node's chain",
+            f.number,
+            f.hash
+        );
+    }
+    let paid = eventually_within(
+        "the Lock paid once it is final",
+        Duration::from_secs(120),
+        || async { sc.peg_transfer(id).await.ok()?.payout },
+    )
+    .await;
+    if paid.is_err() {
+        let logs: Vec<String> = fed.iter().map(Member::log).collect();
+        panic!("{id} not paid; member logs:\n{}", logs.join("\n---\n"));
+    }
+    let info = eventually("the mint counted", || async {
+        let i = sc.peg_info().await.ok()?;
+        (i.totals.minted == Amount::coins(3)).then_some(i)
+    })
+    .await
+    .expect("minted exactly once");
+    assert_eq!(info.supply, Amount::coins(3));
+    assert_eq!(
+        sc.account(to).await.expect("account").balance,
+        Amount::coins(3)
+    );
+    let (ok, text) = audit(&mains[0], &side);
+    assert!(ok, "audit after the heal: {text}");
 }
