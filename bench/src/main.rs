@@ -48,6 +48,18 @@ struct Args {
     /// Deposits landing together in the burst.
     #[arg(long, default_value_t = 1000)]
     peg_burst: usize,
+    /// Skip the finality measurements.
+    #[arg(long)]
+    no_finality: bool,
+    /// Seconds of idle finality-lag sampling per chain.
+    #[arg(long, default_value_t = 20)]
+    finality_idle_seconds: u64,
+    /// Transfers in the load finality lag is measured under (sidechain; half on the mainchain).
+    #[arg(long, default_value_t = 60_000)]
+    finality_load_txs: u64,
+    /// Transfers per run of the finality on/off throughput comparison (three runs each).
+    #[arg(long, default_value_t = 100_000)]
+    finality_on_off_txs: u64,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,10 @@ fn main() -> ExitCode {
         peg_transfers: a.peg_transfers,
         peg_burst: a.peg_burst,
         criterion_dir: a.criterion_dir,
+        finality: !a.no_finality,
+        finality_idle_seconds: a.finality_idle_seconds,
+        finality_load_txs: a.finality_load_txs,
+        finality_on_off_txs: a.finality_on_off_txs,
     };
     bench::block_on(bench::suite::run(cfg))
 }

@@ -1,8 +1,11 @@
-//! Peg latency and throughput: real nodes and three real members (threshold 2). For each
-//! transfer, the time from inclusion on the source chain to the payout on the other is split
-//! into what the protocol imposes (reaching `confirmations`, then the next destination slot)
-//! and the bridge's own overhead (the rest). Times are block timestamps (slot starts), so the
-//! overhead is resolved to the destination's block time.
+//! Peg latency and throughput: four authority nodes per chain (the devnet's topology, each its
+//! own process) and three real members (threshold 2), with the devnet's peg terms: no depth on
+//! top of finality (`confirmations` = 1). For each transfer, the time from inclusion on the
+//! source chain to the payout on the other is split into what the protocol imposes (the source
+//! block becoming final, then the next destination slot) and the bridge's own overhead (the
+//! rest); and the time until the payout itself is final, the transfer's real end. Inclusion and
+//! payout times are block timestamps (slot starts); finality times are when a sampler polling
+//! `tp_finalityStatus` every 50 ms first saw the block final.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,39 @@ pub struct Latency {
     pub overhead_p50_ms: f64,
     /// 99th percentile, ms.
     pub overhead_p99_ms: f64,
+    /// Inclusion to the payout being final, median, ms.
+    pub to_final_p50_ms: f64,
+    /// 99th percentile, ms.
+    pub to_final_p99_ms: f64,
+}
+
+/// When each block of a chain was first seen final: (final height, wall-clock ms), ascending.
+#[derive(Debug, Default, Clone)]
+struct FinalSeen(Vec<(u64, u64)>);
+
+impl FinalSeen {
+    /// When block `n` was first seen final.
+    fn at(&self, n: u64) -> Option<u64> {
+        self.0.iter().find(|(f, _)| *f >= n).map(|(_, t)| *t)
+    }
+}
+
+/// Polls `c`'s finality every 50 ms until `stop`, recording each advance.
+async fn sample_finality(
+    c: HttpClient,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> FinalSeen {
+    let mut seen = FinalSeen::default();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(s) = c.finality_status().await {
+            let n = s.finalized.number;
+            if seen.0.last().is_none_or(|(f, _)| n > *f) {
+                seen.0.push((n, service::clock::now_ms()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
 }
 
 /// The peg section of the results.
@@ -170,18 +206,27 @@ async fn latency(
     src: &HttpClient,
     dst: &HttpClient,
     pairs: &[(u64, u64)],
+    (src_final, dst_final): (&FinalSeen, &FinalSeen),
     confirmations: u64,
     dst_block_ms: u64,
 ) -> Result<Latency> {
     let (mut total, mut protocol, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    let mut to_final = Vec::new();
     for (sb, pb) in pairs {
         let t_src = block_ts(src, *sb).await? as f64;
         let t_depth = block_ts(src, sb + confirmations - 1).await? as f64;
+        // What the protocol imposes: the source block final (and deep enough).
+        let t_ready = src_final
+            .at(*sb)
+            .map_or(t_depth, |t| (t as f64).max(t_depth));
         let t_pay = block_ts(dst, *pb).await? as f64;
-        let next_slot = ((t_depth / dst_block_ms as f64).floor() + 1.0) * dst_block_ms as f64;
+        let next_slot = ((t_ready / dst_block_ms as f64).floor() + 1.0) * dst_block_ms as f64;
         total.push(t_pay - t_src);
         protocol.push(next_slot - t_src);
         overhead.push((t_pay - next_slot).max(0.0));
+        if let Some(t) = dst_final.at(*pb) {
+            to_final.push(t as f64 - t_src);
+        }
     }
     Ok(Latency {
         transfers: pairs.len(),
@@ -190,7 +235,27 @@ async fn latency(
         protocol_p50_ms: pct(&mut protocol, 0.5),
         overhead_p50_ms: pct(&mut overhead.clone(), 0.5),
         overhead_p99_ms: pct(&mut overhead, 0.99),
+        to_final_p50_ms: pct(&mut to_final.clone(), 0.5),
+        to_final_p99_ms: pct(&mut to_final, 0.99),
     })
+}
+
+/// Four authorities of a chain, each its own process dialing the ones before it.
+fn four_authorities(
+    binary: &str,
+    genesis: &Genesis,
+    keys: &[SecretKey],
+    config: &str,
+) -> Result<Vec<BenchNode>> {
+    let mut nodes: Vec<BenchNode> = Vec::new();
+    for k in keys {
+        let boot: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.p2p.first().cloned())
+            .collect();
+        nodes.push(Prepared::with_config(binary, genesis, Some(k), config)?.run(&boot)?);
+    }
+    Ok(nodes)
 }
 
 /// Runs the peg measurements: `n` deposits and `n` withdrawals, then a burst of `burst` deposits.
@@ -201,14 +266,18 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let addrs: Vec<Address> = members.iter().map(SecretKey::address).collect();
     // The e2e tests' peg, with room in the daily limits for the burst.
     let mut peg = twinpeg_e2e::test_peg(&addrs, 2);
+    // As the devnet: finality decides, no depth on top.
+    peg.terms.main_confirmations = 1;
+    peg.terms.side_confirmations = 1;
     peg.terms.daily_limit_deposits = Amount::coins(1_000_000);
     peg.terms.daily_limit_withdrawals = Amount::coins(1_000_000);
-    let (ma, sa) = (SecretKey::random(), SecretKey::random());
-    let genesis = |chain_id, block_time_ms, authority: Address, fee, accounts| Genesis {
+    let ma: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
+    let sa: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
+    let genesis = |chain_id, block_time_ms, authorities: Vec<Address>, fee, accounts| Genesis {
         chain_id,
         block_time_ms,
         timestamp_ms: 0,
-        authorities: vec![authority],
+        authorities,
         max_block_weight: 16_000_000,
         max_tx_size: 16_384,
         fee,
@@ -218,7 +287,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let mut mg = genesis(
         1001,
         main_ms,
-        ma.address(),
+        ma.iter().map(SecretKey::address).collect(),
         FeeParams::FeeRate {
             min_fee_rate: Amount(1_000),
         },
@@ -233,7 +302,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let mut sg = genesis(
         2002,
         side_ms,
-        sa.address(),
+        sa.iter().map(SecretKey::address).collect(),
         FeeParams::BaseFee {
             initial_base_fee: Amount(1_000),
             min_base_fee: Amount(1_000),
@@ -242,14 +311,16 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     );
     primitives::genesis::link_geneses(&mut mg, &mut sg);
     let big = "mempool_max_txs = 200000\nrpc_max_txs_per_call = 10000\n";
-    let main = Prepared::with_config("mainchain", &mg, Some(&ma), big)?.run(&[])?;
-    let side = Prepared::with_config("sidechain", &sg, Some(&sa), big)?.run(&[])?;
+    let mains = four_authorities("mainchain", &mg, &ma, big)?;
+    let sides = four_authorities("sidechain", &sg, &sa, big)?;
+    let (main, side) = (&mains[0], &sides[0]);
+    // Member i on node i of each chain, as in the devnet.
     let mut running = Vec::new();
-    let first = start_member(&members[0], &main, &side, &[])?;
+    let first = start_member(&members[0], &mains[0], &sides[0], &[])?;
     let boot = first.p2p_addr().into_iter().collect::<Vec<_>>();
     running.push(first);
-    for k in &members[1..] {
-        running.push(start_member(k, &main, &side, &boot)?);
+    for (i, k) in members.iter().enumerate().skip(1) {
+        running.push(start_member(k, &mains[i], &sides[i], &boot)?);
     }
     let mc = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
@@ -264,6 +335,24 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
         max_fee: Amount(1_000_000),
         max_tip: Amount(1),
     };
+
+    // Steady state: both chains finalising before the clock starts.
+    let start = Instant::now();
+    while mc.finality_status().await?.finalized.number < 2
+        || sc.finality_status().await?.finalized.number < 2
+    {
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the four authorities of each chain did not finalise within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "peg: both chains finalising {:.1} s after the members started",
+        start.elapsed().as_secs_f64()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let main_final = tokio::spawn(sample_finality(mc.clone(), stop.clone()));
+    let side_final = tokio::spawn(sample_finality(sc.clone(), stop.clone()));
 
     // Deposits: one per user, spread over a few blocks.
     eprintln!("peg: {n} deposits");
@@ -291,7 +380,6 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
             return Err(e);
         }
     };
-    let deposits = latency(&mc, &sc, &pairs, peg.terms.main_confirmations, side_ms).await?;
 
     // Withdrawals: each user sends back part of what was minted.
     eprintln!("peg: {n} withdrawals");
@@ -301,7 +389,39 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     };
     let wids = spread(&sc, sg.chain_id, &users[..n], &sfee, side_ms, burn).await?;
     let wpairs = wait_paid(&sc, &mc, &wids, Duration::from_secs(300)).await?;
-    let withdrawals = latency(&sc, &mc, &wpairs, peg.terms.side_confirmations, main_ms).await?;
+    // Every payout final before the samplers stop.
+    let last_mint = pairs.iter().map(|p| p.1).max().unwrap_or(0);
+    let last_release = wpairs.iter().map(|p| p.1).max().unwrap_or(0);
+    let start = Instant::now();
+    while sc.finality_status().await?.finalized.number < last_mint
+        || mc.finality_status().await?.finalized.number < last_release
+    {
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("payouts not final within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (main_final, side_final) = (main_final.await?, side_final.await?);
+    let deposits = latency(
+        &mc,
+        &sc,
+        &pairs,
+        (&main_final, &side_final),
+        peg.terms.main_confirmations,
+        side_ms,
+    )
+    .await?;
+    let withdrawals = latency(
+        &sc,
+        &mc,
+        &wpairs,
+        (&side_final, &main_final),
+        peg.terms.side_confirmations,
+        main_ms,
+    )
+    .await?;
 
     // A burst: `burst` deposits submitted at once (one batch call), landing in a block or two.
     eprintln!("peg: a burst of {burst} deposits");

@@ -45,7 +45,18 @@ pub struct SuiteConfig {
     pub peg_transfers: usize,
     /// Deposits in the burst.
     pub peg_burst: usize,
+    /// Run the finality measurements (lag, throughput with voting on and off).
+    pub finality: bool,
+    /// Seconds of idle lag sampling per chain.
+    pub finality_idle_seconds: u64,
+    /// Transfers in the load the lag is measured under (the sidechain; half on the mainchain).
+    pub finality_load_txs: u64,
+    /// Transfers per run of the on/off comparison.
+    pub finality_on_off_txs: u64,
 }
+
+/// Node config lines for benchmark loads: pools and RPC limits big enough for them.
+pub const BIG_POOL: &str = "mempool_max_txs = 2000000\nmempool_max_per_sender = 200000\nmempool_max_nonce_gap = 200000\nrpc_max_txs_per_call = 10000\nrpc_max_request_bytes = 67108864\nrpc_max_response_bytes = 67108864\n";
 
 /// One chain's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +92,8 @@ pub struct Results {
     pub scaling: Option<crate::scaling::Scaling>,
     /// Peg latency and burst throughput.
     pub peg: Option<crate::peg::PegResults>,
+    /// Finality lag and cost.
+    pub finality: Option<crate::finality::FinalityResults>,
     /// The criterion micro-benchmarks' latest figures.
     pub micro: Vec<crate::micro::Micro>,
     /// Every goal of the issue with the figure reached, in one list.
@@ -89,7 +102,13 @@ pub struct Results {
     pub not_measured: Vec<String>,
 }
 
-fn genesis(chain: &str, authority: Address, senders: &[SecretKey], block_time_ms: u64) -> Genesis {
+/// A benchmark genesis of `chain` with one authority and `senders` prefunded.
+pub fn genesis(
+    chain: &str,
+    authority: Address,
+    senders: &[SecretKey],
+    block_time_ms: u64,
+) -> Genesis {
     Genesis {
         chain_id: if chain == "mainchain" { 1001 } else { 2002 },
         block_time_ms,
@@ -129,12 +148,7 @@ async fn run_chain(
     let authority = SecretKey::random();
     let senders = loadgen::sender_keys(chain, cfg.senders);
     let g = genesis(chain, authority.address(), &senders, block_time_ms);
-    let node = BenchNode::start(
-        chain,
-        &g,
-        &authority,
-        "mempool_max_txs = 2000000\nmempool_max_per_sender = 200000\nmempool_max_nonce_gap = 200000\nrpc_max_txs_per_call = 10000\nrpc_max_request_bytes = 67108864\nrpc_max_response_bytes = 67108864\n",
-    )?;
+    let node = BenchNode::start(chain, &g, &authority, BIG_POOL)?;
     let client = HttpClientBuilder::default().build(&node.http)?;
     let fee = loadgen::generous_fee(&client.fee_info().await?);
     let per_sender = txs.div_ceil(cfg.senders as u64);
@@ -234,6 +248,13 @@ fn goals(r: &Results) -> Vec<Goal> {
                 l.overhead_p99_ms < 500.0,
             );
         }
+        let bound = 3 * p.main_block_ms + 2 * p.side_block_ms;
+        goal(
+            "deposit: Lock inclusion to Mint final p50, ms",
+            &format!("<= {bound} (3 mainchain + 2 sidechain blocks)"),
+            p.deposits.to_final_p50_ms,
+            p.deposits.to_final_p50_ms <= bound as f64,
+        );
         goal(
             &format!(
                 "sidechain blocks from depth until {} burst deposits are paid",
@@ -242,6 +263,24 @@ fn goals(r: &Results) -> Vec<Goal> {
             "<= 3",
             p.burst_side_blocks_after_depth as f64,
             p.burst_side_blocks_after_depth <= 3,
+        );
+    }
+    if let Some(f) = &r.finality {
+        for c in &f.lag {
+            for (when, l) in [("idle", &c.idle), ("under load", &c.loaded)] {
+                goal(
+                    &format!("{} finality lag p99 {when}, blocks", c.chain),
+                    "<= 2",
+                    l.p99_blocks as f64,
+                    l.p99_blocks <= 2,
+                );
+            }
+        }
+        goal(
+            "sidechain throughput with finality on / off",
+            ">= 0.95",
+            f.on_off.ratio,
+            f.on_off.ratio >= 0.95,
         );
     }
     out
@@ -290,6 +329,18 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     } else {
         None
     };
+    let finality = if cfg.finality {
+        Some(
+            crate::finality::run(
+                cfg.finality_idle_seconds,
+                cfg.finality_load_txs,
+                cfg.finality_on_off_txs,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut results = Results {
         recoveries_per_second: limit,
         cores: std::thread::available_parallelism()
@@ -298,6 +349,7 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
         chains,
         scaling,
         peg,
+        finality,
         micro: crate::micro::read(&cfg.criterion_dir),
         goals: vec![],
         not_measured: vec![],
@@ -386,31 +438,39 @@ fn print_table(r: &Results) {
     if let Some(p) = &r.peg {
         println!();
         println!(
-            "peg (main {} ms, side {} ms blocks; 3 members, threshold 2): inclusion -> payout, ms",
+            "peg (main {} ms, side {} ms blocks, 4 authorities each; 3 members, threshold 2): inclusion -> payout, ms",
             p.main_block_ms, p.side_block_ms
         );
         println!(
-            "{:<12} {:>6} {:>10} {:>10} {:>14} {:>14} {:>14}",
+            "{:<12} {:>6} {:>10} {:>10} {:>14} {:>14} {:>14} {:>13} {:>13}",
             "direction",
             "n",
             "total p50",
             "total p99",
             "protocol p50",
             "overhead p50",
-            "overhead p99"
+            "overhead p99",
+            "final p50",
+            "final p99"
         );
         for (name, l) in [("deposit", &p.deposits), ("withdrawal", &p.withdrawals)] {
             println!(
-                "{:<12} {:>6} {:>10.0} {:>10.0} {:>14.0} {:>14.0} {:>14.0}",
+                "{:<12} {:>6} {:>10.0} {:>10.0} {:>14.0} {:>14.0} {:>14.0} {:>13.0} {:>13.0}",
                 name,
                 l.transfers,
                 l.total_p50_ms,
                 l.total_p99_ms,
                 l.protocol_p50_ms,
                 l.overhead_p50_ms,
-                l.overhead_p99_ms
+                l.overhead_p99_ms,
+                l.to_final_p50_ms,
+                l.to_final_p99_ms
             );
         }
+        println!(
+            "protocol = until the source block is final, then the next destination slot; final = inclusion to the payout final (goal for deposits: p50 <= {} ms)",
+            3 * p.main_block_ms + 2 * p.side_block_ms
+        );
         println!(
             "bridge overhead goal: p50 < 100 ms and p99 < 500 ms (resolved to the destination block time)"
         );
@@ -428,6 +488,46 @@ fn print_table(r: &Results) {
         if let Some(m) = p.member_peak_rss_mib {
             println!("bridge member peak RSS: {m:.0} MB");
         }
+    }
+    if let Some(f) = &r.finality {
+        println!();
+        println!("finality lag (final block behind head; sampled every 100 ms)");
+        println!(
+            "{:<10} {:>6} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "chain", "block", "auth", "when", "p50 blk", "p99 blk", "p50 ms", "p99 ms", "load tx/s"
+        );
+        for c in &f.lag {
+            for (when, l, tps) in [
+                ("idle", &c.idle, None),
+                ("under load", &c.loaded, Some(c.load_tps)),
+            ] {
+                println!(
+                    "{:<10} {:>5}s {:>5} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                    c.chain,
+                    c.block_time_ms as f64 / 1000.0,
+                    c.authorities,
+                    when,
+                    l.p50_blocks,
+                    l.p99_blocks,
+                    l.p50_ms,
+                    l.p99_ms,
+                    tps.map(|t| format!("{t:.0}")).unwrap_or_default()
+                );
+            }
+        }
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|t| format!("{t:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "sidechain, 1 authority, {} transfers per run: finality on {} tx/s, off {} tx/s; median on/off = {:.3} (goal >= 0.95)",
+            f.on_off.txs,
+            fmt(&f.on_off.on_tps),
+            fmt(&f.on_off.off_tps),
+            f.on_off.ratio
+        );
     }
     if !r.micro.is_empty() {
         println!();
