@@ -70,6 +70,10 @@ pub struct PendingTransfer {
     /// The payout, when a destination block holds it but it is not final yet.
     #[serde(default)]
     pub payout: Option<PayoutProgress>,
+    /// What a `seen` transfer waits for, when it is finality ("waiting for finality: head
+    /// 120, finalized 117"): no member signs before its block is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// One direction's progress.
@@ -79,6 +83,9 @@ pub struct DirectionStatus {
     pub direction: String,
     /// The source chain's head, as last seen.
     pub source_head: Option<BlockNumber>,
+    /// The source chain's last final block, as last seen.
+    #[serde(default)]
+    pub source_finalized: Option<BlockNumber>,
     /// The last scanned source block.
     pub cursor: Option<BlockNumber>,
     /// Source head minus cursor.
@@ -117,6 +124,8 @@ pub struct MemberStatus {
 pub struct DirectionBoard {
     /// Source head.
     pub source_head: Option<BlockNumber>,
+    /// The source chain's last final block.
+    pub source_finalized: Option<BlockNumber>,
     /// Cursor height.
     pub cursor: Option<BlockNumber>,
     /// Destination head.
@@ -186,11 +195,13 @@ impl Shared {
                     designated_submitter: self.federation.designated_submitter(&e.id),
                     submission: self.store.submission(&e.id)?,
                     payout: b.payouts.get(&e.id).copied(),
+                    waiting: waiting_for(e.state, e.source_height, b),
                 });
             }
             directions.push(DirectionStatus {
                 direction: direction_name(d).to_string(),
                 source_head: b.source_head,
+                source_finalized: b.source_finalized,
                 cursor: b.cursor,
                 lag_blocks: b
                     .source_head
@@ -214,6 +225,22 @@ impl Shared {
     }
 }
 
+/// Why a transfer seen at `height` is not signed yet, when the reason is finality.
+fn waiting_for(state: EventState, height: BlockNumber, b: &DirectionBoard) -> Option<String> {
+    if state != EventState::Seen {
+        return None;
+    }
+    match (b.source_head, b.source_finalized) {
+        (Some(head), Some(f)) if height > f => {
+            Some(format!("waiting for finality: head {head}, finalized {f}"))
+        }
+        (Some(head), None) if height <= head => {
+            Some("waiting for finality: the source node reports none".into())
+        }
+        _ => None,
+    }
+}
+
 /// A readable multi-line rendering of a status snapshot.
 pub fn render(s: &MemberStatus) -> String {
     let mut out = format!(
@@ -227,9 +254,10 @@ pub fn render(s: &MemberStatus) -> String {
     for d in &s.directions {
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         out.push_str(&format!(
-            "{}: source head {}, cursor {} (lag {}), destination head {}, backlog {}\n",
+            "{}: source head {} (finalized {}), cursor {} (lag {}), destination head {}, backlog {}\n",
             d.direction,
             opt(d.source_head),
+            opt(d.source_finalized),
             opt(d.cursor),
             opt(d.lag_blocks),
             opt(d.destination_head),
@@ -240,7 +268,7 @@ pub fn render(s: &MemberStatus) -> String {
         }
         for p in &d.pending {
             out.push_str(&format!(
-                "  {} {:?} {} -> {} signatures {}/{} age {:.1}s{}{}\n",
+                "  {} {:?} {} -> {} signatures {}/{} age {:.1}s{}{}{}\n",
                 p.id,
                 p.state,
                 p.payout_amount.to_coins_string(),
@@ -258,6 +286,10 @@ pub fn render(s: &MemberStatus) -> String {
                         " payout in block {} ({}/{} confirmations)",
                         x.block_number, x.confirmations, x.required
                     ))
+                    .unwrap_or_default(),
+                p.waiting
+                    .as_ref()
+                    .map(|w| format!(" ({w})"))
                     .unwrap_or_default()
             ));
         }
@@ -355,4 +387,28 @@ pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> Result<(SocketAddr,
     })?;
     let module = BridgeApiServer::into_rpc(StatusRpc { shared });
     Ok((bound, server.start(module)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seen_transfer_says_it_waits_for_finality() {
+        let b = DirectionBoard {
+            source_head: Some(120),
+            source_finalized: Some(117),
+            ..DirectionBoard::default()
+        };
+        assert_eq!(
+            waiting_for(EventState::Seen, 118, &b).as_deref(),
+            Some("waiting for finality: head 120, finalized 117")
+        );
+        assert_eq!(
+            waiting_for(EventState::Seen, 117, &b),
+            None,
+            "final: not waiting on it"
+        );
+        assert_eq!(waiting_for(EventState::Signed, 118, &b), None);
+    }
 }

@@ -24,6 +24,8 @@ pub const MAX_BLOCKS_PER_STEP: u64 = 256;
 pub struct WatchStep {
     /// The node's head this step saw.
     pub head: BlockRef,
+    /// The node's last final block, as this step saw it (`None`: no finality reported).
+    pub finalized: Option<BlockNumber>,
     /// Where the cursor stands after the step.
     pub cursor: Cursor,
     /// Blocks scanned.
@@ -181,6 +183,7 @@ impl Watcher {
         };
         let mut step = WatchStep {
             head,
+            finalized,
             cursor,
             scanned: 0,
             new_events: 0,

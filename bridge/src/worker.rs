@@ -190,6 +190,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
             .set(w.head.number.saturating_sub(w.cursor.height) as i64);
         self.shared.update_board(self.direction, |b| {
             b.source_head = Some(w.head.number);
+            b.source_finalized = w.finalized;
             b.cursor = Some(w.cursor.height);
         });
         if !w.confirmed.is_empty() {

@@ -336,6 +336,10 @@ pub struct PegTransferView {
     pub id: Hash,
     /// This chain's head height.
     pub head: BlockNumber,
+    /// This chain's last final block (`None` from nodes older than finality): a source event
+    /// is signed, and a payout counts, only at or below it.
+    #[serde(default)]
+    pub finalized: Option<BlockNumber>,
     /// The Lock or Burn, when this chain is the source.
     pub source: Option<PegSource>,
     /// The Mint or Release, when this chain is the destination and it was paid.

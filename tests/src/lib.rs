@@ -140,6 +140,20 @@ pub fn test_peg(members: &[Address], threshold: u32) -> PegParams {
     }
 }
 
+/// `bridge audit` of the chains at these node URLs: whether it passed, and what it printed.
+pub fn bridge_audit(main_rpc: &str, side_rpc: &str) -> (bool, String) {
+    let out = Command::new(bin("bridge"))
+        .args(["audit", "--main-rpc", main_rpc, "--side-rpc", side_rpc])
+        .output()
+        .expect("bridge audit runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A linked pair of pegged genesis files: the mainchain prefunds dev accounts 0..5, the
 /// sidechain starts with supply 0.
 pub fn pegged_geneses(

@@ -2,7 +2,6 @@
 //! sidechain node: round trips, members down, `kill -9` mid-flight, and `bridge audit`.
 
 use std::future::Future;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use primitives::types::{Address, Amount, Bytes, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
-    balance, bin, dev_key, eventually_within, fee_for, ChainKind, Member, PegSetup, TestNode,
+    balance, dev_key, eventually_within, fee_for, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// Anything the network must eventually do, on a loaded 2-core machine.
@@ -98,22 +97,7 @@ impl Net {
     }
 
     fn audit(&self) -> (bool, String) {
-        let out = Command::new(bin("bridge"))
-            .args([
-                "audit",
-                "--main-rpc",
-                &self.main.http,
-                "--side-rpc",
-                &self.side.http,
-            ])
-            .output()
-            .expect("bridge audit runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        twinpeg_e2e::bridge_audit(&self.main.http, &self.side.http)
     }
 
     fn logs(&self) -> String {

@@ -860,7 +860,7 @@ async fn devnet_deposit_and_withdrawal() -> Result<()> {
     let key = wallet.json(&["import-dev", "dev0", "0"])?;
     assert_eq!(key["address"].as_str(), Some(DEV0));
 
-    // Deposit: Lock on main, 3 confirmations, 2 of 3 signatures, Mint on side.
+    // Deposit: Lock on main, 3 confirmations and final, 2 of 3 signatures, Mint on side, final.
     let main_before = balance_of(&main, DEV0).await?;
     let d = wallet.json(&["deposit", "--from", "dev0", "5", "--timeout", "180"])?;
     assert_eq!(d["direction"].as_str(), Some("deposit"), "{d}");
@@ -869,6 +869,14 @@ async fn devnet_deposit_and_withdrawal() -> Result<()> {
     assert_eq!(d["payout"]["chain"].as_str(), Some("side"), "{d}");
     assert_eq!(units(&d["payout"]["amount"])?, 5 * COIN, "{d}");
     assert!(d["source"]["confirmations"].as_u64() >= Some(3), "{d}");
+    // Paid means final at both ends.
+    for end in ["source", "payout"] {
+        assert_eq!(d[end]["final"].as_bool(), Some(true), "{end}: {d}");
+        assert!(
+            d[end]["finalized"].as_u64() >= d[end]["block_number"].as_u64(),
+            "{end}: {d}"
+        );
+    }
     assert_eq!(balance_of(&side, DEV0).await?, 5 * COIN);
     let main_after_deposit = balance_of(&main, DEV0).await?;
     assert!(
@@ -884,6 +892,8 @@ async fn devnet_deposit_and_withdrawal() -> Result<()> {
     assert_eq!(w["state"].as_str(), Some("paid"), "{w}");
     assert_eq!(units(&w["payout_amount"])?, 2 * COIN - fee, "{w}");
     assert_eq!(w["payout"]["chain"].as_str(), Some("main"), "{w}");
+    assert_eq!(w["source"]["final"].as_bool(), Some(true), "{w}");
+    assert_eq!(w["payout"]["final"].as_bool(), Some(true), "{w}");
     assert_eq!(
         balance_of(&main, DEV0).await?,
         main_after_deposit + 2 * COIN - fee,

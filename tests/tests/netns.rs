@@ -18,8 +18,8 @@ use std::time::Duration;
 use rpc_api::types::BlockId;
 use twinpeg_e2e::netns::{Host, Lan};
 use twinpeg_e2e::{
-    bin, dev_key, eventually, eventually_within, fee_for, pegged_geneses_with, test_genesis,
-    test_peg, transfer, ChainKind, Member, PegSetup, TestNode,
+    bridge_audit, dev_key, eventually, eventually_within, fee_for, pegged_geneses_with,
+    test_genesis, test_peg, transfer, ChainKind, Member, PegSetup, TestNode,
 };
 
 /// The follower's block at `height`, once it has it and it matches the authority's.
@@ -248,16 +248,7 @@ async fn finalized(n: &TestNode) -> BlockId {
 }
 
 fn audit(main: &TestNode, side: &TestNode) -> (bool, String) {
-    let out = std::process::Command::new(bin("bridge"))
-        .args(["audit", "--main-rpc", &main.http, "--side-rpc", &side.http])
-        .output()
-        .expect("bridge audit runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    bridge_audit(&main.http, &side.http)
 }
 
 /// The attack finality exists for: the four mainchain authorities (one per host) are split 2/2,

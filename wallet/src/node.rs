@@ -131,6 +131,14 @@ impl Node {
             .map_err(|e| self.read_error(e))
     }
 
+    /// Where finality stands on this chain, and why it stalls if it does.
+    pub async fn finality_status(&self) -> Result<rpc_api::types::FinalityStatusView> {
+        self.client
+            .finality_status()
+            .await
+            .map_err(|e| self.read_error(e))
+    }
+
     /// A canonical block with its transactions.
     pub async fn full_block(&self, number: BlockNumber) -> Result<Option<BlockView>> {
         self.client

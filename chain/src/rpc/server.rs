@@ -490,6 +490,7 @@ impl TwinpegApiServer for RpcImpl {
         Ok(PegTransferView {
             id,
             head,
+            finalized: Some(self.chain.finality.final_block().number),
             source,
             payout,
         })

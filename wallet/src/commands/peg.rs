@@ -1,6 +1,7 @@
 //! `wallet deposit`, `wallet withdraw` and `wallet status`: move coins across the peg and
-//! follow them: included -> confirmations k/N -> awaiting the federation -> payout
-//! confirmations k/N -> paid (the payout is final on the destination chain).
+//! follow them: included -> confirmations k/N -> waiting for finality -> awaiting the
+//! federation -> payout confirmations and finality -> paid (the payout's block is final on the
+//! destination chain).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -33,12 +34,14 @@ pub enum PegState {
     Pending,
     /// In a block on the source chain, not yet deep enough.
     Confirming,
-    /// Deep enough: the federation signs and submits the payout.
+    /// Deep enough, but its block is not final yet: no member signs before it is.
+    AwaitingFinality,
+    /// Final and deep enough: the federation signs and submits the payout.
     AwaitingFederation,
-    /// The payout is in a destination block, not yet as deep as the peg's rules ask: a
-    /// reorg could still take it away (the members then pay it again).
+    /// The payout is in a destination block that is not yet final (or not yet as deep as the
+    /// peg's rules ask): a reorg could still take it away (the members then pay it again).
     PayoutConfirming,
-    /// Paid out on the destination chain, at its confirmation depth: final.
+    /// Paid out on the destination chain in a final block, at its confirmation depth.
     Paid,
 }
 
@@ -53,6 +56,13 @@ pub struct SourceView {
     pub confirmations: u64,
     /// Confirmations the federation waits for.
     pub required: u64,
+    /// The Lock or Burn's block against the source chain's finality.
+    #[serde(flatten)]
+    pub finality: BlockFinality,
+    /// Why the source chain's finality is not moving, when it is not (from its node's
+    /// `tp_finalityStatus`: "2 of 4 authorities voting; needs 3").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finality_stalled: Option<String>,
 }
 
 /// The destination-chain side of a transfer, once paid.
@@ -70,8 +80,43 @@ pub struct PayoutView {
     pub seconds: Option<f64>,
     /// Confirmations of the payout block so far (the block itself counts).
     pub confirmations: u64,
-    /// Confirmations at which the payout is final (the destination chain's).
+    /// Confirmations the peg asks of the payout (the destination chain's).
     pub required: u64,
+    /// The payout's block against the destination chain's finality.
+    #[serde(flatten)]
+    pub finality: BlockFinality,
+}
+
+/// A block against its chain's finality (in the JSON beside the block's other fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BlockFinality {
+    /// The chain's head.
+    pub head: BlockNumber,
+    /// The chain's last final block (`null` from a node older than finality).
+    pub finalized: Option<BlockNumber>,
+    /// Whether the block is final.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+impl BlockFinality {
+    /// Block `n` (if any) on a chain at `head` whose last final block is `finalized`; a node
+    /// from before finality counts its blocks as final at depth, as it did then.
+    fn of(n: Option<BlockNumber>, head: BlockNumber, finalized: Option<BlockNumber>) -> Self {
+        Self {
+            head,
+            finalized,
+            is_final: n.is_some_and(|n| finalized.is_none_or(|f| n <= f)),
+        }
+    }
+
+    /// "waiting for finality: head 120, finalized 117".
+    fn waiting(&self) -> String {
+        match self.finalized {
+            Some(f) => format!("waiting for finality: head {}, finalized {f}", self.head),
+            None => "waiting for finality".to_string(),
+        }
+    }
 }
 
 /// `deposit`, `withdraw` and `status`: one shape.
@@ -128,19 +173,24 @@ fn payout_required(info: &PegInfo, d: Direction) -> u64 {
 }
 
 /// Where a transfer stands, from what the two chains show.
-fn state_of(
-    included: bool,
-    confirmations: u64,
-    need: u64,
-    payout: Option<&PayoutView>,
-) -> PegState {
+fn state_of(included: bool, source: &SourceView, payout: Option<&PayoutView>) -> PegState {
     match payout {
-        Some(p) if p.confirmations >= p.required => PegState::Paid,
+        Some(p) if p.confirmations >= p.required && p.finality.is_final => PegState::Paid,
         Some(_) => PegState::PayoutConfirming,
         None if !included => PegState::Pending,
-        None if confirmations < need => PegState::Confirming,
+        None if source.confirmations < source.required => PegState::Confirming,
+        None if !source.finality.is_final => PegState::AwaitingFinality,
         None => PegState::AwaitingFederation,
     }
+}
+
+/// What the source waits for, with the stall reason if there is one.
+fn source_wait(s: &SourceView) -> String {
+    let mut out = s.finality.waiting();
+    if let Some(r) = &s.finality_stalled {
+        out.push_str(&format!("; finality stalled: {r}"));
+    }
+    out
 }
 
 /// Refuses what the chain would refuse, before anything is signed.
@@ -226,6 +276,14 @@ async fn observe(
     let s = ends.src.peg_transfer(id).await?;
     let confirmations = s.source.as_ref().map_or(0, |x| x.confirmations);
     let need = required(info, d);
+    let source_view = |s: &rpc_api::types::PegTransferView, block: BlockNumber| SourceView {
+        chain: src_chain,
+        block_number: s.source.as_ref().map(|x| x.block_number),
+        confirmations,
+        required: need,
+        finality: BlockFinality::of(s.source.as_ref().map(|_| block), s.head, s.finalized),
+        finality_stalled: None,
+    };
     let (mut recipient, mut amount, mut payout_amount) =
         terms(sent.and_then(SentTx::tx_kind).as_ref(), d, info);
     let mut payout = None;
@@ -291,11 +349,22 @@ async fn observe(
                     seconds,
                     confirmations: (p.head + 1).saturating_sub(po.block_number),
                     required: payout_required(info, d),
+                    finality: BlockFinality::of(Some(po.block_number), p.head, p.finalized),
                 });
             }
-            state_of(true, confirmations, need, payout.as_ref())
+            state_of(true, &source_view(&s, source.block_number), payout.as_ref())
         }
     };
+    let mut source = source_view(&s, s.source.as_ref().map_or(0, |x| x.block_number));
+    if state == PegState::AwaitingFinality {
+        // Only worth a call when it is what the transfer waits for.
+        source.finality_stalled = ends
+            .src
+            .finality_status()
+            .await
+            .ok()
+            .and_then(|f| f.stalled);
+    }
     Ok(TransferStatus {
         id,
         direction: dir_name(d),
@@ -303,12 +372,7 @@ async fn observe(
         recipient,
         amount,
         payout_amount,
-        source: SourceView {
-            chain: src_chain,
-            block_number: s.source.as_ref().map(|x| x.block_number),
-            confirmations,
-            required: need,
-        },
+        source,
         payout,
         resend: (state == PegState::Unknown && sent.is_some()).then(|| resend_command(id)),
     })
@@ -325,14 +389,30 @@ fn progress_line(s: &TransferStatus, threshold: u32, members: usize) -> String {
             "{} {}: included -> confirmations {}/{}",
             s.direction, s.id, s.source.confirmations, s.source.required
         ),
+        PegState::AwaitingFinality => format!(
+            "{} {}: confirmations {}/{} -> {}",
+            s.direction,
+            s.id,
+            s.source.confirmations,
+            s.source.required,
+            source_wait(&s.source)
+        ),
         PegState::AwaitingFederation => format!(
             "{} {}: confirmations {}/{} -> signatures (needs {threshold} of {members} members)",
             s.direction, s.id, s.source.confirmations, s.source.required
         ),
         PegState::PayoutConfirming => match &s.payout {
-            Some(p) => format!(
+            Some(p) if p.confirmations < p.required => format!(
                 "{} {}: paid in {} block {} -> confirmations {}/{}",
                 s.direction, s.id, p.chain, p.block_number, p.confirmations, p.required
+            ),
+            Some(p) => format!(
+                "{} {}: paid in {} block {} -> {}",
+                s.direction,
+                s.id,
+                p.chain,
+                p.block_number,
+                p.finality.waiting()
             ),
             None => format!("{} {}: payout confirming", s.direction, s.id),
         },
@@ -436,17 +516,33 @@ fn human(s: &TransferStatus, src_url: &str) -> String {
     if let Some(r) = s.recipient {
         out.push_str(&format!("\nrecipient  {r}"));
     }
+    let fin = |f: &BlockFinality| match f.is_final {
+        true => ", final".to_string(),
+        false => format!(", {}", f.waiting()),
+    };
     out.push_str(&format!(
-        "\nsource     {} block {} ({}/{} confirmations)",
+        "\nsource     {} block {} ({}/{} confirmations{})",
         s.source.chain,
         s.source.block_number.map_or("-".into(), |n| n.to_string()),
         s.source.confirmations,
-        s.source.required
+        s.source.required,
+        if s.source.block_number.is_some() {
+            fin(&s.source.finality)
+        } else {
+            String::new()
+        }
     ));
+    if let Some(r) = &s.source.finality_stalled {
+        out.push_str(&format!("\nstalled    {} finality: {r}", s.source.chain));
+    }
     if let Some(p) = &s.payout {
         out.push_str(&format!(
-            "\npaid       {} block {} ({}/{} confirmations)",
-            p.chain, p.block_number, p.confirmations, p.required
+            "\npaid       {} block {} ({}/{} confirmations{})",
+            p.chain,
+            p.block_number,
+            p.confirmations,
+            p.required,
+            fin(&p.finality)
         ));
         if let Some(secs) = p.seconds {
             out.push_str(&format!(", {secs:.1} s after inclusion"));
@@ -513,6 +609,8 @@ async fn send_peg(ctx: &Ctx, args: &PegArgs, d: Direction) -> Result<Report> {
                 block_number: None,
                 confirmations: 0,
                 required: required(&info, d),
+                finality: BlockFinality::of(None, 0, None),
+                finality_stalled: None,
             },
             payout: None,
             resend: None,
@@ -649,7 +747,7 @@ pub async fn status(ctx: &Ctx, id: &str, wait: bool, timeout: u64) -> Result<Rep
 mod tests {
     use super::*;
 
-    fn payout(confirmations: u64) -> PayoutView {
+    fn payout(confirmations: u64, finalized: Option<BlockNumber>) -> PayoutView {
         PayoutView {
             chain: ChainSel::Side,
             block_number: 9,
@@ -658,19 +756,79 @@ mod tests {
             seconds: None,
             confirmations,
             required: 2,
+            finality: BlockFinality::of(Some(9), 8 + confirmations, finalized),
+        }
+    }
+
+    fn source(confirmations: u64, finalized: Option<BlockNumber>) -> SourceView {
+        SourceView {
+            chain: ChainSel::Main,
+            block_number: Some(10),
+            confirmations,
+            required: 3,
+            finality: BlockFinality::of(Some(10), 9 + confirmations, finalized),
+            finality_stalled: None,
         }
     }
 
     #[test]
     fn a_transfer_is_paid_only_once_its_payout_is_final() {
-        assert_eq!(state_of(false, 0, 3, None), PegState::Pending);
-        assert_eq!(state_of(true, 2, 3, None), PegState::Confirming);
-        assert_eq!(state_of(true, 3, 3, None), PegState::AwaitingFederation);
         assert_eq!(
-            state_of(true, 5, 3, Some(&payout(1))),
+            state_of(false, &source(0, Some(0)), None),
+            PegState::Pending
+        );
+        assert_eq!(
+            state_of(true, &source(2, Some(11)), None),
+            PegState::Confirming
+        );
+        assert_eq!(
+            state_of(true, &source(3, Some(9)), None),
+            PegState::AwaitingFinality,
+            "deep enough but not final: no member signs it yet"
+        );
+        assert_eq!(
+            state_of(true, &source(3, Some(10)), None),
+            PegState::AwaitingFederation
+        );
+        let paid = |c, f| state_of(true, &source(5, Some(12)), Some(&payout(c, f)));
+        assert_eq!(
+            paid(1, Some(9)),
             PegState::PayoutConfirming,
             "a payout 1 block deep of 2 can still be reorged away"
         );
-        assert_eq!(state_of(true, 5, 3, Some(&payout(2))), PegState::Paid);
+        assert_eq!(
+            paid(3, Some(8)),
+            PegState::PayoutConfirming,
+            "deep but not final: a reorg could still take it"
+        );
+        assert_eq!(paid(2, Some(9)), PegState::Paid);
+        assert_eq!(paid(2, None), PegState::Paid, "a node from before finality");
+    }
+
+    #[test]
+    fn the_progress_line_says_what_finality_waits_for() {
+        let mut s = TransferStatus {
+            id: Hash::ZERO,
+            direction: "deposit",
+            state: PegState::AwaitingFinality,
+            recipient: None,
+            amount: None,
+            payout_amount: None,
+            source: source(3, Some(7)),
+            payout: None,
+            resend: None,
+        };
+        s.source.finality = BlockFinality::of(Some(118), 120, Some(117));
+        let line = progress_line(&s, 2, 3);
+        assert!(
+            line.contains("waiting for finality: head 120, finalized 117"),
+            "{line}"
+        );
+        s.source.finality_stalled = Some("2 of 4 authorities voting; needs 3".into());
+        let line = progress_line(&s, 2, 3);
+        assert!(
+            line.contains("finality stalled: 2 of 4 authorities voting; needs 3"),
+            "{line}"
+        );
     }
 }
