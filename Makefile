@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all build test lint fmt devnet docker bench microbench clean
+.PHONY: all build test lint fmt devnet docker bench microbench fuzz clean
 
 all: build
 
@@ -44,6 +44,13 @@ bench:
 ## commit); about a minute. Compares with the previous run kept under target/criterion.
 microbench:
 	$(CARGO) bench -p twinpeg-bench --bench micro
+
+## Every fuzz target (fuzzing/src/lib.rs) under libFuzzer for FUZZ_SECONDS each (default 60;
+## FUZZ_TARGETS="block signed_tx" for some); needs nightly and cargo-fuzz. Prints runs per
+## target and fails on a crash. `make test` replays the seeds and corpus without nightly.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 clean:
 	$(CARGO) clean

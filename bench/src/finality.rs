@@ -36,6 +36,8 @@ pub struct Lag {
     pub p99_ms: u64,
     /// Blocks the ms figures cover.
     pub blocks: usize,
+    /// Samples that found the current instance past round 0 (a round was lost).
+    pub samples_past_round_0: usize,
 }
 
 /// One chain's lag, idle and loaded.
@@ -94,6 +96,7 @@ fn now_ms() -> u64 {
 /// Samples the lag of `c` every 100 ms until `stop` says so (checked between samples).
 async fn sample(c: &HttpClient, until: impl Fn() -> bool) -> Result<Lag> {
     let (mut blocks, mut ms) = (Vec::new(), Vec::new());
+    let mut past_round_0 = 0;
     let first = c.finality_status().await?;
     let (mut last_head, mut last_final) = (first.head, first.finalized.number);
     // When each block above the final one was first seen as (below) the head.
@@ -102,6 +105,7 @@ async fn sample(c: &HttpClient, until: impl Fn() -> bool) -> Result<Lag> {
         let s = c.finality_status().await?;
         let (now, f) = (now_ms(), s.finalized.number);
         blocks.push(s.head.saturating_sub(f));
+        past_round_0 += usize::from(s.round > 0);
         for n in last_head + 1..=s.head {
             seen.insert(n, now);
         }
@@ -119,6 +123,7 @@ async fn sample(c: &HttpClient, until: impl Fn() -> bool) -> Result<Lag> {
         p50_blocks: percentile(&mut blocks.clone(), 0.5),
         p99_blocks: percentile(&mut blocks, 0.99),
         blocks: ms.len(),
+        samples_past_round_0: past_round_0,
         p50_ms: percentile(&mut ms.clone(), 0.5),
         p99_ms: percentile(&mut ms, 0.99),
     })

@@ -920,15 +920,12 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
         vec![0, 1, 2, 3]
     );
     let deposits: Vec<(Hash, Amount)> = by_nonce.into_iter().map(|(_, d)| d).collect();
-    // The producer comes up (it dials the follower) with an empty pool, and another party pays
-    // the deposits member 2 paid at nonces 0 and 1 there, with signatures it holds.
-    let producer = TestNode::start_with_peers(
-        ChainKind::Side,
-        sg,
-        Some(p.side_authority.clone()),
-        &[net.side.p2p_addr()],
-    )
-    .expect("producer starts");
+    // The producer comes up alone, and another party pays the deposits member 2 paid at nonces
+    // 0 and 1 there, with signatures it holds. Alone: connected to the follower from the start,
+    // the producer could receive member 2's payouts first (the follower passes its pool on),
+    // and the other party's would be the ones refused.
+    let mut producer = TestNode::start(ChainKind::Side, sg, Some(p.side_authority.clone()))
+        .expect("producer starts");
     let pc = producer.client();
     let domain = pc.peg_info().await.expect("peg info").domain;
     let other = SecretKey::random();
@@ -959,10 +956,19 @@ async fn a_member_closes_the_nonce_gap_its_dropped_payouts_left() {
             },
         }
         .sign(&other);
-        pc.send_transaction(Bytes(mint.encode()))
+        let h = pc
+            .send_transaction(Bytes(mint.encode()))
             .await
             .expect("the other party's payout is accepted");
+        twinpeg_e2e::wait_included(&pc, h)
+            .await
+            .expect("included on the producer");
     }
+    // Now the producer meets the follower (a restart with it as bootstrap peer): the chain
+    // with the other party's payouts reaches member 2's node.
+    producer.kill9();
+    producer.bootstrap = vec![net.side.p2p_addr()];
+    producer.spawn().expect("producer restarts");
     for (id, _) in &deposits[..2] {
         wait_paid(&net, &sc, *id).await;
     }

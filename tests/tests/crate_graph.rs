@@ -42,6 +42,10 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         &["primitives", "rpc-api", "p2p", "service", "keystore"],
     );
     set("tests", &below_programs);
+    set(
+        "fuzzing",
+        &["primitives", "finality", "chain", "keystore", "bridge"],
+    );
     let mut deploy: Vec<&str> = below_programs.to_vec();
     deploy.push("twinpeg-e2e");
     set("deploy", &deploy);
