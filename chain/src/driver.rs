@@ -37,6 +37,8 @@ pub enum DriverMsg {
     /// The finality round proposes this block: on a tie (or if its branch is longer), take
     /// its branch, so the authorities' fork choices meet where the votes are.
     Prefer(BlockRef),
+    /// A block a quorum prevoted, re-proposed: take its branch even if it is shorter.
+    PreferPolka(BlockRef),
     /// Import blocks received from a peer, in order.
     Import {
         /// The blocks.
@@ -105,6 +107,12 @@ impl DriverHandle {
     /// Hints that finality proposes `block` (dropped if the driver is busy: a hint).
     pub fn prefer(&self, block: BlockRef) {
         let _ = self.tx.try_send(DriverMsg::Prefer(block));
+    }
+
+    /// Takes the branch of a block a quorum prevoted, even if shorter than the canonical one
+    /// (finality cannot go on otherwise when the locked authorities' block left this chain).
+    pub fn prefer_polka(&self, block: BlockRef) {
+        let _ = self.tx.try_send(DriverMsg::PreferPolka(block));
     }
 
     /// Imports blocks and waits for the outcomes (`None` if the driver stopped).
@@ -251,8 +259,9 @@ impl Driver {
                         tracing::error!(height = block.number, hash = %block.hash, error = %e, "storage error taking the final block");
                     }
                 }
-                DriverMsg::Prefer(block) => {
-                    if let Err(e) = self.prefer(block) {
+                DriverMsg::Prefer(block) | DriverMsg::PreferPolka(block) => {
+                    let shorter_ok = matches!(msg, DriverMsg::PreferPolka(_));
+                    if let Err(e) = self.prefer(block, shorter_ok) {
                         tracing::error!(height = block.number, error = %e, "storage error taking a proposed block");
                     }
                 }
@@ -323,8 +332,9 @@ impl Driver {
 
     /// Takes the branch of a stored block that finality proposes when it is at least as long
     /// as the canonical chain (the tie goes to the proposal instead of the first seen).
-    fn prefer(&mut self, block: BlockRef) -> Result<(), StoreError> {
-        if self.is_canonical(&block) || block.number < self.chain.tip().head.number {
+    fn prefer(&mut self, block: BlockRef, shorter_ok: bool) -> Result<(), StoreError> {
+        if self.is_canonical(&block) || (!shorter_ok && block.number < self.chain.tip().head.number)
+        {
             return Ok(());
         }
         let Some(header) = self.chain.store.header(&block.hash)? else {
@@ -1450,6 +1460,29 @@ mod tests {
             number: b.header.number,
             hash: b.hash(),
         }
+    }
+
+    #[test]
+    fn a_plain_proposal_never_shortens_the_chain_but_a_polka_re_proposal_does() {
+        let fx = Fixture::new();
+        let (peer_b, peer_c) = (fx.peer(), fx.peer());
+        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
+        let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
+        let theirs: Vec<Block> = (101..=104).map(|slot| empty_block(&mut b, slot)).collect();
+        for blk in theirs.iter().chain(&ours) {
+            c.import(blk.clone()).expect("import");
+        }
+        assert_eq!(c.chain.tip().head_hash, theirs[3].hash(), "the longer branch");
+        // A proposal of ours[1], lower than the head: not taken...
+        c.prefer(block_ref(&ours[1]), false).expect("prefer");
+        assert_eq!(c.chain.tip().head_hash, theirs[3].hash());
+        // ...unless it carries a polka: then its branch is, shorter or not.
+        c.prefer(block_ref(&ours[1]), true).expect("prefer");
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        assert_eq!(
+            c.chain.store.canonical_hash(1).expect("store"),
+            Some(ours[0].hash())
+        );
     }
 
     #[test]

@@ -517,11 +517,18 @@ impl Service {
     /// only for executed, canonical blocks).
     /// Asked once per block, and only when the driver would act on it: a hint per message
     /// would fill the driver's mailbox and crowd out its slot ticks.
+    /// A re-proposal with a polka is taken even from a shorter branch (see
+    /// [`Machine::current_polka_proposal`]): without that, authorities locked on a block that an
+    /// unlocked one's chain has left wait for each other for good.
     fn prefer_proposal(&mut self) {
-        let Some(p) = self.machine.current_proposal() else {
+        let polka = self.machine.current_polka_proposal();
+        let Some(p) = polka.or_else(|| self.machine.current_proposal()) else {
             return;
         };
-        if self.preferred == Some(p.hash) || p.number < self.chain.tip().head.number {
+        let shorter_ok = polka.is_some();
+        if self.preferred == Some(p.hash)
+            || (!shorter_ok && p.number < self.chain.tip().head.number)
+        {
             return;
         }
         let tree = StoreTree { chain: &self.chain };
@@ -529,7 +536,11 @@ impl Service {
             && self.chain.store.header(&p.hash).ok().flatten().is_some()
         {
             self.preferred = Some(p.hash);
-            self.driver.prefer(p);
+            if shorter_ok {
+                self.driver.prefer_polka(p);
+            } else {
+                self.driver.prefer(p);
+            }
         }
     }
 

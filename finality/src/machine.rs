@@ -380,6 +380,19 @@ impl<S: Clone + PartialEq + std::fmt::Debug> Machine<S> {
             .map(|p| p.proposal.block)
     }
 
+    /// The current round's proposal when it is a re-proposal carrying a polka (a quorum of
+    /// prevotes for its block in an earlier round): a block at least f+1 correct authorities
+    /// prevoted, and that those locked on it will vote for and nothing else. Fork choice should
+    /// take its branch even if shorter, or an unlocked authority whose chain left that block
+    /// never votes for it, and the locked ones never for anything else.
+    pub fn current_polka_proposal(&self) -> Option<BlockRef> {
+        self.rounds
+            .get(&self.state.round)
+            .and_then(|r| r.proposal.as_ref())
+            .filter(|p| p.proposal.valid_round.is_some())
+            .map(|p| p.proposal.block)
+    }
+
     /// How many prevotes and precommits the current round has.
     pub fn round_votes(&self) -> (usize, usize) {
         self.rounds

@@ -78,6 +78,9 @@ struct View<'a> {
     blocks: &'a [SimBlock],
     known: &'a [bool],
     final_id: usize,
+    /// A re-proposed block with a polka the node's fork choice takes, as the node's driver does
+    /// (`prefer_polka`): its branch even if shorter.
+    preferred: Option<usize>,
 }
 
 impl BlockTree for View<'_> {
@@ -87,19 +90,33 @@ impl BlockTree for View<'_> {
             return Validity::Unknown;
         }
         let f = id_of(final_block);
-        if id != f && f < self.blocks.len() && ancestor_or_self(self.blocks, f, id) {
+        if id == f || f >= self.blocks.len() || !ancestor_or_self(self.blocks, f, id) {
+            return Validity::Invalid;
+        }
+        // As a node: valid only on its own best chain (executed there); a block it holds on
+        // another branch is waited for, since its fork choice may still switch to it.
+        if ancestor_or_self(self.blocks, id, id_of(&self.best())) {
             Validity::Valid
         } else {
-            Validity::Invalid
+            Validity::Unknown
         }
     }
 
     fn best(&self) -> BlockRef {
-        let mut best = self.final_id;
+        // Fork choice among the descendants of the final block, or of the preferred block.
+        let root = self
+            .preferred
+            .filter(|p| {
+                self.known.get(*p).copied().unwrap_or(false)
+                    && *p != self.final_id
+                    && ancestor_or_self(self.blocks, self.final_id, *p)
+            })
+            .unwrap_or(self.final_id);
+        let mut best = root;
         for (id, known) in self.known.iter().enumerate() {
             if *known
                 && self.blocks[id].number > self.blocks[best].number
-                && ancestor_or_self(self.blocks, self.final_id, id)
+                && ancestor_or_self(self.blocks, root, id)
             {
                 best = id;
             }
@@ -123,6 +140,8 @@ struct Node {
     fault: Fault,
     /// Blocks a withholding authority has not published yet.
     withheld: Vec<usize>,
+    /// The polka block fork choice follows (see [`View::preferred`]).
+    preferred: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -276,6 +295,7 @@ impl Sim {
                     life: 0,
                     fault,
                     withheld: Vec::new(),
+                    preferred: None,
                 }
             })
             .collect();
@@ -544,10 +564,37 @@ impl Sim {
                 blocks: &self.blocks,
                 known: &n.known,
                 final_id: id_of(&n.machine.final_block()),
+                preferred: n.preferred,
             };
             f(&mut n.machine, &view)
         };
         self.run_actions(i, acts);
+        self.follow_polka(i);
+    }
+
+    /// The node's driver takes a polka re-proposal's branch; the machine then sees the tree
+    /// changed (as the node's finality thread does after the reorg).
+    fn follow_polka(&mut self, i: usize) {
+        loop {
+            let n = &mut self.nodes[i];
+            let polka = n.machine.current_polka_proposal().map(|b| id_of(&b));
+            if !n.up
+                || polka.is_none()
+                || polka == n.preferred
+                || !polka.is_some_and(|p| n.known.get(p).copied().unwrap_or(false))
+            {
+                return;
+            }
+            n.preferred = polka;
+            let view = View {
+                blocks: &self.blocks,
+                known: &n.known,
+                final_id: id_of(&n.machine.final_block()),
+                preferred: n.preferred,
+            };
+            let acts = n.machine.on_blocks_changed(&view);
+            self.run_actions(i, acts);
+        }
     }
 
     fn learn(&mut self, i: usize, tip: usize) {
@@ -566,6 +613,7 @@ impl Sim {
             blocks: &self.blocks,
             known: &n.known,
             final_id: id_of(&n.machine.final_block()),
+            preferred: n.preferred,
         };
         id_of(&view.best())
     }
