@@ -1472,7 +1472,11 @@ mod tests {
         for blk in theirs.iter().chain(&ours) {
             c.import(blk.clone()).expect("import");
         }
-        assert_eq!(c.chain.tip().head_hash, theirs[3].hash(), "the longer branch");
+        assert_eq!(
+            c.chain.tip().head_hash,
+            theirs[3].hash(),
+            "the longer branch"
+        );
         // A proposal of ours[1], lower than the head: not taken...
         c.prefer(block_ref(&ours[1]), false).expect("prefer");
         assert_eq!(c.chain.tip().head_hash, theirs[3].hash());
