@@ -410,8 +410,8 @@ struct Service {
     seq: u64,
     /// A persist failed: this node stops voting (it must not send what it could not store).
     broken: bool,
-    /// The last proposed block the driver was asked to take.
-    preferred: Option<Hash>,
+    /// The last proposed block the driver was asked to take, and in which round.
+    preferred: Option<(u32, Hash)>,
     /// When each authority was last heard from (by index).
     last_heard: Vec<Option<Instant>>,
 }
@@ -515,8 +515,9 @@ impl Service {
     /// The round's proposal is a block this node holds on a side branch: ask the driver to
     /// take that branch if it is as long as ours, so this authority can vote for it (it votes
     /// only for executed, canonical blocks).
-    /// Asked once per block, and only when the driver would act on it: a hint per message
-    /// would fill the driver's mailbox and crowd out its slot ticks.
+    /// Asked once per block and round, and only when the driver would act on it: a hint per
+    /// message would fill the driver's mailbox and crowd out its slot ticks. Again in a later
+    /// round: the longer branch may have taken the node back before it could vote.
     /// A re-proposal with a polka is taken even from a shorter branch (see
     /// [`Machine::current_polka_proposal`]): without that, authorities locked on a block that an
     /// unlocked one's chain has left wait for each other for good.
@@ -526,8 +527,8 @@ impl Service {
             return;
         };
         let shorter_ok = polka.is_some();
-        if self.preferred == Some(p.hash)
-            || (!shorter_ok && p.number < self.chain.tip().head.number)
+        let asked = (self.machine.state().round, p.hash);
+        if self.preferred == Some(asked) || (!shorter_ok && p.number < self.chain.tip().head.number)
         {
             return;
         }
@@ -535,7 +536,7 @@ impl Service {
         if tree.validity(&p, &self.machine.final_block()) == Validity::Unknown
             && self.chain.store.header(&p.hash).ok().flatten().is_some()
         {
-            self.preferred = Some(p.hash);
+            self.preferred = Some(asked);
             if shorter_ok {
                 self.driver.prefer_polka(p);
             } else {

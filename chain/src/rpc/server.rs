@@ -337,6 +337,24 @@ impl TwinpegApiServer for RpcImpl {
                 if let (Some(t), Some(from), Some(r)) =
                     (b.block.transactions.get(i), b.senders.get(i), rs.get(i))
                 {
+                    // The block is written before the head (and the state reads) move to it:
+                    // until then the transaction reads as pending, so a client that sees it
+                    // included also sees its effect in tp_getAccount.
+                    if loc.block_number > self.chain.tip().head.number {
+                        return Ok(Some(TxLookup {
+                            status: TxStatus::Pending,
+                            transaction: TxView {
+                                hash,
+                                from: *from,
+                                tx: t.tx.clone(),
+                                signature: t.signature,
+                            },
+                            block_hash: None,
+                            block_number: None,
+                            index: None,
+                            receipt: None,
+                        }));
+                    }
                     return Ok(Some(TxLookup {
                         status: if r.success() {
                             TxStatus::Success
