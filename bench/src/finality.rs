@@ -19,7 +19,8 @@ use rpc_api::TwinpegApiClient;
 use serde::Serialize;
 
 use crate::loadgen::{self, LoadConfig};
-use crate::node::{BenchNode, Prepared};
+use crate::node::{start_authorities, BenchNode};
+use primitives::genesis::Genesis;
 
 /// Lag percentiles over one sampling window.
 #[derive(Debug, Clone, Serialize)]
@@ -129,25 +130,22 @@ async fn sample(c: &HttpClient, until: impl Fn() -> bool) -> Result<Lag> {
     })
 }
 
-/// Four authorities of `chain`, each dialing the ones before it.
-fn four(chain: &str, block_time_ms: u64, senders: &[SecretKey]) -> Result<Vec<BenchNode>> {
+/// Four authorities of `chain`, each dialing the ones before it, and their genesis.
+fn four(
+    chain: &str,
+    block_time_ms: u64,
+    senders: &[SecretKey],
+) -> Result<(Genesis, Vec<BenchNode>)> {
     let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
     let mut g = crate::suite::genesis(chain, keys[0].address(), senders, block_time_ms);
     g.authorities = keys.iter().map(SecretKey::address).collect();
-    let mut nodes: Vec<BenchNode> = Vec::new();
-    for k in &keys {
-        let boot: Vec<String> = nodes
-            .iter()
-            .filter_map(|n| n.p2p.first().cloned())
-            .collect();
-        nodes.push(Prepared::with_config(chain, &g, Some(k), crate::suite::BIG_POOL)?.run(&boot)?);
-    }
-    Ok(nodes)
+    let nodes = start_authorities(chain, &g, &keys, crate::suite::BIG_POOL)?;
+    Ok((g, nodes))
 }
 
 async fn chain_lag(chain: &str, block_time_ms: u64, idle_s: u64, txs: u64) -> Result<ChainLag> {
     let senders = loadgen::sender_keys(chain, 50);
-    let nodes = four(chain, block_time_ms, &senders)?;
+    let (g, nodes) = four(chain, block_time_ms, &senders)?;
     let c = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
         .build(&nodes[0].http)?;
@@ -163,9 +161,8 @@ async fn chain_lag(chain: &str, block_time_ms: u64, idle_s: u64, txs: u64) -> Re
     let t0 = Instant::now();
     let idle = sample(&c, || t0.elapsed() > Duration::from_secs(idle_s)).await?;
     let fee = loadgen::generous_fee(&c.fee_info().await?);
-    let g_chain_id = if chain == "mainchain" { 1001 } else { 2002 };
     let per = txs.div_ceil(senders.len() as u64);
-    let load = loadgen::presign(&senders, per, g_chain_id, &fee, Address([0x42; 20]));
+    let load = loadgen::presign(&senders, per, g.chain_id, &fee, Address([0x42; 20]));
     eprintln!(
         "{chain}: finality lag under a load of {} transfers",
         per * senders.len() as u64

@@ -144,6 +144,24 @@ impl BenchNode {
     }
 }
 
+/// One authority node per key (from the release binaries), each dialing the ones before it.
+pub fn start_authorities(
+    binary: &str,
+    genesis: &Genesis,
+    keys: &[SecretKey],
+    config: &str,
+) -> Result<Vec<BenchNode>> {
+    let mut nodes: Vec<BenchNode> = Vec::new();
+    for k in keys {
+        let boot: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.p2p.first().cloned())
+            .collect();
+        nodes.push(Prepared::with_config(binary, genesis, Some(k), config)?.run(&boot)?);
+    }
+    Ok(nodes)
+}
+
 /// Peak resident memory of a process, in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -20,7 +20,7 @@ use rpc_api::TwinpegApiClient;
 use serde::Serialize;
 use twinpeg_e2e::Member;
 
-use crate::node::{bin_dir, peak_rss_mib, BenchNode, Prepared};
+use crate::node::{bin_dir, peak_rss_mib, start_authorities, BenchNode};
 
 /// Latency figures of one direction.
 #[derive(Debug, Clone, Serialize)]
@@ -240,24 +240,6 @@ async fn latency(
     })
 }
 
-/// Four authorities of a chain, each its own process dialing the ones before it.
-fn four_authorities(
-    binary: &str,
-    genesis: &Genesis,
-    keys: &[SecretKey],
-    config: &str,
-) -> Result<Vec<BenchNode>> {
-    let mut nodes: Vec<BenchNode> = Vec::new();
-    for k in keys {
-        let boot: Vec<String> = nodes
-            .iter()
-            .filter_map(|n| n.p2p.first().cloned())
-            .collect();
-        nodes.push(Prepared::with_config(binary, genesis, Some(k), config)?.run(&boot)?);
-    }
-    Ok(nodes)
-}
-
 /// Runs the peg measurements: `n` deposits and `n` withdrawals, then a burst of `burst` deposits.
 pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     let (main_ms, side_ms) = (1000u64, 500u64);
@@ -311,8 +293,8 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
     );
     primitives::genesis::link_geneses(&mut mg, &mut sg);
     let big = "mempool_max_txs = 200000\nrpc_max_txs_per_call = 10000\n";
-    let mains = four_authorities("mainchain", &mg, &ma, big)?;
-    let sides = four_authorities("sidechain", &sg, &sa, big)?;
+    let mains = start_authorities("mainchain", &mg, &ma, big)?;
+    let sides = start_authorities("sidechain", &sg, &sa, big)?;
     let (main, side) = (&mains[0], &sides[0]);
     // Member i on node i of each chain, as in the devnet.
     let mut running = Vec::new();

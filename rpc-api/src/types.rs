@@ -201,6 +201,20 @@ pub struct TxLookup {
     pub receipt: Option<Receipt>,
 }
 
+impl TxLookup {
+    /// A transaction known but not (visibly) included yet.
+    pub fn pending(transaction: TxView) -> Self {
+        Self {
+            status: TxStatus::Pending,
+            transaction,
+            block_hash: None,
+            block_number: None,
+            index: None,
+            receipt: None,
+        }
+    }
+}
+
 /// An account at the head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {

@@ -117,6 +117,13 @@ pub fn test_genesis(kind: ChainKind, authority: Address, block_time_ms: u64) -> 
     }
 }
 
+/// [`test_genesis`] with these authorities (leader order = key order).
+pub fn test_genesis_of(kind: ChainKind, keys: &[&SecretKey], block_time_ms: u64) -> Genesis {
+    let mut g = test_genesis(kind, keys[0].address(), block_time_ms);
+    g.authorities = keys.iter().map(|k| k.address()).collect();
+    g
+}
+
 /// Peg parameters for tests: small confirmations, limits in whole coins.
 pub fn test_peg(members: &[Address], threshold: u32) -> PegParams {
     PegParams {

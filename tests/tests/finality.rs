@@ -10,7 +10,7 @@ use primitives::crypto::SecretKey;
 use primitives::genesis::Genesis;
 use rpc_api::types::{BlockId, FinalityStatusView};
 use rpc_api::TwinpegApiClient;
-use twinpeg_e2e::{eventually_within, test_genesis, ChainKind, TestNode};
+use twinpeg_e2e::{eventually_within, test_genesis_of, ChainKind, TestNode};
 
 /// Long enough for a loaded 2-core machine; the status counts an authority as gone only once
 /// it has been silent for 15 s.
@@ -18,9 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A genesis whose authorities are `keys`, in leader order.
 fn genesis_of(kind: ChainKind, keys: &[SecretKey], block_time_ms: u64) -> Genesis {
-    let mut g = test_genesis(kind, keys[0].address(), block_time_ms);
-    g.authorities = keys.iter().map(SecretKey::address).collect();
-    g
+    test_genesis_of(kind, &keys.iter().collect::<Vec<_>>(), block_time_ms)
 }
 
 /// One node per key, each dialing every node started before it.

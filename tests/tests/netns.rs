@@ -397,16 +397,7 @@ async fn a_lock_deep_on_one_side_of_a_two_two_partition_is_never_minted_until_fi
             f.hash
         );
     }
-    let paid = eventually_within(
-        "the Lock paid once it is final",
-        Duration::from_secs(120),
-        || async { sc.peg_transfer(id).await.ok()?.payout },
-    )
-    .await;
-    if paid.is_err() {
-        let logs: Vec<String> = fed.iter().map(Member::log).collect();
-        panic!("{id} not paid; member logs:\n{}", logs.join("\n---\n"));
-    }
+    paid(&side, id, &fed).await;
     let info = eventually("the mint counted", || async {
         let i = sc.peg_info().await.ok()?;
         (i.totals.minted == Amount::coins(3)).then_some(i)

@@ -15,15 +15,9 @@ use primitives::types::{Address, Amount, Hash};
 use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 use twinpeg_e2e::{
-    dev_key, eventually, fee_for, included_transactions, test_genesis, transfer, ChainKind,
+    dev_key, eventually, fee_for, included_transactions, test_genesis_of, transfer, ChainKind,
     TestNode,
 };
-
-fn genesis_with(kind: ChainKind, authorities: &[&SecretKey], block_time_ms: u64) -> Genesis {
-    let mut g = test_genesis(kind, authorities[0].address(), block_time_ms);
-    g.authorities = authorities.iter().map(|k| k.address()).collect();
-    g
-}
 
 /// Waits until every node has a block at `height` and they all agree on its hash.
 async fn agree_at(nodes: &[&TestNode], height: u64) -> Hash {
@@ -63,7 +57,7 @@ async fn included(c: &HttpClient, hash: Hash) -> u64 {
 
 async fn three_nodes_agree(kind: ChainKind) {
     let (a, b) = (SecretKey::random(), SecretKey::random());
-    let g = genesis_with(kind, &[&a, &b], 300);
+    let g = test_genesis_of(kind, &[&a, &b], 300);
     let na = TestNode::start(kind, &g, Some(a)).expect("a starts");
     let nb = TestNode::start_with_peers(kind, &g, Some(b), &[na.p2p_addr()]).expect("b starts");
     let nf = TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr(), nb.p2p_addr()])
@@ -140,7 +134,7 @@ async fn three_sidechain_nodes_agree_and_include_transactions_from_any_node() {
 async fn a_killed_follower_catches_up_and_an_empty_node_syncs_hundreds_of_blocks() {
     let kind = ChainKind::Side;
     let a = SecretKey::random();
-    let g = genesis_with(kind, &[&a], 50);
+    let g = test_genesis_of(kind, &[&a], 50);
     let na = TestNode::start(kind, &g, Some(a)).expect("authority starts");
     let mut nf =
         TestNode::start_with_peers(kind, &g, None, &[na.p2p_addr()]).expect("follower starts");
@@ -211,7 +205,7 @@ async fn a_healed_partition_reorgs_everyone_onto_the_longer_branch() {
         SecretKey::random(),
         SecretKey::random(),
     );
-    let g = genesis_with(kind, &[&a, &b, &c], 200);
+    let g = test_genesis_of(kind, &[&a, &b, &c], 200);
     // Partition: {a, b, follower} and {c}. The first group leads 2 slots of 3, so its branch grows faster.
     let na = TestNode::start(kind, &g, Some(a)).expect("a");
     let nb = TestNode::start_with_peers(kind, &g, Some(b), &[na.p2p_addr()]).expect("b");
@@ -434,7 +428,7 @@ fn reqwest_metrics(http: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_named_by_host_name_is_dialed_through_dns() {
     let authority = SecretKey::random();
-    let g = genesis_with(ChainKind::Main, &[&authority], 300);
+    let g = test_genesis_of(ChainKind::Main, &[&authority], 300);
     let leader = TestNode::start(ChainKind::Main, &g, Some(authority)).expect("authority");
     // `/ip4/127.0.0.1/tcp/P/p2p/ID` -> `/dns4/localhost/tcp/P/p2p/ID`.
     let by_name = leader
@@ -480,7 +474,7 @@ fn hostile_swarm(
 /// producer, past block 1.
 async fn lone_producer(kind: ChainKind, block_ms: u64) -> (Genesis, SecretKey, TestNode) {
     let a = SecretKey::random();
-    let g = genesis_with(kind, &[&a], block_ms);
+    let g = test_genesis_of(kind, &[&a], block_ms);
     let na = TestNode::start(kind, &g, Some(a.clone())).expect("producer starts");
     na.wait_for_height(1).await.expect("producing");
     (g, a, na)
@@ -625,7 +619,7 @@ async fn transaction_gossip_the_pool_refuses_is_penalised_and_not_forwarded() {
     let kind = ChainKind::Main;
     let a = SecretKey::random();
     // Long blocks: the valid transfers below stay pooled (so each is new to the node).
-    let g = genesis_with(kind, &[&a], 5_000);
+    let g = test_genesis_of(kind, &[&a], 5_000);
     let genesis_hash = g.block().hash();
     let na = TestNode::start(kind, &g, Some(a)).expect("node starts");
     let topic = libp2p::gossipsub::IdentTopic::new(format!("/twinpeg/{genesis_hash}/txs"));
@@ -725,7 +719,7 @@ fn heard(ev: SwarmEvent<chain::network::BehaviourEvent>) -> Option<Vec<u8>> {
 async fn a_transaction_accepted_with_no_peer_connected_reaches_the_producer_later() {
     let kind = ChainKind::Main;
     let a = SecretKey::random();
-    let g = genesis_with(kind, &[&a], 500);
+    let g = test_genesis_of(kind, &[&a], 500);
     // The follower never restarts; the producer dials it, so they meet again after its restart.
     let follower = TestNode::start(kind, &g, None).expect("follower starts");
     let mut producer = TestNode::start_with_peers(kind, &g, Some(a), &[follower.p2p_addr()])

@@ -337,23 +337,17 @@ impl TwinpegApiServer for RpcImpl {
                 if let (Some(t), Some(from), Some(r)) =
                     (b.block.transactions.get(i), b.senders.get(i), rs.get(i))
                 {
+                    let transaction = TxView {
+                        hash,
+                        from: *from,
+                        tx: t.tx.clone(),
+                        signature: t.signature,
+                    };
                     // The block is written before the head (and the state reads) move to it:
                     // until then the transaction reads as pending, so a client that sees it
                     // included also sees its effect in tp_getAccount.
                     if loc.block_number > self.chain.tip().head.number {
-                        return Ok(Some(TxLookup {
-                            status: TxStatus::Pending,
-                            transaction: TxView {
-                                hash,
-                                from: *from,
-                                tx: t.tx.clone(),
-                                signature: t.signature,
-                            },
-                            block_hash: None,
-                            block_number: None,
-                            index: None,
-                            receipt: None,
-                        }));
+                        return Ok(Some(TxLookup::pending(transaction)));
                     }
                     return Ok(Some(TxLookup {
                         status: if r.success() {
@@ -361,12 +355,7 @@ impl TwinpegApiServer for RpcImpl {
                         } else {
                             TxStatus::Failed
                         },
-                        transaction: TxView {
-                            hash,
-                            from: *from,
-                            tx: t.tx.clone(),
-                            signature: t.signature,
-                        },
+                        transaction,
                         block_hash: Some(loc.block_hash),
                         block_number: Some(loc.block_number),
                         index: Some(loc.index),
@@ -376,18 +365,13 @@ impl TwinpegApiServer for RpcImpl {
             }
         }
         let pending = self.chain.mempool().get(&hash);
-        Ok(pending.map(|t| TxLookup {
-            status: TxStatus::Pending,
-            transaction: TxView {
+        Ok(pending.map(|t| {
+            TxLookup::pending(TxView {
                 hash,
                 from: t.sender(),
                 tx: t.tx().clone(),
                 signature: t.signed().signature,
-            },
-            block_hash: None,
-            block_number: None,
-            index: None,
-            receipt: None,
+            })
         }))
     }
 
