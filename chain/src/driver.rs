@@ -214,6 +214,10 @@ struct Driver {
     final_block: BlockRef,
     /// A final block not yet stored here: taken as soon as it arrives.
     pending_final: Option<BlockRef>,
+    /// The last block a quorum prevoted that this node took: fork choice stays among its
+    /// descendants until it (or a block above it) is final or another polka replaces it, so
+    /// a longer branch cannot pull the node away before it votes (fork choice follows votes).
+    anchor: Option<BlockRef>,
     watcher: Option<Box<dyn TreeWatcher>>,
 }
 
@@ -236,6 +240,7 @@ impl Driver {
             checkpoint: None,
             final_block,
             pending_final: None,
+            anchor: None,
             watcher: None,
         };
         // A restart after a decision whose block was not stored yet (or a store rolled back by
@@ -306,6 +311,11 @@ impl Driver {
         }
         self.final_block = block;
         self.pending_final = None;
+        if let Some(a) = self.anchor {
+            if a.number <= block.number || !self.descends_from(a.hash, a.number, &block)? {
+                self.anchor = None;
+            }
+        }
         if self.is_canonical(&block) {
             return Ok(());
         }
@@ -333,16 +343,50 @@ impl Driver {
     /// Takes the branch of a stored block that finality proposes when it is at least as long
     /// as the canonical chain (the tie goes to the proposal instead of the first seen).
     fn prefer(&mut self, block: BlockRef, shorter_ok: bool) -> Result<(), StoreError> {
-        if self.is_canonical(&block) || (!shorter_ok && block.number < self.chain.tip().head.number)
-        {
-            return Ok(());
+        let polka = shorter_ok;
+        if !polka {
+            if let Some(a) = self.active_anchor() {
+                if !self.descends_from(block.hash, block.number, &a)? {
+                    return Ok(());
+                }
+            }
         }
-        let Some(header) = self.chain.store.header(&block.hash)? else {
-            return Ok(());
-        };
-        let outcome = self.reorg_to(header, block.hash)?;
-        tracing::debug!(height = block.number, hash = %block.hash, ?outcome, "took the proposed block's branch");
+        if !self.is_canonical(&block) {
+            if !polka && block.number < self.chain.tip().head.number {
+                return Ok(());
+            }
+            let Some(header) = self.chain.store.header(&block.hash)? else {
+                return Ok(());
+            };
+            let outcome = self.reorg_to(header, block.hash)?;
+            tracing::debug!(height = block.number, hash = %block.hash, ?outcome, "took the proposed block's branch");
+        }
+        if polka && self.is_canonical(&block) && block.number > self.final_block.number {
+            self.anchor = Some(block);
+        }
         Ok(())
+    }
+
+    /// The polka block fork choice follows, while it is above the final block.
+    fn active_anchor(&self) -> Option<BlockRef> {
+        self.anchor.filter(|a| a.number > self.final_block.number)
+    }
+
+    /// Whether the stored block `hash` at `number` is `ancestor` or one of its descendants.
+    fn descends_from(
+        &self,
+        mut hash: Hash,
+        mut number: BlockNumber,
+        ancestor: &BlockRef,
+    ) -> Result<bool, StoreError> {
+        while number > ancestor.number {
+            let Some(h) = self.chain.store.header(&hash)? else {
+                return Ok(false);
+            };
+            hash = h.parent_hash;
+            number = number.saturating_sub(1);
+        }
+        Ok(number == ancestor.number && hash == ancestor.hash)
     }
 
     fn produce(&mut self, slot: Slot) -> Result<(), StoreError> {
@@ -583,6 +627,12 @@ impl Driver {
         let n = stored.block.header.number;
         if n < head_number || (n == head_number && hash >= head_hash) {
             return Ok(ImportOutcome::Side);
+        }
+        if let Some(a) = self.active_anchor() {
+            if !self.descends_from(hash, n, &a)? {
+                tracing::debug!(height = n, hash = %hash, polka = a.number, "longer branch kept aside: it leaves the block a quorum prevoted");
+                return Ok(ImportOutcome::Side);
+            }
         }
         self.reorg_to(stored.block.header.clone(), hash)
     }
@@ -1487,6 +1537,50 @@ mod tests {
             c.chain.store.canonical_hash(1).expect("store"),
             Some(ours[0].hash())
         );
+    }
+
+    #[test]
+    fn after_a_polka_fork_choice_stays_on_its_descendants_until_another_polka() {
+        let fx = Fixture::new();
+        let (peer_b, peer_c) = (fx.peer(), fx.peer());
+        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
+        let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
+        let theirs: Vec<Block> = (101..=104).map(|slot| empty_block(&mut b, slot)).collect();
+        for blk in theirs.iter().chain(&ours) {
+            c.import(blk.clone()).expect("import");
+        }
+        c.prefer(block_ref(&ours[1]), true).expect("prefer");
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        // A longer block on the other branch no longer pulls the node back before it votes:
+        // fork choice follows the votes, as in the simulation.
+        let longer = empty_block(&mut b, 105);
+        assert_eq!(
+            c.import(longer.clone()).expect("import"),
+            ImportOutcome::Side
+        );
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        // A plain proposal off the polka block's branch is not taken either.
+        c.prefer(block_ref(&longer), false).expect("prefer");
+        assert_eq!(c.chain.tip().head_hash, ours[1].hash());
+        // Its own branch still grows.
+        let next = empty_block(&mut a, 3);
+        assert!(matches!(
+            c.import(next.clone()).expect("import"),
+            ImportOutcome::Imported { .. }
+        ));
+        assert_eq!(c.chain.tip().head_hash, next.hash());
+        // A later polka elsewhere releases it.
+        c.prefer(block_ref(&longer), true).expect("prefer");
+        assert_eq!(c.chain.tip().head_hash, longer.hash());
+        let longest = empty_block(&mut b, 106);
+        assert!(matches!(
+            c.import(longest.clone()).expect("import"),
+            ImportOutcome::Imported { .. }
+        ));
+        // Once the polka block is final the anchor is spent: fork choice is back to the
+        // descendants of the final block.
+        c.finalize(block_ref(&longer)).expect("finalize");
+        assert_eq!(c.anchor, None);
     }
 
     #[test]
