@@ -11,7 +11,9 @@ build:
 	$(CARGO) build --workspace --bins
 
 ## Build everything and run every test, end-to-end ones included.
+## Installs the Ethereum clients the e2e tests drive (cast, from npm) first: cached, idempotent.
 test:
+	tests/tools/install.sh $(TARGET)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -6,8 +6,8 @@ use primitives::account::Totals;
 use primitives::block::{FailureReason, PegEvent, Receipt};
 use primitives::crypto::Signature;
 use primitives::peg::{
-    check_payout, check_source, escrow_address, peg_for, record_payout, record_source, totals_on,
-    Direction, PegConfig, PegError, PegOp,
+    check_payout, check_source, escrow_address, peg_for, record_payout, record_source, resolve,
+    totals_on, Direction, PegConfig, PegError, PegOp,
 };
 use primitives::tx::{RecoveredTx, TxKind};
 use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
@@ -114,7 +114,7 @@ impl<'a> BlockExecutor<'a> {
 
     /// Applies one transaction; on `Err` nothing changed and the transaction is not in the block.
     pub fn push(&mut self, tx: &RecoveredTx) -> Result<(), TxInvalid> {
-        let weight = tx.size() as Weight;
+        let weight = tx.weight() as Weight;
         if self.weight_used + weight > self.env.max_weight {
             return Err(TxInvalid::BlockFull);
         }
@@ -165,7 +165,8 @@ impl<'a> BlockExecutor<'a> {
         self.overlay.set(self.env.producer, producer);
         self.overlay.totals.burned_fees = burned;
 
-        let outcome = match &t.kind {
+        let kind = resolve(self.peg, &t.kind, sender);
+        let outcome = match kind.as_ref() {
             TxKind::Transfer { to, amount } => {
                 self.transfer(sender, *to, *amount).map_or(Ok(None), Err)
             }
@@ -577,7 +578,7 @@ mod peg_tests {
     use crate::state::State;
     use primitives::account::Account;
     use primitives::crypto::SecretKey;
-    use primitives::peg::{domain, PegMessage, PegParams, PegRole, PegTerms};
+    use primitives::peg::{domain, withdrawal_address, PegMessage, PegParams, PegRole, PegTerms};
     use primitives::tx::{Fee, Transaction};
 
     struct Fixture {
@@ -672,6 +673,65 @@ mod peg_tests {
             Some(FailureReason::PegRefused { code, .. }) => Some(code.as_str()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_plain_transfer_to_the_escrow_deposits_and_one_to_the_withdrawal_address_withdraws() {
+        let f = fixture();
+        let user = f.user.address();
+        let rich = Account {
+            balance: Amount(50_000),
+            nonce: 0,
+        };
+        let to = |to, nonce, amount| {
+            signed(
+                &f.user,
+                nonce,
+                TxKind::Transfer {
+                    to,
+                    amount: Amount(amount),
+                },
+            )
+        };
+        // mainchain: a Lock for the sender; out of range is refused like a Lock.
+        let mut main = State::default();
+        main.insert(user, rich);
+        let dep = to(escrow_address(), 0, 1000);
+        let small = to(escrow_address(), 1, 99);
+        let r = run(&mut main, &f.main, &f, env(1, 0), &[dep.clone(), small]);
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Deposit {
+                id: dep.hash(),
+                amount: Amount(1000),
+                recipient: user
+            })
+        );
+        assert_eq!(refused_code(&r[1]), Some("peg_amount_out_of_range"));
+        assert_eq!(main.totals.locked, Amount(1000));
+        assert_eq!(main.account(&escrow_address()).balance, Amount(1000));
+        assert_eq!(main.account(&user).balance, Amount(49_000));
+        // The withdrawal address means nothing on the mainchain: a plain transfer.
+        let plain = to(withdrawal_address(), 2, 5);
+        let r = run(&mut main, &f.main, &f, env(2, 0), &[plain]);
+        assert!(r[0].success() && r[0].peg_event.is_none());
+
+        // sidechain: a Burn to the sender.
+        let mut side = State::default();
+        side.insert(user, rich);
+        side.totals.minted = Amount(50_000);
+        let wd = to(withdrawal_address(), 0, 600);
+        let r = run(&mut side, &f.side, &f, env(3, 0), std::slice::from_ref(&wd));
+        assert_eq!(
+            r[0].peg_event,
+            Some(PegEvent::Withdrawal {
+                id: wd.hash(),
+                amount: Amount(600),
+                recipient: user
+            })
+        );
+        assert_eq!(side.totals.burned_peg, Amount(600));
+        assert_eq!(side.account(&withdrawal_address()).balance, Amount::ZERO);
     }
 
     #[test]

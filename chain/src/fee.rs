@@ -1,5 +1,6 @@
 //! The two fee rules behind one small trait: mainchain's fee rate, sidechain's base fee.
 
+use primitives::eth::{per_gas, TRANSFER_GAS};
 use primitives::tx::Fee;
 use primitives::types::{Amount, Weight};
 use rpc_api::types::FeeInfo;
@@ -32,6 +33,84 @@ pub enum FeeError {
     /// The fee arithmetic overflows u128.
     #[error("fee overflows")]
     Overflow,
+    /// An Ethereum-format transfer allowing less gas than a transfer uses.
+    #[error("gas limit {limit} below the {required} a transfer uses")]
+    GasTooLow {
+        /// The transaction's gas limit.
+        limit: u64,
+        /// Gas a transfer uses.
+        required: u64,
+    },
+}
+
+/// An Ethereum fee form in gas: the most it pays per gas, the most it tips per gas (all above
+/// the base fee, for a legacy price), and its gas limit; `None` for a native form.
+fn eth_limits(fee: &Fee) -> Option<Result<(Amount, Amount, u64), FeeError>> {
+    let (max, tip, limit) = match fee {
+        Fee::EthLegacy {
+            gas_price,
+            gas_limit,
+        } => (*gas_price, *gas_price, *gas_limit),
+        Fee::EthDynamic {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            gas_limit,
+        } => (*max_fee_per_gas, *max_priority_fee_per_gas, *gas_limit),
+        Fee::Flat { .. } | Fee::Dynamic { .. } => return None,
+    };
+    Some(if tip > max {
+        Err(FeeError::TipAboveMax {
+            max_tip: tip,
+            max_fee: max,
+        })
+    } else if limit < TRANSFER_GAS {
+        Err(FeeError::GasTooLow {
+            limit,
+            required: TRANSFER_GAS,
+        })
+    } else {
+        Ok((max, tip, limit))
+    })
+}
+
+/// What an Ethereum-format transfer pays: 21000 gas at `min(max, base + tip)` per gas, the
+/// base part burned. `floor` is the lowest price per gas the chain takes.
+fn eth_charge(
+    (max, tip, _): (Amount, Amount, u64),
+    base_per_gas: Amount,
+    floor: Amount,
+) -> Result<FeeCharge, FeeError> {
+    let required = base_per_gas.max(floor);
+    let price = max.min(base_per_gas.checked_add(tip).ok_or(FeeError::Overflow)?);
+    if max < base_per_gas || price < required {
+        return Err(FeeError::TooLow {
+            offered: price,
+            required,
+        });
+    }
+    let gas = TRANSFER_GAS as u128;
+    let total = price.checked_mul(gas).ok_or(FeeError::Overflow)?;
+    let burned = base_per_gas.checked_mul(gas).ok_or(FeeError::Overflow)?;
+    let to_producer = total.checked_sub(burned).ok_or(FeeError::Overflow)?;
+    Ok(FeeCharge {
+        total,
+        to_producer,
+        burned,
+    })
+}
+
+/// The most an Ethereum-format transfer can be charged: its gas limit at its highest price (what
+/// Ethereum checks the balance against).
+fn eth_max_charge((max, _, limit): (Amount, Amount, u64)) -> Result<Amount, FeeError> {
+    max.checked_mul(limit as u128).ok_or(FeeError::Overflow)
+}
+
+/// The producer's share of an Ethereum-format transfer per unit of weight.
+fn eth_priority(fee: &Fee, weight: Weight, base_per_gas: Amount, floor: Amount) -> Amount {
+    match eth_limits(fee).map(|l| l.and_then(|l| eth_charge(l, base_per_gas, floor))) {
+        Some(Ok(c)) => Amount(c.to_producer.0 / (weight.max(1) as u128)),
+        _ => Amount::ZERO,
+    }
 }
 
 /// How one transaction's fee splits.
@@ -87,6 +166,9 @@ impl FeeRule for FeeRateRule {
     }
 
     fn charge(&self, fee: &Fee, weight: Weight, _base_fee: Amount) -> Result<FeeCharge, FeeError> {
+        if let Some(limits) = eth_limits(fee) {
+            return eth_charge(limits?, Amount::ZERO, per_gas(self.min_fee_rate));
+        }
         let total = self.max_charge(fee, weight)?;
         Ok(FeeCharge {
             total,
@@ -96,6 +178,9 @@ impl FeeRule for FeeRateRule {
     }
 
     fn max_charge(&self, fee: &Fee, weight: Weight) -> Result<Amount, FeeError> {
+        if let Some(limits) = eth_limits(fee) {
+            return eth_max_charge(limits?);
+        }
         let Fee::Flat { fee } = fee else {
             return Err(FeeError::WrongForm {
                 expected: "fee-rate",
@@ -118,6 +203,9 @@ impl FeeRule for FeeRateRule {
         match fee {
             Fee::Flat { fee } => Amount(fee.0 / (weight.max(1) as u128)),
             Fee::Dynamic { .. } => Amount::ZERO,
+            Fee::EthLegacy { .. } | Fee::EthDynamic { .. } => {
+                eth_priority(fee, weight, Amount::ZERO, per_gas(self.min_fee_rate))
+            }
         }
     }
 
@@ -155,6 +243,9 @@ impl FeeRule for BaseFeeRule {
     }
 
     fn charge(&self, fee: &Fee, weight: Weight, base_fee: Amount) -> Result<FeeCharge, FeeError> {
+        if let Some(limits) = eth_limits(fee) {
+            return eth_charge(limits?, per_gas(base_fee), Amount::ZERO);
+        }
         let (max_fee, max_tip) = dynamic(fee)?;
         if max_fee < base_fee {
             return Err(FeeError::TooLow {
@@ -175,18 +266,24 @@ impl FeeRule for BaseFeeRule {
     }
 
     fn max_charge(&self, fee: &Fee, weight: Weight) -> Result<Amount, FeeError> {
+        if let Some(limits) = eth_limits(fee) {
+            return eth_max_charge(limits?);
+        }
         let (max_fee, _) = dynamic(fee)?;
         max_fee
             .checked_mul(weight as u128)
             .ok_or(FeeError::Overflow)
     }
 
-    fn priority(&self, fee: &Fee, _weight: Weight, base_fee: Amount) -> Amount {
+    fn priority(&self, fee: &Fee, weight: Weight, base_fee: Amount) -> Amount {
         match fee {
             Fee::Dynamic { max_fee, max_tip } => {
                 (*max_tip).min(max_fee.checked_sub(base_fee).unwrap_or(Amount::ZERO))
             }
             Fee::Flat { .. } => Amount::ZERO,
+            Fee::EthLegacy { .. } | Fee::EthDynamic { .. } => {
+                eth_priority(fee, weight, per_gas(base_fee), Amount::ZERO)
+            }
         }
     }
 
@@ -233,9 +330,11 @@ fn dynamic(fee: &Fee) -> Result<(Amount, Amount), FeeError> {
             }
             Ok((*max_fee, *max_tip))
         }
-        Fee::Flat { .. } => Err(FeeError::WrongForm {
-            expected: "base-fee",
-        }),
+        Fee::Flat { .. } | Fee::EthLegacy { .. } | Fee::EthDynamic { .. } => {
+            Err(FeeError::WrongForm {
+                expected: "base-fee",
+            })
+        }
     }
 }
 
@@ -312,6 +411,88 @@ mod tests {
             r.charge(&Fee::Flat { fee: Amount(1) }, 1, Amount(1)),
             Err(FeeError::WrongForm { .. })
         ));
+    }
+
+    #[test]
+    fn ethereum_forms_pay_21000_gas_at_the_effective_price_on_both_rules() {
+        let gas = TRANSFER_GAS as u128;
+        let legacy = |p: u128, limit: u64| Fee::EthLegacy {
+            gas_price: Amount(p),
+            gas_limit: limit,
+        };
+        let dynamic = |max: u128, tip: u128| Fee::EthDynamic {
+            max_fee_per_gas: Amount(max),
+            max_priority_fee_per_gas: Amount(tip),
+            gas_limit: 31_500,
+        };
+        // mainchain: no base fee; the price is at least the fee rate per gas, all to the producer.
+        let main = FeeRateRule {
+            min_fee_rate: Amount(1_000_000_000),
+        };
+        let floor = per_gas(main.min_fee_rate).0;
+        let c = main
+            .charge(&legacy(floor, 21_000), 110, Amount::ZERO)
+            .unwrap();
+        assert_eq!(c.total, Amount(floor * gas));
+        assert_eq!((c.to_producer, c.burned), (c.total, Amount::ZERO));
+        // Never below what a native transaction of its weight pays.
+        assert!(c.total.0 >= main.min_fee_rate.0 * primitives::eth::TRANSFER_WEIGHT as u128);
+        assert_eq!(
+            main.charge(&legacy(floor - 1, 21_000), 110, Amount::ZERO),
+            Err(FeeError::TooLow {
+                offered: Amount(floor - 1),
+                required: Amount(floor)
+            })
+        );
+        // Type 2 on the mainchain: the tip is the price.
+        let c = main
+            .charge(&dynamic(floor * 3, floor), 110, Amount::ZERO)
+            .unwrap();
+        assert_eq!(c.total, Amount(floor * gas));
+        assert_eq!(
+            main.max_charge(&legacy(floor, 30_000), 110).unwrap(),
+            Amount(floor * 30_000)
+        );
+        // sidechain: base fee per gas burned, the rest of min(max, base + tip) to the producer.
+        let side = BaseFeeRule {
+            initial_base_fee: Amount(1_000_000_000),
+            min_base_fee: Amount(1),
+        };
+        let base = Amount(1_000_000_000);
+        let bpg = per_gas(base).0;
+        let c = side.charge(&dynamic(bpg * 2, 5), 110, base).unwrap();
+        assert_eq!(c.total, Amount((bpg + 5) * gas));
+        assert_eq!(c.burned, Amount(bpg * gas));
+        assert_eq!(c.to_producer, Amount(5 * gas));
+        let c = side.charge(&dynamic(bpg + 2, 5), 110, base).unwrap();
+        assert_eq!(c.total, Amount((bpg + 2) * gas));
+        let c = side.charge(&legacy(bpg + 9, 21_000), 110, base).unwrap();
+        assert_eq!(
+            (c.burned, c.to_producer),
+            (Amount(bpg * gas), Amount(9 * gas))
+        );
+        assert_eq!(
+            side.charge(&dynamic(bpg - 1, 0), 110, base),
+            Err(FeeError::TooLow {
+                offered: Amount(bpg - 1),
+                required: Amount(bpg)
+            })
+        );
+        assert_eq!(side.priority(&dynamic(bpg * 2, 5), 105, base), Amount(1000));
+        // Refused on both: too little gas, a tip above the cap.
+        for rule in [&main as &dyn FeeRule, &side] {
+            assert_eq!(
+                rule.charge(&legacy(floor.max(bpg), 20_999), 110, base),
+                Err(FeeError::GasTooLow {
+                    limit: 20_999,
+                    required: 21_000
+                })
+            );
+            assert!(matches!(
+                rule.charge(&dynamic(1, 2), 110, base),
+                Err(FeeError::TipAboveMax { .. })
+            ));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::fee::{FeeError, FeeRule};
 use primitives::account::{Account, Totals};
-use primitives::peg::{check_tx, PegConfig, PegError};
+use primitives::peg::{check_tx, resolve, PegConfig, PegError};
 use primitives::tx::{DecodeTxError, RecoveredTx, SignedTransaction};
 use primitives::types::{Address, Amount, BlockNumber, ChainId, Hash, Nonce, Weight};
 
@@ -215,6 +215,9 @@ impl From<DecodeTxError> for Rejection {
             DecodeTxError::Oversized { size, max } => Rejection::Oversized { size, max },
             DecodeTxError::Malformed(m) => Rejection::Malformed(m),
             DecodeTxError::BadSignature(c) => Rejection::BadSignature(c.to_string()),
+            e @ (DecodeTxError::EthereumNotTransfer | DecodeTxError::Ethereum(_)) => {
+                Rejection::Malformed(e.to_string())
+            }
         }
     }
 }
@@ -224,7 +227,9 @@ impl From<FeeError> for Rejection {
         match e {
             FeeError::WrongForm { .. } => Rejection::WrongFeeForm(e),
             FeeError::Overflow => Rejection::Overflow,
-            FeeError::TooLow { .. } | FeeError::TipAboveMax { .. } => Rejection::FeeTooLow(e),
+            FeeError::TooLow { .. } | FeeError::TipAboveMax { .. } | FeeError::GasTooLow { .. } => {
+                Rejection::FeeTooLow(e)
+            }
         }
     }
 }
@@ -463,7 +468,7 @@ impl Mempool {
         if self.by_hash.contains_key(&hash) {
             return Err(Rejection::AlreadyKnown(hash));
         }
-        let weight = tx.size() as Weight;
+        let weight = tx.weight() as Weight;
         let exempt = t.kind.is_fee_exempt();
         let max_fee = if exempt {
             Amount::ZERO
@@ -473,8 +478,14 @@ impl Mempool {
             ctx.fee_rule.charge(&t.fee, weight, ctx.base_fee)?;
             max
         };
-        check_tx(ctx.peg, &t.kind, &ctx.totals, facts.processed).map_err(Rejection::Peg)?;
         let sender = tx.sender();
+        check_tx(
+            ctx.peg,
+            &resolve(ctx.peg, &t.kind, sender),
+            &ctx.totals,
+            facts.processed,
+        )
+        .map_err(Rejection::Peg)?;
         // The account was read from the tip before the pool lock was taken; a block committed
         // in between has pruned the pool to the newer nonce, which is the one that counts.
         let account = Account {
@@ -649,7 +660,7 @@ impl Mempool {
                 continue;
             };
             let Some(e) = q.get(&nonce) else { continue };
-            let w = e.tx.size() as Weight;
+            let w = e.tx.weight() as Weight;
             if weight + w > max_weight {
                 // Smaller transactions of other senders may still fit.
                 continue;

@@ -9,12 +9,17 @@
 
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
+fn hex_seed(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap_or_default()
+}
+
 /// A fuzz target: takes any bytes, panics on a bug.
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name `cargo fuzz run <name>` and the corpus directory use.
 pub const TARGETS: &[(&str, Target)] = &[
     ("signed_tx", signed_tx),
+    ("eth_raw_tx", eth_raw_tx),
     ("tx_batch", tx_batch),
     ("block", block),
     ("finality_envelope", finality_envelope),
@@ -43,6 +48,26 @@ fn scale<T: Decode + Encode>(data: &[u8]) -> Option<T> {
 pub fn signed_tx(data: &[u8]) {
     if scale::<primitives::tx::SignedTransaction>(data).is_some() {
         let _ = primitives::tx::SignedTransaction::decode_and_recover(data, 16 * 1024);
+    }
+}
+
+/// A raw Ethereum transaction as `eth_sendRawTransaction` takes it: what decodes must rebuild
+/// exactly these bytes (its hash is theirs) and travel under one SCALE encoding.
+pub fn eth_raw_tx(data: &[u8]) {
+    if let Ok(signed) = primitives::eth::decode_raw(data) {
+        assert_eq!(
+            primitives::eth::encode_signed(&signed).as_deref(),
+            Some(data),
+            "an Ethereum transaction decoded from bytes it does not re-encode to"
+        );
+        let held = signed.encode();
+        assert_eq!(
+            scale::<primitives::tx::SignedTransaction>(&held),
+            Some(signed.clone())
+        );
+        if let Ok(r) = signed.recover() {
+            assert_eq!(r.hash(), primitives::crypto::keccak256(data));
+        }
     }
 }
 
@@ -181,6 +206,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     };
     match target {
         "signed_tx" => vec![tx(0).encode(), tx(u64::MAX).encode()],
+        "eth_raw_tx" => vec![
+            // cast 1.7.1 `mktx`, legacy and EIP-1559 (primitives::eth's test vectors).
+            hex_seed("f86c05837441e8825208940707070707070707070707070707070707070707880de0b6b3a76400008082f4f5a0c76d136c3a58746c6f223bf6170e6e9075bac22f41537c548cfd2766a9a6a0a3a06a851e54a364fc90a3f76465a83378c9914333278e3d3584b744b62c7606fd9e"),
+            hex_seed("02f870827a6905018477359400827b0c940707070707070707070707070707070707070707880de0b6b3a764000080c001a0f28733256889b01ca4001ad8a8e952c7b0daad1e1d270caee44e88f61bea283ca00ea8574516f3f037051470e7a7db50da534250b56e77b37a590c33d8a0c7f68b"),
+        ],
         "tx_batch" => vec![vec![tx(0), tx(1), tx(2)].encode(), Vec::<u8>::new().encode()],
         "block" => vec![block.encode()],
         "sync_request" => vec![chain::network::codec::SyncRequest {

@@ -21,6 +21,8 @@ pub mod domain {
     pub const PEG: &[u8] = b"twinpeg/peg-domain/v1";
     /// Preimage of the mainchain escrow's address.
     pub const ESCROW: &[u8] = b"twinpeg/escrow/v1";
+    /// Preimage of the sidechain withdrawal address (a transfer to it is a withdrawal).
+    pub const WITHDRAWAL: &[u8] = b"twinpeg/withdrawal/v1";
     /// Prefix of one account's entry in the state digest.
     pub const STATE_ACCOUNT: &[u8] = b"twinpeg/state/account";
     /// Prefix of one processed peg id's entry in the state digest.
@@ -32,12 +34,13 @@ pub mod domain {
     pub const FINALITY: &[u8] = b"twinpeg/finality/v1";
 
     /// Every prefix above, for the test that keeps them apart.
-    pub const ALL: [&[u8]; 9] = [
+    pub const ALL: [&[u8]; 10] = [
         TRANSACTION,
         BLOCK_SEAL,
         BRIDGE_PEER,
         PEG,
         ESCROW,
+        WITHDRAWAL,
         STATE_ACCOUNT,
         STATE_PEG_ID,
         STATE_DIGEST,
@@ -334,6 +337,7 @@ mod tests {
                 "twinpeg/bridge-peer/v1",
                 "twinpeg/peg-domain/v1",
                 "twinpeg/escrow/v1",
+                "twinpeg/withdrawal/v1",
                 "twinpeg/state/account",
                 "twinpeg/state/peg-id",
                 "twinpeg/state/digest",

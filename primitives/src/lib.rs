@@ -8,6 +8,7 @@ pub mod block;
 pub mod crypto;
 pub mod dev;
 pub mod devnet;
+pub mod eth;
 pub mod genesis;
 pub mod peg;
 #[cfg(any(test, feature = "testing"))]

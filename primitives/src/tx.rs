@@ -26,6 +26,31 @@ pub enum Fee {
         /// The most the sender tips the producer per unit of weight.
         max_tip: Amount,
     },
+    /// An Ethereum legacy (EIP-155) transfer: a price per gas; see [`crate::eth`].
+    #[codec(index = 2)]
+    EthLegacy {
+        /// Base units per gas.
+        gas_price: Amount,
+        /// The most gas the sender allows (a transfer uses 21000).
+        gas_limit: u64,
+    },
+    /// An Ethereum EIP-1559 (type 2) transfer: limits per gas; see [`crate::eth`].
+    #[codec(index = 3)]
+    EthDynamic {
+        /// The most the sender pays per gas (base fee + tip).
+        max_fee_per_gas: Amount,
+        /// The most the sender tips the producer per gas.
+        max_priority_fee_per_gas: Amount,
+        /// The most gas the sender allows (a transfer uses 21000).
+        gas_limit: u64,
+    },
+}
+
+impl Fee {
+    /// Whether this is an Ethereum form: the transaction is signed and hashed as Ethereum's.
+    pub fn is_ethereum(&self) -> bool {
+        matches!(self, Fee::EthLegacy { .. } | Fee::EthDynamic { .. })
+    }
 }
 
 /// What a transaction does.
@@ -150,9 +175,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// keccak256(TRANSACTION domain || SCALE(self)).
+    /// keccak256(TRANSACTION domain || SCALE(self)); for an Ethereum-format transfer, its
+    /// EIP-155 / EIP-1559 signing hash.
     pub fn signing_hash(&self) -> Hash {
-        domain_hash(domain::TRANSACTION, &self.encode())
+        crate::eth::signing_hash(self)
+            .unwrap_or_else(|| domain_hash(domain::TRANSACTION, &self.encode()))
     }
 
     /// Signs with `key`.
@@ -191,12 +218,19 @@ pub enum DecodeTxError {
     /// The signature does not recover.
     #[error("bad signature: {0}")]
     BadSignature(#[from] CryptoError),
+    /// An Ethereum fee form on something other than a value transfer.
+    #[error("an Ethereum-format transaction can only be a value transfer")]
+    EthereumNotTransfer,
+    /// Not an Ethereum value transfer this chain takes.
+    #[error(transparent)]
+    Ethereum(#[from] crate::eth::EthTxError),
 }
 
 impl SignedTransaction {
-    /// The transaction hash: keccak256 of the signed SCALE encoding.
+    /// The transaction hash: keccak256 of the signed SCALE encoding; for an Ethereum-format
+    /// transfer, keccak256 of its raw signed RLP (the hash every Ethereum tool computes).
     pub fn hash(&self) -> Hash {
-        keccak256(&self.encode())
+        hash_of(self, &self.encode())
     }
 
     /// Decodes exactly `bytes` (no trailing data) after checking the size limit.
@@ -213,10 +247,13 @@ impl SignedTransaction {
 
     /// Recovers the sender once; the result is carried everywhere after.
     pub fn recover(self) -> Result<RecoveredTx, DecodeTxError> {
+        if self.tx.fee.is_ethereum() && !matches!(self.tx.kind, TxKind::Transfer { .. }) {
+            return Err(DecodeTxError::EthereumNotTransfer);
+        }
         let encoded = self.encode();
         let sender = self.signature.recover(&self.tx.signing_hash())?;
         Ok(RecoveredTx(Arc::new(RecoveredInner {
-            hash: keccak256(&encoded),
+            hash: hash_of(&self, &encoded),
             size: encoded.len() as u32,
             sender,
             signed: self,
@@ -227,6 +264,11 @@ impl SignedTransaction {
     pub fn decode_and_recover(bytes: &[u8], max_size: usize) -> Result<RecoveredTx, DecodeTxError> {
         Self::decode_bytes(bytes, max_size)?.recover()
     }
+}
+
+/// The hash of `signed`, whose SCALE encoding is `encoded`.
+fn hash_of(signed: &SignedTransaction, encoded: &[u8]) -> Hash {
+    crate::eth::tx_hash(signed).unwrap_or_else(|| keccak256(encoded))
 }
 
 /// A transaction whose sender was recovered at ingress; cheap to clone.
@@ -246,7 +288,7 @@ impl RecoveredTx {
     pub fn from_parts(signed: SignedTransaction, sender: Address) -> Self {
         let encoded = signed.encode();
         RecoveredTx(Arc::new(RecoveredInner {
-            hash: keccak256(&encoded),
+            hash: hash_of(&signed, &encoded),
             size: encoded.len() as u32,
             sender,
             signed,
@@ -268,9 +310,18 @@ impl RecoveredTx {
     pub fn hash(&self) -> Hash {
         self.0.hash
     }
-    /// Encoded size in bytes, which is also its weight.
+    /// Encoded size in bytes.
     pub fn size(&self) -> u32 {
         self.0.size
+    }
+    /// The block space and fee weight: the encoded size, or for an Ethereum-format transfer
+    /// [`crate::eth::TRANSFER_WEIGHT`] (at least its size; 21000 gas at 125 gas per unit).
+    pub fn weight(&self) -> u32 {
+        if self.0.signed.tx.fee.is_ethereum() {
+            crate::eth::TRANSFER_WEIGHT as u32
+        } else {
+            self.0.size
+        }
     }
     /// The nonce.
     pub fn nonce(&self) -> Nonce {

@@ -7,6 +7,7 @@ use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
+use crate::eth::{CallRequest, EthBlock, EthReceipt, EthTransaction, FeeHistory};
 use crate::types::{
     AccountView, BlockReceipts, BlockSummary, BlockView, ChainInfo, FeeInfo, FinalityProof,
     FinalityStatusView, Health, PeerInfo, PegInfo, PegTransferView, StateDigest, SubmitResult,
@@ -142,13 +143,87 @@ pub trait EthApi {
     #[method(name = "getBalance")]
     async fn get_balance(&self, address: Address, block: Option<String>) -> RpcResult<String>;
 
-    /// The account nonce as a hex quantity.
+    /// The account nonce as a hex quantity; at `pending`, past the sender's transactions in
+    /// the pool.
     #[method(name = "getTransactionCount")]
     async fn get_transaction_count(
         &self,
         address: Address,
         block: Option<String>,
     ) -> RpcResult<String>;
+
+    /// Submits a raw signed Ethereum transaction (legacy EIP-155 or EIP-1559 value transfer);
+    /// returns keccak256 of the bytes. Refusals use code -32000 with geth's wording.
+    #[method(name = "sendRawTransaction")]
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<Hash>;
+
+    /// A legacy gas price that the next block takes.
+    #[method(name = "gasPrice")]
+    async fn gas_price(&self) -> RpcResult<String>;
+
+    /// The suggested tip per gas.
+    #[method(name = "maxPriorityFeePerGas")]
+    async fn max_priority_fee_per_gas(&self) -> RpcResult<String>;
+
+    /// Base fees per gas and gas used ratios of up to 1024 recent blocks.
+    #[method(name = "feeHistory")]
+    async fn fee_history(
+        &self,
+        block_count: serde_json::Value,
+        newest: String,
+        percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<FeeHistory>;
+
+    /// 21000 for a value transfer; an error for calldata or a contract creation.
+    #[method(name = "estimateGas")]
+    async fn estimate_gas(&self, call: CallRequest, block: Option<String>) -> RpcResult<String>;
+
+    /// A canonical block by tag or hex height.
+    #[method(name = "getBlockByNumber")]
+    async fn get_block_by_number(&self, block: String, full: bool) -> RpcResult<Option<EthBlock>>;
+
+    /// A stored block by hash.
+    #[method(name = "getBlockByHash")]
+    async fn get_block_by_hash(&self, hash: Hash, full: bool) -> RpcResult<Option<EthBlock>>;
+
+    /// A transaction by hash (pending ones with null block fields).
+    #[method(name = "getTransactionByHash")]
+    async fn get_transaction_by_hash(&self, hash: Hash) -> RpcResult<Option<EthTransaction>>;
+
+    /// The receipt of an included transaction; null while pending or unknown.
+    #[method(name = "getTransactionReceipt")]
+    async fn get_transaction_receipt(&self, hash: Hash) -> RpcResult<Option<EthReceipt>>;
+
+    /// Always `0x`: no contracts here.
+    #[method(name = "getCode")]
+    async fn get_code(&self, address: Address, block: Option<String>) -> RpcResult<Bytes>;
+
+    /// Always `0x`: no contracts here.
+    #[method(name = "call")]
+    async fn call(&self, call: CallRequest, block: Option<String>) -> RpcResult<Bytes>;
+
+    /// `false` when the node is at its peers' best head, else the geth-style progress object.
+    #[method(name = "syncing")]
+    async fn syncing(&self) -> RpcResult<serde_json::Value>;
+}
+
+/// `web3_clientVersion`, namespace `web3`.
+#[cfg_attr(
+    all(feature = "server", feature = "client"),
+    rpc(server, client, namespace = "web3")
+)]
+#[cfg_attr(
+    all(feature = "server", not(feature = "client")),
+    rpc(server, namespace = "web3")
+)]
+#[cfg_attr(
+    all(feature = "client", not(feature = "server")),
+    rpc(client, namespace = "web3")
+)]
+pub trait Web3Api {
+    /// `twinpeg/<version>`.
+    #[method(name = "clientVersion")]
+    async fn client_version(&self) -> RpcResult<String>;
 }
 
 /// `net_version`, namespace `net`.

@@ -9,10 +9,11 @@ compile_error!("twinpeg-rpc-api needs the `client` or the `server` feature (or b
 
 pub mod api;
 pub mod error;
+pub mod eth;
 pub mod types;
 
 #[cfg(feature = "client")]
-pub use api::{EthApiClient, NetApiClient, TwinpegApiClient};
+pub use api::{EthApiClient, NetApiClient, TwinpegApiClient, Web3ApiClient};
 #[cfg(feature = "server")]
-pub use api::{EthApiServer, NetApiServer, TwinpegApiServer};
+pub use api::{EthApiServer, NetApiServer, TwinpegApiServer, Web3ApiServer};
 pub use error::codes;

@@ -84,6 +84,15 @@ pub fn max_fee_cost(fee: &Fee, weight: u64) -> Option<Amount> {
     match fee {
         Fee::Flat { fee } => Some(*fee),
         Fee::Dynamic { max_fee, .. } => max_fee.checked_mul(u128::from(weight)),
+        Fee::EthLegacy {
+            gas_price: price,
+            gas_limit,
+        }
+        | Fee::EthDynamic {
+            max_fee_per_gas: price,
+            gas_limit,
+            ..
+        } => price.checked_mul(u128::from(*gas_limit)),
     }
 }
 

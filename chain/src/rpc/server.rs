@@ -21,8 +21,8 @@ use primitives::block::PegEvent;
 use primitives::peg::PegError;
 use primitives::tx::{RecoveredTx, SignedTransaction};
 use primitives::types::Amount;
-use primitives::types::{to_quantity, Address, BlockNumber, Bytes, Hash};
-use rpc_api::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer};
+use primitives::types::{Address, BlockNumber, Bytes, Hash};
+use rpc_api::api::{EthApiServer, NetApiServer, RpcResult, TwinpegApiServer, Web3ApiServer};
 use rpc_api::codes;
 use rpc_api::types::FeeInfo;
 use rpc_api::types::{
@@ -75,7 +75,7 @@ fn rejection_error(r: &Rejection) -> ErrorObjectOwned {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+pub(super) fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     tracing::error!(error = %e, "storage error serving RPC");
     ErrorObjectOwned::owned(codes::INTERNAL, format!("internal error: {e}"), None::<()>)
 }
@@ -93,14 +93,14 @@ pub struct ServerError {
 /// The RPC implementation.
 #[derive(Debug, Clone)]
 pub struct RpcImpl {
-    chain: Arc<Chain>,
-    net: NetworkHandle,
+    pub(super) chain: Arc<Chain>,
+    pub(super) net: NetworkHandle,
     max_txs_per_call: usize,
 }
 
 impl RpcImpl {
     /// Submits decoded transactions and gossips what the pool took.
-    async fn submit(
+    pub(super) async fn submit(
         &self,
         txs: Vec<Result<RecoveredTx, Rejection>>,
     ) -> Vec<Result<Hash, Rejection>> {
@@ -167,7 +167,7 @@ impl RpcImpl {
         }
     }
 
-    fn account_at(
+    pub(super) fn account_at(
         &self,
         address: &Address,
         tag: Option<&str>,
@@ -574,33 +574,6 @@ impl TwinpegApiServer for RpcImpl {
 }
 
 #[async_trait]
-impl EthApiServer for RpcImpl {
-    async fn chain_id(&self) -> RpcResult<String> {
-        Ok(to_quantity(self.chain.genesis.chain_id as u128))
-    }
-
-    async fn block_number(&self) -> RpcResult<String> {
-        Ok(to_quantity(self.chain.tip().head.number as u128))
-    }
-
-    async fn get_balance(&self, address: Address, block: Option<String>) -> RpcResult<String> {
-        Ok(to_quantity(
-            self.account_at(&address, block.as_deref())?.balance.0,
-        ))
-    }
-
-    async fn get_transaction_count(
-        &self,
-        address: Address,
-        block: Option<String>,
-    ) -> RpcResult<String> {
-        Ok(to_quantity(
-            self.account_at(&address, block.as_deref())?.nonce as u128,
-        ))
-    }
-}
-
-#[async_trait]
 impl NetApiServer for RpcImpl {
     async fn version(&self) -> RpcResult<String> {
         Ok(self.chain.genesis.chain_id.to_string())
@@ -717,7 +690,10 @@ pub async fn start(
         .merge(EthApiServer::into_rpc(rpc.clone()))
         .map_err(merge_err)?;
     module
-        .merge(NetApiServer::into_rpc(rpc))
+        .merge(NetApiServer::into_rpc(rpc.clone()))
+        .map_err(merge_err)?;
+    module
+        .merge(Web3ApiServer::into_rpc(rpc))
         .map_err(merge_err)?;
     Ok((addr, server.start(module)))
 }

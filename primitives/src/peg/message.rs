@@ -47,9 +47,20 @@ pub fn domain(main_base_genesis: &Hash, side_base_genesis: &Hash) -> Hash {
     keccak256_parts(&[prefix::PEG, &main_base_genesis.0, &side_base_genesis.0])
 }
 
-/// The mainchain escrow: an address no key controls (no known preimage of its key hash).
+/// The mainchain escrow: an address no key controls (no known preimage of its key hash). A
+/// value transfer to it is a deposit for its sender.
 pub fn escrow_address() -> Address {
-    let h = keccak256(prefix::ESCROW);
+    address_from(prefix::ESCROW)
+}
+
+/// The sidechain withdrawal address, which no key controls: a value transfer to it is a
+/// withdrawal to its sender on the mainchain.
+pub fn withdrawal_address() -> Address {
+    address_from(prefix::WITHDRAWAL)
+}
+
+fn address_from(preimage: &[u8]) -> Address {
+    let h = keccak256(preimage);
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[12..]);
     Address(a)

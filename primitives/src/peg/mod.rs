@@ -11,9 +11,9 @@ mod params;
 mod rules;
 
 pub use error::PegError;
-pub use message::{domain, escrow_address, Direction, PegMessage};
+pub use message::{domain, escrow_address, withdrawal_address, Direction, PegMessage};
 pub use params::{largest_payout_size, PegConfig, PegParams, PegRole, PegTerms};
 pub use rules::{
-    check_payout, check_source, check_tx, day_of, peg_for, record_payout, record_source, roll_day,
-    totals_on, PegOp,
+    check_payout, check_source, check_tx, day_of, peg_for, record_payout, record_source, resolve,
+    roll_day, totals_on, PegOp,
 };

@@ -2,8 +2,10 @@
 //! functions of the facts the caller reads (today's totals, where an id was processed): the
 //! mempool asks them before admitting, the executor before moving a coin.
 
+use std::borrow::Cow;
+
 use super::error::PegError;
-use super::message::{Direction, PegMessage};
+use super::message::{escrow_address, withdrawal_address, Direction, PegMessage};
 use super::params::{PegConfig, PegRole};
 use crate::account::Totals;
 use crate::crypto::Signature;
@@ -97,6 +99,23 @@ pub fn peg_for(peg: Option<&PegConfig>, op: PegOp) -> Result<&PegConfig, PegErro
 }
 
 /// Every peg rule a transaction must pass, given today's `totals` and where its payout id
+/// What `kind` does on a chain with `peg`: a value transfer to the escrow on the mainchain is a
+/// Lock for its sender, one to the withdrawal address on the sidechain a Burn to its sender,
+/// so a standard wallet pegs with a plain send; anything else is what it says.
+pub fn resolve<'a>(peg: Option<&PegConfig>, kind: &'a TxKind, sender: Address) -> Cow<'a, TxKind> {
+    let (TxKind::Transfer { to, amount }, Some(peg)) = (kind, peg) else {
+        return Cow::Borrowed(kind);
+    };
+    let (amount, recipient) = (*amount, sender);
+    match peg.role {
+        PegRole::Main if *to == escrow_address() => Cow::Owned(TxKind::Lock { amount, recipient }),
+        PegRole::Side if *to == withdrawal_address() => {
+            Cow::Owned(TxKind::Burn { amount, recipient })
+        }
+        _ => Cow::Borrowed(kind),
+    }
+}
+
 /// was `processed`: limits before any coin moves, attestations before a payout. A Transfer
 /// passes.
 pub fn check_tx(
