@@ -267,7 +267,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
         peg: Some(peg.clone()),
     };
     let mut mg = genesis(
-        1001,
+        298081,
         main_ms,
         ma.iter().map(SecretKey::address).collect(),
         FeeParams::FeeRate {
@@ -282,7 +282,7 @@ pub async fn run(n: usize, burst: usize) -> Result<PegResults> {
             .collect(),
     );
     let mut sg = genesis(
-        2002,
+        298082,
         side_ms,
         sa.iter().map(SecretKey::address).collect(),
         FeeParams::BaseFee {

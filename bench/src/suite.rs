@@ -110,7 +110,7 @@ pub fn genesis(
     block_time_ms: u64,
 ) -> Genesis {
     Genesis {
-        chain_id: if chain == "mainchain" { 1001 } else { 2002 },
+        chain_id: if chain == "mainchain" { 298081 } else { 298082 },
         block_time_ms,
         timestamp_ms: 0,
         authorities: vec![authority],

@@ -52,6 +52,10 @@ pub struct NodeConfig {
     /// Most entries in one JSON-RPC batch.
     #[serde(default = "default_rpc_max_batch_len")]
     pub rpc_max_batch_len: u32,
+    /// Browser origins allowed to call the RPC (CORS): `["*"]` for any, empty for none (no
+    /// CORS headers: only non-browser clients).
+    #[serde(default)]
+    pub rpc_cors_origins: Vec<String>,
     /// Most transactions in one `tp_sendTransactions` call.
     #[serde(default = "default_rpc_max_txs_per_call")]
     pub rpc_max_txs_per_call: usize,

@@ -317,9 +317,9 @@ pub async fn spawn(rules: ChainRules, config: NodeConfig) -> Result<NodeHandle, 
 }
 
 /// Chain id of a [`dev_genesis`] for a chain at the main end of the peg.
-pub const DEV_MAIN_CHAIN_ID: u64 = 1001;
+pub const DEV_MAIN_CHAIN_ID: u64 = 298081;
 /// Chain id of a [`dev_genesis`] for a chain at the side end of the peg.
-pub const DEV_SIDE_CHAIN_ID: u64 = 2002;
+pub const DEV_SIDE_CHAIN_ID: u64 = 298082;
 
 /// A development genesis for `rules`: the dev key 0 as the single authority, dev accounts
 /// 0..5 with 1,000 coins each, the chain's default block time, no peg.

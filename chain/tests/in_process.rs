@@ -14,8 +14,8 @@ use primitives::crypto::SecretKey;
 use primitives::dev::dev_key;
 use primitives::peg::PegRole;
 use primitives::tx::{Fee, Transaction, TxKind};
-use primitives::types::{Amount, Bytes};
-use rpc_api::api::TwinpegApiClient;
+use primitives::types::{Address, Amount, Bytes};
+use rpc_api::api::{EthApiClient, TwinpegApiClient};
 use rpc_api::types::TxStatus;
 
 /// Generous: the machine may be loaded; every wait ends as soon as its condition holds.
@@ -245,4 +245,185 @@ async fn blocks_become_final_with_a_checkable_proof_and_stay_final_across_a_rest
         finalized.number
     );
     node.stop().await;
+}
+
+/// An Ethereum-format legacy transfer, as `cast send --legacy` would sign it.
+fn eth_transfer(key: &SecretKey, chain_id: u64, nonce: u64, to: Address, amount: Amount) -> Bytes {
+    let signed = Transaction {
+        chain_id,
+        nonce,
+        fee: Fee::EthLegacy {
+            // The dev genesis's fee rate, per gas.
+            gas_price: primitives::eth::per_gas(Amount(1_000_000)),
+            gas_limit: 21_000,
+        },
+        kind: TxKind::Transfer { to, amount },
+    }
+    .sign(key);
+    Bytes(primitives::eth::encode_signed(&signed).expect("an Ethereum-format transfer"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balances_and_nonces_answer_at_heights_500_blocks_back_and_not_past_the_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fast = ChainRules {
+        default_block_time_ms: 10,
+        ..rules()
+    };
+    let node = node::spawn(fast, NodeConfig::test(dir.path()))
+        .await
+        .expect("node starts");
+    let client = node.client();
+    let chain_id = client.chain_info().await.expect("info").chain_id;
+    let sender = dev_key(1).expect("key");
+    let me = sender.address();
+    let at = |n: u64| Some(format!("0x{n:x}"));
+    // Three transfers, each in its own block: (block, balance after, nonce after).
+    let mut points = Vec::new();
+    for nonce in 0..3u64 {
+        let raw = eth_transfer(&sender, chain_id, nonce, Address([9; 20]), Amount::coins(1));
+        let hash = client.send_raw_transaction(raw).await.expect("accepted");
+        let block = eventually("the transfer's receipt", || async {
+            client
+                .get_transaction_receipt(hash)
+                .await
+                .expect("receipt")
+                .map(|r| u64::from_str_radix(r.block_number.trim_start_matches("0x"), 16))
+        })
+        .await
+        .expect("hex block number");
+        let balance = client.get_balance(me, at(block)).await.expect("balance");
+        points.push((block, balance, nonce + 1));
+    }
+    let first = points[0].0;
+    let before = client
+        .get_balance(me, at(first - 1))
+        .await
+        .expect("balance before");
+    wait_for_height(&node, points[2].0 + 500).await;
+    // 500 blocks later every height still answers as it did.
+    assert_eq!(
+        client
+            .get_balance(me, at(first - 1))
+            .await
+            .expect("balance"),
+        before
+    );
+    assert_eq!(
+        client
+            .get_transaction_count(me, at(first - 1))
+            .await
+            .expect("nonce"),
+        "0x0"
+    );
+    for (block, balance, nonce) in &points {
+        assert_eq!(
+            &client.get_balance(me, at(*block)).await.expect("balance"),
+            balance,
+            "balance at {block}"
+        );
+        assert_eq!(
+            client
+                .get_transaction_count(me, at(*block))
+                .await
+                .expect("nonce"),
+            format!("0x{nonce:x}")
+        );
+    }
+    assert_ne!(points[0].1, points[2].1, "the transfers moved the balance");
+    // Above the head, and further back than the window, is refused, not guessed.
+    let top = head(&node).await;
+    let err = client
+        .get_balance(me, at(top + 1000))
+        .await
+        .expect_err("above the head");
+    assert!(err.to_string().contains("-32021"), "{err}");
+    let window = chain::rpc::STATE_HISTORY_BLOCKS;
+    wait_for_height(&node, window + 2).await;
+    let err = client
+        .get_balance(me, at(head(&node).await - window - 1))
+        .await
+        .expect_err("past the window");
+    assert!(err.to_string().contains("-32021"), "{err}");
+    node.stop().await;
+}
+
+/// One raw HTTP/1.1 exchange with the node's RPC port: what a browser or a hand-written
+/// client sends, headers and all. Returns the whole response, lower-cased.
+async fn raw_http(node: &NodeHandle, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(node.rpc_addr)
+        .await
+        .expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+fn post(origin: Option<&str>, body: &str) -> String {
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_cors_where_configured_and_params_must_be_an_array_or_object() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = NodeConfig::test(dir.path());
+    cfg.rpc_cors_origins = vec!["*".into()];
+    let open = node::spawn(rules(), cfg).await.expect("node starts");
+    let (_closed_dir, closed) = fresh().await;
+    let preflight = "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost:3000\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n".to_string();
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+
+    // With origins configured: the preflight is answered and calls carry the header.
+    let answer = raw_http(&open, preflight.clone()).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("access-control-allow-headers: content-type"),
+        "{answer}"
+    );
+    let answer = raw_http(&open, post(Some("http://localhost:3000"), call)).await;
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"result\""), "{answer}");
+    // Without: no CORS headers at all (the default for a node that is not a devnet's).
+    let answer = raw_http(&closed, post(Some("http://localhost:3000"), call)).await;
+    assert!(!answer.contains("access-control-allow-origin"), "{answer}");
+    assert!(answer.contains("\"result\""), "{answer}");
+
+    // `params` that is neither an array nor an object is refused, not served.
+    for params in ["5", "\"0x1\"", "true"] {
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":{params}}}"#);
+        let answer = raw_http(&closed, post(None, &body)).await;
+        assert!(answer.contains("\"error\""), "params {params}: {answer}");
+        assert!(!answer.contains("\"result\""), "params {params}: {answer}");
+    }
+    // In a batch too: the bad entry gets an error, the good one its result.
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":7},{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}]"#;
+    let answer = raw_http(&closed, post(None, batch)).await;
+    assert!(
+        answer.contains("params must be an array or an object"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"result\""), "{answer}");
+    // Absent params are fine for a method without any.
+    let answer = raw_http(
+        &closed,
+        post(None, r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#),
+    )
+    .await;
+    assert!(answer.contains("\"result\""), "{answer}");
+    open.stop().await;
+    closed.stop().await;
 }

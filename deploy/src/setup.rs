@@ -433,6 +433,8 @@ pub fn write_node_config(chain: &ChainPlan, i: usize, topology: &Topology) -> Re
     config.log_format = topology.log_format;
     config.log_level = topology.log_level.clone();
     config.bootstrap = chain.predicted_bootstrap(i);
+    // Browser wallets and dapps on any local page may talk to a devnet node.
+    config.rpc_cors_origins = vec!["*".into()];
     let text = toml::to_string(&config).map_err(|e| format_err(e.to_string()))?;
     let name = chain.kind.name();
     let peers = if chain.ephemeral_p2p() && chain.nodes.len() > 1 {

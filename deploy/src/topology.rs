@@ -116,7 +116,7 @@ impl Default for Topology {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             mainchain: ChainTopology {
-                chain_id: 1001,
+                chain_id: 298081,
                 block_time_ms: main.default_block_time_ms,
                 authorities: 4,
                 followers: 0,
@@ -125,7 +125,7 @@ impl Default for Topology {
                 confirmations: 1,
             },
             sidechain: ChainTopology {
-                chain_id: 2002,
+                chain_id: 298082,
                 block_time_ms: side.default_block_time_ms,
                 authorities: 4,
                 followers: 0,
@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(t.dir, PathBuf::from("/tmp/dn"));
         assert_eq!(t.sidechain.block_time_ms, 200);
         assert_eq!(
-            t.sidechain.chain_id, 2002,
+            t.sidechain.chain_id, 298082,
             "a table given in part keeps its other defaults"
         );
         assert_eq!(t.mainchain.rpc_port, 0);

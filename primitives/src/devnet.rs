@@ -144,10 +144,10 @@ mod tests {
         let mut info = sample();
         let expected = serde_json::json!({
             "dir": "/d",
-            "mainchain": {"chain_id": 1001, "block_time_ms": 6000, "genesis_hash": "0x00",
+            "mainchain": {"chain_id": 298081, "block_time_ms": 6000, "genesis_hash": "0x00",
                 "nodes": [{"name": "mainchain-0", "role": "authority", "rpc_http": "http://127.0.0.1:8545",
                     "rpc_ws": "ws://127.0.0.1:8545", "log": "/d/logs/mainchain-0.log", "pid": 42}]},
-            "sidechain": {"chain_id": 2002, "block_time_ms": 6000, "genesis_hash": "0x00",
+            "sidechain": {"chain_id": 298082, "block_time_ms": 6000, "genesis_hash": "0x00",
                 "nodes": [{"name": "sidechain-0", "role": "authority", "rpc_http": "http://127.0.0.1:9545",
                     "rpc_ws": "ws://127.0.0.1:9545", "log": "/d/logs/sidechain-0.log", "pid": 42}]},
             "members": [],

@@ -48,8 +48,8 @@ pub fn devnet_info() -> DevnetInfo {
     };
     DevnetInfo {
         dir: "/d".into(),
-        mainchain: section(1001, "mainchain-0", 8545),
-        sidechain: section(2002, "sidechain-0", 9545),
+        mainchain: section(298081, "mainchain-0", 8545),
+        sidechain: section(298082, "sidechain-0", 9545),
         federation: None,
         members: vec![],
         accounts: vec![AccountInfo {

@@ -205,6 +205,11 @@ pub trait EthApi {
     /// `false` when the node is at its peers' best head, else the geth-style progress object.
     #[method(name = "syncing")]
     async fn syncing(&self) -> RpcResult<serde_json::Value>;
+
+    /// `eth_subscribe("newHeads")` over WebSocket: each new canonical head as an
+    /// `eth_subscription` notification (the block without its transactions).
+    #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = EthBlock)]
+    async fn eth_subscribe(&self, kind: String) -> SubscriptionResult;
 }
 
 /// `web3_clientVersion`, namespace `web3`.

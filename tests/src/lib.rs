@@ -90,8 +90,8 @@ pub fn dev_key(index: usize) -> SecretKey {
 pub fn test_genesis(kind: ChainKind, authority: Address, block_time_ms: u64) -> Genesis {
     Genesis {
         chain_id: match kind {
-            ChainKind::Main => 1001,
-            ChainKind::Side => 2002,
+            ChainKind::Main => 298081,
+            ChainKind::Side => 298082,
         },
         block_time_ms,
         timestamp_ms: 0,

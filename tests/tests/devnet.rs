@@ -342,7 +342,7 @@ async fn devnet_up_serves_both_chains_and_stops_without_leaving_children() -> Re
     assert_eq!(fed["side_confirmations"].as_u64(), Some(1));
     assert_eq!(fed["peg_out_fee"].as_str(), Some("10000000000000000"));
     assert_eq!(fed["fee_recipient"].as_str(), Some(DEV9));
-    for (chain, id, block_ms) in [("mainchain", 1001, 300), ("sidechain", 2002, 200)] {
+    for (chain, id, block_ms) in [("mainchain", 298081, 300), ("sidechain", 298082, 200)] {
         let c = &info[chain];
         assert_eq!(c["chain_id"].as_u64(), Some(id), "{chain}");
         assert_eq!(c["block_time_ms"].as_u64(), Some(block_ms), "{chain}");

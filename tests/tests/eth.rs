@@ -1,7 +1,8 @@
-//! End-to-end: foundry's `cast` (from npm, installed by `tests/tools/install.sh`, which `make
-//! test` runs) sends, confirms, deposits and withdraws on the real devnet, with no Twinpeg code
-//! on the client side: legacy transactions on the mainchain (it looks pre-London), EIP-1559 on
-//! the sidechain, every refusal in the words clients match on, and the exact balance equation.
+//! End-to-end: foundry's `cast` and viem (from npm) and web3.py (from PyPI), installed by
+//! `tests/tools/install.sh`, which `make test` runs, send, confirm, deposit and withdraw on the
+//! real devnet, with no Twinpeg code on the client side: legacy transactions on the mainchain
+//! (it looks pre-London), EIP-1559 on the sidechain, back-to-back sends from one key, every
+//! refusal in the words clients match on, and the exact balance equation.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,93 @@ fn cast_path() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// `<target>/tools`, where the install script put the clients.
+fn tools_dir() -> PathBuf {
+    bin_dir()
+        .parent()
+        .map(|t| t.join("tools"))
+        .unwrap_or_default()
+}
+
+/// The clients' scripts, in this crate.
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tools")
+        .join(name)
+}
+
+/// Runs one of the client scripts (web3.py or viem) for `count` back-to-back transfers of
+/// `value` to `to`, and checks what it reports: every receipt a success of 21000 gas of the
+/// expected type, and `before - after == count x value + sum of gasUsed x effectiveGasPrice`.
+fn client_sends(
+    client: &str,
+    rpc: &str,
+    key: &str,
+    value: u128,
+    count: usize,
+    legacy: bool,
+) -> Result<()> {
+    let args = [
+        rpc.to_string(),
+        key.to_string(),
+        RECEIVER.into(),
+        value.to_string(),
+        count.to_string(),
+    ];
+    let out = match client {
+        "web3.py" => Command::new(tools_dir().join("venv/bin/python"))
+            .arg(script("web3_send.py"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()?,
+        "viem" => {
+            // Run as a module from <target>/tools so `import "viem"` finds its node_modules.
+            let mut child = Command::new("node")
+                .args(["--input-type=module", "-"])
+                .args(&args)
+                .current_dir(tools_dir())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("node (Node.js) is needed for the viem test")?;
+            let source = std::fs::read(script("viem_send.mjs"))?;
+            std::io::Write::write_all(child.stdin.as_mut().context("stdin")?, &source)?;
+            drop(child.stdin.take());
+            child.wait_with_output()?
+        }
+        other => bail!("no client {other}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "{client} on {rpc} failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).with_context(|| stdout.to_string())?;
+    assert_eq!(v["legacy"], legacy, "{client}: {v}");
+    let receipts = v["receipts"].as_array().context("receipts")?;
+    assert_eq!(receipts.len(), count, "{client}: {v}");
+    let mut fees = 0u128;
+    for r in receipts {
+        assert_eq!(r["status"], 1, "{client}: {r}");
+        assert_eq!(r["gasUsed"], 21_000, "{client}: {r}");
+        let t = &r["type"];
+        let expected_legacy = [Value::from(0), Value::from("legacy")].contains(t);
+        assert_eq!(expected_legacy, legacy, "{client}: type {t}");
+        let price: u128 = r["effectiveGasPrice"].as_str().context("price")?.parse()?;
+        fees += 21_000 * price;
+    }
+    let before: u128 = v["before"].as_str().context("before")?.parse()?;
+    let after: u128 = v["after"].as_str().context("after")?.parse()?;
+    assert_eq!(
+        before - after,
+        count as u128 * value + fees,
+        "{client}: {v}"
+    );
+    Ok(())
 }
 
 /// What one `cast` run did.
@@ -292,6 +380,13 @@ fn cast_sends_deposits_and_withdraws_on_both_chains_and_is_refused_in_geth_words
     })?;
     assert_eq!(wallet_state(&main, &side, &wd_id)?["state"], "paid");
 
+    // web3.py and viem, three transfers back to back from one key on each chain (their nonces
+    // come from the pool-aware `pending` count); each picks legacy or EIP-1559 by itself.
+    for client in ["web3.py", "viem"] {
+        client_sends(client, &main, &key, 1000, 3, true)?;
+        client_sends(client, &side, &key, 1000, 3, false)?;
+    }
+
     // Refusals, in the words clients classify by (code -32000), with our reason in `data`.
     let base = ["send", "--rpc-url", &side, "--private-key", &key];
     let with = |extra: &[&str]| -> Vec<String> {
@@ -351,13 +446,19 @@ fn cast_sends_deposits_and_withdraws_on_both_chains_and_is_refused_in_geth_words
         ],
         "calldata is not supported",
     )?;
-    // The same signed bytes twice.
+    // The same signed bytes twice. Behind a nonce gap it waits in the pool (parked) rather
+    // than being included between the two sends, so the second meets it there.
+    let pending: u64 =
+        cast_ok(&["nonce", "--block", "pending", "--rpc-url", &side, &from])?.parse()?;
+    let ahead = (pending + 5).to_string();
     let raw = cast_ok(&[
         "mktx",
         "--rpc-url",
         &side,
         "--private-key",
         &key,
+        "--nonce",
+        &ahead,
         RECEIVER,
         "--value",
         "1",

@@ -364,7 +364,7 @@ async fn hostile_rpc_input_gets_errors_and_the_node_keeps_serving() {
     assert_eq!(rpc_code(e), codes::INSUFFICIENT_FUNDS);
     // Wrong chain id: a sidechain transaction sent to the mainchain.
     let e = c
-        .send_transaction(transfer(&k, 2002, 0, to, Amount(1), fee.clone()))
+        .send_transaction(transfer(&k, 298082, 0, to, Amount(1), fee.clone()))
         .await
         .expect_err("wrong chain");
     assert_eq!(rpc_code(e), codes::WRONG_CHAIN);
@@ -443,13 +443,80 @@ async fn a_mainchain_signature_is_refused_by_the_sidechain() {
             },
         )
     };
-    let main_tx = flat_fee_transfer(1001);
+    let main_tx = flat_fee_transfer(298081);
     let e = c.send_transaction(main_tx).await.expect_err("refused");
     assert_eq!(rpc_code(e), codes::WRONG_CHAIN);
     // Same content re-signed for the sidechain but with a mainchain fee form: refused too.
-    let wrong_form = flat_fee_transfer(2002);
+    let wrong_form = flat_fee_transfer(298082);
     assert_eq!(
         rpc_code(c.send_transaction(wrong_form).await.expect_err("refused")),
         codes::FEE_TOO_LOW
     );
+}
+
+/// `eth_subscribe("newHeads")` over WebSocket, as viem's `watchBlocks` and ethers' `on("block")`
+/// use it: each notification is an `eth_subscription` carrying the new head in Ethereum shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eth_subscribe_new_heads_streams_each_head_in_ethereum_shape() {
+    use jsonrpsee::core::client::SubscriptionClientT;
+    let authority = SecretKey::random();
+    let genesis = test_genesis(ChainKind::Side, authority.address(), 200);
+    let node = TestNode::start(ChainKind::Side, &genesis, Some(authority)).expect("node starts");
+    let ws = node.ws_client().await.expect("ws connects");
+    // Through the raw method names a generic client uses.
+    let mut sub: jsonrpsee::core::client::Subscription<serde_json::Value> = ws
+        .subscribe(
+            "eth_subscribe",
+            jsonrpsee::rpc_params!["newHeads"],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("subscribe");
+    let mut last: Option<u64> = None;
+    for _ in 0..3 {
+        let head = tokio::time::timeout(std::time::Duration::from_secs(60), sub.next())
+            .await
+            .expect("a head within a minute")
+            .expect("stream open")
+            .expect("a head");
+        let number = u64::from_str_radix(
+            head["number"]
+                .as_str()
+                .expect("number")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .expect("hex number");
+        assert!(
+            head["hash"].as_str().is_some_and(|h| h.len() == 66),
+            "{head}"
+        );
+        assert!(head["baseFeePerGas"].as_str().is_some(), "{head}");
+        assert!(
+            last.is_none_or(|l| number > l),
+            "heads move forward: {head}"
+        );
+        // The head is the block the node serves at that height.
+        let block = node
+            .client()
+            .get_block_by_number(format!("0x{number:x}"), false)
+            .await
+            .expect("block call")
+            .expect("block");
+        assert_eq!(
+            serde_json::to_value(block.hash).expect("json"),
+            head["hash"]
+        );
+        last = Some(number);
+    }
+    // Anything but newHeads is refused with a reason.
+    let refused = ws
+        .subscribe::<serde_json::Value, _>(
+            "eth_subscribe",
+            jsonrpsee::rpc_params!["logs"],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect_err("logs are not supported");
+    assert!(refused.to_string().contains("newHeads"), "{refused}");
 }

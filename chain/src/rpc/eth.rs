@@ -2,19 +2,23 @@
 //! `tp_` ones. Fees in gas: 125 gas per unit of weight, so an Ethereum-format transfer (weight
 //! 168) uses 21000 gas and pays exactly gasUsed x effectiveGasPrice (`docs/rpc.md`).
 
-use jsonrpsee::core::async_trait;
+use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::server::{internal, RpcImpl};
 use crate::fee::FeeError;
 use crate::mempool::Rejection;
 use crate::store::StoredBlock;
+use primitives::account::Account;
 use primitives::block::{Header, Receipt};
 use primitives::eth::{decode_raw, per_gas, EthTxError, GAS_PER_WEIGHT, TRANSFER_GAS};
 use primitives::peg::{escrow_address, withdrawal_address};
 use primitives::tx::{Fee, RecoveredTx, SignedTransaction, TxKind};
 use primitives::types::{to_quantity, Address, Amount, BlockNumber, Bytes, Hash};
 use rpc_api::api::{EthApiServer, RpcResult, Web3ApiServer};
+use rpc_api::codes;
 use rpc_api::eth::{
     CallRequest, EthBlock, EthBlockTransactions, EthReceipt, EthTransaction, FeeHistory,
 };
@@ -25,6 +29,10 @@ const TX_REFUSED: i32 = -32000;
 
 /// Blocks `eth_feeHistory` covers at most.
 const MAX_FEE_HISTORY: u64 = 1024;
+
+/// How far below the head account state is served (from the blocks' undo journals): MetaMask
+/// asks at the height its tracker saw up to 20 s earlier.
+pub const STATE_HISTORY_BLOCKS: u64 = 1024;
 
 fn refused(message: impl Into<String>, reason: &str, detail: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(
@@ -243,6 +251,67 @@ impl RpcImpl {
                 suggested_max_tip, ..
             } => per_gas(suggested_max_tip),
         }
+    }
+
+    /// An account at a block tag or height: the head's state, walked back through the undo
+    /// journals of the blocks above the height (at most [`STATE_HISTORY_BLOCKS`]); genesis
+    /// from the genesis file.
+    pub(super) fn account_at(&self, address: &Address, tag: Option<&str>) -> RpcResult<Account> {
+        let n = match tag {
+            None => return Ok(self.chain.tip().state.account(address)),
+            Some(t) => self.block_number_of(t)?,
+        };
+        let (account, head, mut cursor) = {
+            let tip = self.chain.tip();
+            (tip.state.account(address), tip.head.number, tip.head_hash)
+        };
+        if n > head {
+            return Err(ErrorObjectOwned::owned(
+                codes::STATE_UNAVAILABLE,
+                format!("block {n} is above the head {head}"),
+                None::<()>,
+            ));
+        }
+        if n == 0 {
+            let balance = self
+                .chain
+                .genesis
+                .accounts
+                .iter()
+                .find(|a| a.address == *address)
+                .map(|a| a.balance)
+                .unwrap_or_default();
+            return Ok(Account { balance, nonce: 0 });
+        }
+        if head - n > STATE_HISTORY_BLOCKS {
+            return Err(ErrorObjectOwned::owned(
+                codes::STATE_UNAVAILABLE,
+                format!(
+                    "state at block {n} is not served: only the last {STATE_HISTORY_BLOCKS} blocks below the head {head}"
+                ),
+                None::<()>,
+            ));
+        }
+        // Down the head's own ancestry (not the canonical index, which a reorg may move
+        // meanwhile): the value before the lowest block above `n` that changed the account is
+        // its value at `n`.
+        let store = &self.chain.store;
+        let mut value = account;
+        for _ in n..head {
+            let undo = store
+                .undo(&cursor)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("no undo journal for block {cursor}")))?;
+            if let Ok(i) = undo.accounts.binary_search_by(|(a, _)| a.cmp(address)) {
+                value = undo.accounts[i].1.unwrap_or_default();
+            }
+            let header = store
+                .header(&cursor)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("no header for block {cursor}")))?;
+            cursor = header.parent_hash;
+        }
+        Ok(value)
     }
 
     /// A block height from a tag or a hex number.
@@ -584,6 +653,44 @@ impl EthApiServer for RpcImpl {
 
     async fn call(&self, _call: CallRequest, _block: Option<String>) -> RpcResult<Bytes> {
         Ok(Bytes(Vec::new()))
+    }
+
+    async fn eth_subscribe(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: String,
+    ) -> SubscriptionResult {
+        if kind != "newHeads" {
+            pending
+                .reject(invalid_params(format!(
+                    "subscription {kind:?} is not supported: only \"newHeads\""
+                )))
+                .await;
+            return Ok(());
+        }
+        let mut rx = self.chain.heads.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => break,
+                msg = rx.recv() => match msg {
+                    Ok(head) => {
+                        let Some(stored) = self.chain.store.block(&head.hash).map_err(internal)? else {
+                            continue;
+                        };
+                        let block = self.eth_block(stored, false)?;
+                        let raw = serde_json::value::to_raw_value(&block)?;
+                        if sink.send(raw).await.is_err() {
+                            break;
+                        }
+                    }
+                    // A slow subscriber skips heads rather than holding the node back.
+                    Err(RecvError::Lagged(n)) => tracing::debug!(skipped = n, "newHeads subscriber lagged"),
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+        Ok(())
     }
 
     async fn syncing(&self) -> RpcResult<serde_json::Value> {

@@ -2,4 +2,7 @@
 //! `rpc-api`), with `GET /health` and `GET /metrics` beside it.
 
 mod eth;
+mod params;
 pub mod server;
+
+pub use eth::STATE_HISTORY_BLOCKS;

@@ -31,6 +31,9 @@ use rpc_api::types::{
 };
 use rpc_api::types::{BlockId, FinalityProof, FinalityStatusView, PeerInfo, SyncStatus};
 use service::http::{json_response, metrics_response, GetRoutes, GetRoutesLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use http::{header, HeaderValue, Method};
 
 /// The JSON-RPC error code for a refusal.
 pub fn rejection_code(r: &Rejection) -> i32 {
@@ -78,6 +81,33 @@ fn rejection_error(r: &Rejection) -> ErrorObjectOwned {
 pub(super) fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     tracing::error!(error = %e, "storage error serving RPC");
     ErrorObjectOwned::owned(codes::INTERNAL, format!("internal error: {e}"), None::<()>)
+}
+
+/// CORS for browser wallets and dapps (answers OPTIONS preflights too); `None` without origins.
+fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, ServerError> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let parsed = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o).map_err(|e| ServerError {
+                    what: format!("rpc_cors_origins entry {o:?}"),
+                    error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(parsed)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE]),
+    ))
 }
 
 /// The RPC server could not start.
@@ -133,60 +163,6 @@ impl RpcImpl {
             transaction_hashes: hashes,
             transactions,
         }
-    }
-
-    /// Resolves an Ethereum block tag to "the head" or refuses heights whose state is not kept.
-    fn check_block_tag(&self, tag: Option<&str>) -> RpcResult<bool> {
-        let head = self.chain.tip().head.number;
-        match tag {
-            None | Some("latest" | "pending" | "safe" | "finalized") => Ok(false),
-            Some("earliest") => Ok(true),
-            Some(other) => {
-                let n = other
-                    .strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        ErrorObjectOwned::owned(
-                            jsonrpsee::types::error::INVALID_PARAMS_CODE,
-                            format!("invalid block tag {other:?}: expected latest, pending, earliest, safe, finalized or a hex number"),
-                            None::<()>,
-                        )
-                    })?;
-                if n == head {
-                    Ok(false)
-                } else if n == 0 {
-                    Ok(true)
-                } else {
-                    Err(ErrorObjectOwned::owned(
-                        codes::STATE_UNAVAILABLE,
-                        format!("state at block {n} is not kept (head is {head}); use \"latest\""),
-                        None::<()>,
-                    ))
-                }
-            }
-        }
-    }
-
-    pub(super) fn account_at(
-        &self,
-        address: &Address,
-        tag: Option<&str>,
-    ) -> RpcResult<primitives::account::Account> {
-        if self.check_block_tag(tag)? {
-            let a = self
-                .chain
-                .genesis
-                .accounts
-                .iter()
-                .find(|a| a.address == *address)
-                .map(|a| a.balance)
-                .unwrap_or_default();
-            return Ok(primitives::account::Account {
-                balance: a,
-                nonce: 0,
-            });
-        }
-        Ok(self.chain.tip().state.account(address))
     }
 }
 
@@ -661,11 +637,16 @@ pub async fn start(
         .max_response_body_size(config.rpc_max_response_bytes)
         .set_batch_request_config(BatchRequestConfig::Limit(config.rpc_max_batch_len))
         .build();
-    let http =
-        tower::ServiceBuilder::new().layer(GetRoutesLayer::new(NodeRoutes::new(chain.clone())));
+    let http = tower::ServiceBuilder::new()
+        .option_layer(cors_layer(&config.rpc_cors_origins)?)
+        .layer(GetRoutesLayer::new(NodeRoutes::new(chain.clone())));
     let server = jsonrpsee::server::Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http)
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn(|inner| super::params::ParamsShape { inner }),
+        )
         .build(config.rpc_addr)
         .await
         .map_err(|error| ServerError {
