@@ -38,6 +38,7 @@ docker:
 ## Release build, the criterion micro-benchmarks, then the benchmark suite on loopback: one
 ## table with every figure and its goal, also in target/bench/results.json.
 bench:
+	tests/tools/install.sh $(TARGET)
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p twinpeg-bench --bench micro
 	$(TARGET)/release/bench --criterion-dir $(TARGET)/criterion --out-dir $(TARGET)/bench $(ARGS)

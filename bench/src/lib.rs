@@ -1,6 +1,7 @@
 //! Twinpeg benchmarks: a load generator and the `make bench` suite measured against this
 //! machine's own limits (its signature-recovery rate, measured in the same run).
 
+pub mod ethereum;
 pub mod finality;
 pub mod loadgen;
 pub mod micro;

@@ -1,13 +1,21 @@
 //! The load generator: pre-signs transfers from many senders (not timed), submits them with
 //! `tp_sendTransactions` in batches over several connections, and measures committed
 //! transfers per second and inclusion latency from new-head notifications.
+//!
+//! The Ethereum form of the same run ([`presign_ethereum`], [`run_ethereum`]) sends
+//! Ethereum-signed transfers as JSON-RPC batches of `eth_sendRawTransaction` and follows
+//! `eth_subscribe("newHeads")` and `eth_getBlockByNumber`: standard methods only, so the same
+//! client and transactions run against anvil for a like-for-like ratio.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jsonrpsee::core::client::Subscription;
+use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClient;
 use jsonrpsee::ws_client::WsClientBuilder;
 use parity_scale_codec::Encode;
 use primitives::crypto::{keccak256, SecretKey};
@@ -76,6 +84,155 @@ pub fn presign(
         .collect()
 }
 
+/// Signs `per_sender` Ethereum-format transfers (EIP-1559 or legacy, by `fee`'s form) for every
+/// sender (in parallel): (keccak256 of the raw bytes, the raw bytes).
+pub fn presign_ethereum(
+    senders: &[SecretKey],
+    per_sender: u64,
+    chain_id: ChainId,
+    fee: &Fee,
+    to: Address,
+) -> Vec<Presigned> {
+    senders
+        .par_iter()
+        .map(|k| {
+            (0..per_sender)
+                .filter_map(|nonce| {
+                    let signed = Transaction {
+                        chain_id,
+                        nonce,
+                        fee: fee.clone(),
+                        kind: TxKind::Transfer {
+                            to,
+                            amount: Amount(1),
+                        },
+                    }
+                    .sign(k);
+                    let raw = primitives::eth::encode_signed(&signed)?;
+                    Some((keccak256(&raw), Bytes(raw)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Which RPC a load speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `tp_sendTransactions`, `tp_subscribeNewHeads`, `tp_getBlockByNumber`.
+    Native,
+    /// Batches of `eth_sendRawTransaction`, `eth_subscribe("newHeads")`, `eth_getBlockByNumber`.
+    Ethereum,
+}
+
+/// New heads, in either protocol's shape.
+enum Heads {
+    Native(Subscription<BlockSummary>),
+    Ethereum(Subscription<serde_json::Value>),
+}
+
+impl Heads {
+    async fn open(ws: &WsClient, protocol: Protocol) -> anyhow::Result<Self> {
+        Ok(match protocol {
+            Protocol::Native => Heads::Native(ws.subscribe_new_heads().await?),
+            Protocol::Ethereum => Heads::Ethereum(
+                ws.subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+                    .await?,
+            ),
+        })
+    }
+
+    /// The next head's number and whether it may carry transactions; `None` when the stream ended.
+    async fn next(&mut self) -> Option<(u64, bool)> {
+        match self {
+            Heads::Native(s) => match s.next().await? {
+                Ok(h) => Some((h.number, h.tx_count > 0)),
+                Err(_) => None,
+            },
+            Heads::Ethereum(s) => match s.next().await? {
+                Ok(h) => Some((quantity(&h["number"])?, true)),
+                Err(_) => None,
+            },
+        }
+    }
+}
+
+fn quantity(v: &serde_json::Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// Submits `raws`; per entry, `None` if accepted, else the refusal's reason.
+async fn submit(
+    client: &HttpClient,
+    protocol: Protocol,
+    raws: Vec<Bytes>,
+) -> anyhow::Result<Vec<Option<String>>> {
+    match protocol {
+        Protocol::Native => Ok(client
+            .send_transactions(raws)
+            .await?
+            .into_iter()
+            .map(|r| r.error.map(|e| e.reason))
+            .collect()),
+        Protocol::Ethereum => {
+            let mut batch = BatchRequestBuilder::new();
+            for raw in &raws {
+                batch.insert("eth_sendRawTransaction", rpc_params![raw])?;
+            }
+            let answers = client.batch_request::<serde_json::Value>(batch).await?;
+            Ok(answers
+                .into_iter()
+                .map(|r| {
+                    r.err().map(|e| {
+                        // Ours carries a stable reason; another node only its message.
+                        e.data()
+                            .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                            .and_then(|d| d["reason"].as_str().map(str::to_string))
+                            .unwrap_or_else(|| e.message().to_string())
+                    })
+                })
+                .collect())
+        }
+    }
+}
+
+/// Whether a refusal means "busy: send again".
+fn is_busy(reason: &str) -> bool {
+    matches!(reason, "pool_full" | "sender_full" | "txpool is full")
+}
+
+/// The transaction hashes of block `number`.
+async fn block_hashes(
+    client: &HttpClient,
+    protocol: Protocol,
+    number: u64,
+) -> anyhow::Result<Option<Vec<Hash>>> {
+    match protocol {
+        Protocol::Native => Ok(client
+            .block_by_number(number, None)
+            .await?
+            .map(|b| b.transaction_hashes)),
+        Protocol::Ethereum => {
+            let block: Option<serde_json::Value> = client
+                .request(
+                    "eth_getBlockByNumber",
+                    rpc_params![format!("0x{number:x}"), false],
+                )
+                .await?;
+            Ok(block.map(|b| {
+                b["transactions"]
+                    .as_array()
+                    .map(|txs| {
+                        txs.iter()
+                            .filter_map(|t| t.as_str()?.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }))
+        }
+    }
+}
+
 /// How to submit.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -125,8 +282,21 @@ fn http_client(url: &str) -> anyhow::Result<HttpClient> {
         .build(url)?)
 }
 
-/// Submits everything and waits until it is committed (or the timeout).
+/// Submits everything with `tp_sendTransactions` and waits until it is committed (or the timeout).
 pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadResult> {
+    run_over(cfg, load, Protocol::Native).await
+}
+
+/// [`run`] over the standard Ethereum methods (`cfg.batch` is the JSON-RPC batch length).
+pub async fn run_ethereum(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadResult> {
+    run_over(cfg, load, Protocol::Ethereum).await
+}
+
+async fn run_over(
+    cfg: &LoadConfig,
+    load: Vec<Presigned>,
+    protocol: Protocol,
+) -> anyhow::Result<LoadResult> {
     let total: usize = load.iter().map(Vec::len).sum();
     let submitted_at: Arc<Mutex<HashMap<Hash, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(total)));
@@ -134,7 +304,7 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
         .max_response_size(256 << 20)
         .build(&cfg.ws)
         .await?;
-    let mut heads: Subscription<BlockSummary> = ws.subscribe_new_heads().await?;
+    let mut heads = Heads::open(&ws, protocol).await?;
     let http = http_client(&cfg.http)?;
 
     // Each connection owns a slice of the senders, so each sender's nonces stay in order.
@@ -173,7 +343,7 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
                         }
                     }
                     let raws: Vec<Bytes> = pending.iter().map(|(_, b)| b.clone()).collect();
-                    let results = match client.send_transactions(raws).await {
+                    let results = match submit(&client, protocol, raws).await {
                         Ok(r) => r,
                         Err(_) => {
                             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -182,15 +352,13 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
                     };
                     let mut retry = Vec::new();
                     for (r, t) in results.into_iter().zip(pending) {
-                        match r.error {
+                        match r {
                             None => accepted += 1,
-                            Some(e) if e.reason == "pool_full" || e.reason == "sender_full" => {
-                                retry.push(t)
-                            }
-                            Some(e) => {
+                            Some(reason) if is_busy(&reason) => retry.push(t),
+                            Some(reason) => {
                                 refused += 1;
                                 if let Ok(mut m) = refusals.lock() {
-                                    *m.entry(e.reason).or_default() += 1;
+                                    *m.entry(reason).or_default() += 1;
                                 }
                             }
                         }
@@ -229,21 +397,22 @@ pub async fn run(cfg: &LoadConfig, load: Vec<Presigned>) -> anyhow::Result<LoadR
         if Instant::now() > deadline {
             break;
         }
-        let head = match tokio::time::timeout(Duration::from_secs(5), heads.next()).await {
-            Ok(Some(Ok(h))) => h,
-            Ok(_) => break,
-            Err(_) => continue,
-        };
-        if head.tx_count == 0 {
+        let (number, may_carry) =
+            match tokio::time::timeout(Duration::from_secs(5), heads.next()).await {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(_) => continue,
+            };
+        if !may_carry {
             continue;
         }
         let seen = Instant::now();
-        let Some(block) = http.block_by_number(head.number, None).await? else {
+        let Some(hashes) = block_hashes(&http, protocol, number).await? else {
             continue;
         };
         let mut hit = 0;
         if let Ok(m) = submitted_at.lock() {
-            for h in &block.transaction_hashes {
+            for h in &hashes {
                 if let Some(t) = m.get(h) {
                     latencies.push(seen.duration_since(*t).as_secs_f64() * 1000.0);
                     hit += 1;

@@ -60,6 +60,19 @@ struct Args {
     /// Transfers per run of the finality on/off throughput comparison (three runs each).
     #[arg(long, default_value_t = 100_000)]
     finality_on_off_txs: u64,
+    /// Skip the Ethereum-format throughput measurements (and anvil's).
+    #[arg(long)]
+    no_ethereum: bool,
+    /// Transfers per Ethereum-format run (sidechain native, sidechain EIP-1559, anvil; half
+    /// for the mainchain's legacy run).
+    #[arg(long, default_value_t = 100_000)]
+    eth_txs: u64,
+    /// Rounds of the Ethereum-format runs; the figures are medians over them.
+    #[arg(long, default_value_t = 3)]
+    eth_rounds: usize,
+    /// The anvil binary to compare with (`tests/tools/install.sh` installs it from npm).
+    #[arg(long, default_value_os_t = bench::ethereum::default_anvil())]
+    anvil: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +95,10 @@ fn main() -> ExitCode {
         finality_idle_seconds: a.finality_idle_seconds,
         finality_load_txs: a.finality_load_txs,
         finality_on_off_txs: a.finality_on_off_txs,
+        ethereum: !a.no_ethereum,
+        eth_txs: a.eth_txs,
+        eth_rounds: a.eth_rounds,
+        anvil: a.anvil,
     };
     bench::block_on(bench::suite::run(cfg))
 }

@@ -53,6 +53,14 @@ pub struct SuiteConfig {
     pub finality_load_txs: u64,
     /// Transfers per run of the on/off comparison.
     pub finality_on_off_txs: u64,
+    /// Run the Ethereum-format throughput measurements (and anvil's).
+    pub ethereum: bool,
+    /// Transfers per Ethereum-format run.
+    pub eth_txs: u64,
+    /// Rounds of the Ethereum-format runs (medians over them).
+    pub eth_rounds: usize,
+    /// The anvil binary to compare with.
+    pub anvil: PathBuf,
 }
 
 /// Node config lines for benchmark loads: pools and RPC limits big enough for them.
@@ -94,6 +102,8 @@ pub struct Results {
     pub peg: Option<crate::peg::PegResults>,
     /// Finality lag and cost.
     pub finality: Option<crate::finality::FinalityResults>,
+    /// Ethereum-format throughput, against the native path and anvil.
+    pub ethereum: Option<crate::ethereum::EthResults>,
     /// The criterion micro-benchmarks' latest figures.
     pub micro: Vec<crate::micro::Micro>,
     /// Every goal of the issue with the figure reached, in one list.
@@ -283,6 +293,22 @@ fn goals(r: &Results) -> Vec<Goal> {
             f.on_off.ratio >= 0.95,
         );
     }
+    if let Some(e) = &r.ethereum {
+        if let Some(a) = e.ratio_to_anvil {
+            goal(
+                "sidechain Ethereum-format transfers/s / anvil's",
+                ">= 2",
+                a,
+                a >= 2.0,
+            );
+        }
+        goal(
+            "sidechain Ethereum-format / native transfers/s",
+            ">= 0.9",
+            e.ratio_to_native,
+            e.ratio_to_native >= 0.9,
+        );
+    }
     out
 }
 
@@ -341,6 +367,21 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
     } else {
         None
     };
+    let ethereum = if cfg.ethereum {
+        Some(
+            crate::ethereum::run(
+                cfg.eth_txs,
+                cfg.eth_rounds,
+                cfg.senders,
+                cfg.batch,
+                cfg.connections,
+                &cfg.anvil,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut results = Results {
         recoveries_per_second: limit,
         cores: std::thread::available_parallelism()
@@ -350,6 +391,7 @@ pub async fn run(cfg: SuiteConfig) -> Result<Results> {
         scaling,
         peg,
         finality,
+        ethereum,
         micro: crate::micro::read(&cfg.criterion_dir),
         goals: vec![],
         not_measured: vec![],
@@ -527,6 +569,36 @@ fn print_table(r: &Results) {
             fmt(&f.on_off.on_tps),
             fmt(&f.on_off.off_tps),
             f.on_off.ratio
+        );
+    }
+    if let Some(e) = &r.ethereum {
+        println!();
+        println!(
+            "Ethereum-format throughput: {} transfers per run ({} on the mainchain), {} rounds, JSON-RPC batches of eth_sendRawTransaction; {}",
+            e.txs,
+            e.txs / 2,
+            e.rounds,
+            e.anvil_version.as_deref().unwrap_or("anvil not run")
+        );
+        println!(
+            "{:<10} {:<8} {:>12} {:>24}",
+            "target", "form", "median tx/s", "each round"
+        );
+        for (t, f, m) in &e.median_tps {
+            let each: Vec<String> = e
+                .runs
+                .iter()
+                .filter(|r| &r.target == t && &r.form == f)
+                .map(|r| format!("{:.0}", r.load.tps))
+                .collect();
+            println!("{t:<10} {f:<8} {m:>12.0} {:>24}", each.join(", "));
+        }
+        println!(
+            "sidechain EIP-1559 / anvil = {} (goal >= 2); EIP-1559 / native = {:.2} (goal >= 0.9)",
+            e.ratio_to_anvil
+                .map(|a| format!("{a:.2}"))
+                .unwrap_or_else(|| "n/a".into()),
+            e.ratio_to_native
         );
     }
     if !r.micro.is_empty() {

@@ -427,3 +427,63 @@ async fn browsers_get_cors_where_configured_and_params_must_be_an_array_or_objec
     open.stop().await;
     closed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_raw_transactions_is_answered_entry_by_entry_in_order() {
+    let (_dir, node) = fresh().await;
+    let client = node.client();
+    let chain_id = client.chain_info().await.expect("info").chain_id;
+    let sender = dev_key(1).expect("key");
+    let raws: Vec<Bytes> = (0..3)
+        .map(|n| eth_transfer(&sender, chain_id, n, Address([9; 20]), Amount::coins(1)))
+        .collect();
+    let hex = |b: &Bytes| format!("\"0x{}\"", hex_string(&b.0));
+    // Valid, malformed, valid, the first again, valid: answered in this order, each as alone.
+    let entries = [
+        hex(&raws[0]),
+        "\"0x1234\"".to_string(),
+        hex(&raws[1]),
+        hex(&raws[0]),
+        hex(&raws[2]),
+    ];
+    let body = format!(
+        "[{}]",
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"eth_sendRawTransaction","params":[{p}]}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let answer = raw_http(&node, post(None, &body)).await;
+    let json = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let by_id = |i: u64| {
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .find(|e| e["id"] == i)
+            .cloned()
+            .expect("an answer per id")
+    };
+    let keccak = |b: &Bytes| format!("0x{}", hex_string(&primitives::crypto::keccak256(&b.0).0));
+    assert_eq!(by_id(0)["result"], keccak(&raws[0]), "{v}");
+    assert_eq!(by_id(1)["error"]["code"], -32000, "{v}");
+    assert_eq!(by_id(2)["result"], keccak(&raws[1]), "{v}");
+    assert_eq!(by_id(3)["error"]["message"], "already known", "{v}");
+    assert_eq!(by_id(4)["result"], keccak(&raws[2]), "{v}");
+    for raw in &raws {
+        let hash = primitives::crypto::keccak256(&raw.0);
+        eventually("inclusion", || async {
+            client.get_transaction_receipt(hash).await.expect("receipt")
+        })
+        .await;
+    }
+    node.stop().await;
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -712,3 +712,151 @@ impl Web3ApiServer for RpcImpl {
         Ok(format!("twinpeg/v{}", env!("CARGO_PKG_VERSION")))
     }
 }
+
+/// Takes a JSON-RPC batch made only of `eth_sendRawTransaction` calls (how tools and loaders
+/// send many transactions) in one step: every transaction decoded and recovered in parallel,
+/// admitted with one durable journal write, and answered in order, as `tp_sendTransactions`
+/// does. Without it each entry runs on its own, one after another, each with its own write.
+/// Any other batch goes on unchanged.
+#[derive(Debug, Clone)]
+pub struct RawTxBatch<S> {
+    /// The service it guards.
+    pub inner: S,
+    /// The methods' implementation.
+    pub rpc: RpcImpl,
+    /// Largest response in bytes.
+    pub max_response_bytes: usize,
+}
+
+const SEND_RAW: &str = "eth_sendRawTransaction";
+
+impl<S> jsonrpsee::server::middleware::rpc::RpcServiceT for RawTxBatch<S>
+where
+    S: jsonrpsee::server::middleware::rpc::RpcServiceT<
+            MethodResponse = jsonrpsee::server::MethodResponse,
+            BatchResponse = jsonrpsee::server::MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        req: jsonrpsee::types::Request<'a>,
+    ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
+        self.inner.call(req)
+    }
+
+    fn batch<'a>(
+        &self,
+        batch: jsonrpsee::server::middleware::rpc::Batch<'a>,
+    ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
+        use jsonrpsee::server::middleware::rpc::BatchEntry;
+        let inner = self.inner.clone();
+        let rpc = self.rpc.clone();
+        let max_response = self.max_response_bytes;
+        async move {
+            let all_raw = batch.iter().count() > 1
+                && batch
+                    .iter()
+                    .all(|e| matches!(e, Ok(BatchEntry::Call(r)) if r.method_name() == SEND_RAW));
+            if !all_raw {
+                return inner.batch(batch).await;
+            }
+            let mut ids = Vec::new();
+            let mut raws = Vec::new();
+            for entry in batch {
+                if let Ok(BatchEntry::Call(req)) = entry {
+                    let raw: Result<Bytes, _> = req.params().one::<Bytes>();
+                    ids.push(req.id.into_owned());
+                    raws.push(raw);
+                }
+            }
+            rpc.send_raw_batch(ids, raws, max_response).await
+        }
+    }
+
+    fn notification<'a>(
+        &self,
+        n: jsonrpsee::server::middleware::rpc::Notification<'a>,
+    ) -> impl std::future::Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.inner.notification(n)
+    }
+}
+
+impl RpcImpl {
+    /// Decodes (in parallel), admits (one journal write) and answers a batch of raw
+    /// transactions, each entry as `eth_sendRawTransaction` would alone.
+    async fn send_raw_batch(
+        &self,
+        ids: Vec<jsonrpsee::types::Id<'static>>,
+        raws: Vec<Result<Bytes, ErrorObjectOwned>>,
+        max_response: usize,
+    ) -> jsonrpsee::server::MethodResponse {
+        use jsonrpsee::core::server::ResponsePayload;
+        use jsonrpsee::server::MethodResponse;
+        use rayon::prelude::*;
+        let max = self.chain.max_tx_size();
+        let decoded: Vec<Result<RecoveredTx, ErrorObjectOwned>> =
+            match tokio::task::spawn_blocking(move || {
+                raws.into_par_iter()
+                    .map(|raw| {
+                        let raw = raw?;
+                        if raw.0.len() > max {
+                            let r = Rejection::Oversized {
+                                size: raw.0.len(),
+                                max,
+                            };
+                            return Err(refused("oversized data", r.code(), r.to_string()));
+                        }
+                        let signed = decode_raw(&raw.0).map_err(|e| decode_error(&e))?;
+                        signed
+                            .recover()
+                            .map_err(|e| refused(e.to_string(), "bad_signature", e.to_string()))
+                    })
+                    .collect()
+            })
+            .await
+            {
+                Ok(d) => d,
+                Err(e) => return MethodResponse::error(jsonrpsee::types::Id::Null, internal(e)),
+            };
+        let base_fee_chain = self.base_fee_chain();
+        // One submission of everything that decoded, in order.
+        let (ok, errors): (Vec<_>, Vec<_>) = decoded
+            .into_iter()
+            .enumerate()
+            .partition(|(_, d)| d.is_ok());
+        let positions: Vec<usize> = ok.iter().map(|(i, _)| *i).collect();
+        let submitted = self
+            .submit(ok.into_iter().filter_map(|(_, d)| d.ok()).map(Ok).collect())
+            .await;
+        let mut answers: Vec<Option<Result<Hash, ErrorObjectOwned>>> = vec![None; ids.len()];
+        for (i, e) in errors {
+            if let Err(e) = e {
+                answers[i] = Some(Err(e));
+            }
+        }
+        for (i, r) in positions.into_iter().zip(submitted) {
+            answers[i] = Some(r.map_err(|r| eth_rejection(&r, base_fee_chain)));
+        }
+        let mut out = jsonrpsee::core::server::BatchResponseBuilder::new_with_limit(max_response);
+        for (id, answer) in ids.into_iter().zip(answers) {
+            let rp = match answer {
+                Some(Ok(hash)) => {
+                    MethodResponse::response(id, ResponsePayload::success(hash), max_response)
+                }
+                Some(Err(e)) => MethodResponse::error(id, e),
+                None => MethodResponse::error(id, internal("no submission result")),
+            };
+            if let Err(too_big) = out.append(rp) {
+                return too_big;
+            }
+        }
+        MethodResponse::from_batch(out.finish())
+    }
+}

@@ -637,6 +637,13 @@ pub async fn start(
         .max_response_body_size(config.rpc_max_response_bytes)
         .set_batch_request_config(BatchRequestConfig::Limit(config.rpc_max_batch_len))
         .build();
+    let rpc = RpcImpl {
+        chain: chain.clone(),
+        net,
+        max_txs_per_call: config.rpc_max_txs_per_call,
+    };
+    let batch_rpc = rpc.clone();
+    let max_response_bytes = config.rpc_max_response_bytes as usize;
     let http = tower::ServiceBuilder::new()
         .option_layer(cors_layer(&config.rpc_cors_origins)?)
         .layer(GetRoutesLayer::new(NodeRoutes::new(chain.clone())));
@@ -645,7 +652,12 @@ pub async fn start(
         .set_http_middleware(http)
         .set_rpc_middleware(
             jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
-                .layer_fn(|inner| super::params::ParamsShape { inner }),
+                .layer_fn(|inner| super::params::ParamsShape { inner })
+                .layer_fn(move |inner| super::eth::RawTxBatch {
+                    inner,
+                    rpc: batch_rpc.clone(),
+                    max_response_bytes,
+                }),
         )
         .build(config.rpc_addr)
         .await
@@ -657,11 +669,6 @@ pub async fn start(
         what: "reading RPC address".into(),
         error,
     })?;
-    let rpc = RpcImpl {
-        chain,
-        net,
-        max_txs_per_call: config.rpc_max_txs_per_call,
-    };
     let mut module = TwinpegApiServer::into_rpc(rpc.clone());
     let merge_err = |e: jsonrpsee::core::RegisterMethodError| ServerError {
         what: "registering RPC methods".into(),
