@@ -313,6 +313,8 @@ fn cast_sends_deposits_and_withdraws_on_both_chains_and_is_refused_in_geth_words
         let s: u64 = cast_ok(&["block-number", "--rpc-url", &side])?.parse()?;
         Ok((m > 2 && s > 2).then_some(()))
     })?;
+    // The sidechain height before anything moved: asked about again 500 blocks later.
+    let first_side: u64 = cast_ok(&["block-number", "--rpc-url", &side])?.parse()?;
     assert_eq!(
         cast_ok(&["chain-id", "--rpc-url", &main])?,
         net.info["mainchain"]["chain_id"].to_string()
@@ -473,5 +475,23 @@ fn cast_sends_deposits_and_withdraws_on_both_chains_and_is_refused_in_geth_words
         &["publish", "--async", "--rpc-url", &side, &raw],
         "already known",
     )?;
+
+    // History, as MetaMask asks it (at the height its tracker saw, not `latest`): 500 blocks
+    // after `first_side`, the account still reads as it was then, empty, while it holds coins
+    // now.
+    until("500 sidechain blocks more", || {
+        let n: u64 = cast_ok(&["block-number", "--rpc-url", &side])?.parse()?;
+        Ok((n >= first_side + 500).then_some(()))
+    })?;
+    let then = first_side.to_string();
+    assert_eq!(
+        cast_ok(&["balance", "--block", &then, "--rpc-url", &side, &from])?,
+        "0"
+    );
+    assert_eq!(
+        cast_ok(&["nonce", "--block", &then, "--rpc-url", &side, &from])?,
+        "0"
+    );
+    assert!(balance(&side, &from)? > 0);
     Ok(())
 }
