@@ -124,3 +124,49 @@ where
         write_frame(io, &res.encode()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::futures::executor::block_on;
+    use libp2p::futures::io::Cursor;
+
+    fn frame(len: u32, body: &[u8]) -> Cursor<Vec<u8>> {
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        Cursor::new(v)
+    }
+
+    #[test]
+    fn a_length_prefix_over_the_limit_is_refused_before_anything_is_allocated_or_read() {
+        // 2^32 - 1 announced, nothing behind it: refused as invalid from the prefix alone
+        // (reading or allocating first would end in an early EOF instead).
+        let e = block_on(read_frame(&mut frame(u32::MAX, &[]), 1 << 20)).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("over the limit"), "{e}");
+        // One byte over the limit, with the bytes there: still refused.
+        let max = 64;
+        let e =
+            block_on(read_frame(&mut frame(max as u32 + 1, &[0; 65]), max)).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // At the limit: read.
+        let got =
+            block_on(read_frame(&mut frame(max as u32, &[7; 64]), max)).expect("at the limit");
+        assert_eq!(got, vec![7; 64]);
+        // A frame shorter than its prefix says is an error, not a hang.
+        let e = block_on(read_frame(&mut frame(10, &[1, 2]), max)).expect_err("short");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_frame_that_is_not_exactly_one_value_is_invalid_data() {
+        // A vector claiming 2^30 entries with none behind it: refused without allocating them.
+        let mut huge = Vec::new();
+        parity_scale_codec::Compact(1u32 << 30).encode_to(&mut huge);
+        let e = decode::<Vec<[u8; 32]>>(&huge).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // Trailing bytes after one value.
+        let e = decode::<u32>(&[1, 0, 0, 0, 9]).expect_err("trailing");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -257,6 +257,13 @@ balance = "1000000000000000000000"
         peg.counterpart_genesis = crate::types::Hash([1; 32]);
         g.peg = Some(peg);
         g.validate().expect("16 KiB holds 5 signatures");
+        // A peg that names no counterpart (the zero hash) binds no domain: refused.
+        let mut unbound = g.clone();
+        if let Some(p) = unbound.peg.as_mut() {
+            p.counterpart_genesis = crate::types::Hash::ZERO;
+        }
+        let e = unbound.validate().expect_err("zero counterpart");
+        assert!(e.to_string().contains("counterpart_genesis"), "{e}");
         // A payout carries 5 signatures of 65 bytes: 300 bytes cannot hold it.
         g.max_tx_size = 300;
         let e = g.validate().expect_err("too small for a payout");

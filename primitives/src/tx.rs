@@ -388,6 +388,29 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fee_and_kind_tags_are_malformed() {
+        let bytes = sample().sign(&key()).encode();
+        // chain_id (8) and nonce (8), then the fee's tag; the kind's tag follows the fee.
+        let fee_len = Fee::Flat { fee: Amount(1000) }.encoded_size();
+        for (at, tag) in [
+            (16, 4u8),
+            (16, 0xff),
+            (16 + fee_len, 5),
+            (16 + fee_len, 0xff),
+        ] {
+            let mut b = bytes.clone();
+            b[at] = tag;
+            assert!(
+                matches!(
+                    SignedTransaction::decode_bytes(&b, 4096),
+                    Err(DecodeTxError::Malformed(_))
+                ),
+                "tag {tag} at {at}"
+            );
+        }
+    }
+
+    #[test]
     fn tampering_changes_the_sender() {
         let mut signed = sample().sign(&key());
         signed.tx.nonce += 1;

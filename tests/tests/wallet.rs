@@ -402,6 +402,58 @@ async fn every_error_path_gives_its_reason_and_a_nonzero_exit() {
     ])
     .fails(1, "--to");
 
+    // Amounts in other notations, and an address whose EIP-55 checksum is mistyped (one
+    // letter's case flipped): refused, not read as something else.
+    send(&["1e3"]).fails(1, "expected a decimal number");
+    send(&["1,5"]).fails(1, "expected a decimal number");
+    let flip = bob
+        .char_indices()
+        .skip(2)
+        .find(|(_, c)| c.is_ascii_alphabetic())
+        .map(|(i, _)| i)
+        .expect("a letter in the address");
+    let mut mistyped: Vec<char> = bob.chars().collect();
+    mistyped[flip] = if mistyped[flip].is_ascii_uppercase() {
+        mistyped[flip].to_ascii_lowercase()
+    } else {
+        mistyped[flip].to_ascii_uppercase()
+    };
+    let mistyped: String = mistyped.into_iter().collect();
+    w.run(&[
+        "transfer", "--chain", "main", "--from", "dev1", "--to", &mistyped, "1",
+    ])
+    .fails(1, "checksum");
+
+    // A key file asking for scrypt with n = 2^40 (128 TiB of memory): refused at once.
+    let bob_file = w.dir.path().join("keystore").join("bob.json");
+    let mut huge: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bob_file).expect("bob's key file"))
+            .expect("json");
+    huge["crypto"]["kdfparams"]["n"] = (1u64 << 40).into();
+    std::fs::write(
+        w.dir.path().join("keystore").join("huge.json"),
+        huge.to_string(),
+    )
+    .expect("write");
+    let r = w.run(&[
+        "transfer", "--chain", "main", "--from", "huge", "--to", &bob, "1",
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("scrypt"), "{}", r.stderr);
+
+    // Closed stdin where a password would be prompted for, or a key read from.
+    let r = Wallet::finish(
+        wallet_command()
+            .current_dir(w.dir.path())
+            .env("WALLET_HOME", w.dir.path().join("home"))
+            .args(["--keystore", &w.path("keystore"), "new", "carol"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs"),
+    );
+    r.fails(3, "no password given");
+    w.run(&["import", "empty"]).fails(1, "invalid private key");
+
     // Unknown transaction, bad hash.
     let unknown = format!("0x{}", "ab".repeat(32));
     w.run(&["tx", &unknown])

@@ -385,6 +385,19 @@ pub(super) mod tests {
         let mut p = config(&keys, 3).params;
         p.terms.peg_out_fee = p.terms.min_amount;
         assert!(p.validate().is_err());
+        // M = 0, a member twice, a zero member, no members.
+        let mut p = config(&keys, 3).params;
+        p.terms.threshold = 0;
+        assert!(p.validate().unwrap_err().contains("threshold 0"));
+        let mut p = config(&keys, 3).params;
+        p.members[1] = p.members[0];
+        assert!(p.validate().unwrap_err().contains("listed twice"));
+        let mut p = config(&keys, 3).params;
+        p.members[2] = Address::ZERO;
+        assert!(p.validate().unwrap_err().contains("zero"));
+        let mut p = config(&keys, 3).params;
+        p.members.clear();
+        assert!(p.validate().unwrap_err().contains("needs members"));
         let cfg = config(&keys, 3);
         assert!(cfg.check_amount(Amount(9)).is_err());
         assert!(cfg.check_amount(Amount(1001)).is_err());
