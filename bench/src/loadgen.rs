@@ -19,7 +19,7 @@ use jsonrpsee::ws_client::WsClient;
 use jsonrpsee::ws_client::WsClientBuilder;
 use parity_scale_codec::Encode;
 use primitives::crypto::{keccak256, SecretKey};
-use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::tx::{Fee, SignedTransaction, Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, ChainId, Hash};
 use rayon::prelude::*;
 use rpc_api::types::BlockSummary;
@@ -62,36 +62,19 @@ pub fn presign(
     fee: &Fee,
     to: Address,
 ) -> Vec<Presigned> {
-    senders
-        .par_iter()
-        .map(|k| {
-            (0..per_sender)
-                .map(|nonce| {
-                    let signed = Transaction {
-                        chain_id,
-                        nonce,
-                        fee: fee.clone(),
-                        kind: TxKind::Transfer {
-                            to,
-                            amount: Amount(1),
-                        },
-                    }
-                    .sign(k);
-                    (signed.hash(), Bytes(signed.encode()))
-                })
-                .collect()
-        })
-        .collect()
+    presign_as(senders, per_sender, chain_id, fee, to, |signed| {
+        Some((signed.hash(), Bytes(signed.encode())))
+    })
 }
 
-/// Signs `per_sender` Ethereum-format transfers (EIP-1559 or legacy, by `fee`'s form) for every
-/// sender (in parallel): (keccak256 of the raw bytes, the raw bytes).
-pub fn presign_ethereum(
+/// [`presign`], each signed transfer put in the form `wire` gives (`None` leaves it out).
+fn presign_as(
     senders: &[SecretKey],
     per_sender: u64,
     chain_id: ChainId,
     fee: &Fee,
     to: Address,
+    wire: impl Fn(&SignedTransaction) -> Option<(Hash, Bytes)> + Sync,
 ) -> Vec<Presigned> {
     senders
         .par_iter()
@@ -108,12 +91,26 @@ pub fn presign_ethereum(
                         },
                     }
                     .sign(k);
-                    let raw = primitives::eth::encode_signed(&signed)?;
-                    Some((keccak256(&raw), Bytes(raw)))
+                    wire(&signed)
                 })
                 .collect()
         })
         .collect()
+}
+
+/// Signs `per_sender` Ethereum-format transfers (EIP-1559 or legacy, by `fee`'s form) for every
+/// sender (in parallel): (keccak256 of the raw bytes, the raw bytes).
+pub fn presign_ethereum(
+    senders: &[SecretKey],
+    per_sender: u64,
+    chain_id: ChainId,
+    fee: &Fee,
+    to: Address,
+) -> Vec<Presigned> {
+    presign_as(senders, per_sender, chain_id, fee, to, |signed| {
+        let raw = primitives::eth::encode_signed(signed)?;
+        Some((keccak256(&raw), Bytes(raw)))
+    })
 }
 
 /// Which RPC a load speaks.

@@ -609,7 +609,11 @@ async fn one_transaction_sent_on_50_connections_at_once_is_taken_once_and_includ
                 assert_eq!(h, hash);
                 accepted += 1;
             }
-            Err(e) => assert!(e.to_string().contains("already known"), "{e}"),
+            // Pooled already, or (on a loaded machine, a block later) included already.
+            Err(e) => assert!(
+                e.to_string().contains("already known") || e.to_string().contains("nonce too low"),
+                "{e}"
+            ),
         }
     }
     assert_eq!(accepted, 1, "exactly one submission takes it");

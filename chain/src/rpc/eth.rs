@@ -34,6 +34,9 @@ const MAX_FEE_HISTORY: u64 = 1024;
 /// asks at the height its tracker saw up to 20 s earlier.
 pub const STATE_HISTORY_BLOCKS: u64 = 1024;
 
+/// Historical state reads served at once; more wait their turn.
+pub const HISTORY_READERS: usize = 2;
+
 fn refused(message: impl Into<String>, reason: &str, detail: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(
         TX_REFUSED,
@@ -86,6 +89,23 @@ fn decode_error(e: &EthTxError) -> ErrorObjectOwned {
         other => other.to_string(),
     };
     refused(message, "malformed", e.to_string())
+}
+
+/// Size check, strict decode and sender recovery of one raw transaction, refused in the words
+/// `eth_sendRawTransaction` answers with.
+fn recover_raw(raw: &[u8], max: usize) -> Result<RecoveredTx, ErrorObjectOwned> {
+    if raw.len() > max {
+        let r = Rejection::Oversized {
+            size: raw.len(),
+            max,
+        };
+        return Err(refused("oversized data", r.code(), r.to_string()));
+    }
+    let signed = decode_raw(raw).map_err(|e| decode_error(&e))?;
+    // No fee rule is involved in a decode refusal, so the chain's kind does not matter here.
+    signed
+        .recover()
+        .map_err(|e| eth_rejection(&Rejection::from(e), false))
 }
 
 fn zero_bloom() -> Bytes {
@@ -256,12 +276,16 @@ impl RpcImpl {
     /// An account at a block tag or height: the head's state, walked back through the undo
     /// journals of the blocks above the height (at most [`STATE_HISTORY_BLOCKS`]); genesis
     /// from the genesis file.
-    pub(super) fn account_at(&self, address: &Address, tag: Option<&str>) -> RpcResult<Account> {
+    pub(super) async fn account_at(
+        &self,
+        address: &Address,
+        tag: Option<&str>,
+    ) -> RpcResult<Account> {
         let n = match tag {
             None => return Ok(self.chain.tip().state.account(address)),
             Some(t) => self.block_number_of(t)?,
         };
-        let (account, head, mut cursor) = {
+        let (account, head, cursor) = {
             let tip = self.chain.tip();
             (tip.state.account(address), tip.head.number, tip.head_hash)
         };
@@ -292,26 +316,15 @@ impl RpcImpl {
                 None::<()>,
             ));
         }
-        // Down the head's own ancestry (not the canonical index, which a reorg may move
-        // meanwhile): the value before the lowest block above `n` that changed the account is
-        // its value at `n`.
-        let store = &self.chain.store;
-        let mut value = account;
-        for _ in n..head {
-            let undo = store
-                .undo(&cursor)
-                .map_err(internal)?
-                .ok_or_else(|| internal(format!("no undo journal for block {cursor}")))?;
-            if let Ok(i) = undo.accounts.binary_search_by(|(a, _)| a.cmp(address)) {
-                value = undo.accounts[i].1.unwrap_or_default();
-            }
-            let header = store
-                .header(&cursor)
-                .map_err(internal)?
-                .ok_or_else(|| internal(format!("no header for block {cursor}")))?;
-            cursor = header.parent_hash;
-        }
-        Ok(value)
+        // Up to 1,024 undo journals read and decoded: off the async workers, and only
+        // HISTORY_READERS at a time, so a client asking far back again and again slows only
+        // such reads, not the node's other answers.
+        let _permit = self.history.acquire().await.map_err(internal)?;
+        let chain = self.chain.clone();
+        let address = *address;
+        tokio::task::spawn_blocking(move || walk_back(&chain, &address, account, n, head, cursor))
+            .await
+            .map_err(internal)?
     }
 
     /// A block height from a tag or a hex number.
@@ -411,6 +424,36 @@ impl RpcImpl {
     }
 }
 
+/// The account at height `n`, from its value `account` at the head `head` (hash `cursor`):
+/// down the head's own ancestry (not the canonical index, which a reorg may move meanwhile),
+/// the value before the lowest block above `n` that changed the account is its value at `n`.
+fn walk_back(
+    chain: &crate::shared::Chain,
+    address: &Address,
+    account: Account,
+    n: BlockNumber,
+    head: BlockNumber,
+    mut cursor: Hash,
+) -> RpcResult<Account> {
+    let store = &chain.store;
+    let mut value = account;
+    for _ in n..head {
+        let undo = store
+            .undo(&cursor)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no undo journal for block {cursor}")))?;
+        if let Ok(i) = undo.accounts.binary_search_by(|(a, _)| a.cmp(address)) {
+            value = undo.accounts[i].1.unwrap_or_default();
+        }
+        let header = store
+            .header(&cursor)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no header for block {cursor}")))?;
+        cursor = header.parent_hash;
+    }
+    Ok(value)
+}
+
 /// The pool's copy of a transaction, in the Ethereum view.
 fn pending_view(t: &RecoveredTx) -> EthTransaction {
     eth_tx(t.signed(), t.hash(), t.sender(), t.weight() as u64, None)
@@ -428,7 +471,7 @@ impl EthApiServer for RpcImpl {
 
     async fn get_balance(&self, address: Address, block: Option<String>) -> RpcResult<String> {
         Ok(quantity(
-            self.account_at(&address, block.as_deref())?.balance.0,
+            self.account_at(&address, block.as_deref()).await?.balance.0,
         ))
     }
 
@@ -437,7 +480,7 @@ impl EthApiServer for RpcImpl {
         address: Address,
         block: Option<String>,
     ) -> RpcResult<String> {
-        let account = self.account_at(&address, block.as_deref())?;
+        let account = self.account_at(&address, block.as_deref()).await?;
         if block.as_deref() == Some("pending") {
             let next = self.chain.mempool().pending_nonce(&address, account.nonce);
             return Ok(quantity(next));
@@ -446,18 +489,9 @@ impl EthApiServer for RpcImpl {
     }
 
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
-        let max = self.chain.max_tx_size();
-        if raw.0.len() > max {
-            let r = Rejection::Oversized {
-                size: raw.0.len(),
-                max,
-            };
-            return Err(refused("oversized data", r.code(), r.to_string()));
-        }
-        let signed = decode_raw(&raw.0).map_err(|e| decode_error(&e))?;
-        let decoded = signed.recover().map_err(Rejection::from);
+        let decoded = recover_raw(&raw.0, self.chain.max_tx_size())?;
         let base_fee_chain = self.base_fee_chain();
-        match self.submit(vec![decoded]).await.pop() {
+        match self.submit(vec![Ok(decoded)]).await.pop() {
             Some(Ok(h)) => Ok(h),
             Some(Err(r)) => Err(eth_rejection(&r, base_fee_chain)),
             None => Err(internal("no submission result")),
@@ -804,20 +838,7 @@ impl RpcImpl {
         let decoded: Vec<Result<RecoveredTx, ErrorObjectOwned>> =
             match tokio::task::spawn_blocking(move || {
                 raws.into_par_iter()
-                    .map(|raw| {
-                        let raw = raw?;
-                        if raw.0.len() > max {
-                            let r = Rejection::Oversized {
-                                size: raw.0.len(),
-                                max,
-                            };
-                            return Err(refused("oversized data", r.code(), r.to_string()));
-                        }
-                        let signed = decode_raw(&raw.0).map_err(|e| decode_error(&e))?;
-                        signed
-                            .recover()
-                            .map_err(|e| refused(e.to_string(), "bad_signature", e.to_string()))
-                    })
+                    .map(|raw| recover_raw(&raw?.0, max))
                     .collect()
             })
             .await

@@ -126,6 +126,8 @@ pub struct RpcImpl {
     pub(super) chain: Arc<Chain>,
     pub(super) net: NetworkHandle,
     max_txs_per_call: usize,
+    /// Historical state reads running at once (see `eth::HISTORY_READERS`).
+    pub(super) history: Arc<tokio::sync::Semaphore>,
 }
 
 impl RpcImpl {
@@ -641,6 +643,7 @@ pub async fn start(
         chain: chain.clone(),
         net,
         max_txs_per_call: config.rpc_max_txs_per_call,
+        history: Arc::new(tokio::sync::Semaphore::new(super::eth::HISTORY_READERS)),
     };
     let batch_rpc = rpc.clone();
     let max_response_bytes = config.rpc_max_response_bytes as usize;
