@@ -1512,8 +1512,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_plain_proposal_never_shortens_the_chain_but_a_polka_re_proposal_does() {
+    /// Three nodes on one genesis: `a` made two blocks (`ours`), `b` four on another branch
+    /// (`theirs`), and `c` imported all six, so it is on the longer, `b`'s. The fixtures keep
+    /// the data dirs.
+    struct Forked {
+        _dirs: (Fixture, Fixture, Fixture),
+        a: Driver,
+        b: Driver,
+        c: Driver,
+        ours: Vec<Block>,
+        theirs: Vec<Block>,
+    }
+
+    fn forked() -> Forked {
         let fx = Fixture::new();
         let (peer_b, peer_c) = (fx.peer(), fx.peer());
         let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
@@ -1522,6 +1533,22 @@ mod tests {
         for blk in theirs.iter().chain(&ours) {
             c.import(blk.clone()).expect("import");
         }
+        Forked {
+            _dirs: (fx, peer_b, peer_c),
+            a,
+            b,
+            c,
+            ours,
+            theirs,
+        }
+    }
+
+    #[test]
+    fn a_plain_proposal_never_shortens_the_chain_but_a_polka_re_proposal_does() {
+        // Bound whole first: the fixtures must outlive the drivers using their data dirs.
+        let f = forked();
+        let (_dirs, _a, _b) = (f._dirs, f.a, f.b);
+        let (mut c, ours, theirs) = (f.c, f.ours, f.theirs);
         assert_eq!(
             c.chain.tip().head_hash,
             theirs[3].hash(),
@@ -1541,14 +1568,9 @@ mod tests {
 
     #[test]
     fn after_a_polka_fork_choice_stays_on_its_descendants_until_another_polka() {
-        let fx = Fixture::new();
-        let (peer_b, peer_c) = (fx.peer(), fx.peer());
-        let (mut a, mut b, mut c) = (fx.start(256), peer_b.start(256), peer_c.start(256));
-        let ours: Vec<Block> = (1..=2).map(|slot| empty_block(&mut a, slot)).collect();
-        let theirs: Vec<Block> = (101..=104).map(|slot| empty_block(&mut b, slot)).collect();
-        for blk in theirs.iter().chain(&ours) {
-            c.import(blk.clone()).expect("import");
-        }
+        let f = forked();
+        let _dirs = f._dirs;
+        let (mut a, mut b, mut c, ours) = (f.a, f.b, f.c, f.ours);
         c.prefer(block_ref(&ours[1]), true).expect("prefer");
         assert_eq!(c.chain.tip().head_hash, ours[1].hash());
         // A longer block on the other branch no longer pulls the node back before it votes:

@@ -5,9 +5,8 @@
 use jsonrpsee::core::{async_trait, SubscriptionResult};
 use jsonrpsee::server::PendingSubscriptionSink;
 use jsonrpsee::types::ErrorObjectOwned;
-use tokio::sync::broadcast::error::RecvError;
 
-use super::server::{internal, RpcImpl};
+use super::server::{forward_heads, internal, RpcImpl};
 use crate::fee::FeeError;
 use crate::mempool::Rejection;
 use crate::store::StoredBlock;
@@ -702,29 +701,13 @@ impl EthApiServer for RpcImpl {
                 .await;
             return Ok(());
         }
-        let mut rx = self.chain.heads.subscribe();
-        let sink = pending.accept().await?;
-        loop {
-            tokio::select! {
-                _ = sink.closed() => break,
-                msg = rx.recv() => match msg {
-                    Ok(head) => {
-                        let Some(stored) = self.chain.store.block(&head.hash).map_err(internal)? else {
-                            continue;
-                        };
-                        let block = self.eth_block(stored, false)?;
-                        let raw = serde_json::value::to_raw_value(&block)?;
-                        if sink.send(raw).await.is_err() {
-                            break;
-                        }
-                    }
-                    // A slow subscriber skips heads rather than holding the node back.
-                    Err(RecvError::Lagged(n)) => tracing::debug!(skipped = n, "newHeads subscriber lagged"),
-                    Err(RecvError::Closed) => break,
-                },
+        forward_heads(&self.chain, pending, |head| {
+            match self.chain.store.block(&head.hash).map_err(internal)? {
+                Some(stored) => self.eth_block(stored, false).map(Some),
+                None => Ok(None),
             }
-        }
-        Ok(())
+        })
+        .await
     }
 
     async fn syncing(&self) -> RpcResult<serde_json::Value> {

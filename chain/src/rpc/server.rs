@@ -529,26 +529,38 @@ impl TwinpegApiServer for RpcImpl {
     }
 
     async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
-        let mut rx = self.chain.heads.subscribe();
-        let sink = pending.accept().await?;
-        loop {
-            tokio::select! {
-                _ = sink.closed() => break,
-                msg = rx.recv() => match msg {
-                    Ok(head) => {
-                        let raw = serde_json::value::to_raw_value(&head)?;
-                        if sink.send(raw).await.is_err() {
-                            break;
-                        }
-                    }
-                    // A slow subscriber skips heads rather than holding the node back.
-                    Err(RecvError::Lagged(n)) => tracing::debug!(skipped = n, "head subscriber lagged"),
-                    Err(RecvError::Closed) => break,
-                },
-            }
-        }
-        Ok(())
+        forward_heads(&self.chain, pending, |head| Ok(Some(head))).await
     }
+}
+
+/// Sends every new canonical head, in the shape `shape` gives it (`None` skips one), until the
+/// subscriber leaves; a slow subscriber skips heads rather than holding the node back.
+pub(super) async fn forward_heads<T: serde::Serialize>(
+    chain: &Chain,
+    pending: PendingSubscriptionSink,
+    shape: impl Fn(BlockSummary) -> RpcResult<Option<T>>,
+) -> SubscriptionResult {
+    let mut rx = chain.heads.subscribe();
+    let sink = pending.accept().await?;
+    loop {
+        tokio::select! {
+            _ = sink.closed() => break,
+            msg = rx.recv() => match msg {
+                Ok(head) => {
+                    let Some(item) = shape(head)? else {
+                        continue;
+                    };
+                    let raw = serde_json::value::to_raw_value(&item)?;
+                    if sink.send(raw).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => tracing::debug!(skipped = n, "head subscriber lagged"),
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
