@@ -165,6 +165,39 @@ pub fn decode_raw(raw: &[u8]) -> Result<SignedTransaction, EthTxError> {
     Ok(signed)
 }
 
+/// The signature's r and s, the last fields of both types: nothing may follow them.
+fn decode_rs_and_end(p: &mut &[u8]) -> Result<([u8; 32], [u8; 32]), EthTxError> {
+    let r = decode_u256(p)?;
+    let s = decode_u256(p)?;
+    if !p.is_empty() {
+        return Err(EthTxError::Malformed("extra fields".into()));
+    }
+    Ok((r, s))
+}
+
+/// The value transfer both types decode to.
+fn transfer(
+    chain_id: ChainId,
+    nonce: Nonce,
+    fee: Fee,
+    to: Address,
+    value: u128,
+    signature: Signature,
+) -> SignedTransaction {
+    SignedTransaction {
+        tx: Transaction {
+            chain_id,
+            nonce,
+            fee,
+            kind: TxKind::Transfer {
+                to,
+                amount: Amount(value),
+            },
+        },
+        signature,
+    }
+}
+
 fn decode_legacy(raw: &[u8]) -> Result<SignedTransaction, EthTxError> {
     let mut p = list_payload(raw)?;
     let nonce: u64 = field(&mut p)?;
@@ -174,11 +207,7 @@ fn decode_legacy(raw: &[u8]) -> Result<SignedTransaction, EthTxError> {
     let value: u128 = field(&mut p)?;
     decode_empty_data(&mut p)?;
     let v: u64 = field(&mut p)?;
-    let r = decode_u256(&mut p)?;
-    let s = decode_u256(&mut p)?;
-    if !p.is_empty() {
-        return Err(EthTxError::Malformed("extra fields".into()));
-    }
+    let (r, s) = decode_rs_and_end(&mut p)?;
     if v == 27 || v == 28 {
         return Err(EthTxError::NotReplayProtected);
     }
@@ -187,21 +216,18 @@ fn decode_legacy(raw: &[u8]) -> Result<SignedTransaction, EthTxError> {
     }
     let chain_id = (v - 35) / 2;
     let parity = ((v - 35) % 2) as u8;
-    Ok(SignedTransaction {
-        tx: Transaction {
-            chain_id,
-            nonce,
-            fee: Fee::EthLegacy {
-                gas_price: Amount(gas_price),
-                gas_limit,
-            },
-            kind: TxKind::Transfer {
-                to,
-                amount: Amount(value),
-            },
-        },
-        signature: signature(r, s, parity),
-    })
+    let fee = Fee::EthLegacy {
+        gas_price: Amount(gas_price),
+        gas_limit,
+    };
+    Ok(transfer(
+        chain_id,
+        nonce,
+        fee,
+        to,
+        value,
+        signature(r, s, parity),
+    ))
 }
 
 fn decode_eip1559(body: &[u8]) -> Result<SignedTransaction, EthTxError> {
@@ -216,30 +242,23 @@ fn decode_eip1559(body: &[u8]) -> Result<SignedTransaction, EthTxError> {
     decode_empty_data(&mut p)?;
     decode_empty_access_list(&mut p)?;
     let parity: u8 = field(&mut p)?;
-    let r = decode_u256(&mut p)?;
-    let s = decode_u256(&mut p)?;
-    if !p.is_empty() {
-        return Err(EthTxError::Malformed("extra fields".into()));
-    }
+    let (r, s) = decode_rs_and_end(&mut p)?;
     if parity > 1 {
         return Err(EthTxError::Malformed(format!("y parity {parity}")));
     }
-    Ok(SignedTransaction {
-        tx: Transaction {
-            chain_id,
-            nonce,
-            fee: Fee::EthDynamic {
-                max_fee_per_gas: Amount(max_fee),
-                max_priority_fee_per_gas: Amount(max_priority),
-                gas_limit,
-            },
-            kind: TxKind::Transfer {
-                to,
-                amount: Amount(value),
-            },
-        },
-        signature: signature(r, s, parity),
-    })
+    let fee = Fee::EthDynamic {
+        max_fee_per_gas: Amount(max_fee),
+        max_priority_fee_per_gas: Amount(max_priority),
+        gas_limit,
+    };
+    Ok(transfer(
+        chain_id,
+        nonce,
+        fee,
+        to,
+        value,
+        signature(r, s, parity),
+    ))
 }
 
 /// The fields every Ethereum-format transaction here has.
