@@ -18,7 +18,7 @@ use crate::store::{LoadedState, SinceCheckpoint, Store, StoreError};
 use primitives::block::Header;
 use primitives::genesis::{Genesis, GenesisError};
 use primitives::tx::{RecoveredTx, SignedTransaction};
-use primitives::types::{Address, Amount, Hash, Slot};
+use primitives::types::{Address, Amount, Hash, Nonce, Slot};
 use rpc_api::types::BlockSummary;
 
 /// Errors opening the shared chain from a data dir.
@@ -182,6 +182,28 @@ impl Chain {
     /// The mempool.
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `address`'s account nonce at the tip and its pending nonce: past its contiguous pooled
+    /// transactions. The tip and the pool are locked one after the other, never together, and a
+    /// committed block moves the tip before it prunes the pool: a tip read that went stale
+    /// while the pool lock was awaited would see its transactions already pruned and answer a
+    /// nonce the chain has used (a wallet that asked `pending` then sent "nonce too low"). So
+    /// the tip is read again after the pool, until the two agree.
+    pub fn nonces(&self, address: &Address) -> (Nonce, Nonce) {
+        let mut nonce = self.tip().state.account(address).nonce;
+        for _ in 0..8 {
+            let pending = self.mempool().pending_nonce(address, nonce);
+            let now = self.tip().state.account(address).nonce;
+            if now == nonce {
+                return (nonce, pending);
+            }
+            nonce = now;
+        }
+        // Blocks landing faster than three lock round trips: the tip's nonce is still a
+        // nonce the chain has not used.
+        let pending = self.mempool().pending_nonce(address, nonce);
+        (nonce, pending.max(nonce))
     }
 
     /// The base fee the child of `head` charges.

@@ -479,12 +479,12 @@ impl EthApiServer for RpcImpl {
         address: Address,
         block: Option<String>,
     ) -> RpcResult<String> {
-        let account = self.account_at(&address, block.as_deref()).await?;
         if block.as_deref() == Some("pending") {
-            let next = self.chain.mempool().pending_nonce(&address, account.nonce);
-            return Ok(quantity(next));
+            return Ok(quantity(self.chain.nonces(&address).1));
         }
-        Ok(quantity(account.nonce))
+        Ok(quantity(
+            self.account_at(&address, block.as_deref()).await?.nonce,
+        ))
     }
 
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<Hash> {

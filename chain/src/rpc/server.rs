@@ -354,16 +354,17 @@ impl TwinpegApiServer for RpcImpl {
     }
 
     async fn account(&self, address: Address) -> RpcResult<AccountView> {
+        let (nonce, pending_nonce) = self.chain.nonces(&address);
+        // Balance and height from the tip the nonce was read at (or a later one).
         let (acct, number) = {
             let tip = self.chain.tip();
             (tip.state.account(&address), tip.head.number)
         };
-        let pending_nonce = self.chain.mempool().pending_nonce(&address, acct.nonce);
         Ok(AccountView {
             address,
             balance: acct.balance,
-            nonce: acct.nonce,
-            pending_nonce,
+            nonce: acct.nonce.max(nonce),
+            pending_nonce: pending_nonce.max(acct.nonce),
             block_number: number,
         })
     }
