@@ -6,6 +6,10 @@
 //! 2. escrow == side supply + side burned fees + (burned - released - peg fees)
 //!    + deposits still in flight (exactly the at-rest equation when none are).
 //! 3. No id is paid twice.
+//!
+//! And on each chain, the accounts' balances add up to the supply its totals imply: the totals
+//! are what the other checks read, so an execution that credited coins it did not count would
+//! otherwise pass them all.
 
 use std::collections::HashMap;
 
@@ -185,6 +189,24 @@ fn check(name: &str, ok: bool, detail: String) -> Check {
     }
 }
 
+/// Whether a chain's balances add up to its supply (skipped, and said so, for nodes that do
+/// not count them).
+fn balances_check(role: &str, balances: Option<Amount>, supply: Amount) -> Check {
+    let name = format!("{role} balances == supply");
+    match balances {
+        Some(b) => check(
+            &name,
+            b == supply,
+            format!("accounts hold {b}, totals imply {supply}"),
+        ),
+        None => check(
+            &name,
+            true,
+            "not counted by this node (older version)".into(),
+        ),
+    }
+}
+
 /// Matches payouts against their sources; returns problems and the ids in flight.
 fn match_payouts(
     what: &str,
@@ -358,6 +380,11 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport> {
         ));
     }
 
+    checks.extend([
+        balances_check(&mi.role, mi.balances, mi.supply),
+        balances_check(&si.role, si.balances, si.supply),
+    ]);
+
     // Invariant 3.
     let twice: Vec<String> = mint_twice.into_iter().chain(release_twice).collect();
     checks.push(check(
@@ -389,6 +416,14 @@ pub async fn audit(opts: &AuditOptions) -> Result<AuditReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn balances_that_do_not_add_up_to_the_supply_fail_the_audit() {
+        assert!(balances_check("side", Some(Amount(10)), Amount(10)).ok);
+        let c = balances_check("side", Some(Amount(11)), Amount(10));
+        assert!(!c.ok, "a credit the totals never counted: {}", c.detail);
+        assert!(balances_check("side", None, Amount(10)).ok, "older nodes");
+    }
 
     fn src(amount: u128, height: u64) -> Source {
         Source {

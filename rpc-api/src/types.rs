@@ -303,6 +303,10 @@ pub struct PegInfo {
     pub escrow_balance: Option<Amount>,
     /// Coins in circulation on this chain (genesis + minted - burned).
     pub supply: Amount,
+    /// Every account's balance added up, counted from the accounts rather than the totals
+    /// (`None` from older nodes): equal to `supply` unless a credit went unrecorded.
+    #[serde(default)]
+    pub balances: Option<Amount>,
     /// Running totals: locked, released, peg fees (main); minted, burned (side); burned fees.
     pub totals: Totals,
     /// Deposits counted against today's limit.

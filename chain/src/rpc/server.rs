@@ -409,6 +409,8 @@ impl TwinpegApiServer for RpcImpl {
             escrow,
             escrow_balance,
             supply,
+            // O(accounts), under the read lock: an audit's call, not a hot path.
+            balances: tip.state.total_balance(),
             totals: t,
             today_deposits: today.day_deposits,
             today_withdrawals: today.day_withdrawals,
