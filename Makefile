@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: all build test lint fmt devnet docker bench microbench fuzz clean
+.PHONY: all build test lint fmt devnet docker bench microbench fuzz chaos clean
 
 all: build
 
@@ -30,6 +30,14 @@ ARGS ?=
 devnet:
 	$(CARGO) build --release --bins
 	$(TARGET)/release/devnet up $(ARGS)
+
+## Faults against the peg (needs root: one network namespace per process): release binaries,
+## then the full profile, about 60 minutes (docs/chaos.md). Replay or resize it with e.g.
+## make chaos CHAOS_ARGS="--seed 7" or CHAOS_ARGS="--profile short".
+CHAOS_ARGS ?=
+chaos:
+	$(CARGO) build --release --bins
+	$(TARGET)/release/chaos $(CHAOS_ARGS)
 
 ## Build the container image (needs a Docker daemon); deploy/compose.yaml runs it.
 docker:

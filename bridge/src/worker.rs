@@ -307,6 +307,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                 .store
                 .sign_many(&self.shared.member, &items, now, |h| key.sign_prehash(h))
         })?;
+        service::fault::point("member-signed");
         let mut signed = Vec::with_capacity(events.len());
         for ((e, message), (o, (_, asked))) in events
             .iter()
@@ -650,6 +651,7 @@ impl<S: SourceChain, D: DestinationChain> Worker<S, D> {
                 .map(|(j, &i)| self.payout(&due[i], nonce + j as u64))
                 .collect();
             let results = self.destination.submit_many(raws).await?;
+            service::fault::point("member-submitted");
             let first_refused = results
                 .iter()
                 .position(|o| !matches!(o, SubmitOutcome::Accepted(_)));

@@ -841,6 +841,7 @@ impl Driver {
     ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         self.chain.store.commit_canonical(abandoned, &committed)?;
+        service::fault::point("block-committed");
         self.chain
             .metrics
             .block_commit_seconds

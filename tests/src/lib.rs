@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start the real node binaries on free loopback ports with
 //! temporary data dirs, wait on conditions (never fixed sleeps), and always clean up.
 
+pub mod chaos;
 pub mod member;
 pub mod netns;
 pub mod process;
@@ -50,14 +51,16 @@ impl ChainKind {
     }
 }
 
-/// Directory holding the workspace's built binaries (`target/debug` next to this test binary).
+/// Directory holding the workspace's built binaries: `target/<profile>` next to this test
+/// binary (in its `deps`) or this program (the `chaos` binary sits beside the others).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> -> target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 /// Path to a workspace binary; panics with the fix if it was not built.
@@ -267,6 +270,9 @@ pub struct TestNode {
     /// Extra environment for every start (e.g. `SIDECHAIN_CHECKPOINT_INTERVAL`); tests may
     /// change it between restarts.
     pub env: Vec<(String, String)>,
+    /// On a namespace host, restarts listen on the ports of the first start, so the node's
+    /// URL and p2p address stay what its members and peers were given.
+    pub stable_ports: bool,
 }
 
 impl TestNode {
@@ -322,6 +328,7 @@ impl TestNode {
             child: None,
             starts: 0,
             env: Vec::new(),
+            stable_ports: false,
         })
     }
 
@@ -333,6 +340,13 @@ impl TestNode {
     /// Starts the process (again) and waits until it wrote its endpoints.
     pub fn spawn(&mut self) -> Result<()> {
         self.starts += 1;
+        let (rpc_port, p2p_port) = match (self.stable_ports, &self.host) {
+            (true, Some(_)) => (
+                port_of(&self.http).unwrap_or(0),
+                self.p2p.first().and_then(|a| tcp_port_of(a)).unwrap_or(0),
+            ),
+            _ => (0, 0),
+        };
         // In a namespace, `ip netns exec` enters it and execs the node: same pid.
         let (mut cmd, addr) = match &self.host {
             Some(h) => {
@@ -346,8 +360,8 @@ impl TestNode {
         cmd.arg("run")
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--rpc-addr", &format!("{addr}:0")])
-            .args(["--p2p-listen", &format!("/ip4/{addr}/tcp/0")])
+            .args(["--rpc-addr", &format!("{addr}:{rpc_port}")])
+            .args(["--p2p-listen", &format!("/ip4/{addr}/tcp/{p2p_port}")])
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if self.authority.is_some() {
@@ -444,6 +458,18 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The port of `http://host:port` (or `host:port`).
+pub fn port_of(url: &str) -> Option<u16> {
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
+/// The TCP port of a multiaddr such as `/ip4/10.0.0.2/tcp/30333/p2p/12D3...`.
+pub fn tcp_port_of(multiaddr: &str) -> Option<u16> {
+    let mut parts = multiaddr.split('/');
+    parts.by_ref().find(|p| *p == "tcp")?;
+    parts.next()?.parse().ok()
 }
 
 /// A fee the node's current rule accepts with room to spare (a peg transaction or a

@@ -35,6 +35,7 @@ pub struct Member {
     bin_dir: PathBuf,
     deadline: Duration,
     child: Option<Child>,
+    stable_ports: bool,
 }
 
 impl Member {
@@ -66,12 +67,20 @@ impl Member {
             bin_dir: bin_dir(),
             deadline: DEADLINE,
             child: None,
+            stable_ports: false,
         })
     }
 
     /// Runs on a namespace host: listens and serves on its address, inside its network.
     pub fn on_host(mut self, host: Host) -> Self {
         self.host = Some(host);
+        self
+    }
+
+    /// On a namespace host, restarts listen on the ports of the first start, so the other
+    /// members' bootstrap addresses stay valid.
+    pub fn stable_ports(mut self) -> Self {
+        self.stable_ports = true;
         self
     }
 
@@ -138,9 +147,19 @@ impl Member {
             bootstrap,
         );
         if let Some(h) = &self.host {
+            let (status, p2p) = if self.stable_ports {
+                (
+                    crate::port_of(&self.status_url).unwrap_or(0),
+                    self.p2p_addr()
+                        .and_then(|a| crate::tcp_port_of(&a))
+                        .unwrap_or(0),
+                )
+            } else {
+                (0, 0)
+            };
             let s = |v: String| toml::Value::String(v);
-            t.insert("p2p_listen".into(), s(format!("/ip4/{}/tcp/0", h.ip)));
-            t.insert("status_addr".into(), s(format!("{}:0", h.ip)));
+            t.insert("p2p_listen".into(), s(format!("/ip4/{}/tcp/{p2p}", h.ip)));
+            t.insert("status_addr".into(), s(format!("{}:{status}", h.ip)));
         }
         t.extend(self.extra.clone());
         let cfg = self.dir.path().join("member.toml");

@@ -165,6 +165,81 @@ impl Lan {
     }
 }
 
+impl Lan {
+    /// `tc netem` on the link into host `i` (e.g. `delay 50ms 10ms loss 2%`): what the host
+    /// receives is delayed, lost, duplicated or reordered.
+    pub fn netem(&self, i: usize, spec: &str) -> Result<()> {
+        let mut args = vec![
+            "qdisc",
+            "replace",
+            "dev",
+            self.hosts[i].link.as_str(),
+            "root",
+            "netem",
+        ];
+        args.extend(spec.split_whitespace());
+        tc(&args)
+    }
+
+    /// A token-bucket filter on the link into host `i` (`tc qdisc ... tbf <spec>`): for
+    /// kernels without netem.
+    pub fn shape(&self, i: usize, spec: &str) -> Result<()> {
+        let mut args = vec![
+            "qdisc",
+            "replace",
+            "dev",
+            self.hosts[i].link.as_str(),
+            "root",
+            "tbf",
+        ];
+        args.extend(spec.split_whitespace());
+        tc(&args)
+    }
+
+    /// Whether this kernel has `tc netem` (tried on the first host's link, then removed).
+    pub fn netem_available(&self) -> bool {
+        let Some(h) = self.hosts.first() else {
+            return false;
+        };
+        let ok = tc(&[
+            "qdisc",
+            "replace",
+            "dev",
+            h.link.as_str(),
+            "root",
+            "netem",
+            "delay",
+            "1ms",
+        ])
+        .is_ok();
+        if ok {
+            let _ = tc(&["qdisc", "del", "dev", h.link.as_str(), "root"]);
+        }
+        ok
+    }
+
+    /// Removes what [`Lan::netem`] or [`Lan::shape`] set on host `i`'s link.
+    pub fn clear_netem(&self, i: usize) -> Result<()> {
+        tc(&["qdisc", "del", "dev", self.hosts[i].link.as_str(), "root"])
+    }
+}
+
+fn tc(args: &[&str]) -> Result<()> {
+    let out = Command::new("tc")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running tc (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 impl Drop for Lan {
     fn drop(&mut self) {
         // Deleting a namespace deletes the veth end inside it, and so the pair.
