@@ -28,6 +28,7 @@ use rpc_api::types::{FeeInfo, TxStatus};
 use rpc_api::TwinpegApiClient;
 
 use crate::netns::Lan;
+use crate::proxy::{Mode, Proxy};
 use crate::{bridge_audit, pegged_geneses_with, test_peg, ChainKind, Member, TestNode};
 
 /// How much traffic and how many faults.
@@ -59,6 +60,12 @@ pub struct Profile {
     pub partition_ms: (u64, u64),
     /// `tc netem` episodes on a host's link.
     pub netems: usize,
+    /// Episodes of a process running with its clock off by up to 3 s either way.
+    pub skews: usize,
+    /// Episodes of a node and of a member running on a full disk.
+    pub full_disks: usize,
+    /// Episodes of a member's node RPC stalling or serving a stale head.
+    pub bad_rpcs: usize,
     /// Quiet time between two faults, milliseconds (min, max).
     pub gap_ms: (u64, u64),
     /// Mainchain block time.
@@ -86,6 +93,9 @@ impl Profile {
             partitions: 3,
             partition_ms: (4_000, 8_000),
             netems: 1,
+            skews: 1,
+            full_disks: 1,
+            bad_rpcs: 2,
             gap_ms: (1_000, 3_000),
             main_block_ms: 400,
             side_block_ms: 250,
@@ -110,6 +120,9 @@ impl Profile {
             partitions: 50,
             partition_ms: (5_000, 30_000),
             netems: 20,
+            skews: 10,
+            full_disks: 4,
+            bad_rpcs: 10,
             gap_ms: (2_000, 6_000),
             main_block_ms: 500,
             side_block_ms: 300,
@@ -186,6 +199,35 @@ pub enum Fault {
         /// How long.
         ms: u64,
     },
+    /// Restarted on a disk with almost no room left (its data dir copied onto a small tmpfs)
+    /// for `ms`, then moved back to a roomy one and restarted.
+    FullDisk {
+        /// The victim.
+        target: Proc,
+        /// How long.
+        ms: u64,
+    },
+    /// Member `member`'s RPC to its node of `chain` stalls (or, with `stale`, answers reads
+    /// with what it answered before) for `ms`.
+    BadRpc {
+        /// Which member.
+        member: usize,
+        /// Which of its nodes.
+        chain: ChainKind,
+        /// Stale answers rather than none.
+        stale: bool,
+        /// How long.
+        ms: u64,
+    },
+    /// Restarted with its wall clock `skew_ms` off, for `ms`, then restarted right.
+    Skew {
+        /// The victim.
+        target: Proc,
+        /// How far off (negative: behind).
+        skew_ms: i64,
+        /// How long.
+        ms: u64,
+    },
     /// Delay, loss, duplication and reordering on a host's link for `ms`.
     Netem {
         /// The process whose host it is.
@@ -221,6 +263,27 @@ impl std::fmt::Display for Fault {
             Fault::Pause { target, ms } => write!(f, "SIGSTOP {target} for {ms} ms"),
             Fault::Partition { split, ms } => write!(f, "partition {split:?} for {ms} ms"),
             Fault::Netem { target, spec, ms } => write!(f, "netem on {target}: {spec} for {ms} ms"),
+            Fault::Skew {
+                target,
+                skew_ms,
+                ms,
+            } => write!(f, "clock of {target} off by {skew_ms} ms for {ms} ms"),
+            Fault::FullDisk { target, ms } => write!(f, "full disk under {target} for {ms} ms"),
+            Fault::BadRpc {
+                member,
+                chain,
+                stale,
+                ms,
+            } => write!(
+                f,
+                "member-{member}'s {} RPC {} for {ms} ms",
+                chain.binary(),
+                if *stale {
+                    "serves a stale head"
+                } else {
+                    "stalls"
+                }
+            ),
         }
     }
 }
@@ -238,6 +301,8 @@ impl Fault {
                 Fault::Pause { ms, .. } | Fault::Partition { ms, .. } | Fault::Netem { ms, .. } => {
                     *ms
                 }
+                Fault::Skew { ms, .. } | Fault::FullDisk { ms, .. } => ms + 2_000,
+                Fault::BadRpc { ms, .. } => *ms,
             }
     }
 }
@@ -328,6 +393,38 @@ pub fn schedule(p: &Profile) -> Vec<(u64, Fault)> {
         faults.push(Fault::Netem {
             target: any_proc(&mut rng),
             spec,
+            ms: rng.gen_range(5_000..=15_000),
+        });
+    }
+    for k in 0..p.full_disks {
+        // A node and a member alternately: both write redb under load.
+        let target = if k % 2 == 0 {
+            if rng.gen_bool(0.5) {
+                Proc::Main(rng.gen_range(0..AUTHORITIES))
+            } else {
+                Proc::Side(rng.gen_range(0..AUTHORITIES))
+            }
+        } else {
+            Proc::Member(rng.gen_range(0..MEMBERS))
+        };
+        faults.push(Fault::FullDisk {
+            target,
+            ms: rng.gen_range(5_000..=15_000),
+        });
+    }
+    for k in 0..p.bad_rpcs {
+        faults.push(Fault::BadRpc {
+            member: rng.gen_range(0..MEMBERS),
+            chain: any_chain(&mut rng),
+            stale: k % 2 == 0,
+            ms: rng.gen_range(5_000..=20_000),
+        });
+    }
+    for _ in 0..p.skews {
+        let off = rng.gen_range(200..=3_000);
+        faults.push(Fault::Skew {
+            target: any_proc(&mut rng),
+            skew_ms: if rng.gen_bool(0.5) { off } else { -off },
             ms: rng.gen_range(5_000..=15_000),
         });
     }
@@ -468,6 +565,8 @@ struct Net {
     mains: Vec<TestNode>,
     sides: Vec<TestNode>,
     members: Vec<Member>,
+    /// Member i's proxies to its mainchain and sidechain node.
+    proxies: Vec<[Proxy; 2]>,
 }
 
 impl Net {
@@ -505,11 +604,17 @@ impl Net {
 
     /// Restarts `p` (after a kill), with `crash_at` armed if given.
     fn restart(&mut self, p: Proc, crash_at: Option<String>) -> Result<()> {
+        match crash_at {
+            Some(c) => self.restart_with(p, &[(service::fault::ENV, c)]),
+            None => self.restart_with(p, &[]),
+        }
+    }
+
+    /// Restarts `p` (after a kill) with these fault hooks in its environment, and no others.
+    fn restart_with(&mut self, p: Proc, hooks: &[(&str, String)]) -> Result<()> {
         let env_of = |env: &mut Vec<(String, String)>| {
-            env.retain(|(k, _)| k != service::fault::ENV);
-            if let Some(c) = &crash_at {
-                env.push((service::fault::ENV.to_string(), c.clone()));
-            }
+            env.retain(|(k, _)| k != service::fault::ENV && k != service::clock::SKEW_ENV);
+            env.extend(hooks.iter().map(|(k, v)| (k.to_string(), v.clone())));
         };
         // A start blocks until the process writes its endpoints.
         tokio::task::block_in_place(|| match p {
@@ -534,6 +639,14 @@ impl Net {
             }
         })
         .with_context(|| format!("restarting {p}"))
+    }
+
+    fn data_dir(&self, p: Proc) -> std::path::PathBuf {
+        match p {
+            Proc::Main(i) => self.mains[i].data_dir(),
+            Proc::Side(i) => self.sides[i].data_dir(),
+            Proc::Member(i) => self.members[i].data_dir(),
+        }
     }
 
     fn signal(&self, p: Proc, sig: nix::sys::signal::Signal) {
@@ -566,6 +679,72 @@ impl Net {
                 .map(|j| (chain(k, i), chain(k, j)))
                 .collect(),
         }
+    }
+}
+
+/// A data dir moved onto a tmpfs only a little larger than what it holds.
+struct FullDisk {
+    dir: std::path::PathBuf,
+    saved: std::path::PathBuf,
+}
+
+/// Room left on the small disk: a few blocks' or signatures' worth.
+const FULL_DISK_ROOM: u64 = 2 << 20;
+
+fn sh(cmd: &mut std::process::Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+fn size_of(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += size_of(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl FullDisk {
+    /// Moves `dir` aside, mounts a tmpfs there with [`FULL_DISK_ROOM`] to spare, copies the
+    /// data in.
+    fn mount(dir: &std::path::Path) -> Result<Self> {
+        let saved = dir.with_extension("roomy");
+        std::fs::rename(dir, &saved).context("moving the data dir aside")?;
+        std::fs::create_dir(dir)?;
+        let size = size_of(&saved) + FULL_DISK_ROOM;
+        sh(std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir))?;
+        let disk = Self {
+            dir: dir.to_path_buf(),
+            saved,
+        };
+        sh(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(disk.saved.join("."))
+            .arg(&disk.dir))?;
+        Ok(disk)
+    }
+
+    /// Copies what the full disk holds back to a roomy one, where the process will restart.
+    fn unmount(self) -> Result<()> {
+        sh(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(self.dir.join("."))
+            .arg(&self.saved))?;
+        sh(std::process::Command::new("umount").arg(&self.dir))?;
+        std::fs::remove_dir(&self.dir)?;
+        std::fs::rename(&self.saved, &self.dir)?;
+        Ok(())
     }
 }
 
@@ -938,15 +1117,20 @@ pub async fn run(p: &Profile) -> Result<Report> {
         start_chain(ChainKind::Side, &sides_keys, AUTHORITIES, &sg)
     })?;
     let mut members: Vec<Member> = Vec::new();
+    let mut proxies = Vec::new();
     for (i, k) in member_keys.iter().enumerate() {
         let boot: Vec<String> = members.iter().filter_map(Member::p2p_addr).collect();
-        let mut m = Member::new(k.clone(), &mains[i].http, &sides[i].http)?
+        // Member i reads its nodes through proxies the run can stall or make stale.
+        let pm = Proxy::start(&lan.gateway, &mains[i].http).await?;
+        let ps = Proxy::start(&lan.gateway, &sides[i].http).await?;
+        let mut m = Member::new(k.clone(), &pm.url, &ps.url)?
             .on_host(lan.hosts[2 * AUTHORITIES + i].clone())
             .stable_ports()
             .config("regossip_interval_ms", 1_000);
         tokio::task::block_in_place(|| m.spawn(&boot))
             .with_context(|| format!("starting member-{i}"))?;
         members.push(m);
+        proxies.push([pm, ps]);
     }
     let netem = lan.netem_available();
     if !netem {
@@ -960,6 +1144,7 @@ pub async fn run(p: &Profile) -> Result<Report> {
         mains,
         sides,
         members,
+        proxies,
     };
     let main = Chain::new(
         mg.chain_id,
@@ -1154,6 +1339,13 @@ async fn run_fault(
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
+                if !backlog.is_empty() {
+                    println!(
+                        "chaos: {} transfers in flight at a heal were paid {:.1} s after it",
+                        backlog.len(),
+                        healed.elapsed().as_secs_f64()
+                    );
+                }
                 if let Ok(mut d) = drains.lock() {
                     d.push(healed.elapsed());
                 }
@@ -1163,6 +1355,49 @@ async fn run_fault(
                 Split::Halves(..) => "partition: authorities 2/2",
                 Split::One(..) => "partition: one authority",
             }
+        }
+        Fault::Skew {
+            target,
+            skew_ms,
+            ms,
+        } => {
+            net.kill(*target);
+            net.restart_with(*target, &[(service::clock::SKEW_ENV, skew_ms.to_string())])?;
+            sleep(*ms).await;
+            net.kill(*target);
+            net.restart(*target, None)?;
+            "clock skew"
+        }
+        Fault::BadRpc {
+            member,
+            chain,
+            stale,
+            ms,
+        } => {
+            let proxy = &net.proxies[*member][usize::from(*chain == ChainKind::Side)];
+            proxy.set(if *stale { Mode::Stale } else { Mode::Stall });
+            sleep(*ms).await;
+            proxy.set(Mode::Pass);
+            if *stale {
+                "member RPC stale"
+            } else {
+                "member RPC stalled"
+            }
+        }
+        Fault::FullDisk { target, ms } => {
+            net.kill(*target);
+            let dir = net.data_dir(*target);
+            let disk = FullDisk::mount(&dir)?;
+            // On a full disk a start may fail; what counts is a clear exit, no damage.
+            if let Err(e) = net.restart(*target, None) {
+                println!("chaos: {target} did not start on a full disk: {e:#}");
+            }
+            sleep(*ms).await;
+            net.kill(*target);
+            disk.unmount()?;
+            net.restart(*target, None)
+                .with_context(|| format!("{target} after its disk had room again"))?;
+            "full disk"
         }
         Fault::Netem { target, spec, ms } => {
             let h = Net::host_of(*target);

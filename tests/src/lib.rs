@@ -5,6 +5,7 @@ pub mod chaos;
 pub mod member;
 pub mod netns;
 pub mod process;
+pub mod proxy;
 
 pub use member::Member;
 

@@ -26,6 +26,8 @@ pub struct Host {
 #[derive(Debug)]
 pub struct Lan {
     bridge: String,
+    /// The test's own address on the bridge, which every host reaches.
+    pub gateway: String,
     /// The hosts, in creation order.
     pub hosts: Vec<Host>,
 }
@@ -79,6 +81,7 @@ impl Lan {
         let tag = format!("{}{}", pid % 100_000, k % 10);
         let subnet = format!("10.{}.{}", 100 + (pid / 250) % 100 + k % 50, pid % 250);
         let mut lan = Lan {
+            gateway: format!("{subnet}.1"),
             bridge: format!("tpb{tag}"),
             hosts: Vec::new(),
         };
