@@ -98,9 +98,19 @@ fn logs(nodes: &[TestNode]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finality_goes_on_with_one_authority_down_stops_with_two_says_why_and_resumes() {
+    one_down_two_down_one_back(ChainKind::Main, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidechain_finality_goes_on_with_one_authority_down_stops_with_two_and_resumes() {
+    one_down_two_down_one_back(ChainKind::Side, 200).await;
+}
+
+/// Four authorities of `kind`: one killed, then a second, then one restarted.
+async fn one_down_two_down_one_back(kind: ChainKind, block_ms: u64) {
     let keys: Vec<SecretKey> = (0..4).map(|_| SecretKey::random()).collect();
-    let g = genesis_of(ChainKind::Main, &keys, 300);
-    let mut nodes = start_authorities(ChainKind::Main, &g, &keys);
+    let g = genesis_of(kind, &keys, block_ms);
+    let mut nodes = start_authorities(kind, &g, &keys);
     let before = final_above(&nodes, 3).await;
 
     // One of four down: three still make the quorum of 3.
