@@ -721,9 +721,15 @@ impl FullDisk {
         std::fs::rename(dir, &saved).context("moving the data dir aside")?;
         std::fs::create_dir(dir)?;
         let size = size_of(&saved) + FULL_DISK_ROOM;
-        sh(std::process::Command::new("mount")
+        let mounted = sh(std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir))?;
+            .arg(dir));
+        if let Err(e) = mounted {
+            // Where mounting is not allowed (a container), put everything back as it was.
+            std::fs::remove_dir(dir)?;
+            std::fs::rename(&saved, dir)?;
+            return Err(e);
+        }
         let disk = Self {
             dir: dir.to_path_buf(),
             saved,
@@ -1387,32 +1393,50 @@ async fn run_fault(
         Fault::FullDisk { target, ms } => {
             net.kill(*target);
             let dir = net.data_dir(*target);
-            let disk = FullDisk::mount(&dir)?;
-            // On a full disk a start may fail; what counts is a clear exit, no damage.
-            if let Err(e) = net.restart(*target, None) {
-                println!("chaos: {target} did not start on a full disk: {e:#}");
+            match FullDisk::mount(&dir) {
+                Ok(disk) => {
+                    // On a full disk a start may fail; what counts is a clear exit, no damage.
+                    if let Err(e) = net.restart(*target, None) {
+                        println!("chaos: {target} did not start on a full disk: {e:#}");
+                    }
+                    sleep(*ms).await;
+                    net.kill(*target);
+                    disk.unmount()?;
+                    net.restart(*target, None)
+                        .with_context(|| format!("{target} after its disk had room again"))?;
+                    "full disk"
+                }
+                Err(e) => {
+                    println!(
+                        "chaos: no tmpfs for a full disk here ({e:#}); {target} restarts as it was"
+                    );
+                    net.restart(*target, None)?;
+                    "full disk (skipped: mount refused)"
+                }
             }
-            sleep(*ms).await;
-            net.kill(*target);
-            disk.unmount()?;
-            net.restart(*target, None)
-                .with_context(|| format!("{target} after its disk had room again"))?;
-            "full disk"
         }
         Fault::Netem { target, spec, ms } => {
             let h = Net::host_of(*target);
-            let kind = if net.netem {
-                net.lan.netem(h, spec)?;
-                "netem"
+            let set = if net.netem {
+                net.lan.netem(h, spec).map(|()| "netem")
             } else {
                 // This kernel has no sch_netem: a token bucket this small delays what queues
                 // behind it and drops the rest, which is the closest it offers.
-                net.lan.shape(h, "rate 96kbit burst 4kb latency 80ms")?;
-                "netem (tbf fallback, no sch_netem)"
+                net.lan
+                    .shape(h, "rate 96kbit burst 4kb latency 80ms")
+                    .map(|()| "netem (tbf fallback, no sch_netem)")
             };
-            sleep(*ms).await;
-            net.lan.clear_netem(h)?;
-            kind
+            match set {
+                Ok(kind) => {
+                    sleep(*ms).await;
+                    net.lan.clear_netem(h)?;
+                    kind
+                }
+                Err(e) => {
+                    println!("chaos: no traffic control here ({e:#})");
+                    "netem (skipped: tc refused)"
+                }
+            }
         }
     };
     *report.faults.entry(kind).or_default() += 1;
