@@ -19,17 +19,19 @@ use parity_scale_codec::Encode;
 use primitives::block::PegEvent;
 use primitives::crypto::SecretKey;
 use primitives::genesis::GenesisAccount;
-use primitives::tx::{Fee, Transaction, TxKind};
+use primitives::tx::{Transaction, TxKind};
 use primitives::types::{Address, Amount, Bytes, Hash};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rpc_api::types::{FeeInfo, TxStatus};
+use rpc_api::types::TxStatus;
 use rpc_api::TwinpegApiClient;
 
 use crate::netns::Lan;
 use crate::proxy::{Mode, Proxy};
-use crate::{bridge_audit, pegged_geneses_with, test_peg, ChainKind, Member, TestNode};
+use crate::{
+    bridge_audit, pegged_geneses_with, test_peg, try_fee_for, ChainKind, Member, TestNode,
+};
 
 /// How much traffic and how many faults.
 #[derive(Debug, Clone)]
@@ -930,7 +932,7 @@ async fn user(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let fee = match try_fee(chain.client(k + rng.gen_range(0..AUTHORITIES))).await {
+        let fee = match try_fee_for(chain.client(k + rng.gen_range(0..AUTHORITIES))).await {
             Some(f) => f,
             None => {
                 // Give the claim back: nothing was sent.
@@ -983,23 +985,6 @@ async fn user(
             }
         }
     }
-}
-
-/// What [`crate::fee_for`] picks, or `None` when the node does not answer.
-async fn try_fee(c: &HttpClient) -> Option<Fee> {
-    Some(match c.fee_info().await.ok()? {
-        FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
-            fee: Amount(min_fee_rate.0 * 400),
-        },
-        FeeInfo::BaseFee {
-            suggested_max_fee,
-            suggested_max_tip,
-            ..
-        } => Fee::Dynamic {
-            max_fee: Amount(suggested_max_fee.0 * 4),
-            max_tip: suggested_max_tip,
-        },
-    })
 }
 
 /// Marks transfers paid once their payout is final on the destination; runs until stopped.

@@ -476,7 +476,12 @@ pub fn tcp_port_of(multiaddr: &str) -> Option<u16> {
 /// A fee the node's current rule accepts with room to spare (a peg transaction or a
 /// transfer stays under 400 bytes; the base fee may rise 4x while it travels).
 pub async fn fee_for(c: &HttpClient) -> Fee {
-    match c.fee_info().await.expect("fee info") {
+    try_fee_for(c).await.expect("fee info")
+}
+
+/// [`fee_for`], or `None` when the node does not answer (a harness that kills nodes).
+pub async fn try_fee_for(c: &HttpClient) -> Option<Fee> {
+    Some(match c.fee_info().await.ok()? {
         FeeInfo::FeeRate { min_fee_rate } => Fee::Flat {
             fee: Amount(min_fee_rate.0 * 400),
         },
@@ -488,7 +493,7 @@ pub async fn fee_for(c: &HttpClient) -> Fee {
             max_fee: Amount(suggested_max_fee.0 * 4),
             max_tip: suggested_max_tip,
         },
-    }
+    })
 }
 
 /// A signed, encoded transaction of any kind, ready for `send_transaction`.

@@ -33,14 +33,23 @@ pub struct Lan {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
+    iproute2("ip", args)
+}
+
+fn tc(args: &[&str]) -> Result<()> {
+    iproute2("tc", args)
+}
+
+/// Runs an iproute2 `program`; its stderr is the error when it fails.
+fn iproute2(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .context("running ip (iproute2)")?;
+        .with_context(|| format!("running {program} (iproute2)"))?;
     if !out.status.success() {
         bail!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -225,22 +234,6 @@ impl Lan {
     pub fn clear_netem(&self, i: usize) -> Result<()> {
         tc(&["qdisc", "del", "dev", self.hosts[i].link.as_str(), "root"])
     }
-}
-
-fn tc(args: &[&str]) -> Result<()> {
-    let out = Command::new("tc")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running tc (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "tc {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 impl Drop for Lan {
