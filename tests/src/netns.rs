@@ -181,28 +181,24 @@ impl Lan {
     /// `tc netem` on the link into host `i` (e.g. `delay 50ms 10ms loss 2%`): what the host
     /// receives is delayed, lost, duplicated or reordered.
     pub fn netem(&self, i: usize, spec: &str) -> Result<()> {
-        let mut args = vec![
-            "qdisc",
-            "replace",
-            "dev",
-            self.hosts[i].link.as_str(),
-            "root",
-            "netem",
-        ];
-        args.extend(spec.split_whitespace());
-        tc(&args)
+        self.qdisc(i, "netem", spec)
     }
 
     /// A token-bucket filter on the link into host `i` (`tc qdisc ... tbf <spec>`): for
     /// kernels without netem.
     pub fn shape(&self, i: usize, spec: &str) -> Result<()> {
+        self.qdisc(i, "tbf", spec)
+    }
+
+    /// Sets `kind` with `spec` as the root queueing discipline of host `i`'s link.
+    fn qdisc(&self, i: usize, kind: &str, spec: &str) -> Result<()> {
         let mut args = vec![
             "qdisc",
             "replace",
             "dev",
             self.hosts[i].link.as_str(),
             "root",
-            "tbf",
+            kind,
         ];
         args.extend(spec.split_whitespace());
         tc(&args)
@@ -210,22 +206,12 @@ impl Lan {
 
     /// Whether this kernel has `tc netem` (tried on the first host's link, then removed).
     pub fn netem_available(&self) -> bool {
-        let Some(h) = self.hosts.first() else {
+        if self.hosts.is_empty() {
             return false;
-        };
-        let ok = tc(&[
-            "qdisc",
-            "replace",
-            "dev",
-            h.link.as_str(),
-            "root",
-            "netem",
-            "delay",
-            "1ms",
-        ])
-        .is_ok();
+        }
+        let ok = self.netem(0, "delay 1ms").is_ok();
         if ok {
-            let _ = tc(&["qdisc", "del", "dev", h.link.as_str(), "root"]);
+            let _ = self.clear_netem(0);
         }
         ok
     }
